@@ -1,0 +1,175 @@
+"""Every table of contest's SQL storage, as SQLAlchemy Core objects.
+
+One :data:`metadata` describes the schema at the newest migration; the Alembic history in
+``contest.storage.migrations`` builds the same tables (a test compares the two on every
+database). Other modules (the DB-backed target locker, the job manager) import the ``Table``
+objects from here rather than spelling SQL by hand.
+
+Choices that hold for every table, and why:
+
+* Times are ``DOUBLE`` unix seconds, not ``TIMESTAMP``: MySQL's ``TIMESTAMP`` has one-second
+  resolution and a 2038 end, and comparing floats is the same on all three databases.
+* Big texts (descriptors, payloads, report data) are ``LONGTEXT`` on MySQL/MariaDB: ConTest's
+  ``TEXT`` (64 KiB) refuses a TargetList job of a few hundred targets. PostgreSQL's and SQLite's
+  ``TEXT`` are unbounded already.
+* MySQL/MariaDB tables use ``utf8mb4`` with the binary collation, so names and IDs compare
+  exactly (case-sensitively), as they do on PostgreSQL and SQLite.
+* Auto-increment keys are ``BIGINT`` except on SQLite, where only ``INTEGER PRIMARY KEY`` is the
+  rowid alias (``AUTOINCREMENT`` there, so a sequence number is never reused).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+
+# column widths; the write path checks these before a value reaches the database
+JOB_NAME_MAX = 64
+REQUESTOR_MAX = 32
+SERVER_ID_MAX = 64
+TAG_MAX = 64
+TEST_NAME_MAX = 64  # ConTest limits test names to 32; cleanup names add " [CLEANUP]"
+STEP_LABEL_MAX = 32
+EVENT_NAME_MAX = 32
+REPORTER_NAME_MAX = 32
+TARGET_ID_MAX = 512
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: auto-increment key type: BIGINT, but INTEGER on SQLite (the rowid alias)
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+#: unbounded text: LONGTEXT on MySQL/MariaDB, TEXT elsewhere
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+#: table options for MySQL/MariaDB (ignored by the other dialects)
+MYSQL_OPTS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+}
+
+# --- target locks: first, because the DB-backed locker depends on it --------------------------
+
+target_locks = Table(
+    "target_locks",
+    metadata,
+    # one row per locked target; the locker inserts/updates/deletes rows itself
+    Column("target_id", String(TARGET_ID_MAX), primary_key=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("expires_at", Double, nullable=False),  # unix seconds: lease end
+    Column("created_at", Double, nullable=False),  # unix seconds: first lock, kept on extend
+    Index(None, "job_id"),
+    Index(None, "expires_at"),
+    **MYSQL_OPTS,
+)
+
+# --- jobs --------------------------------------------------------------------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", AutoId, primary_key=True, autoincrement=True),
+    Column("name", String(JOB_NAME_MAX), nullable=False),
+    Column("requestor", String(REQUESTOR_MAX), nullable=False),
+    Column("server_id", String(SERVER_ID_MAX), nullable=False),
+    Column("request_time", Double, nullable=False),  # unix seconds
+    Column("descriptor", LongText, nullable=False),  # the descriptor as submitted (JSON)
+    Column("extended_descriptor", LongText, nullable=True),  # descriptor + fetched steps
+    # last job-state event's number (0 = Unknown, no state event yet); kept in step with
+    # framework_events by the event writer so listing by state is a plain query
+    Column("state", SmallInteger, nullable=False, server_default="0"),
+    Column("state_time", Double, nullable=True),  # emit time of that state event
+    Index(None, "state", "job_id"),
+    Index(None, "server_id", "state"),
+    Index(None, "requestor"),
+    **MYSQL_OPTS,
+)
+
+job_tags = Table(
+    "job_tags",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True),
+    Column("tag", String(TAG_MAX), primary_key=True),
+    Index(None, "tag", "job_id"),
+    **MYSQL_OPTS,
+)
+
+# --- events ------------------------------------------------------------------------------------
+
+test_events = Table(
+    "test_events",
+    metadata,
+    # the event's place in the total order of test events (per table, not across tables)
+    Column("sequence", AutoId, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("test_name", String(TEST_NAME_MAX), nullable=False),
+    Column("test_attempt", Integer, nullable=False, server_default="0"),
+    Column("step_label", String(STEP_LABEL_MAX), nullable=False),  # "" for acquire/release
+    Column("target_id", String(TARGET_ID_MAX), nullable=True),  # NULL: no target
+    Column("target", LongText, nullable=True),  # the whole target as JSON (FQDN, IPs, TMS)
+    Column("event_name", String(EVENT_NAME_MAX), nullable=False),
+    Column("payload", LongText, nullable=True),  # JSON text; NULL: no payload
+    Column("emit_time", Double, nullable=False),  # unix seconds
+    Index(None, "job_id", "run_id", "test_name", "step_label"),
+    Index(None, "job_id", "event_name"),
+    Index(None, "target_id"),
+    Index(None, "emit_time"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTS,
+)
+
+framework_events = Table(
+    "framework_events",
+    metadata,
+    Column("sequence", AutoId, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("event_name", String(EVENT_NAME_MAX), nullable=False),
+    Column("payload", LongText, nullable=True),  # JSON text; NULL: no payload
+    Column("emit_time", Double, nullable=False),
+    Index(None, "job_id", "event_name"),
+    Index(None, "emit_time"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTS,
+)
+
+# --- reports -----------------------------------------------------------------------------------
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("report_id", AutoId, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("run_id", Integer, nullable=False),  # 0: a final report; n > 0: run n
+    Column("reporter_name", String(REPORTER_NAME_MAX), nullable=False),
+    Column("success", Boolean, nullable=True),
+    Column("data", LongText, nullable=True),  # JSON text
+    Column("report_time", Double, nullable=False),
+    Index(None, "job_id", "run_id", "reporter_name"),
+    **MYSQL_OPTS,
+)
