@@ -9,9 +9,16 @@ things at once: with 100,000 targets parked in a step, that difference is most o
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 
 from contest.errors import Cancelled, Paused
+
+
+# Whether a sleep in the current task ends on pause. ``for_each_target`` turns it off for its
+# workers: a step without resume support finishes the targets it holds (ConTest's semantics),
+# instead of dropping them half-done.
+pausable: contextvars.ContextVar[bool] = contextvars.ContextVar("contest_pausable", default=True)
 
 
 class Signal:
@@ -61,12 +68,13 @@ class Signal:
 class Scope:
     """The cancel and pause signals of one job, run or test, plus the sleepers to wake."""
 
-    __slots__ = ("cancel", "pause", "_sleepers")
+    __slots__ = ("_cancel_sleepers", "_sleepers", "cancel", "pause")
 
     def __init__(self, parent: Scope | None = None) -> None:
         self.cancel = Signal()
         self.pause = Signal()
-        self._sleepers: set[asyncio.Future[None]] = set()
+        self._sleepers: set[asyncio.Future[None]] = set()  # woken by pause or cancel
+        self._cancel_sleepers: set[asyncio.Future[None]] = set()  # woken by cancel only
         self.cancel.add_callback(self._wake_cancelled)
         self.pause.add_callback(self._wake_paused)
         if parent is not None:
@@ -77,7 +85,7 @@ class Scope:
         return Scope(self)
 
     def _wake_cancelled(self) -> None:
-        for fut in list(self._sleepers):
+        for fut in [*self._sleepers, *self._cancel_sleepers]:
             if not fut.done():
                 fut.set_exception(Cancelled())
 
@@ -88,25 +96,28 @@ class Scope:
             if not fut.done():
                 fut.set_exception(Paused())
 
-    def check(self) -> None:
+    def check(self, *, pause: bool = True) -> None:
         """Raise ``Cancelled`` or ``Paused`` if signalled (cancel wins)."""
         if self.cancel.is_set():
             raise Cancelled()
-        if self.pause.is_set():
+        if pause and self.pause.is_set():
             raise Paused()
 
     async def sleep(self, seconds: float) -> None:
-        """Sleep, or raise ``Cancelled``/``Paused`` as soon as either is signalled."""
-        self.check()
+        """Sleep, or raise ``Cancelled``/``Paused`` as soon as either is signalled (``Paused``
+        only where ``pausable`` is on)."""
+        on_pause = pausable.get()
+        self.check(pause=on_pause)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         handle = loop.call_later(max(0.0, seconds), _resolve, fut)
-        self._sleepers.add(fut)
+        sleepers = self._sleepers if on_pause else self._cancel_sleepers
+        sleepers.add(fut)
         try:
             await fut
         finally:
             handle.cancel()
-            self._sleepers.discard(fut)
+            sleepers.discard(fut)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -1,0 +1,160 @@
+"""The two channels between the runner and a step.
+
+``StepInput`` is unbuffered, as ConTest's channels are: a hand-off completes only when the step
+takes the target. The runner learns of the hand-off synchronously (``on_handoff``), at the very
+instant the step takes the target, and records ``TargetIn`` there, before the step can emit
+anything for that target.
+
+``StepOutput.put`` routes a result straight to the runner (no reader task per step): the runner
+checks it, records ``TargetOut``/``TargetErr`` and wakes the target's task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from contest.target import Target
+
+T = TypeVar("T")
+
+_CLOSED: Any = object()
+
+
+@dataclass(slots=True)
+class StepResult:
+    """A step's verdict on one target: ``error`` None is a pass; an exception or text fails it."""
+
+    target: Target | None
+    error: BaseException | str | None = None
+
+
+class StepInput(Generic[T]):
+    """What a step reads targets from: ``async for target in ch.input``.
+
+    Runner side: ``offer(item)`` hands an item over; the step gets ``unwrap(item)``. The item is
+    the runner's per-target record, so the hand-off callback needs no lookup.
+    """
+
+    __slots__ = ("_closed", "_getters", "_on_handoff", "_putters", "_unwrap")
+
+    def __init__(
+        self,
+        on_handoff: Callable[[T], None],
+        unwrap: Callable[[T], Target],
+    ) -> None:
+        self._on_handoff = on_handoff
+        self._unwrap = unwrap
+        self._getters: deque[asyncio.Future[Any]] = deque()
+        self._putters: deque[tuple[asyncio.Future[bool], T]] = deque()
+        self._closed = False
+
+    # --- the step's side ----------------------------------------------------------------------
+
+    def __aiter__(self) -> StepInput[T]:
+        return self
+
+    async def __anext__(self) -> Target:
+        while self._putters:
+            fut, item = self._putters.popleft()
+            if fut.done():  # the runner gave up on this hand-off
+                continue
+            self._on_handoff(item)
+            fut.set_result(True)
+            return self._unwrap(item)
+        if self._closed:
+            raise StopAsyncIteration
+        getter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._getters.append(getter)
+        try:
+            item = await getter
+        except asyncio.CancelledError:
+            if not getter.done() or getter.cancelled():
+                try:
+                    self._getters.remove(getter)
+                except ValueError:
+                    pass
+            raise
+        if item is _CLOSED:
+            raise StopAsyncIteration
+        return self._unwrap(item)
+
+    async def get(self) -> Target | None:
+        """The next target, or None once the input is closed."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- the runner's side --------------------------------------------------------------------
+
+    def offer(self, item: T) -> asyncio.Future[bool] | None:
+        """Hand ``item`` over. None: a waiting step took it now. Else a future that resolves
+        True when the step takes it, or False if the runner aborts the hand-off."""
+        while self._getters:
+            getter = self._getters.popleft()
+            if getter.done():
+                continue
+            self._on_handoff(item)
+            getter.set_result(item)
+            return None
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._putters.append((fut, item))
+        return fut
+
+    def abort_pending(self) -> list[T]:
+        """Withdraw every hand-off still waiting; their futures resolve False."""
+        aborted = []
+        while self._putters:
+            fut, item = self._putters.popleft()
+            if not fut.done():
+                fut.set_result(False)
+                aborted.append(item)
+        return aborted
+
+    def close(self) -> None:
+        """No more targets: the step's iteration ends once it has taken what was handed over."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(_CLOSED)
+
+
+class StepOutput:
+    """Where a step reports: ``await ch.output.put(StepResult(target, error))``."""
+
+    __slots__ = ("_on_close", "_route")
+
+    def __init__(
+        self,
+        route: Callable[[StepResult], Awaitable[None] | None],
+        on_close: Callable[[], None],
+    ) -> None:
+        self._route = route
+        self._on_close = on_close
+
+    async def put(self, result: StepResult) -> None:
+        pending = self._route(result)
+        if pending is not None:
+            await pending
+
+    def close(self) -> None:
+        """Steps must not close their output (ConTest's "api violation"); the runner records a
+        step error if one does."""
+        self._on_close()
+
+
+@dataclass(slots=True)
+class StepChannels:
+    input: StepInput[Any]
+    output: StepOutput

@@ -1,0 +1,70 @@
+"""``Sleep``: waits a while per target, and pauses and resumes without losing time.
+
+Parameters: ``duration`` (required, a Go duration such as ``"2s"`` or ``"1m30s"``; checked at
+submission). Events: none. Pause: supported. Each target's deadline is absolute; on pause the step
+saves it, and on resume it sleeps only what is left (a deadline already past finishes at once).
+Cancellation ends every wait at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from contest.durations import parse_duration
+from contest.teststep import (
+    EventEmitter,
+    ParameterError,
+    StepChannels,
+    StepContext,
+    StepParameters,
+    TargetWithData,
+    TestStep,
+    for_each_target_with_resume,
+)
+
+NAME = "Sleep"
+STATE_VERSION = 1
+
+
+class Sleep(TestStep):
+    """Sleeps `duration` per target; resumable (saves each target's deadline on pause)."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
+        raw = params.get_one("duration")
+        if raw.is_empty():
+            raise ParameterError("duration: missing required parameter")
+        try:
+            self.seconds = parse_duration(str(raw))
+        except ValueError as exc:
+            raise ParameterError(f"duration: {exc}") from exc
+        if self.seconds < 0:
+            raise ParameterError(f"duration: must not be negative, got {raw}")
+
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
+        seconds = self.seconds
+
+        async def one(ctx: StepContext, twd: TargetWithData) -> None:
+            if twd.data is None:  # a new target: its deadline (ms since the epoch) starts now
+                twd.data = int((time.time() + seconds) * 1000)
+            left = twd.data / 1000 - time.time()
+            if left > 0:
+                await ctx.sleep(left)  # raises Paused: twd.data is saved as it is
+
+        await for_each_target_with_resume(ctx, ch, resume_state, STATE_VERSION, one)
+
+
+def load() -> tuple[str, Any, tuple[str, ...]]:
+    return NAME, Sleep, ()

@@ -1,0 +1,654 @@
+"""The test runner: walks every target through the steps of one test, concurrently.
+
+How a target moves
+------------------
+Each target has one task (``_walk``). For each step in turn it *offers* the target to the step's
+input; the step takes it (the hand-off is unbuffered), and at that instant the runner records
+``TargetIn`` and starts waiting for the target's result. When the step reports the target on its
+output, the runner records ``TargetOut`` (pass) or ``TargetErr`` (fail) and wakes the target's
+task, which moves on to the next step at once (pipelining) or stops on a failure. A step is
+started the first time a target reaches it; its input is closed once no target can reach it any
+more, which is how a step learns it is done.
+
+Everything a step can get wrong (a result for a target it never had, a second result, a lost
+target, an early return, an exception, a return without a result, a pause nobody asked for, never
+returning) becomes a *step error* with ConTest's message, recorded as a ``TestError`` event; the
+runner then cancels every step and fails the run. It never hangs on a misbehaving step: steps
+get the shutdown timeout to return once they have no more work, and are abandoned after it.
+
+Pause and cancel
+----------------
+On pause, targets waiting to enter a step stop where they are; targets inside a step stay there
+until the step reports them or returns ``Paused``; the runner then returns a resume state holding
+every target's step and phase, the steps' own blobs and the step variables. Resuming from it puts
+every target back where it stood: a target that was inside a step is not handed over again (the
+step brings it back from its own blob), so no target is seen twice or lost. Cancel wins over
+pause: everything stops, and ``run`` raises ``Cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contest.bundle import Test, TestStepBundle
+from contest.channels import StepChannels, StepInput, StepOutput, StepResult
+from contest.context import StepContext
+from contest.errors import (
+    Cancelled,
+    EventWriteError,
+    Paused,
+    ResumeStateError,
+    StepCancelledWithoutRequest,
+    StepClosedChannels,
+    StepCrashed,
+    StepError,
+    StepLostTargets,
+    StepPausedWithoutRequest,
+    StepReturnedDuplicateResult,
+    StepReturnedEarly,
+    StepReturnedNoTarget,
+    StepReturnedUnexpectedResult,
+    StepsNeverReturned,
+    state_to_bytes,
+)
+from contest.events import (
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_OUT,
+    TEST_ERROR,
+    VARIABLE_EMITTED,
+    EventEmitter,
+    EventSink,
+    TestEventHeader,
+)
+from contest.params import current_variables
+from contest.signals import Scope
+from contest.target import Target
+from contest.variables import StepVariables, VariableStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+RESUME_STATE_VERSION = 2
+
+# Per-target phases; the numbers are part of the stored resume state.
+INIT = 1  # moved to a step, not yet offered
+BEGIN = 2  # being offered to the step
+RUN = 3  # inside the step, waiting for its result
+END = 5  # finished this step (terminal if failed or last step)
+
+_RELEASED: Any = object()  # result of a target whose step stopped without reporting it
+
+
+@dataclass
+class TestRunResult:
+    """What one run of a test ended with.
+
+    ``targets`` maps every target that finished to its error message (None: it passed every
+    step). A paused run has ``resume_state`` set, and the targets still in flight are absent.
+    """
+
+    __test__ = False
+
+    targets: dict[str, str | None] = field(default_factory=dict)
+    resume_state: bytes | None = None
+    variables: VariableStore | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.resume_state is not None
+
+
+class _TargetState:
+    """Where one target stands: step index, phase, and (once failed) its error."""
+
+    __slots__ = ("error", "pending", "phase", "result", "step", "target")
+
+    def __init__(self, target: Target, step: int = 0, phase: int = INIT) -> None:
+        self.target = target
+        self.step = step
+        self.phase = phase
+        self.error: str | None = None
+        self.result: asyncio.Future[Any] | None = None
+        self.pending: Awaitable[None] | None = None  # durability of the TargetIn just recorded
+
+
+def _unwrap(ts: _TargetState) -> Target:
+    return ts.target
+
+
+class _Step:
+    """One step of this run: its channels, its task and the targets it holds."""
+
+    __slots__ = (
+        "blob",
+        "bundle",
+        "done",
+        "emitter",
+        "error",
+        "index",
+        "input",
+        "left",
+        "paused",
+        "paused_state",
+        "runner",
+        "started",
+        "task",
+        "waiting",
+    )
+
+    def __init__(self, runner: TestRunner, index: int, bundle: TestStepBundle) -> None:
+        self.runner = runner
+        self.index = index
+        self.bundle = bundle
+        self.input: StepInput[_TargetState] = StepInput(self.handoff, _unwrap)
+        self.waiting: dict[str, _TargetState] = {}  # target id -> state, for targets inside
+        self.left = 0  # targets that may still be offered to this step
+        self.started = False
+        self.done = False
+        self.task: asyncio.Task[None] | None = None
+        self.blob: bytes | None = None  # resume state given to the step
+        self.paused = False  # the step returned Paused
+        self.paused_state: bytes | None = None  # resume state the step returned
+        self.error: StepError | None = None
+        self.emitter: EventEmitter | None = None
+
+    @property
+    def label(self) -> str:
+        return self.bundle.label
+
+    def handoff(self, ts: _TargetState) -> None:
+        """The step took ``ts.target``: it is inside now. Called synchronously at the hand-off."""
+        ts.phase = RUN
+        ts.result = asyncio.get_running_loop().create_future()
+        self.waiting[ts.target.id] = ts
+        assert self.emitter is not None
+        ts.pending = self.emitter.write(TARGET_IN, ts.target)
+
+    def route(self, result: StepResult) -> Awaitable[None] | None:
+        """A result from the step (``ch.output.put``)."""
+        runner = self.runner
+        target = result.target
+        if target is None:
+            runner.fail_step(self, StepReturnedNoTarget(self.label))
+            return None
+        ts = self.waiting.pop(target.id, None)
+        if ts is None:
+            known = runner.states.get(target.id)
+            if known is not None and (
+                known.step > self.index or (known.step == self.index and known.phase == END)
+            ):
+                runner.fail_step(self, StepReturnedDuplicateResult(self.label, target.id))
+            else:
+                runner.fail_step(self, StepReturnedUnexpectedResult(self.label, target.id))
+            return None
+        err = result.error
+        ts.phase = END
+        assert self.emitter is not None and ts.result is not None
+        if err is None:
+            pending = self.emitter.write(TARGET_OUT, ts.target)
+            msg = None
+        else:
+            msg = err if isinstance(err, str) else (str(err) or type(err).__name__)
+            pending = self.emitter.write(TARGET_ERR, ts.target, {"Error": msg})
+        if pending is None:
+            ts.result.set_result(msg)
+            return None
+        return self._deliver_when_stored(pending, ts, msg, err is None)
+
+    async def _deliver_when_stored(
+        self, pending: Awaitable[None], ts: _TargetState, msg: str | None, ok: bool
+    ) -> None:
+        try:
+            await pending
+        except Exception as exc:
+            self.runner.fail_step(
+                self, EventWriteError(self.label, "target result" if ok else "target error", exc)
+            )
+            msg = _RELEASED
+        assert ts.result is not None
+        if not ts.result.done():
+            ts.result.set_result(msg)
+
+    def release_waiting(self) -> list[str]:
+        """Stop waiting for the targets inside; they stay in phase RUN. Returns their ids."""
+        ids = list(self.waiting)
+        for ts in self.waiting.values():
+            if ts.result is not None and not ts.result.done():
+                ts.result.set_result(_RELEASED)
+        self.waiting.clear()
+        return ids
+
+    def output_closed(self) -> None:
+        self.runner.fail_step(self, StepClosedChannels(self.label))
+
+
+class TestRunner:
+    """Runs one test on a set of targets. One instance per run (it holds that run's state)."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self.sink = sink
+        self.shutdown_timeout = shutdown_timeout
+        self.states: dict[str, _TargetState] = {}
+        self.steps: list[_Step] = []
+        self.errors: list[StepError] = []
+        self.scope = Scope()
+        self._parent: Scope | None = None
+        self._alive = 0
+        self._all_left: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._variables = VariableStore()
+        self._header_args: tuple[int, int, str, int] = (0, 0, "", 0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- the run, top to bottom ------------------------------------------------------------------
+
+    async def run(
+        self,
+        test: Test,
+        targets: Sequence[Target],
+        *,
+        job_id: int = 0,
+        run_id: int = 0,
+        attempt: int = 0,
+        scope: Scope | None = None,
+        resume_state: bytes | None = None,
+        steps: Sequence[TestStepBundle] | None = None,
+        test_name: str | None = None,
+        variables: VariableStore | None = None,
+    ) -> TestRunResult:
+        """Run ``test`` (or the given ``steps``, e.g. cleanup steps) on ``targets``.
+
+        Returns the outcome (paused or not); raises ``Cancelled`` if ``scope`` was cancelled and
+        the first ``StepError`` if a step misbehaved.
+        """
+        if self.steps:
+            raise RuntimeError("a TestRunner runs once; make a new one")
+        bundles = list(test.steps if steps is None else steps)
+        self._parent = scope
+        self.scope = scope.child() if scope is not None else Scope()
+        self._header_args = (job_id, run_id, test.name if test_name is None else test_name, attempt)
+        if variables is not None:
+            self._variables = variables
+        self.steps = [_Step(self, i, b) for i, b in enumerate(bundles)]
+        for st in self.steps:
+            st.emitter = EventEmitter(self.sink, self._header(st.label), None)
+
+        self._place_targets(targets, resume_state, job_id)
+        self._count_left()
+        self.scope.pause.add_callback(self._on_pause)
+        self.scope.cancel.add_callback(self._on_cancel)
+
+        # targets inside a step when we paused: that step starts now and brings them back
+        for ts in self.states.values():
+            if ts.phase == RUN:
+                st = self.steps[ts.step]
+                ts.result = asyncio.get_running_loop().create_future()
+                st.waiting[ts.target.id] = ts
+                if not st.started:
+                    self._start_step(st)
+
+        walking = [ts for ts in self.states.values() if ts.phase != END]
+        self._alive = len(walking)
+        self._all_left = asyncio.get_running_loop().create_future()
+        if self._alive == 0:
+            self._all_left.set_result(None)
+        for ts in walking:
+            task = asyncio.ensure_future(self._walk(ts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            await self._all_left
+            await self._wait_steps()
+        except asyncio.CancelledError:
+            self.scope.cancel.set()
+            self._abandon_all()
+            raise
+        return self._outcome(job_id, run_id)
+
+    async def _walk(self, ts: _TargetState) -> None:
+        """One target's way through the steps."""
+        steps = self.steps
+        last = len(steps) - 1
+        try:
+            while True:
+                st = steps[ts.step]
+                if ts.phase != RUN:
+                    if self._stopping:
+                        return
+                    ts.phase = BEGIN
+                    if not st.started:
+                        self._start_step(st)
+                    if st.done:
+                        self.fail_step(st, StepReturnedEarly(st.label, [ts.target.id]))
+                        return
+                    taken = st.input.offer(ts)
+                    if taken is not None and not await taken:
+                        return  # withdrawn: paused, cancelled, or the step is gone
+                    self._passed(st)
+                    if ts.pending is not None:
+                        pending, ts.pending = ts.pending, None
+                        try:
+                            await pending
+                        except Exception as exc:
+                            self.fail_step(
+                                st, EventWriteError(st.label, "target injection", exc)
+                            )
+                            return
+                assert ts.result is not None
+                outcome = await ts.result
+                ts.result = None
+                if outcome is _RELEASED:
+                    ts.phase = RUN
+                    return
+                if outcome is not None:
+                    ts.error = outcome
+                    return
+                if ts.step == last:
+                    return  # passed every step: phase END at the last step
+                ts.step += 1
+                ts.phase = INIT
+        finally:
+            self._leave(ts)
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    def _start_step(self, st: _Step) -> None:
+        st.started = True
+        label = st.label
+        header = self._header(label)
+        ctx = StepContext(
+            scope=self.scope,
+            job_id=header.job_id,
+            run_id=header.run_id,
+            test_name=header.test_name,
+            step_label=label,
+            variables=StepVariables(self._variables, label, self._variable_emitter(st)),
+        )
+        channels = StepChannels(st.input, StepOutput(st.route, st.output_closed))
+        emitter = EventEmitter(self.sink, header, st.bundle.allowed_events)
+        if st.input.closed or self.scope.cancel.is_set():
+            st.input.close()
+        st.task = asyncio.ensure_future(self._run_step(st, ctx, channels, emitter))
+
+    async def _run_step(
+        self, st: _Step, ctx: StepContext, ch: StepChannels, ev: EventEmitter
+    ) -> None:
+        current_variables.set(self._variables)
+        outcome: BaseException | None = None
+        try:
+            await st.bundle.step.run(ctx, ch, st.bundle.parameters, ev, st.blob)
+        except asyncio.CancelledError:
+            if not self.scope.cancel.is_set():
+                raise  # not our doing: let whoever cancelled us see it
+            outcome = Cancelled()
+        except BaseException as exc:  # every escape is a verdict on the step
+            outcome = exc
+        self._step_returned(st, outcome)
+
+    def _step_returned(self, st: _Step, outcome: BaseException | None) -> None:
+        st.done = True
+        st.input.close()
+        withdrawn = [ts.target.id for ts in st.input.abort_pending()]
+        cancelled = self.scope.cancel.is_set()
+        paused = self.scope.pause.is_set()
+        if isinstance(outcome, Paused):
+            if not paused:
+                self.fail_step(st, StepPausedWithoutRequest(st.label))
+            else:
+                st.paused = True
+                st.paused_state = state_to_bytes(outcome.state)
+            st.release_waiting()
+            return
+        if isinstance(outcome, Cancelled):
+            if not cancelled:
+                self.fail_step(st, StepCancelledWithoutRequest(st.label))
+            st.release_waiting()
+            return
+        if outcome is not None:
+            trace = "".join(traceback.format_exception(outcome))
+            log.debug("step %s raised:\n%s", st.label, trace)
+            self.fail_step(st, StepCrashed(st.label, outcome, trace))
+            st.release_waiting()
+            return
+        lost = st.release_waiting()
+        if cancelled:
+            return
+        if lost:
+            self.fail_step(st, StepLostTargets(st.label, lost))
+        elif withdrawn and not paused:
+            self.fail_step(st, StepReturnedEarly(st.label, withdrawn))
+
+    async def _wait_steps(self) -> None:
+        """Give the steps the shutdown timeout to return; abandon the ones that do not."""
+        running = [st for st in self.steps if st.task is not None and not st.task.done()]
+        if not running:
+            return
+        await asyncio.wait([st.task for st in running if st.task], timeout=self.shutdown_timeout)
+        stuck = [st for st in running if st.task is not None and not st.task.done()]
+        if not stuck:
+            return
+        err = StepsNeverReturned(st.label for st in stuck)
+        for st in stuck:
+            self.fail_step(st, err)
+        self._abandon_all()
+
+    def _abandon_all(self) -> None:
+        for st in self.steps:
+            if st.task is not None and not st.task.done():
+                st.task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- errors, pause and cancel ------------------------------------------------------------------
+
+    def fail_step(self, st: _Step, err: StepError) -> None:
+        """Record a step error (first per step), as a TestError event, and stop everything."""
+        if st.error is None:
+            st.error = err
+            if err not in self.errors:
+                self.errors.append(err)
+            assert st.emitter is not None
+            pending = st.emitter.write(TEST_ERROR, None, str(err))
+            if pending is not None:
+                self._track(pending)
+        self.scope.cancel.set()
+
+    def _track(self, pending: Awaitable[None]) -> None:
+        async def wait() -> None:
+            try:
+                await pending
+            except Exception as exc:
+                log.error("cannot store TestError: %s", exc)
+
+        task = asyncio.ensure_future(wait())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_pause(self) -> None:
+        """Targets waiting to enter a step stop there; the ones inside stay until reported."""
+        self._stopping = True
+        for st in self.steps:
+            st.input.abort_pending()
+
+    def _on_cancel(self) -> None:
+        """Stop every target at once; steps see their input end and the cancel signal."""
+        self._stopping = True
+        for st in self.steps:
+            st.input.abort_pending()
+            st.input.close()
+            st.release_waiting()
+
+    # --- which inputs can close -------------------------------------------------------------------
+
+    def _count_left(self) -> None:
+        for ts in self.states.values():
+            if ts.phase == END:
+                continue
+            first = ts.step + 1 if ts.phase == RUN else ts.step
+            for st in self.steps[first:]:
+                st.left += 1
+        for st in self.steps:
+            if st.left == 0:
+                st.input.close()
+
+    def _passed(self, st: _Step) -> None:
+        """One target fewer can still be offered to ``st``."""
+        st.left -= 1
+        if st.left == 0:
+            st.input.close()
+
+    def _leave(self, ts: _TargetState) -> None:
+        first = ts.step + 1 if ts.phase in (RUN, END) else ts.step
+        for st in self.steps[first:]:
+            self._passed(st)
+        self._alive -= 1
+        if self._alive == 0 and self._all_left is not None and not self._all_left.done():
+            self._all_left.set_result(None)
+
+    # --- headers and variables ------------------------------------------------------------------
+
+    def _header(self, label: str) -> TestEventHeader:
+        job_id, run_id, test_name, attempt = self._header_args
+        return TestEventHeader(job_id, run_id, test_name, label, attempt)
+
+    def _variable_emitter(self, st: _Step) -> Any:
+        def on_add(target_id: str, name: str, text: str) -> None:
+            ts = self.states.get(target_id)
+            target = ts.target if ts is not None else Target(target_id)
+            assert st.emitter is not None
+            pending = st.emitter.write(VARIABLE_EMITTED, target, {"Name": name, "Value": text})
+            if pending is not None:
+                self._track(pending)
+
+        return on_add
+
+    # --- resume state --------------------------------------------------------------------------
+
+    def _place_targets(
+        self, targets: Sequence[Target], resume_state: bytes | None, job_id: int
+    ) -> None:
+        saved: dict[str, Any] = {}
+        if resume_state:
+            saved = self._decode_state(resume_state, job_id)
+        for target in targets:
+            if target.id in self.states:
+                raise ValueError(f"duplicate target id {target.id!r}")
+            entry = saved.get(target.id)
+            if entry is None:
+                self.states[target.id] = _TargetState(target)
+                continue
+            step, phase = entry.get("S", 0), entry.get("P", INIT)
+            if not (0 <= step < max(1, len(self.steps))) or phase not in (INIT, BEGIN, RUN, END):
+                raise ResumeStateError(
+                    f"invalid resume state: target {target.id} at step {step}, phase {phase}"
+                )
+            if phase == BEGIN:
+                phase = INIT
+            ts = _TargetState(target, step, phase)
+            if "R" in entry:
+                ts.error = entry["R"]
+            self.states[target.id] = ts
+            if entry.get("V"):
+                self._variables.load_target(target.id, entry["V"])
+        missing = set(saved) - set(self.states)
+        if missing:
+            raise ResumeStateError(
+                f"invalid resume state: targets {sorted(missing)} are not among the given targets"
+            )
+
+    def _decode_state(self, resume_state: bytes, job_id: int) -> dict[str, Any]:
+        try:
+            obj = json.loads(resume_state)
+        except ValueError as exc:
+            raise ResumeStateError(f"invalid resume state: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise ResumeStateError("invalid resume state: not a JSON object")
+        version = obj.get("V", 0)
+        if version != RESUME_STATE_VERSION:
+            raise ResumeStateError(
+                f"incompatible resume state version {version} (want {RESUME_STATE_VERSION})"
+            )
+        if obj.get("J", job_id) != job_id:
+            raise ResumeStateError(f"wrong resume state, job id {obj.get('J')} (want {job_id})")
+        blobs = obj.get("SRS") or []
+        if len(blobs) > len(self.steps):
+            raise ResumeStateError(
+                f"invalid resume state: {len(blobs)} step states for {len(self.steps)} steps"
+            )
+        for st, blob in zip(self.steps, blobs, strict=False):
+            st.blob = _blob_from_json(blob)
+        targets = obj.get("T") or {}
+        if not isinstance(targets, dict):
+            raise ResumeStateError("invalid resume state: T is not an object")
+        return targets
+
+    def _encode_state(self, job_id: int, run_id: int) -> bytes:
+        targets: dict[str, Any] = {}
+        for tid, ts in self.states.items():
+            entry: dict[str, Any] = {"P": ts.phase}
+            if ts.step:
+                entry["S"] = ts.step
+            if ts.error is not None:
+                entry["R"] = ts.error
+            if self._variables.has_target(tid):
+                entry["V"] = self._variables.for_target(tid)
+            targets[tid] = entry
+        blobs = [
+            _blob_to_json(st.paused_state if st.started else st.blob) for st in self.steps
+        ]
+        state = {"V": RESUME_STATE_VERSION, "J": job_id, "R": run_id, "T": targets, "SRS": blobs}
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    def _outcome(self, job_id: int, run_id: int) -> TestRunResult:
+        if self._parent is not None and self._parent.cancel.is_set():
+            raise Cancelled()
+        if self.errors:
+            raise self.errors[0]
+        finished = {
+            tid: ts.error
+            for tid, ts in self.states.items()
+            if ts.error is not None or (ts.phase == END and ts.step == len(self.steps) - 1)
+        }
+        result = TestRunResult(finished, variables=self._variables)
+        if self.scope.pause.is_set() and len(finished) < len(self.states):
+            for ts in self.states.values():
+                st = self.steps[ts.step] if ts.phase == RUN else None
+                if st is not None and not st.paused:
+                    raise StepLostTargets(st.label, [ts.target.id])
+            result.resume_state = self._encode_state(job_id, run_id)
+        return result
+
+
+def _blob_to_json(blob: bytes | None) -> Any:
+    """A step's state inside ours: its JSON as is when it is JSON, else base64."""
+    if blob is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return {"json": json.loads(blob)}
+    return {"b64": base64.b64encode(blob).decode()}
+
+
+def _blob_from_json(obj: Any) -> bytes | None:
+    if obj is None:
+        return None
+    if isinstance(obj, dict) and "json" in obj:
+        return json.dumps(obj["json"], separators=(",", ":")).encode()
+    if isinstance(obj, dict) and "b64" in obj:
+        return base64.b64decode(obj["b64"])
+    raise ResumeStateError("invalid resume state: bad step state")

@@ -1,0 +1,202 @@
+"""The for-each-target helpers: most steps are a per-target function and one of these.
+
+``for_each_target`` runs the function for every target concurrently, one task each, and reports
+each outcome. ``for_each_target_with_resume`` adds pause support: a function that raises
+``Paused`` has its target (and the ``data`` it stored) saved in the step's resume state; on resume
+those targets are started again with their data, before any new target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from contest.channels import StepChannels, StepResult
+from contest.context import StepContext
+from contest.errors import Cancelled, ContestError, Paused, ResumeStateError
+from contest.signals import pausable
+from contest.target import Target
+
+
+@dataclass(slots=True)
+class TargetWithData:
+    """A target and what the step function stored for it before pausing (a JSON-able value)."""
+
+    target: Target
+    data: Any = None
+
+
+class _Workers:
+    """The per-target tasks of one helper call.
+
+    A worker takes itself out of the set as it ends (no done-callback: one event-loop callback
+    fewer per target), and the helper waits on one future for the set to drain.
+    """
+
+    __slots__ = ("_idle", "tasks")
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.Future[None] | None = None
+
+    def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.tasks.add(asyncio.get_running_loop().create_task(coro))
+
+    def done(self) -> None:
+        """Called by each worker as it ends."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.discard(task)
+        if not self.tasks and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def wait(self) -> None:
+        """Wait for every worker; if we are cancelled ourselves, cancel them and wait again."""
+        try:
+            while self.tasks:
+                self._idle = asyncio.get_running_loop().create_future()
+                await self._idle
+        except asyncio.CancelledError:
+            for t in self.tasks:
+                t.cancel()
+            if self.tasks:
+                await asyncio.wait(set(self.tasks), timeout=1.0)
+            raise
+
+
+async def for_each_target(
+    ctx: StepContext,
+    ch: StepChannels,
+    fn: Callable[[StepContext, Target], Awaitable[None]],
+) -> None:
+    """Run ``fn(ctx, target)`` for every target concurrently; raising fails that target.
+
+    A pause does not interrupt ``fn`` (``ctx.sleep`` ends on cancel only): the targets in hand
+    are finished, and the runner keeps new ones from coming in. Returns when the input is closed
+    and every function has finished; on cancellation, once the functions have returned (their
+    results are dropped then).
+    """
+    workers = _Workers()
+    output = ch.output
+
+    async def one(target: Target) -> None:
+        try:
+            try:
+                await fn(ctx, target)
+            except (Cancelled, asyncio.CancelledError):
+                if ctx.is_cancelled():
+                    return
+                raise
+            except Exception as exc:
+                if not ctx.is_cancelled():
+                    await output.put(StepResult(target, exc))
+                return
+            if not ctx.is_cancelled():
+                await output.put(StepResult(target))
+        finally:
+            workers.done()
+
+    # Without resume support a target in hand is finished, not dropped: the workers inherit
+    # this context, so their sleeps end on cancel only.
+    token = pausable.set(False)
+    try:
+        async for target in ch.input:
+            workers.start(one(target))
+    finally:
+        pausable.reset(token)
+    await workers.wait()
+
+
+STATE_KEY_VERSION = "V"
+STATE_KEY_TARGETS = "TWD"
+
+
+def _decode_state(resume_state: bytes | None, version: int) -> list[TargetWithData]:
+    if not resume_state:
+        return []
+    try:
+        obj = json.loads(resume_state)
+    except ValueError as exc:
+        raise ResumeStateError(f"invalid resume state: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ResumeStateError("invalid resume state: not a JSON object")
+    got = obj.get(STATE_KEY_VERSION)
+    if got != version:
+        raise ResumeStateError(f"incompatible resume state: want {version}, got {got}")
+    saved = []
+    for item in obj.get(STATE_KEY_TARGETS) or []:
+        try:
+            target = Target.from_json_obj(item["Target"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResumeStateError(f"invalid resume state: bad target entry: {exc}") from exc
+        saved.append(TargetWithData(target, item.get("Data")))
+    return saved
+
+
+def encode_state(paused: list[TargetWithData], version: int) -> bytes:
+    return json.dumps(
+        {
+            STATE_KEY_VERSION: version,
+            STATE_KEY_TARGETS: [{"Target": t.target.to_json_obj(), "Data": t.data} for t in paused],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+async def for_each_target_with_resume(
+    ctx: StepContext,
+    ch: StepChannels,
+    resume_state: bytes | None,
+    version: int,
+    fn: Callable[[StepContext, TargetWithData], Awaitable[None]],
+) -> None:
+    """Like :func:`for_each_target`, with pause support.
+
+    ``fn`` may store JSON-able data in ``twd.data`` and raise ``Paused`` (``ctx.sleep`` raises
+    it for you on pause); once every function has returned, the helper raises ``Paused`` with
+    the versioned state of every paused target. On resume, ``fn`` runs again for those targets,
+    with their data, before any new target.
+    """
+    saved = _decode_state(resume_state, version)
+    workers = _Workers()
+    paused: list[TargetWithData] = []
+    output = ch.output
+
+    async def one(twd: TargetWithData) -> None:
+        try:
+            err: BaseException | None = None
+            try:
+                await fn(ctx, twd)
+            except Paused:
+                paused.append(twd)
+                return
+            except (Cancelled, asyncio.CancelledError):
+                if ctx.is_cancelled():
+                    return
+                raise
+            except Exception as exc:
+                err = exc
+            if not ctx.is_cancelled():
+                await output.put(StepResult(twd.target, err))
+        finally:
+            workers.done()
+
+    for twd in saved:
+        workers.start(one(twd))
+    async for target in ch.input:
+        workers.start(one(TargetWithData(target)))
+    await workers.wait()
+
+    if ctx.is_cancelled():
+        raise Cancelled()
+    if paused and not ctx.is_paused():
+        ids = ", ".join(t.target.id for t in paused)
+        raise ContestError(
+            "ForEachTargetWithResume: some target functions paused, but no pause signal "
+            f"received: [{ids}]"
+        )
+    if ctx.is_paused():
+        raise Paused(encode_state(paused, version))

@@ -1,0 +1,104 @@
+"""The step plugin contract: everything a step author needs, importable from one module.
+
+A step is a class with a ``name``, the ``events`` it may emit, ``validate_parameters`` and
+``run``. The runner creates one instance per step of a test, validates its parameters on that
+instance, then calls ``run`` once per test run with the step's channels::
+
+    class Hello(TestStep):
+        name = "Hello"
+        events = ("Greeted",)
+
+        async def run(self, ctx, ch, params, ev, resume_state):
+            async def greet(ctx, target):
+                await ev.emit("Greeted", target, {"text": params.get_one("text").expand(target)})
+            await for_each_target(ctx, ch, greet)
+
+See ``docs/plugin-guide.md`` for the whole story (pause, resume, cancellation).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+from contest.channels import StepChannels, StepInput, StepOutput, StepResult
+from contest.context import StepContext
+from contest.errors import (
+    Cancelled,
+    EventNotAllowed,
+    ParameterError,
+    Paused,
+    StepClosedChannels,
+    StepCrashed,
+    StepError,
+    StepLostTargets,
+    StepPausedWithoutRequest,
+    StepReturnedDuplicateResult,
+    StepReturnedEarly,
+    StepReturnedNoTarget,
+    StepReturnedUnexpectedResult,
+    StepsNeverReturned,
+)
+from contest.events import EventEmitter
+from contest.params import Param, StepParameters, register_function, unregister_function
+from contest.stephelpers import TargetWithData, for_each_target, for_each_target_with_resume
+from contest.target import Target
+
+
+class TestStep(abc.ABC):
+    """The base of every step plugin. One instance per step of a test; ``run`` is called once
+    per test run, never concurrently, so an instance may keep what ``validate_parameters``
+    parsed."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    name: ClassVar[str]
+    events: ClassVar[Sequence[str]] = ()
+
+    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
+        """Check the parameters; raise ``ParameterError`` naming the bad one. Default: accept."""
+
+    @abc.abstractmethod
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
+        """Take targets from ``ch.input`` until it ends; report each on ``ch.output``."""
+
+
+__all__ = [
+    "Cancelled",
+    "EventEmitter",
+    "EventNotAllowed",
+    "Param",
+    "ParameterError",
+    "Paused",
+    "StepChannels",
+    "StepClosedChannels",
+    "StepContext",
+    "StepCrashed",
+    "StepError",
+    "StepInput",
+    "StepLostTargets",
+    "StepOutput",
+    "StepParameters",
+    "StepPausedWithoutRequest",
+    "StepResult",
+    "StepReturnedDuplicateResult",
+    "StepReturnedEarly",
+    "StepReturnedNoTarget",
+    "StepReturnedUnexpectedResult",
+    "StepsNeverReturned",
+    "Target",
+    "TargetWithData",
+    "TestStep",
+    "for_each_target",
+    "for_each_target_with_resume",
+    "register_function",
+    "unregister_function",
+]
