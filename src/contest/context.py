@@ -62,3 +62,21 @@ class StepContext:
         is signalled. (Returns the scope's coroutine directly: one frame fewer for each of
         possibly 100,000 sleeping targets.)"""
         return self.scope.sleep(seconds)
+
+
+class PluginContext:
+    """What a target manager, test fetcher or reporter gets: the job's signals and a logger.
+
+    Acquire and release are deliberately not interrupted by cancellation (the job runner bounds
+    them by their timeouts instead), but a plugin may watch ``scope`` to wrap up early.
+    """
+
+    __slots__ = ("job_id", "log", "run_id", "scope")
+
+    def __init__(self, *, scope: Scope, job_id: int = 0, run_id: int = 0) -> None:
+        self.scope = scope
+        self.job_id = job_id
+        self.run_id = run_id
+        self.log = logging.LoggerAdapter(
+            logging.getLogger("contest.plugin"), {"job_id": job_id, "run_id": run_id}
+        )

@@ -1,0 +1,144 @@
+"""Run statuses: what happened to each target in each step of each test of a run.
+
+Built from stored events (see ``contest.jobs.status_builder``) for reporters and for the status
+API. ``to_json_obj`` gives ConTest's shape, key order included, because ConTest's client and
+users' scripts read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from contest.events import TestEvent
+from contest.target import Target
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def go_time(ts: float | None) -> str:
+    """A Unix time as Go's RFC3339Nano in UTC (trailing zeros of the fraction trimmed)."""
+    if ts is None or ts <= 0:
+        return ZERO_TIME
+    whole = int(ts)
+    frac_ns = round((ts - whole) * 1e9)
+    if frac_ns >= 1_000_000_000:
+        whole, frac_ns = whole + 1, frac_ns - 1_000_000_000
+    base = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac_ns:
+        base += "." + f"{frac_ns:09d}".rstrip("0")
+    return base + "Z"
+
+
+def event_json(ev: TestEvent) -> dict[str, Any]:
+    h = ev.header
+    return {
+        "EmitTime": go_time(ev.emit_time),
+        "Header": {
+            "JobID": h.job_id,
+            "RunID": h.run_id,
+            "TestName": h.test_name,
+            "TestStepLabel": h.step_label,
+        },
+        "Data": {
+            "Target": ev.target.to_json_obj() if ev.target is not None else None,
+            "EventName": ev.name,
+            "Payload": ev.payload,
+        },
+    }
+
+
+@dataclass
+class TargetStatus:
+    job_id: int
+    run_id: int
+    test_name: str
+    step_name: str
+    step_label: str
+    target: Target
+    in_time: float | None = None
+    out_time: float | None = None
+    error: str = ""
+    events: list[TestEvent] = field(default_factory=list)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "JobID": self.job_id,
+            "RunID": self.run_id,
+            "TestName": self.test_name,
+            "TestStepName": self.step_name,
+            "TestStepLabel": self.step_label,
+            "Target": self.target.to_json_obj(),
+            "InTime": go_time(self.in_time),
+            "OutTime": go_time(self.out_time),
+            "Error": self.error,
+            "Events": [event_json(e) for e in self.events] if self.events else None,
+        }
+
+
+@dataclass
+class TestStepStatus:
+    __test__ = False
+
+    job_id: int
+    run_id: int
+    test_name: str
+    step_name: str
+    step_label: str
+    events: list[TestEvent] = field(default_factory=list)
+    target_statuses: list[TargetStatus] = field(default_factory=list)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "JobID": self.job_id,
+            "RunID": self.run_id,
+            "TestName": self.test_name,
+            "TestStepName": self.step_name,
+            "TestStepLabel": self.step_label,
+            "Events": [event_json(e) for e in self.events] if self.events else None,
+            "TargetStatuses": [t.to_json_obj() for t in self.target_statuses]
+            if self.target_statuses
+            else None,
+        }
+
+
+@dataclass
+class TestStatus:
+    __test__ = False
+
+    job_id: int
+    run_id: int
+    test_name: str
+    step_statuses: list[TestStepStatus] = field(default_factory=list)
+    target_statuses: list[TargetStatus] = field(default_factory=list)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "JobID": self.job_id,
+            "RunID": self.run_id,
+            "TestName": self.test_name,
+            "TestStepStatuses": [s.to_json_obj() for s in self.step_statuses]
+            if self.step_statuses
+            else None,
+            "TargetStatuses": [t.to_json_obj() for t in self.target_statuses]
+            if self.target_statuses
+            else None,
+        }
+
+
+@dataclass
+class RunStatus:
+    job_id: int
+    run_id: int
+    test_statuses: list[TestStatus] = field(default_factory=list)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "JobID": self.job_id,
+            "RunID": self.run_id,
+            "StartTime": ZERO_TIME,
+            "TestStatuses": [t.to_json_obj() for t in self.test_statuses]
+            if self.test_statuses
+            else None,
+        }

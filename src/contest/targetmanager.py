@@ -1,0 +1,42 @@
+"""The target manager contract: where a test's targets come from and go back to."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from contest.context import PluginContext
+from contest.target import Target
+
+
+class TargetManager(abc.ABC):
+    """Acquires the targets of a test and releases them afterwards.
+
+    Parameters arrive as decoded JSON values (the descriptor's ``TargetManagerAcquireParameters``
+    and ``TargetManagerReleaseParameters``). ``validate_*`` raise ``ParameterError`` naming the
+    bad field and return the parsed form, which is what ``acquire``/``release`` then receive.
+    The job runner locks the returned targets itself, right after ``acquire``.
+    """
+
+    @abc.abstractmethod
+    def validate_acquire_parameters(self, params: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def validate_release_parameters(self, params: Any) -> Any: ...
+
+    @abc.abstractmethod
+    async def acquire(
+        self,
+        ctx: PluginContext,
+        job_id: int,
+        lock_timeout: float,
+        params: Any,
+        locker: Any,  # contest.locking.TargetLocker
+    ) -> list[Target]:
+        """Return the targets; ``lock_timeout`` is the lease to use if the manager locks them
+        itself through ``locker`` (CSVFileTargetManager's try-lock does)."""
+
+    @abc.abstractmethod
+    async def release(
+        self, ctx: PluginContext, job_id: int, targets: list[Target], params: Any
+    ) -> None: ...
