@@ -1,0 +1,1 @@
+"""Jobs: what a user submits (``contest.job.descriptor``) and what the server makes of it."""

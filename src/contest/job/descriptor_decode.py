@@ -1,0 +1,601 @@
+"""Decoding descriptors with the rules of Go's ``encoding/json``, as ConTest's server applies them.
+
+Users' descriptors were written for ConTest, so what ConTest accepts must mean the same here:
+
+* a key matches a field ignoring case (``name``, ``Name`` and ``NAME`` all set ``Name``); keys are
+  applied in document order, so a later spelling of the same field wins;
+* unknown keys are ignored (old templates still carry ``ReporterName``);
+* ``null`` leaves a string, number, bool or struct field as it was, empties a list or map, unsets
+  an optional timeout, and is kept as the text ``null`` for a raw sub-document;
+* a value of the wrong type is reported with Go's words,
+  ``json: cannot unmarshal string into Go struct field Descriptor.Runs of type uint``, and decoding
+  goes on; unlike Go we report every such error, each with its path (``Runs``);
+* ``Runs`` is unsigned (``-1`` and ``1.0`` are errors), ``NumRetries`` is a ``uint32``;
+* durations must be quoted Go duration strings (see ``contest.durations``).
+
+Two ConTest checks are made here rather than in validation because they are about the shape of the
+document: a ``null`` test descriptor ("test description is null") and a ``null`` step ("test step
+description is null"). The entry is replaced by an empty placeholder so later indices stay right.
+
+Known differences from Go, all deliberate: a list given twice is replaced, not merged element by
+element; escapes inside a duration string are decoded before parsing (Go parses the raw text); JSON
+syntax errors are worded by Python's parser, with line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from contest.durations import DurationError, parse_duration
+from contest.job.descriptor_json import (
+    JsonNumber,
+    JsonObject,
+    JsonSyntaxError,
+    JsonValue,
+    dumps,
+    fold_key,
+    from_python,
+    json_kind,
+    loads_json,
+    loads_yaml,
+)
+from contest.job.descriptor_model import (
+    DescriptorDecodeError,
+    DescriptorError,
+    ExtendedDescriptor,
+    FetchedTest,
+    JobDescriptor,
+    LiteralFetchParameters,
+    ReporterConfig,
+    Reporting,
+    RetryParameters,
+    StepDescriptor,
+    TestDescriptor,
+)
+
+__all__ = [
+    "DescriptorFormat",
+    "decode_descriptor",
+    "decode_extended_descriptor",
+    "decode_fetch_parameters",
+    "decode_steps",
+    "decode_steps_document",
+    "parse_document",
+    "try_decode_descriptor",
+    "try_decode_extended_descriptor",
+]
+
+DescriptorFormat = Literal["json", "yaml"]
+
+#: Messages ConTest gives for ``null`` entries (pkg/pluginregistry, pkg/jobmanager).
+NULL_TEST_MESSAGE = "test description is null"
+NULL_STEP_MESSAGE = "test step description is null"
+
+_UINT_RE = re.compile(r"[0-9]+")
+T = TypeVar("T")
+
+
+class _Skip:
+    """Marker: leave the field as it is (JSON ``null`` for a scalar, or a type error)."""
+
+
+_SKIP = _Skip()
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Go's error context: the struct being filled and the chain of field names from the root."""
+
+    struct: str | None = None
+    stack: tuple[str, ...] = ()
+
+    def enter(self, struct: str, name: str) -> _Ctx:
+        return _Ctx(struct, (*self.stack, name))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+_Handler = Callable[[JsonValue, str, _Ctx], None]
+_FieldSpec = tuple[str, str, _Handler]
+_Fields = Mapping[str, _FieldSpec]
+
+
+def _fields(*specs: tuple[str, _Handler] | tuple[str, _Handler, str]) -> dict[str, _FieldSpec]:
+    """Index field specs ``(go_name, handler[, path_name])`` by folded Go name."""
+    out: dict[str, _FieldSpec] = {}
+    for spec in specs:
+        go_name, handler = spec[0], spec[1]
+        path_name = spec[2] if len(spec) == 3 else go_name
+        out[fold_key(go_name)] = (go_name, path_name, handler)
+    return out
+
+
+class _Decoder:
+    """Fills dataclasses from a JSON tree, collecting Go-worded errors instead of stopping."""
+
+    def __init__(self) -> None:
+        self.errors: list[DescriptorError] = []
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(DescriptorError(path, message))
+
+    def type_error(self, path: str, ctx: _Ctx, what: str, gotype: str) -> None:
+        if ctx.struct is None:
+            msg = f"json: cannot unmarshal {what} into Go value of type {gotype}"
+        else:
+            field = f"{ctx.struct}.{'.'.join(ctx.stack)}"
+            msg = f"json: cannot unmarshal {what} into Go struct field {field} of type {gotype}"
+        self.error(path, msg)
+
+    # --- scalars ------------------------------------------------------------------------------
+
+    def string(self, value: JsonValue, path: str, ctx: _Ctx) -> str | _Skip:
+        if value is None:
+            return _SKIP
+        if isinstance(value, str):
+            return value
+        self.type_error(path, ctx, json_kind(value), "string")
+        return _SKIP
+
+    def uint(self, value: JsonValue, path: str, ctx: _Ctx, bits: int, gotype: str) -> int | _Skip:
+        if value is None:
+            return _SKIP
+        if isinstance(value, JsonNumber):
+            text = value.text
+            if _UINT_RE.fullmatch(text) and int(text) < (1 << bits):
+                return int(text)
+            self.type_error(path, ctx, f"number {text}", gotype)
+            return _SKIP
+        self.type_error(path, ctx, json_kind(value), gotype)
+        return _SKIP
+
+    def boolean(self, value: JsonValue, path: str, ctx: _Ctx) -> bool | _Skip:
+        if value is None:
+            return _SKIP
+        if isinstance(value, bool):
+            return value
+        self.type_error(path, ctx, json_kind(value), "bool")
+        return _SKIP
+
+    def duration(self, value: JsonValue, path: str, *, optional: bool) -> float | _Skip | None:
+        """A quoted Go duration; ``null`` only unsets an optional (pointer) one, as in Go."""
+        if value is None and optional:
+            return None
+        if isinstance(value, str):
+            try:
+                return parse_duration(value)
+            except DurationError as exc:
+                self.error(path, str(exc))
+                return _SKIP
+        got = f"number {value.text}" if isinstance(value, JsonNumber) else json_kind(value)
+        self.error(
+            path,
+            "not a properly double-quoted string: a duration must be a quoted Go duration "
+            f'such as "30s" or "1m30s", got {got}',
+        )
+        return _SKIP
+
+    # --- containers ---------------------------------------------------------------------------
+
+    def struct(
+        self, value: JsonValue, path: str, ctx: _Ctx, gotype: str, name: str, fields: _Fields
+    ) -> bool:
+        """Apply each known key of an object to its field; ``null`` leaves the struct alone."""
+        if value is None:
+            return False
+        if not isinstance(value, JsonObject):
+            self.type_error(path, ctx, json_kind(value), gotype)
+            return False
+        for key, item in value:
+            spec = fields.get(fold_key(key))
+            if spec is not None:
+                go_name, path_name, handler = spec
+                handler(item, _join(path, path_name), ctx.enter(name, go_name))
+        return True
+
+    def array(
+        self,
+        value: JsonValue,
+        path: str,
+        ctx: _Ctx,
+        gotype: str,
+        element: Callable[[JsonValue, str, _Ctx], T],
+    ) -> list[T] | _Skip:
+        """A list; ``null`` empties it; elements keep their index even when they fail."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.type_error(path, ctx, json_kind(value), gotype)
+            return _SKIP
+        return [element(item, f"{path}[{i}]", ctx) for i, item in enumerate(value)]
+
+    def raw(self, value: JsonValue) -> str:
+        return dumps(value)
+
+    # --- ConTest's types ----------------------------------------------------------------------
+
+    def string_elem(self, value: JsonValue, path: str, ctx: _Ctx) -> str:
+        got = self.string(value, path, ctx)
+        return "" if isinstance(got, _Skip) else got
+
+    def reporter(self, value: JsonValue, path: str, ctx: _Ctx) -> ReporterConfig:
+        r = ReporterConfig()
+        self.struct(
+            value,
+            path,
+            ctx,
+            "job.ReporterConfig",
+            "ReporterConfig",
+            _fields(
+                ("Name", self._setter(r, "name", self.string)),
+                ("Parameters", lambda v, p, c: setattr(r, "parameters", self.raw(v))),
+            ),
+        )
+        return r
+
+    def reporting(self, value: JsonValue, path: str, ctx: _Ctx, rep: Reporting) -> None:
+        def reporters(attr: str) -> _Handler:
+            def handle(v: JsonValue, p: str, c: _Ctx) -> None:
+                got = self.array(v, p, c, "[]job.ReporterConfig", self.reporter)
+                if not isinstance(got, _Skip):
+                    setattr(rep, attr, got)
+
+            return handle
+
+        self.struct(
+            value,
+            path,
+            ctx,
+            "job.Reporting",
+            "Reporting",
+            _fields(
+                ("RunReporters", reporters("run_reporters")),
+                ("FinalReporters", reporters("final_reporters")),
+            ),
+        )
+
+    def retry(self, value: JsonValue, path: str, ctx: _Ctx, rp: RetryParameters) -> None:
+        def interval(v: JsonValue, p: str, c: _Ctx) -> None:
+            got = self.duration(v, p, optional=False)
+            if isinstance(got, float):
+                rp.retry_interval = got
+
+        def retries(v: JsonValue, p: str, c: _Ctx) -> int | _Skip:
+            return self.uint(v, p, c, 32, "uint32")
+
+        self.struct(
+            value,
+            path,
+            ctx,
+            "test.RetryParameters",
+            "RetryParameters",
+            _fields(
+                ("NumRetries", self._setter(rp, "num_retries", retries)),
+                ("RetryInterval", interval),
+            ),
+        )
+
+    def test_descriptor(self, value: JsonValue, path: str, ctx: _Ctx) -> TestDescriptor:
+        td = TestDescriptor()
+        if value is None:
+            self.error(path, NULL_TEST_MESSAGE)
+            return td
+
+        def raw(attr: str) -> _Handler:
+            return lambda v, p, c: setattr(td, attr, self.raw(v))
+
+        self.struct(
+            value,
+            path,
+            ctx,
+            "test.TestDescriptor",
+            "TestDescriptor",
+            _fields(
+                ("Disabled", self._setter(td, "disabled", self.boolean)),
+                ("RetryParameters", lambda v, p, c: self.retry(v, p, c, td.retry_parameters)),
+                ("TargetManagerName", self._setter(td, "target_manager_name", self.string)),
+                ("TargetManagerAcquireParameters", raw("target_manager_acquire_parameters")),
+                ("TargetManagerReleaseParameters", raw("target_manager_release_parameters")),
+                ("TestFetcherName", self._setter(td, "test_fetcher_name", self.string)),
+                ("TestFetcherFetchParameters", raw("test_fetcher_fetch_parameters")),
+                ("CleanupFetcherName", self._setter(td, "cleanup_fetcher_name", self.string)),
+                ("CleanupFetcherFetchParameters", raw("cleanup_fetcher_fetch_parameters")),
+            ),
+        )
+        return td
+
+    def job_fields(self, d: JobDescriptor) -> dict[str, _FieldSpec]:
+        """The descriptor's fields (a dict, so the extended descriptor can add its own)."""
+
+        def duration(attr: str, optional: bool) -> _Handler:
+            def handle(v: JsonValue, p: str, c: _Ctx) -> None:
+                got = self.duration(v, p, optional=optional)
+                if not isinstance(got, _Skip):
+                    setattr(d, attr, got)
+
+            return handle
+
+        def tests(v: JsonValue, p: str, c: _Ctx) -> None:
+            got = self.array(v, p, c, "[]*test.TestDescriptor", self.test_descriptor)
+            if not isinstance(got, _Skip):
+                d.test_descriptors = got
+
+        def tags(v: JsonValue, p: str, c: _Ctx) -> None:
+            got = self.array(v, p, c, "[]string", self.string_elem)
+            if not isinstance(got, _Skip):
+                d.tags = got
+
+        def runs(v: JsonValue, p: str, c: _Ctx) -> int | _Skip:
+            return self.uint(v, p, c, 64, "uint")
+
+        return _fields(
+            ("JobName", self._setter(d, "job_name", self.string)),
+            ("Version", self._setter(d, "version", self.string)),
+            ("Tags", tags),
+            ("Runs", self._setter(d, "runs", runs)),
+            ("RunInterval", duration("run_interval", False)),
+            ("TestDescriptors", tests),
+            ("Reporting", lambda v, p, c: self.reporting(v, p, c, d.reporting)),
+            ("TargetManagerAcquireTimeout", duration("target_manager_acquire_timeout", True)),
+            ("TargetManagerReleaseTimeout", duration("target_manager_release_timeout", True)),
+        )
+
+    def step(self, value: JsonValue, path: str, ctx: _Ctx) -> StepDescriptor:
+        s = StepDescriptor()
+        if value is None:
+            self.error(path, NULL_STEP_MESSAGE)
+            return s
+
+        def param(v: JsonValue, p: str, c: _Ctx) -> str:
+            return self.raw(v)
+
+        def parameters(v: JsonValue, p: str, c: _Ctx) -> None:
+            if v is None:
+                s.parameters = {}
+                return
+            if not isinstance(v, JsonObject):
+                self.type_error(p, c, json_kind(v), "test.TestStepParameters")
+                return
+            for key, item in v:
+                got = self.array(item, _join(p, key), c, "[]test.Param", param)
+                if not isinstance(got, _Skip):
+                    s.parameters[key] = got
+
+        def mapping(v: JsonValue, p: str, c: _Ctx) -> None:
+            if v is None:
+                s.variables_mapping = {}
+                return
+            if not isinstance(v, JsonObject):
+                self.type_error(p, c, json_kind(v), "map[string]string")
+                return
+            for key, item in v:
+                s.variables_mapping[key] = self.string_elem(item, _join(p, key), c)
+
+        self.struct(
+            value,
+            path,
+            ctx,
+            "test.TestStepDescriptor",
+            "TestStepDescriptor",
+            _fields(
+                ("Name", self._setter(s, "name", self.string), "name"),
+                ("Label", self._setter(s, "label", self.string), "label"),
+                ("Parameters", parameters, "parameters"),
+                ("VariablesMapping", mapping),
+            ),
+        )
+        return s
+
+    def steps(self, value: JsonValue, path: str, ctx: _Ctx) -> list[StepDescriptor]:
+        got = self.array(value, path, ctx, "[]*test.TestStepDescriptor", self.step)
+        return [] if isinstance(got, _Skip) else got
+
+    def fetched_test(self, value: JsonValue, path: str, ctx: _Ctx) -> FetchedTest:
+        t = FetchedTest()
+
+        def steps(attr: str) -> _Handler:
+            return lambda v, p, c: setattr(t, attr, self.steps(v, p, c))
+
+        self.struct(
+            value,
+            path,
+            ctx,
+            "test.TestStepsDescriptors",
+            "TestStepsDescriptors",
+            _fields(
+                ("TestName", self._setter(t, "test_name", self.string)),
+                ("TestSteps", steps("test_steps")),
+                ("CleanupSteps", steps("cleanup_steps")),
+            ),
+        )
+        return t
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _setter(obj: object, attr: str, read: Callable[[JsonValue, str, _Ctx], Any]) -> _Handler:
+        def handle(value: JsonValue, path: str, ctx: _Ctx) -> None:
+            got = read(value, path, ctx)
+            if not isinstance(got, _Skip):
+                setattr(obj, attr, got)
+
+        return handle
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def parse_document(
+    data: str | bytes | Mapping[str, Any], fmt: DescriptorFormat | None = None
+) -> JsonValue:
+    """Read JSON or YAML text (or plain Python data) into the tree model.
+
+    With ``fmt=None`` JSON is tried first, then YAML (ConTest's client converts YAML to JSON
+    before sending; we accept both directly). Raises :class:`JsonSyntaxError`.
+    """
+    if isinstance(data, Mapping):
+        return from_python(data)
+    if fmt == "json":
+        return loads_json(data)
+    if fmt == "yaml":
+        return loads_yaml(data)
+    if fmt is not None:
+        raise ValueError(f"unknown descriptor format {fmt!r}: use 'json' or 'yaml'")
+    try:
+        return loads_json(data)
+    except JsonSyntaxError as json_error:
+        try:
+            return loads_yaml(data)
+        except JsonSyntaxError as yaml_error:
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            looks_json = text.lstrip("\ufeff \t\r\n")[:1] in ("{", "[")
+            raise (json_error if looks_json else yaml_error) from None
+
+
+def _parse_or_error(
+    data: str | bytes | Mapping[str, Any], fmt: DescriptorFormat | None
+) -> tuple[JsonValue, list[DescriptorError]]:
+    try:
+        return parse_document(data, fmt), []
+    except JsonSyntaxError as exc:
+        return None, [DescriptorError("", str(exc))]
+
+
+def try_decode_descriptor(
+    data: str | bytes | Mapping[str, Any], *, fmt: DescriptorFormat | None = None
+) -> tuple[JobDescriptor | None, list[DescriptorError]]:
+    """Decode as far as possible: the descriptor (``None`` on a syntax error) and every error.
+
+    Like Go, a field with a type error keeps its zero value and decoding goes on, so the partial
+    descriptor can still be validated (see ``contest.job.descriptor.load_descriptor``).
+    """
+    tree, errors = _parse_or_error(data, fmt)
+    if errors:
+        return None, errors
+    dec = _Decoder()
+    d = JobDescriptor()
+    dec.struct(tree, "", _Ctx(), "job.Descriptor", "Descriptor", dec.job_fields(d))
+    return d, dec.errors
+
+
+def decode_descriptor(
+    data: str | bytes | Mapping[str, Any], *, fmt: DescriptorFormat | None = None
+) -> JobDescriptor:
+    """Decode a job descriptor (JSON or YAML) with Go's rules, without validating it.
+
+    Raises :class:`DescriptorDecodeError` listing every decoding error.
+    """
+    d, errors = try_decode_descriptor(data, fmt=fmt)
+    if errors or d is None:
+        raise DescriptorDecodeError(errors)
+    return d
+
+
+def try_decode_extended_descriptor(
+    data: str | bytes | Mapping[str, Any],
+) -> tuple[ExtendedDescriptor | None, list[DescriptorError]]:
+    """Decode ConTest's extended-descriptor JSON, collecting every error (see above)."""
+    tree, errors = _parse_or_error(data, "json" if not isinstance(data, Mapping) else None)
+    if errors:
+        return None, errors
+    dec = _Decoder()
+    ext = ExtendedDescriptor()
+    fields = dec.job_fields(ext.descriptor)
+
+    def tests(v: JsonValue, p: str, c: _Ctx) -> None:
+        got = dec.array(v, p, c, "[]test.TestStepsDescriptors", dec.fetched_test)
+        if not isinstance(got, _Skip):
+            ext.tests = got
+
+    fields.update(_fields(("TestStepsDescriptors", tests)))
+    dec.struct(tree, "", _Ctx(), "job.ExtendedDescriptor", "ExtendedDescriptor", fields)
+    return ext, dec.errors
+
+
+def decode_extended_descriptor(data: str | bytes | Mapping[str, Any]) -> ExtendedDescriptor:
+    """Decode ConTest's extended-descriptor JSON; raises :class:`DescriptorDecodeError`."""
+    ext, errors = try_decode_extended_descriptor(data)
+    if errors or ext is None:
+        raise DescriptorDecodeError(errors)
+    return ext
+
+
+def _tree_of(obj: Any) -> JsonValue:
+    """Accept a tree, plain Python data, or raw JSON text (``str``/``bytes``) for a sub-document."""
+    if isinstance(obj, bytes | bytearray):
+        return loads_json(bytes(obj))
+    return from_python(obj)
+
+
+def decode_steps(
+    obj: Any, path: str = "Steps"
+) -> tuple[list[StepDescriptor], list[DescriptorError]]:
+    """Decode a list of steps (``[{"name", "label", "parameters"}, ...]``) with Go's rules.
+
+    ``obj`` is the list as plain Python data (from ``json.loads``) or as a tree. A ``null`` entry
+    is reported as "test step description is null" and kept as an empty step, so the indices of
+    the other steps (and of their errors) stay those of the document.
+    """
+    dec = _Decoder()
+    steps = dec.steps(_tree_of(obj), path, _Ctx("FetchParameters", ("Steps",)))
+    return steps, dec.errors
+
+
+def decode_fetch_parameters(
+    raw: str | bytes | Any, path: str = ""
+) -> tuple[LiteralFetchParameters, list[DescriptorError]]:
+    """Decode the literal fetcher's parameters ``{"TestName", "Steps"}`` with Go's rules.
+
+    ``raw`` is the raw JSON text of ``TestFetcherFetchParameters`` (``None`` when the key was
+    absent, which Go reports as "unexpected end of JSON input"), or already-decoded data. The
+    test name is not required here: the literal fetcher requires it for tests, not for cleanups.
+    """
+    params = LiteralFetchParameters()
+    if raw is None:
+        return params, [DescriptorError(path, "unexpected end of JSON input")]
+    try:
+        tree = loads_json(raw) if isinstance(raw, str | bytes | bytearray) else from_python(raw)
+    except JsonSyntaxError as exc:
+        return params, [DescriptorError(path, str(exc))]
+    dec = _Decoder()
+
+    def steps(v: JsonValue, p: str, c: _Ctx) -> None:
+        params.steps = dec.steps(v, p, c)
+
+    dec.struct(
+        tree,
+        path,
+        _Ctx(),
+        "literal.FetchParameters",
+        "FetchParameters",
+        _fields(
+            ("TestName", dec._setter(params, "test_name", dec.string)),
+            ("Steps", steps),
+        ),
+    )
+    return params, dec.errors
+
+
+def decode_steps_document(
+    data: str | bytes | Any, path: str = ""
+) -> tuple[list[StepDescriptor], list[DescriptorError]]:
+    """Decode a test file as the URI fetcher reads it: ``{"steps": [step, ...]}``."""
+    try:
+        tree = loads_json(data) if isinstance(data, str | bytes | bytearray) else from_python(data)
+    except JsonSyntaxError as exc:
+        return [], [DescriptorError(path, str(exc))]
+    dec = _Decoder()
+    result: list[StepDescriptor] = []
+
+    def steps(v: JsonValue, p: str, c: _Ctx) -> None:
+        result[:] = dec.steps(v, p, c)
+
+    dec.struct(tree, path, _Ctx(), "uri.doc", "doc", _fields(("Steps", steps, "steps")))
+    return result, dec.errors
