@@ -1,0 +1,160 @@
+"""DBLocker specifics beyond the conformance suite: settings, rows, batches, failures."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from contest.locking import InvalidLockRequest, LockerClosed, LockerUnavailable, TargetLocker
+from contest.plugins.targetlockers import dblocker
+from contest.plugins.targetlockers.dblocker import DBLocker
+from contest.storage.schema import TARGET_ID_MAX, target_locks
+from contest.storage.urls import to_async_url
+from contest.testing.lockers import CASES, ConformanceCase, FakeClock, SingleLockerBackend
+
+
+async def _rows(locker: DBLocker) -> dict[str, tuple[int, float, float]]:
+    c = target_locks.c
+    async with locker.engine.connect() as conn:
+        result = await conn.execute(select(c.target_id, c.job_id, c.created_at, c.expires_at))
+        return {r[0]: (r[1], r[2], r[3]) for r in result.all()}
+
+
+async def _fresh(url: str, clock: FakeClock | None = None, **kw: object) -> DBLocker:
+    locker = dblocker.new(url=url, clock=clock or FakeClock(), **kw)
+    await locker.create_table()
+    await locker.reset_all_locks()
+    return locker
+
+
+def test_load_and_settings() -> None:
+    name, factory = dblocker.load()
+    assert name == "DBLocker"
+    with pytest.raises(TypeError, match="exactly one of 'engine' and 'url'"):
+        factory()
+    engine = create_async_engine("sqlite+aiosqlite://")
+    with pytest.raises(TypeError, match="exactly one"):
+        factory(engine=engine, url="sqlite:///x.db")
+    with pytest.raises(TypeError, match="unknown settings"):
+        factory(url="sqlite:///x.db", colour="blue")
+    with pytest.raises(TypeError, match="AsyncEngine"):
+        factory(engine="sqlite:///x.db")
+    assert isinstance(factory(engine=engine), TargetLocker)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_conformance_on_one_shared_connection(case: ConformanceCase) -> None:
+    """An in-memory SQLite engine has a single connection; calls must not interleave on it."""
+
+    def make(clock: FakeClock) -> DBLocker:
+        engine = create_async_engine("sqlite+aiosqlite://")
+        return DBLocker(engine, owns_engine=True, clock=clock, create_table=True)
+
+    await case.run(SingleLockerBackend(make))
+
+
+async def test_rows_created_kept_and_taken_over(db_url: str) -> None:
+    clock = FakeClock(start=1000.0)
+    locker = await _fresh(db_url, clock)
+    try:
+        await locker.lock(1, 60, ["a", "b"])
+        assert await _rows(locker) == {"a": (1, 1000.0, 1060.0), "b": (1, 1000.0, 1060.0)}
+        clock.advance(30)
+        await locker.refresh_locks(1, 60, ["a"])
+        await locker.try_lock(1, 10, ["b"], 1)
+        rows = await _rows(locker)
+        assert rows == {"a": (1, 1000.0, 1090.0), "b": (1, 1000.0, 1040.0)}
+        clock.advance(100)  # both expired
+        await locker.lock(2, 60, ["b"])
+        assert (await _rows(locker))["b"] == (2, 1130.0, 1190.0)
+        await locker.unlock(1, ["a"])
+        assert list(await _rows(locker)) == ["b"]
+    finally:
+        await locker.close()
+
+
+async def test_many_targets_in_batches(db_url: str) -> None:
+    """More targets than one statement takes: every call still all-or-nothing."""
+    locker = await _fresh(db_url, batch_size=64)
+    try:
+        many = [f"host-{i:04}" for i in range(300)]
+        await locker.lock(1, 60, many[:150])
+        got = await locker.try_lock(2, 60, many, 100)
+        assert got == many[150:250]
+        await locker.refresh_locks(1, 60, many[:150])
+        with pytest.raises(Exception, match="host-0150"):
+            await locker.refresh_locks(1, 60, many[:151])
+        await locker.unlock(1, many[:150])
+        rows = await _rows(locker)
+        assert sorted(rows) == many[150:250]
+        assert {job for job, _, _ in rows.values()} == {2}
+    finally:
+        await locker.close()
+
+
+async def test_target_id_length(db_url: str) -> None:
+    locker = await _fresh(db_url)
+    try:
+        longest = "x" * TARGET_ID_MAX
+        await locker.lock(1, 60, [longest])
+        await locker.unlock(1, [longest])
+        with pytest.raises(InvalidLockRequest, match=f"longer than {TARGET_ID_MAX}"):
+            await locker.lock(1, 60, [longest + "x"])
+    finally:
+        await locker.close()
+
+
+async def test_shared_engine_survives_close(sqlite_url: str) -> None:
+    engine = create_async_engine(to_async_url(sqlite_url))
+    try:
+        locker = dblocker.new(engine=engine, create_table=True)
+        await locker.lock(1, 60, ["a"])
+        await locker.close()
+        with pytest.raises(LockerClosed):
+            await locker.lock(1, 60, ["a"])
+        other = dblocker.new(engine=engine)
+        await other.unlock(1, ["a"])  # same engine, still open
+        await other.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_create_table_on_first_use(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    locker = dblocker.new(url=url, create_table=True)
+    try:
+        await locker.lock(1, 60, ["a"])
+        assert list(await _rows(locker)) == ["a"]
+    finally:
+        await locker.close()
+
+
+async def test_missing_table_is_reported(tmp_path: object) -> None:
+    locker = dblocker.new(url=f"sqlite:///{tmp_path}/empty.db")
+    try:
+        with pytest.raises(LockerUnavailable, match="target_locks"):
+            await locker.lock(1, 60, ["a"])
+    finally:
+        await locker.close()
+
+
+async def test_unreachable_database() -> None:
+    locker = dblocker.new(url="postgresql://postgres@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(LockerUnavailable, match="lock by job 1"):
+            await locker.lock(1, 60, ["a"])
+    finally:
+        await locker.close()
+
+
+async def test_go_mysql_dsn(mariadb_url: str) -> None:
+    """ConTest's own DSN form reaches the same database."""
+    url = to_async_url(mariadb_url)
+    dsn = f"{url.username}@tcp({url.host}:{url.port})/{url.database}?parseTime=true"
+    locker = await _fresh(dsn)
+    try:
+        await locker.lock(1, 60, ["a"])
+        assert list(await _rows(locker)) == ["a"]
+    finally:
+        await locker.close()
