@@ -68,3 +68,9 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """The URL of each kind of test database in turn."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def db_backend(db_url: str) -> DBBackend:
+    """A conformance-suite backend on each kind of test database in turn."""
+    return DBBackend(db_url)

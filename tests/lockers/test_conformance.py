@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DBBackend
 
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
-from contest.testing.lockers import CASES, ConformanceCase, SingleLockerBackend
+from contest.testing.lockers import CASES, ConformanceCase, LockerBackend, SingleLockerBackend
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -15,5 +14,5 @@ async def test_inmemory(case: ConformanceCase) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-async def test_dblocker(case: ConformanceCase, db_url: str) -> None:
-    await case.run(DBBackend(db_url))
+async def test_dblocker(case: ConformanceCase, db_backend: LockerBackend) -> None:
+    await case.run(db_backend)

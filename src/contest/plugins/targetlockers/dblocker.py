@@ -422,7 +422,9 @@ class DBLocker(TargetLocker):
 
 
 def new(**settings: Any) -> DBLocker:
-    """The factory. Settings:
+    """Database target locker: leases in ``target_locks``, shared by the servers using it.
+
+    Settings:
 
     * ``engine``: an :class:`AsyncEngine` to share (typically the storage's; not disposed on
       close), or ``url``: a storage URL (``sqlite:///PATH``, ``mysql://...``,

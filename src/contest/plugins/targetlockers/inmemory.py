@@ -176,7 +176,10 @@ class InMemoryLocker(TargetLocker):
 
 
 def new(**settings: Any) -> InMemoryLocker:
-    """The factory: accepts ``clock`` (a zero-argument callable returning seconds)."""
+    """In-memory target locker: leases kept in this server process only.
+
+    Settings: ``clock``, a zero-argument callable returning seconds (default ``time.monotonic``).
+    """
     unknown = set(settings) - {"clock"}
     if unknown:
         raise TypeError(f"{NAME} target locker: unknown settings {sorted(unknown)}")

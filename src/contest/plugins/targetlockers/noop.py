@@ -44,7 +44,10 @@ class NoopLocker(TargetLocker):
 
 
 def new(**settings: Any) -> NoopLocker:
-    """The factory: takes no settings (any given are ignored, so it can stand in for any)."""
+    """No-op target locker: grants every request and records nothing.
+
+    Takes no settings; any given are ignored, so it can stand in for any other locker.
+    """
     return NoopLocker()
 
 
