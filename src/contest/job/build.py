@@ -1,0 +1,286 @@
+"""Turning a descriptor into a runnable job: plugins found, parameters validated, tests fetched.
+
+At submission ``build_job`` fetches every test (the only time fetchers run) and returns the
+extended descriptor to store; status and resume call ``rebuild_job`` on that extended descriptor,
+so the test definition is frozen at submission. Every problem is collected, each with the path of
+the field it is about, so a user sees them all at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from contest.bundle import Test, TestStepBundle, new_step_bundle
+from contest.context import PluginContext
+from contest.errors import ContestError
+from contest.job.descriptor import (
+    DEFAULT_TARGET_MANAGER_ACQUIRE_TIMEOUT,
+    DEFAULT_TARGET_MANAGER_RELEASE_TIMEOUT,
+    DescriptorDecodeError,
+    DescriptorError,
+    DescriptorValidationError,
+    ExtendedDescriptor,
+    FetchedTest,
+    JobDescriptor,
+    ReporterConfig,
+    StepDescriptor,
+    load_descriptor,
+    try_decode_descriptor,
+    validate_descriptor,
+    validate_fetched_test,
+)
+from contest.job.model import Job, JobTest, ReporterBinding
+from contest.params import StepParameters
+from contest.registry import PluginRegistry
+from contest.signals import Scope
+
+CLEANUP_SUFFIX = " [CLEANUP]"
+
+
+@dataclass
+class _Errors:
+    items: list[DescriptorError] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(DescriptorError(path, message))
+
+
+def _decode(raw: str | None) -> Any:
+    """Plugin parameters are stored as raw JSON text; plugins get the decoded value."""
+    if raw is None:
+        return None
+    return json.loads(raw)
+
+
+async def _bundles(
+    registry: PluginRegistry, steps: list[StepDescriptor], path: str, errors: _Errors
+) -> list[TestStepBundle]:
+    out = []
+    for i, sd in enumerate(steps):
+        where = f"{path}[{i}]"
+        try:
+            out.append(
+                await new_step_bundle(registry, sd.name, sd.label, StepParameters(sd.parameters))
+            )
+        except ContestError as exc:
+            errors.add(where, str(exc))
+    return out
+
+
+def _reporters(
+    registry: PluginRegistry, configs: list[ReporterConfig], kind: str, errors: _Errors
+) -> list[ReporterBinding]:
+    out = []
+    for i, rc in enumerate(configs):
+        where = f"Reporting.{kind}[{i}]"
+        plugin = registry.find("reporters", rc.name)
+        if plugin is None:
+            errors.add(where + ".name", f"reporter {rc.name!r} is not registered")
+            continue
+        try:
+            reporter = plugin.factory()
+            params = _decode(rc.parameters)
+            if kind == "RunReporters":
+                parsed = reporter.validate_run_parameters(params)
+            else:
+                parsed = reporter.validate_final_parameters(params)
+        except Exception as exc:
+            errors.add(where + ".parameters", f"reporter {plugin.name}: {exc}")
+            continue
+        out.append(ReporterBinding(reporter, plugin.name, parsed))
+    return out
+
+
+async def _fetch(
+    registry: PluginRegistry,
+    name: str,
+    raw: str | None,
+    path: str,
+    require_name: bool,
+    errors: _Errors,
+) -> tuple[str, list[StepDescriptor]] | None:
+    plugin = registry.find("testfetchers", name)
+    if plugin is None:
+        errors.add(path, f"test fetcher {name!r} is not registered")
+        return None
+    try:
+        fetcher = plugin.factory()
+        params = fetcher.validate_fetch_parameters(_decode(raw), require_name)
+        result: tuple[str, list[StepDescriptor]] = await fetcher.fetch(
+            PluginContext(scope=Scope()), params
+        )
+        return result
+    except Exception as exc:
+        errors.add(path, f"test fetcher {plugin.name}: {exc}")
+        return None
+
+
+async def fetch_tests(
+    d: JobDescriptor, registry: PluginRegistry
+) -> tuple[ExtendedDescriptor, list[DescriptorError]]:
+    """Call every test's fetcher (and cleanup fetcher) once."""
+    errors = _Errors()
+    fetched: list[FetchedTest] = []
+    for i, td in enumerate(d.test_descriptors):
+        path = f"TestDescriptors[{i}]"
+        got = await _fetch(
+            registry,
+            td.test_fetcher_name,
+            td.test_fetcher_fetch_parameters,
+            path + ".TestFetcherFetchParameters",
+            True,
+            errors,
+        )
+        ft = FetchedTest(test_name=got[0] if got else "", test_steps=got[1] if got else [])
+        if td.cleanup_fetcher_name:
+            cleanup = await _fetch(
+                registry,
+                td.cleanup_fetcher_name,
+                td.cleanup_fetcher_fetch_parameters,
+                path + ".CleanupFetcherFetchParameters",
+                False,
+                errors,
+            )
+            if cleanup:
+                ft.cleanup_steps = cleanup[1]
+        if got and td.test_fetcher_name.lower() != "literal":  # literal steps: checked already
+            for e in validate_fetched_test(ft, path):
+                errors.items.append(e)
+        fetched.append(ft)
+    return ExtendedDescriptor(descriptor=d, tests=fetched), errors.items
+
+
+async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id: int = 0) -> Job:
+    """The runnable job from an extended descriptor (no fetching). Raises
+    ``DescriptorValidationError`` with every problem found."""
+    d = ext.descriptor
+    errors = _Errors()
+    tests: list[JobTest] = []
+    if len(ext.tests) != len(d.test_descriptors):
+        errors.add(
+            "TestStepsDescriptors",
+            f"{len(ext.tests)} fetched tests for {len(d.test_descriptors)} test descriptors",
+        )
+    for i, (td, ft) in enumerate(zip(d.test_descriptors, ext.tests, strict=False)):
+        path = f"TestDescriptors[{i}]"
+        plugin = registry.find("targetmanagers", td.target_manager_name)
+        tm: Any = None
+        acquire_params: Any = None
+        release_params: Any = None
+        if plugin is None:
+            errors.add(
+                path + ".TargetManagerName",
+                f"target manager {td.target_manager_name!r} is not registered",
+            )
+        else:
+            try:
+                tm = plugin.factory()
+            except Exception as exc:
+                errors.add(path + ".TargetManagerName", f"target manager {plugin.name}: {exc}")
+            if tm is not None:
+                try:
+                    acquire_params = tm.validate_acquire_parameters(
+                        _decode(td.target_manager_acquire_parameters)
+                    )
+                except Exception as exc:
+                    errors.add(
+                        path + ".TargetManagerAcquireParameters",
+                        f"target manager {plugin.name}: {exc}",
+                    )
+                try:
+                    release_params = tm.validate_release_parameters(
+                        _decode(td.target_manager_release_parameters)
+                    )
+                except Exception as exc:
+                    errors.add(
+                        path + ".TargetManagerReleaseParameters",
+                        f"target manager {plugin.name}: {exc}",
+                    )
+        steps = await _bundles(registry, ft.test_steps, path + ".Steps", errors)
+        cleanup = await _bundles(registry, ft.cleanup_steps, path + ".CleanupSteps", errors)
+        if td.disabled or tm is None or plugin is None:
+            continue
+        tests.append(
+            JobTest(
+                test=Test(ft.test_name, steps, cleanup),
+                target_manager=tm,
+                target_manager_name=plugin.name,
+                acquire_params=acquire_params,
+                release_params=release_params,
+                acquire_timeout=d.target_manager_acquire_timeout
+                or DEFAULT_TARGET_MANAGER_ACQUIRE_TIMEOUT,
+                release_timeout=d.target_manager_release_timeout
+                or DEFAULT_TARGET_MANAGER_RELEASE_TIMEOUT,
+                num_retries=td.retry_parameters.num_retries,
+                retry_interval=td.retry_parameters.retry_interval,
+            )
+        )
+    run_reporters = _reporters(registry, d.reporting.run_reporters, "RunReporters", errors)
+    final_reporters = _reporters(registry, d.reporting.final_reporters, "FinalReporters", errors)
+    if errors.items:
+        raise DescriptorValidationError(errors.items)
+    return Job(
+        id=job_id,
+        name=d.job_name,
+        runs=d.runs,
+        run_interval=d.run_interval,
+        tests=tests,
+        run_reporters=run_reporters,
+        final_reporters=final_reporters,
+        tags=list(d.tags),
+    )
+
+
+async def build_job(
+    d: JobDescriptor, registry: PluginRegistry, job_id: int = 0
+) -> tuple[Job, ExtendedDescriptor]:
+    """Validate ``d`` completely (structure, plugins, parameters, fetched steps), fetching each
+    test once. Raises ``DescriptorValidationError`` listing every problem."""
+    errors = list(validate_descriptor(d))
+    ext, fetch_errors = await fetch_tests(d, registry)
+    errors.extend(fetch_errors)
+    try:
+        job = await rebuild_job(ext, registry, job_id)
+    except DescriptorValidationError as exc:
+        errors.extend(exc.errors)
+        job = None
+    if errors:
+        raise DescriptorValidationError(_dedupe(errors))
+    assert job is not None
+    return job, ext
+
+
+async def load_job(
+    data: str | bytes, registry: PluginRegistry, job_id: int = 0
+) -> tuple[JobDescriptor, Job, ExtendedDescriptor]:
+    """Decode, validate and build a job from descriptor text (JSON or YAML), fetching its
+    tests. Raises ``DescriptorValidationError`` with every problem: structural ones and the
+    plugins' together (only a document that cannot be decoded at all stops at decoding)."""
+    d, decode_errors = try_decode_descriptor(data)
+    if d is None:
+        raise DescriptorDecodeError(decode_errors)
+    errors: list[DescriptorError] = []
+    try:
+        load_descriptor(data)
+    except DescriptorValidationError as exc:
+        errors.extend(exc.errors)
+    try:
+        job, ext = await build_job(d, registry, job_id)
+    except DescriptorValidationError as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise DescriptorValidationError(_dedupe(errors))
+    return d, job, ext
+
+
+def _dedupe(errors: list[DescriptorError]) -> list[DescriptorError]:
+    seen = set()
+    out = []
+    for e in errors:
+        key = (e.path, e.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out

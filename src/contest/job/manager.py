@@ -1,0 +1,378 @@
+"""The job manager: starts, stops, retries, lists and reports on jobs; keeps their locks alive;
+on start-up fails this server's zombie jobs and resumes its paused ones.
+
+Job states are framework events (``JobStateStarted``... ``JobStateCancelled``); a job's state is
+its last one. Each running job has an entry here with its cancel/pause scope and the targets it
+holds, whose locks a background task refreshes every 0.9 x lock duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from contest.errors import Cancelled, ContestError
+from contest.events import (
+    EventReader,
+    EventSink,
+    FrameworkEvent,
+    FrameworkEventQuery,
+)
+from contest.job.build import load_job, rebuild_job
+from contest.job.descriptor import ExtendedDescriptor
+from contest.job.model import Job
+from contest.job.pause import PausePayload
+from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
+from contest.job.statusdoc import job_status_document
+from contest.registry import PluginRegistry, default_registry
+from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
+from contest.signals import Scope
+from contest.storage.models import JobReport, JobRequest, JobState, Report
+from contest.target import Target
+
+log = logging.getLogger(__name__)
+
+API_VERSION = 5
+
+
+class JobManagerError(ContestError):
+    pass
+
+
+class JobStore(EventSink, EventReader, Protocol):
+    """What the job manager needs from storage (``contest.storage.Storage``, ``MemoryStore``)."""
+
+    async def store_job(self, request: JobRequest) -> int: ...
+
+    async def get_job(self, job_id: int) -> JobRequest | None: ...
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        tags: Sequence[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[int]: ...
+
+    async def store_report(self, report: Report) -> None: ...
+
+    async def job_report(self, job_id: int) -> JobReport: ...
+
+
+@dataclass
+class _Entry:
+    job: Job
+    scope: Scope
+    task: asyncio.Task[None] | None = None
+    targets: list[Target] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    paused_payload: PausePayload | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class JobManager:
+    """One per server process (or per ``contest run``)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        locker: Any,  # contest.locking.TargetLocker
+        *,
+        registry: PluginRegistry | None = None,
+        server_id: str | None = None,
+        instance_tag: str | None = None,
+        lock_duration: float = DEFAULT_LOCK_DURATION,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.locker = locker
+        self.registry = registry or default_registry()
+        self.server_id = server_id or socket.gethostname()
+        self.instance_tag = instance_tag
+        self.lock_duration = lock_duration
+        self.jobs: dict[int, _Entry] = {}
+        self.runner = JobRunner(
+            sink=store,
+            reader=store,
+            reports=store,
+            locker=locker,
+            lock_duration=lock_duration,
+            shutdown_timeout=shutdown_timeout,
+            hold_targets=self._hold,
+        )
+        self._refresher: asyncio.Task[None] | None = None
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def start(self, *, resume_jobs: bool = True) -> None:
+        """Start the lock refresher, fail zombies, resume paused jobs (in that order)."""
+        self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
+        await self._fail_zombies()
+        if resume_jobs:
+            await self._resume_paused()
+
+    def pause_all(self) -> None:
+        for entry in self.jobs.values():
+            entry.scope.pause.set()
+
+    def cancel_all(self) -> None:
+        for entry in self.jobs.values():
+            entry.scope.cancel.set()
+
+    async def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait for every running job to end or pause; False on timeout."""
+        tasks = [e.task for e in self.jobs.values() if e.task is not None and not e.task.done()]
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        return not pending
+
+    async def close(self) -> None:
+        """Stop refreshing; refresh the locks of paused jobs once more first, so they last one
+        lock duration after we exit (the time a restart has to resume them)."""
+        await self._refresh_once()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+
+    # --- the API's verbs -----------------------------------------------------------------------------
+
+    async def submit(self, descriptor: str | bytes, requestor: str) -> int:
+        """Validate, store and start a job. ``DescriptorValidationError`` lists every problem;
+        nothing is stored then."""
+        desc, job, ext = await load_job(descriptor, self.registry)
+        tags = list(desc.tags)
+        if self.instance_tag:
+            tags.append(self.instance_tag)
+        job_id = await self.store.store_job(
+            JobRequest(
+                name=desc.job_name,
+                requestor=requestor,
+                server_id=self.server_id,
+                descriptor=desc.to_json(),
+                extended_descriptor=ext.to_json(),
+                tags=tuple(dict.fromkeys(tags)),
+            )
+        )
+        job.id = job_id
+        job.requestor = requestor
+        self._launch(job, None)
+        return job_id
+
+    async def stop(self, job_id: int) -> None:
+        entry = self.jobs.get(job_id)
+        if entry is None or entry.task is None or entry.task.done():
+            raise JobManagerError(f"could not stop job: unknown job ID: {job_id}")
+        entry.scope.cancel.set()
+        await self._state(job_id, JobState.CANCELLING)
+
+    async def retry(self, job_id: int, requestor: str) -> int:
+        """A new job from the stored descriptor of ``job_id``."""
+        req = await self.store.get_job(job_id)
+        if req is None:
+            raise JobManagerError(f"could not find job request with id {job_id}")
+        self._check_instance(job_id, req)
+        return await self.submit(req.descriptor, requestor)
+
+    async def list(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        tags: Sequence[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[int]:
+        tags = list(tags or [])
+        if self.instance_tag and self.instance_tag not in tags:
+            tags.append(self.instance_tag)
+        return await self.store.list_jobs(
+            states=states, tags=tags or None, server_id=server_id, requestor=requestor,
+            limit=limit, descending=descending,
+        )
+
+    async def status(self, job_id: int) -> dict[str, Any]:
+        """ConTest's status document for ``job_id``."""
+        req = await self.store.get_job(job_id)
+        if req is None:
+            raise JobManagerError(f"could not find job request with id {job_id}")
+        self._check_instance(job_id, req)
+        job = await self._rebuild(req)
+        return await job_status_document(job, req, self.store)
+
+    async def request(self, job_id: int) -> JobRequest | None:
+        return await self.store.get_job(job_id)
+
+    # --- running jobs --------------------------------------------------------------------------------
+
+    def _launch(self, job: Job, resume: PausePayload | None) -> None:
+        entry = _Entry(job, Scope())
+        self.jobs[job.id] = entry
+        entry.task = asyncio.ensure_future(self._run(entry, resume))
+
+    async def _run(self, entry: _Entry, resume: PausePayload | None) -> None:
+        job = entry.job
+        try:
+            await self._state(job.id, JobState.STARTED)
+        except Exception as exc:
+            log.error("job %d: cannot record JobStateStarted, not running it: %s", job.id, exc)
+            self._forget(entry)
+            return
+        try:
+            payload = await self.runner.run(job, entry.scope, resume)
+        except Cancelled:
+            await self._state(job.id, JobState.CANCELLED)
+            self._forget(entry)
+            return
+        except Exception as exc:
+            took = time.time() - entry.started
+            if isinstance(exc, JobError | ContestError):
+                msg = str(exc)
+            else:
+                log.exception("job %d crashed", job.id)
+                msg = f"{type(exc).__name__}: {exc}"
+            if entry.scope.pause.is_set():
+                await self._state(
+                    job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {msg}"}
+                )
+            else:
+                await self._state(
+                    job.id,
+                    JobState.FAILED,
+                    {"Err": f"Job {job.id} failed after {_go_seconds(took)}: {msg}"},
+                )
+            self._forget(entry)
+            return
+        if payload is None:
+            await self._state(job.id, JobState.COMPLETED)
+            self._forget(entry)
+            return
+        try:
+            await self._state(job.id, JobState.PAUSED, payload.to_json_obj())
+        except Exception as exc:
+            await self._state(
+                job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {exc}"}
+            )
+            self._forget(entry)
+            return
+        # paused: keep the entry so that the locks of the held targets stay refreshed
+        entry.paused_payload = payload
+        entry.done.set()
+
+    def _forget(self, entry: _Entry) -> None:
+        entry.done.set()
+        if self.jobs.get(entry.job.id) is entry:
+            del self.jobs[entry.job.id]
+
+    def _hold(self, job_id: int, targets: Sequence[Target] | None) -> None:
+        entry = self.jobs.get(job_id)
+        if entry is not None:
+            entry.targets = list(targets or [])
+
+    async def _state(self, job_id: int, state: JobState, payload: Any = None) -> None:
+        pending = self.store.write_framework_event(
+            FrameworkEvent(job_id, state.event_name, payload, time.time())
+        )
+        if pending is not None:
+            await pending
+
+    # --- locks ---------------------------------------------------------------------------------------
+
+    async def _refresh_locks_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.9 * self.lock_duration)
+            await self._refresh_once()
+
+    async def _refresh_once(self) -> None:
+        held = [
+            e for e in self.jobs.values() if e.targets and not e.scope.cancel.is_set()
+        ]
+
+        async def refresh(entry: _Entry) -> None:
+            try:
+                await self.locker.refresh_locks(entry.job.id, self.lock_duration, entry.targets)
+            except Exception as exc:
+                log.error("job %d: lost its target locks (%s): aborting job", entry.job.id, exc)
+                entry.scope.cancel.set()
+
+        await asyncio.gather(*(refresh(e) for e in held))
+
+    # --- start-up -----------------------------------------------------------------------------------
+
+    async def _fail_zombies(self) -> None:
+        ids = await self.list(
+            states=[JobState.STARTED, JobState.CANCELLING], server_id=self.server_id
+        )
+        for job_id in ids:
+            if job_id in self.jobs:
+                continue
+            log.warning("job %d was running when this server stopped: failing it", job_id)
+            await self._state(
+                job_id,
+                JobState.FAILED,
+                {
+                    "Err": f"Job {job_id} was zombieed: the server ({self.server_id}) stopped "
+                    "while it was running and could not pause it"
+                },
+            )
+
+    async def _resume_paused(self) -> None:
+        for job_id in await self.list(states=[JobState.PAUSED], server_id=self.server_id):
+            if job_id in self.jobs:
+                continue
+            try:
+                req = await self.store.get_job(job_id)
+                if req is None:
+                    raise JobManagerError("job request not found")
+                events = await self.store.framework_events(
+                    FrameworkEventQuery(job_id=job_id, event_names=[JobState.PAUSED.event_name])
+                )
+                if not events:
+                    raise JobManagerError("no JobStatePaused event")
+                latest = max(events, key=lambda e: e.sequence)
+                payload = PausePayload.from_json_obj(latest.payload)
+                job = await self._rebuild(req)
+                job.requestor = req.requestor
+            except Exception as exc:
+                log.error("failed to resume job %d: %s", job_id, exc)
+                await self._state(
+                    job_id, JobState.FAILED, {"Err": f"failed to resume job {job_id}: {exc}"}
+                )
+                continue
+            log.info("resuming job %d", job_id)
+            self._launch(job, payload)
+
+    async def _rebuild(self, req: JobRequest) -> Job:
+        if not req.extended_descriptor:
+            raise JobManagerError(f"job {req.job_id} has no extended descriptor")
+        ext = ExtendedDescriptor.from_json(req.extended_descriptor)
+        return await rebuild_job(ext, self.registry, req.job_id)
+
+    def _check_instance(self, job_id: int, req: JobRequest) -> None:
+        if self.instance_tag and self.instance_tag not in req.tags:
+            raise JobManagerError(
+                f'job {job_id} belongs to a different instance, this is "{self.instance_tag}"'
+            )
+
+
+def _go_seconds(seconds: float) -> str:
+    from contest.durations import format_duration
+
+    return format_duration(round(seconds, 6))
+
+
+def state_names(names: Sequence[str]) -> list[JobState]:
+    """Job state names as the API gets them (``JobStateCompleted``) -> states."""
+    return [JobState.parse(n) for n in names]
+

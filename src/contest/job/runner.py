@@ -1,0 +1,417 @@
+"""The job runner: runs, tests, attempts; acquire, lock, run, clean up, release; report.
+
+One job, top to bottom::
+
+    for each run (Runs, or forever when 0), after RunInterval between runs:
+        RunStarted
+        for each test:
+            for each attempt (RetryParameters.NumRetries + 1):
+                acquire the targets (TargetManager, bounded by the acquire timeout), lock them,
+                    TargetAcquired per target                  -- failure: TargetAcquireErr
+                run the test steps (the test runner)
+                run the cleanup steps on every acquired target, whatever happened
+                release (bounded by the release timeout), TargetReleased per target, unlock
+                stop if every target passed every step
+        run reporters (stored)
+    final reporters (stored)
+
+A pause anywhere (between runs, after acquisition, mid-test, mid-cleanup, waiting to retry)
+returns a ``PausePayload``; ``run`` called again with it continues so that the stored events look
+exactly like an uninterrupted run's: nothing acquired, entered, left or released twice. Paused
+jobs keep their targets locked (the job manager keeps refreshing the locks).
+
+Failures: ``Cancelled`` when the job is cancelled (targets are still released, bounded by the
+release timeout); ``JobError`` when a step misbehaved, acquire or release timed out, or a plugin
+crashed (an exception that is not a ``ContestError``), with a message naming the plugin. A
+``ContestError`` from a target manager's acquire is an ordinary failed attempt (retried, then the
+job moves on, as ConTest LB does); from a reporter, a failed report (stored as such).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from contest.context import PluginContext
+from contest.durations import format_duration
+from contest.errors import Cancelled, ContestError, Paused, StepError
+from contest.events import (
+    RUN_STARTED,
+    TARGET_ACQUIRE_ERR,
+    TARGET_ACQUIRED,
+    TARGET_RELEASED,
+    EventEmitter,
+    EventReader,
+    EventSink,
+    FrameworkEvent,
+    TestEventHeader,
+)
+from contest.job.build import CLEANUP_SUFFIX
+from contest.job.model import Job, JobTest, ReporterBinding
+from contest.job.pause import PausePayload
+from contest.job.status import build_run_statuses
+from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
+from contest.signals import Scope
+from contest.storage.models import Report
+from contest.target import Target
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_DURATION = 600.0
+
+
+class JobError(ContestError):
+    """The job failed; the message says why (and which plugin, when one is to blame)."""
+
+
+class ReportStore(Protocol):
+    async def store_report(self, report: Report) -> None: ...
+
+
+class _AcquireFailed(Exception):
+    """A failed acquisition attempt (retried per RetryParameters)."""
+
+
+HoldTargets = Callable[[int, Sequence[Target] | None], None]
+
+
+def _no_hold(job_id: int, targets: Sequence[Target] | None) -> None:
+    return None
+
+
+class JobRunner:
+    """Runs jobs. Stateless between jobs; one instance may run many jobs concurrently."""
+
+    def __init__(
+        self,
+        *,
+        sink: EventSink,
+        reader: EventReader,
+        reports: ReportStore,
+        locker: Any,  # contest.locking.TargetLocker
+        lock_duration: float = DEFAULT_LOCK_DURATION,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        hold_targets: HoldTargets = _no_hold,
+    ) -> None:
+        self.sink = sink
+        self.reader = reader
+        self.reports = reports
+        self.locker = locker
+        self.lock_duration = lock_duration
+        self.shutdown_timeout = shutdown_timeout
+        self.hold_targets = hold_targets
+
+    # --- the job, top to bottom ----------------------------------------------------------------
+
+    async def run(
+        self, job: Job, scope: Scope, resume: PausePayload | None = None
+    ) -> PausePayload | None:
+        """Run ``job`` to the end (None), or until paused (the payload to resume from)."""
+        if resume is not None and resume.job_id != job.id:
+            raise JobError(f"wrong resume state, job id {resume.job_id} (want {job.id})")
+        run_id = resume.run_id if resume else 1
+        delay = max(0.0, resume.start_at - time.time()) if resume and resume.start_at else 0.0
+        mid_run = resume is not None and resume.run_started
+        while job.runs == 0 or run_id <= job.runs:
+            if delay > 0:
+                start_at = time.time() + delay
+                try:
+                    await scope.sleep(delay)
+                except Paused:
+                    return PausePayload(job.id, run_id, start_at=start_at)
+            if scope.cancel.is_set():
+                raise Cancelled()
+            if not mid_run:
+                await self._framework_event(job.id, RUN_STARTED, {"RunID": run_id})
+            first_test = resume.test_index if resume is not None and mid_run else 0
+            for index in range(first_test, len(job.tests)):
+                payload = await self._run_test(
+                    job, scope, run_id, index, resume if mid_run else None
+                )
+                if payload is not None:
+                    return payload
+                resume, mid_run = None, False
+            await self._run_reports(job, run_id)
+            resume, mid_run = None, False
+            run_id += 1
+            delay = job.run_interval
+        if job.runs != 0:
+            await self._final_reports(job, run_id - 1)
+        return None
+
+    async def _run_test(
+        self, job: Job, scope: Scope, run_id: int, index: int, resume: PausePayload | None
+    ) -> PausePayload | None:
+        """Every attempt of one test; a payload if paused."""
+        jt = job.tests[index]
+        attempt = resume.attempt if resume else 0
+        next_attempt_at = resume.next_attempt_at if resume else None
+        while attempt <= jt.num_retries:
+            if next_attempt_at is not None:
+                try:
+                    await scope.sleep(next_attempt_at - time.time())
+                except Paused:
+                    return PausePayload(
+                        job.id,
+                        run_id,
+                        index,
+                        attempt=attempt,
+                        next_attempt_at=next_attempt_at,
+                        run_started=True,
+                    )
+                next_attempt_at = None
+            outcome = await self._attempt(job, scope, run_id, index, attempt, resume)
+            resume = None
+            if isinstance(outcome, PausePayload):
+                return outcome
+            if outcome:  # every target passed every step
+                return None
+            attempt += 1
+            if attempt <= jt.num_retries and jt.retry_interval > 0:
+                next_attempt_at = time.time() + jt.retry_interval
+        return None
+
+    async def _attempt(
+        self,
+        job: Job,
+        scope: Scope,
+        run_id: int,
+        index: int,
+        attempt: int,
+        resume: PausePayload | None,
+    ) -> PausePayload | bool:
+        """One attempt: acquire, test, cleanup, release. True if every target passed."""
+        jt = job.tests[index]
+        emitter = EventEmitter(
+            self.sink, TestEventHeader(job.id, run_id, jt.name, "", attempt), None
+        )
+        ctx = PluginContext(scope=scope, job_id=job.id, run_id=run_id)
+
+        def paused(**kw: Any) -> PausePayload:
+            return PausePayload(job.id, run_id, index, attempt=attempt, run_started=True, **kw)
+
+        # 1. targets: fresh, or the ones we held when we paused
+        if resume is not None and resume.targets is not None:
+            targets = resume.targets
+            try:
+                await self.locker.refresh_locks(job.id, self.lock_duration, targets)
+            except Exception as exc:
+                await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
+                return False
+        else:
+            try:
+                targets = await self._acquire(ctx, job, jt)
+            except _AcquireFailed as exc:
+                await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
+                return False
+            for t in targets:
+                await self._emit(emitter, TARGET_ACQUIRED, t)
+        self.hold_targets(job.id, targets)
+        if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
+            return paused(targets=targets)
+
+        # 2. the test steps (skipped when we paused in cleanup: they were done)
+        test_state = resume.test_state if resume else None
+        cleanup_state = resume.cleanup_state if resume else None
+        results: dict[str, str | None] | None = None
+        failure: BaseException | None = None
+        variables = None
+        if cleanup_state is None:
+            try:
+                result = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
+                    jt.test,
+                    targets,
+                    job_id=job.id,
+                    run_id=run_id,
+                    attempt=attempt,
+                    scope=scope,
+                    resume_state=test_state,
+                )
+                if result.paused:
+                    return paused(targets=targets, test_state=result.resume_state)
+                results, variables = result.targets, result.variables
+            except (Cancelled, StepError, ContestError) as exc:
+                failure = exc
+        else:
+            results = resume.test_results if resume is not None else None
+
+        # 3. cleanup steps on every acquired target, whatever happened (not after a cancel)
+        if jt.test.cleanup_steps and not isinstance(failure, Cancelled):
+            try:
+                cres = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
+                    jt.test,
+                    targets,
+                    job_id=job.id,
+                    run_id=run_id,
+                    attempt=attempt,
+                    scope=scope,
+                    resume_state=cleanup_state,
+                    steps=jt.test.cleanup_steps,
+                    test_name=jt.name + CLEANUP_SUFFIX,
+                    variables=variables,
+                )
+                if cres.paused and failure is None:
+                    return paused(
+                        targets=targets,
+                        test_state=test_state,
+                        cleanup_state=cres.resume_state,
+                        test_results=results,
+                    )
+            except Cancelled as exc:
+                failure = failure or exc
+            except ContestError as exc:
+                log.warning("job %d: cleanup of test %r failed: %s", job.id, jt.name, exc)
+
+        # 4. release (also after a cancel or a failure), bounded by the release timeout
+        await self._release(ctx, job, jt, targets, emitter)
+        if isinstance(failure, Cancelled) or scope.cancel.is_set():
+            raise Cancelled()
+        if failure is not None:
+            raise JobError(str(failure)) from failure
+        if results is None:
+            return False
+        return len(results) == len(targets) and all(v is None for v in results.values())
+
+    # --- acquire and release ---------------------------------------------------------------------
+
+    async def _acquire(self, ctx: PluginContext, job: Job, jt: JobTest) -> list[Target]:
+        """Acquire and lock; ``_AcquireFailed`` for a failed attempt, ``JobError`` for a
+        timeout or a crashed target manager."""
+        name = jt.target_manager_name
+        try:
+            targets = await asyncio.wait_for(
+                jt.target_manager.acquire(
+                    ctx,
+                    job.id,
+                    jt.acquire_timeout + self.lock_duration,
+                    jt.acquire_params,
+                    self.locker,
+                ),
+                jt.acquire_timeout,
+            )
+        except TimeoutError as exc:
+            raise JobError(
+                f"target manager acquire timed out after {format_duration(jt.acquire_timeout)}"
+            ) from exc
+        except ContestError as exc:
+            raise _AcquireFailed(str(exc)) from exc
+        except Exception as exc:
+            raise JobError(f"target manager {name} crashed in acquire: {exc!r}") from exc
+        targets = list(targets)
+        seen = set()
+        for t in targets:
+            if not isinstance(t, Target) or not t.id or t.id in seen:
+                raise JobError(f"target manager {name} returned a bad target list: {t!r}")
+            seen.add(t.id)
+        try:
+            await self.locker.lock(job.id, self.lock_duration, targets)
+        except Exception as exc:
+            raise _AcquireFailed(f"target locking failed: {exc}") from exc
+        return targets
+
+    async def _release(
+        self,
+        ctx: PluginContext,
+        job: Job,
+        jt: JobTest,
+        targets: list[Target],
+        emitter: EventEmitter,
+    ) -> None:
+        name = jt.target_manager_name
+        error: str | None = None
+        try:
+            await asyncio.wait_for(
+                jt.target_manager.release(ctx, job.id, targets, jt.release_params),
+                jt.release_timeout,
+            )
+        except TimeoutError:
+            error = f"target manager release timed out after {format_duration(jt.release_timeout)}"
+        except Exception as exc:
+            error = f"Failed to release targets: target manager {name}: {exc}"
+        if error is None:
+            for t in targets:
+                await self._emit(emitter, TARGET_RELEASED, t)
+        self.hold_targets(job.id, None)
+        try:
+            await self.locker.unlock(job.id, targets)
+        except Exception as exc:
+            log.warning("job %d: unlocking targets failed: %s", job.id, exc)
+        if error is not None:
+            raise JobError(error)
+
+    # --- reports -----------------------------------------------------------------------------------
+
+    async def _run_reports(self, job: Job, run_id: int) -> None:
+        if not job.run_reporters:
+            return
+        statuses = await build_run_statuses(job, self.reader, [run_id])
+        for rb in job.run_reporters:
+            await self._report(
+                job,
+                rb,
+                run_id,
+                lambda rb=rb: rb.reporter.run_report(
+                    PluginContext(scope=Scope(), job_id=job.id, run_id=run_id),
+                    rb.params,
+                    statuses[0],
+                    self.reader,
+                ),
+            )
+
+    async def _final_reports(self, job: Job, last_run: int) -> None:
+        if not job.final_reporters:
+            return
+        statuses = await build_run_statuses(job, self.reader, list(range(1, last_run + 1)))
+        for rb in job.final_reporters:
+            await self._report(
+                job,
+                rb,
+                0,
+                lambda rb=rb: rb.reporter.final_report(
+                    PluginContext(scope=Scope(), job_id=job.id),
+                    rb.params,
+                    statuses,
+                    self.reader,
+                ),
+            )
+
+    async def _report(
+        self,
+        job: Job,
+        rb: ReporterBinding,
+        run_id: int,
+        call: Callable[[], Awaitable[tuple[bool, Any]]],
+    ) -> None:
+        crash: Exception | None = None
+        try:
+            success, data = await call()
+        except ContestError as exc:
+            log.warning("job %d: reporter %s: %s", job.id, rb.name, exc)
+            success, data = False, None
+        except Exception as exc:
+            success, data, crash = False, None, exc
+        await self.reports.store_report(Report(job.id, run_id, rb.name, success, data))
+        if crash is not None:
+            raise JobError(f"reporter {rb.name} crashed: {crash!r}") from crash
+
+    # --- events -----------------------------------------------------------------------------------
+
+    async def _emit(
+        self, emitter: EventEmitter, name: str, target: Target | None, payload: Any = None
+    ) -> None:
+        pending = emitter.write(name, target, payload)
+        if pending is not None:
+            await pending
+
+    async def _framework_event(self, job_id: int, name: str, payload: Any) -> None:
+        pending = self.sink.write_framework_event(
+            FrameworkEvent(job_id, name, payload, time.time())
+        )
+        if pending is not None:
+            await pending
+
+
+__all__ = ["JobError", "JobRunner", "ReportStore", "TestRunResult"]

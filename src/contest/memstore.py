@@ -1,0 +1,78 @@
+"""An in-memory job store: everything the job manager needs from storage, in lists and dicts.
+
+For tests, for the conformance kit and for a throw-away ``contest run --db memory``; the SQL
+``Storage`` is the real thing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from contest.events import FrameworkEvent, MemoryEventSink
+from contest.storage.models import JobReport, JobRequest, JobState, Report
+
+
+@dataclass
+class MemoryStore(MemoryEventSink):
+    jobs: dict[int, JobRequest] = field(default_factory=dict)
+    reports: list[Report] = field(default_factory=list)
+    _next_job: int = 1
+
+    def write_framework_event(self, event: FrameworkEvent) -> None:
+        super().write_framework_event(event)
+        state = JobState.from_event_name(event.name)
+        job = self.jobs.get(event.job_id)
+        if state is not None and job is not None:
+            job.state = state
+            job.state_time = event.emit_time
+
+    async def store_job(self, request: JobRequest) -> int:
+        job_id = self._next_job
+        self._next_job += 1
+        self.jobs[job_id] = replace(
+            request, job_id=job_id, request_time=request.request_time or time.time()
+        )
+        return job_id
+
+    async def get_job(self, job_id: int) -> JobRequest | None:
+        job = self.jobs.get(job_id)
+        return replace(job) if job is not None else None
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        tags: Sequence[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[int]:
+        out = []
+        for job_id, job in sorted(self.jobs.items(), reverse=descending):
+            if states and job.state not in states:
+                continue
+            if tags and not set(tags) <= set(job.tags):
+                continue
+            if server_id is not None and job.server_id != server_id:
+                continue
+            if requestor is not None and job.requestor != requestor:
+                continue
+            out.append(job_id)
+        return out[:limit] if limit is not None else out
+
+    async def store_report(self, report: Report) -> None:
+        self.reports.append(replace(report, report_time=report.report_time or time.time()))
+
+    async def job_report(self, job_id: int) -> JobReport:
+        rep = JobReport(job_id)
+        mine = [r for r in self.reports if r.job_id == job_id]
+        runs = sorted({r.run_id for r in mine if r.run_id})
+        rep.run_reports = [[r for r in mine if r.run_id == run] for run in runs]
+        rep.final_reports = [r for r in mine if r.run_id == 0]
+        return rep
+
+    async def close(self) -> None:
+        return None
