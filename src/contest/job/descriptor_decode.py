@@ -437,8 +437,10 @@ def parse_document(
 ) -> JsonValue:
     """Read JSON or YAML text (or plain Python data) into the tree model.
 
-    With ``fmt=None`` JSON is tried first, then YAML (ConTest's client converts YAML to JSON
-    before sending; we accept both directly). Raises :class:`JsonSyntaxError`.
+    With ``fmt=None`` a document starting with ``{`` or ``[`` is JSON, anything else YAML
+    (ConTest's client converts YAML to JSON before sending; we accept both directly). A broken
+    JSON document is not retried as YAML, which would accept it with other meanings (YAML takes
+    ``{"a": 1,}``). Raises :class:`JsonSyntaxError`.
     """
     if isinstance(data, Mapping):
         return from_python(data)
@@ -448,15 +450,10 @@ def parse_document(
         return loads_yaml(data)
     if fmt is not None:
         raise ValueError(f"unknown descriptor format {fmt!r}: use 'json' or 'yaml'")
-    try:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         return loads_json(data)
-    except JsonSyntaxError as json_error:
-        try:
-            return loads_yaml(data)
-        except JsonSyntaxError as yaml_error:
-            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-            looks_json = text.lstrip("\ufeff \t\r\n")[:1] in ("{", "[")
-            raise (json_error if looks_json else yaml_error) from None
+    return loads_yaml(data)
 
 
 def _parse_or_error(

@@ -56,8 +56,9 @@ MAX_JOB_NAME_LEN: Final = 64
 MAX_TEST_NAME_LEN: Final = 32
 MAX_TEST_STEP_LABEL_LEN: Final = 32
 MAX_REPORTER_NAME_LEN: Final = 32
-#: Not checked by ConTest, but its tag column is VARCHAR(32): we refuse longer tags up front.
-MAX_TAG_LEN: Final = 32
+#: Not checked by ConTest (whose tag column then fails the insert after the job was accepted):
+#: we refuse a tag that does not fit our tag column (``contest.storage.schema.TAG_MAX``) up front.
+MAX_TAG_LEN: Final = 64
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class DescriptorDecodeError(DescriptorValidationError):
 
 
 def _raw_tree(raw: str | None) -> JsonValue:
-    """A raw sub-document as a tree, for embedding; absent is written as ``null`` as Go does."""
+    """A raw sub-document as a tree, for embedding in the output."""
     return None if raw is None else loads_json(raw)
 
 
@@ -99,7 +100,10 @@ class ReporterConfig:
     parameters: str | None = None
 
     def to_tree(self) -> JsonObject:
-        return JsonObject([("Name", self.name), ("Parameters", _raw_tree(self.parameters))])
+        pairs: list[tuple[str, JsonValue]] = [("Name", self.name)]
+        if self.parameters is not None:  # absent stays absent (Go would write null)
+            pairs.append(("Parameters", _raw_tree(self.parameters)))
+        return JsonObject(pairs)
 
 
 @dataclass

@@ -20,8 +20,8 @@ Decisions, where ConTest gave none or we do better:
   where they are used).
 * Duplicate labels: within a test's steps, FB's ``found duplicated labels: <l>``; a cleanup step
   reusing a label, linuxboot's ``found duplicated labels across test/cleanup steps: <l>``.
-* Tags longer than 32 bytes are refused (ConTest's tag column is VARCHAR(32) and the insert would
-  fail after the job was accepted).
+* Tags longer than our tag column (64 bytes) are refused up front; ConTest does not check and its
+  insert then fails after the job was accepted.
 * A negative ``RetryInterval`` and a target manager timeout that is not positive are refused: they
   can only make every wait or every acquire/release fail at once.
 """
