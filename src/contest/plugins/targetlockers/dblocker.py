@@ -27,8 +27,10 @@ fresh data, a few times with a short random back-off. Deadlocks and serializatio
 are retried the same way. On PostgreSQL and MariaDB the read takes row locks
 (``SELECT ... FOR UPDATE``, in target order) so that races on existing rows wait instead of
 retrying; MariaDB runs these transactions at ``READ COMMITTED`` so that reading absent rows
-takes no gap locks (which would turn racing inserts into deadlocks). SQLite serialises writers
-on its database lock; its reads are not locked, which the compare-and-set statements cover.
+takes no gap locks (which would turn racing inserts into deadlocks). On SQLite each
+transaction starts with a write that changes nothing, which takes the database's write lock
+before anything is read; since SQLite runs one writer at a time anyway, one locker also runs its
+calls one at a time rather than have them poll for that lock.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, false, select, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -137,10 +139,11 @@ class DBLocker(TargetLocker):
         self._t = table
         self._dialect = engine.dialect.name  # "postgresql", "mysql", "mariadb", "sqlite"
         self._max_id_len: int | None = getattr(table.c.target_id.type, "length", None)
-        # A pool with one shared connection would interleave concurrent transactions on it;
-        # serialise our calls there (real pools give each call its own connection).
+        # A pool with one shared connection would interleave concurrent transactions on it, and
+        # SQLite runs one writer at a time anyway (a waiting writer polls, which is slow): our
+        # calls go one at a time there. Other pools give each call its own connection.
         shared = isinstance(engine.sync_engine.pool, StaticPool | SingletonThreadPool)
-        self._serial = asyncio.Lock() if shared else None
+        self._serial = asyncio.Lock() if shared or self._dialect == "sqlite" else None
         self._closed = False
         self._table_ready = not create_table
         self._table_lock = asyncio.Lock()
@@ -183,6 +186,10 @@ class DBLocker(TargetLocker):
                     if self._dialect in ("mysql", "mariadb"):
                         await conn.execution_options(isolation_level="READ COMMITTED")
                     async with conn.begin():
+                        if self._dialect == "sqlite":
+                            # a write that changes nothing takes SQLite's write lock now, so
+                            # that what we read cannot change before we write
+                            await conn.execute(delete(self._t).where(false()))
                         return await body(conn, self._clock())
             except _Raced:
                 why = "concurrent changes to the same targets"
