@@ -26,6 +26,7 @@ from contest.plugins.teststeps.sleep import Sleep
 from contest.runner.test_runner import TestRunner
 from contest.signals import Scope
 from contest.target import Target
+from contest.testing.steps import Noop
 from contest.teststep import (
     EventEmitter,
     StepChannels,
@@ -33,7 +34,6 @@ from contest.teststep import (
     StepResult,
     TestStep,
 )
-from contest.testing.steps import Noop
 
 
 class PassThrough(TestStep):
@@ -41,8 +41,14 @@ class PassThrough(TestStep):
 
     name = "PassThrough"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         put = ch.output.put
         async for target in ch.input:
             await put(StepResult(target))
@@ -102,7 +108,7 @@ async def parked_memory(n: int) -> float:
     gc.collect()
     before = peak_rss_kib()
     run = asyncio.ensure_future(TestRunner(sink).run(test, targets, scope=scope))
-    while len(sink.test) < n:  # every target inside the step
+    while len(sink.test) < n:  # every target inside the step  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)
     after = peak_rss_kib()
@@ -130,12 +136,19 @@ def main() -> None:
     fw = best(lambda: framework(n, s, PassThrough))
     fw_noop = best(lambda: framework(n, s, Noop))
     relay = best(lambda: bare(n, s))
-    print(f"targets={n} steps={s} hops={hops} (best of {args.repeat}, python {sys.version.split()[0]})")
+    print(
+        f"targets={n} steps={s} hops={hops} "
+        f"(best of {args.repeat}, python {sys.version.split()[0]})"
+    )
     print(f"bare relay          : {relay / hops * 1e6:7.2f} us per target-step")
-    print(f"framework           : {fw / hops * 1e6:7.2f} us per target-step "
-          f"(pass-through steps, TargetIn+TargetOut recorded)  ratio {fw / relay:.2f}x")
-    print(f"framework, Noop step: {fw_noop / hops * 1e6:7.2f} us per target-step "
-          f"(for_each_target: one task per target per step)  ratio {fw_noop / relay:.2f}x")
+    print(
+        f"framework           : {fw / hops * 1e6:7.2f} us per target-step "
+        f"(pass-through steps, TargetIn+TargetOut recorded)  ratio {fw / relay:.2f}x"
+    )
+    print(
+        f"framework, Noop step: {fw_noop / hops * 1e6:7.2f} us per target-step "
+        f"(for_each_target: one task per target per step)  ratio {fw_noop / relay:.2f}x"
+    )
     if args.parked:
         kib = asyncio.run(parked_memory(args.parked))
         print(f"parked memory       : {kib:7.2f} KiB per target ({args.parked} targets in Sleep)")

@@ -32,7 +32,9 @@ class TestStepBundle:
 
     @property
     def name(self) -> str:
-        return type(self.step).name if hasattr(type(self.step), "name") else type(self.step).__name__
+        return (
+            type(self.step).name if hasattr(type(self.step), "name") else type(self.step).__name__
+        )
 
 
 @dataclass(slots=True)
@@ -59,9 +61,7 @@ async def new_step_bundle(
         step = plugin.factory()
     except Exception as exc:
         raise BundleError(f"could not get the desired TestStep ({name}): {exc}") from exc
-    params = (
-        parameters if isinstance(parameters, StepParameters) else StepParameters(parameters)
-    )
+    params = parameters if isinstance(parameters, StepParameters) else StepParameters(parameters)
     ctx = StepContext(scope=Scope(), step_label=label)
     try:
         await step.validate_parameters(ctx, params)

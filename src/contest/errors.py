@@ -15,7 +15,7 @@ class ContestError(Exception):
     """Base of every error raised by contest itself."""
 
 
-class Paused(Exception):  # noqa: N818 - the contract's public name
+class Paused(Exception):
     """Raised by a step (or by ``StepContext.sleep``) to pause.
 
     ``state`` is what the step wants back on resume: bytes, str, or any JSON-able value. It is given
@@ -27,7 +27,7 @@ class Paused(Exception):  # noqa: N818 - the contract's public name
         self.state = state
 
 
-class Cancelled(Exception):  # noqa: N818 - the contract's public name
+class Cancelled(Exception):
     """Raised when the job is cancelled; a step may raise it, or let CancelledError propagate."""
 
     def __init__(self, msg: str = "cancelled") -> None:
@@ -124,7 +124,9 @@ class StepPausedWithoutRequest(StepError):
 
 class StepCancelledWithoutRequest(StepError):
     def __init__(self, label: str) -> None:
-        super().__init__(label, f"test step {label} returned cancelled, but no cancel was requested")
+        super().__init__(
+            label, f"test step {label} returned cancelled, but no cancel was requested"
+        )
 
 
 class StepReturnedEarly(StepError):

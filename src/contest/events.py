@@ -125,7 +125,9 @@ class TestEventQuery:
             return False
         if self.test_attempt is not None and h.test_attempt != self.test_attempt:
             return False
-        if self.target_ids is not None and (ev.target is None or ev.target.id not in self.target_ids):
+        if self.target_ids is not None and (
+            ev.target is None or ev.target.id not in self.target_ids
+        ):
             return False
         if self.event_names is not None and ev.name not in self.event_names:
             return False
@@ -224,7 +226,9 @@ class EventEmitter:
         if pending is not None:
             await pending
 
-    def write(self, name: str, target: Target | None, payload: Any = None) -> Awaitable[None] | None:
+    def write(
+        self, name: str, target: Target | None, payload: Any = None
+    ) -> Awaitable[None] | None:
         return self._sink.write_test_event(
             TestEvent(self._header, target, name, payload, time.time())
         )

@@ -48,10 +48,10 @@ class MemoryStore(MemoryEventSink):
         server_id: str | None = None,
         requestor: str | None = None,
         limit: int | None = None,
-        descending: bool = False,
+        order: str = "asc",
     ) -> list[int]:
         out = []
-        for job_id, job in sorted(self.jobs.items(), reverse=descending):
+        for job_id, job in sorted(self.jobs.items(), reverse=order == "desc"):
             if states and job.state not in states:
                 continue
             if tags and not set(tags) <= set(job.tags):

@@ -25,6 +25,4 @@ class TestFetcher(abc.ABC):
         """Check the (decoded JSON) parameters; raise ``ParameterError``; return the parsed form."""
 
     @abc.abstractmethod
-    async def fetch(
-        self, ctx: PluginContext, params: Any
-    ) -> tuple[str, list[StepDescriptor]]: ...
+    async def fetch(self, ctx: PluginContext, params: Any) -> tuple[str, list[StepDescriptor]]: ...

@@ -354,7 +354,7 @@ def loads_yaml(data: str | bytes | bytearray) -> JsonValue:
     return _fix_surrogates(value)
 
 
-# --- writing -------------------------------------------------------------------------------------
+# --- writing ----------------------------------------------------------------------------------
 
 
 def go_float(value: float) -> str:

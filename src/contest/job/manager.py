@@ -60,7 +60,7 @@ class JobStore(EventSink, EventReader, Protocol):
         server_id: str | None = None,
         requestor: str | None = None,
         limit: int | None = None,
-        descending: bool = False,
+        order: str = "asc",
     ) -> list[int]: ...
 
     async def store_report(self, report: Report) -> None: ...
@@ -111,7 +111,7 @@ class JobManager:
         )
         self._refresher: asyncio.Task[None] | None = None
 
-    # --- life cycle --------------------------------------------------------------------------------
+    # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self, *, resume_jobs: bool = True) -> None:
         """Start the lock refresher, fail zombies, resume paused jobs (in that order)."""
@@ -145,7 +145,7 @@ class JobManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
 
-    # --- the API's verbs -----------------------------------------------------------------------------
+    # --- the API's verbs -----------------------------------------------------------------------
 
     async def submit(self, descriptor: str | bytes, requestor: str) -> int:
         """Validate, store and start a job. ``DescriptorValidationError`` lists every problem;
@@ -192,14 +192,18 @@ class JobManager:
         server_id: str | None = None,
         requestor: str | None = None,
         limit: int | None = None,
-        descending: bool = False,
+        order: str = "asc",
     ) -> list[int]:
         tags = list(tags or [])
         if self.instance_tag and self.instance_tag not in tags:
             tags.append(self.instance_tag)
         return await self.store.list_jobs(
-            states=states, tags=tags or None, server_id=server_id, requestor=requestor,
-            limit=limit, descending=descending,
+            states=states,
+            tags=tags or None,
+            server_id=server_id,
+            requestor=requestor,
+            limit=limit,
+            order=order,
         )
 
     async def status(self, job_id: int) -> dict[str, Any]:
@@ -214,7 +218,7 @@ class JobManager:
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)
 
-    # --- running jobs --------------------------------------------------------------------------------
+    # --- running jobs --------------------------------------------------------------------------
 
     def _launch(self, job: Job, resume: PausePayload | None) -> None:
         entry = _Entry(job, Scope())
@@ -287,7 +291,7 @@ class JobManager:
         if pending is not None:
             await pending
 
-    # --- locks ---------------------------------------------------------------------------------------
+    # --- locks ---------------------------------------------------------------------------------
 
     async def _refresh_locks_forever(self) -> None:
         while True:
@@ -295,9 +299,7 @@ class JobManager:
             await self._refresh_once()
 
     async def _refresh_once(self) -> None:
-        held = [
-            e for e in self.jobs.values() if e.targets and not e.scope.cancel.is_set()
-        ]
+        held = [e for e in self.jobs.values() if e.targets and not e.scope.cancel.is_set()]
 
         async def refresh(entry: _Entry) -> None:
             try:
@@ -308,7 +310,7 @@ class JobManager:
 
         await asyncio.gather(*(refresh(e) for e in held))
 
-    # --- start-up -----------------------------------------------------------------------------------
+    # --- start-up ------------------------------------------------------------------------------
 
     async def _fail_zombies(self) -> None:
         ids = await self.list(
@@ -375,4 +377,3 @@ def _go_seconds(seconds: float) -> str:
 def state_names(names: Sequence[str]) -> list[JobState]:
     """Job state names as the API gets them (``JobStateCompleted``) -> states."""
     return [JobState.parse(n) for n in names]
-

@@ -342,40 +342,26 @@ class JobRunner:
         if error is not None:
             raise JobError(error)
 
-    # --- reports -----------------------------------------------------------------------------------
+    # --- reports -------------------------------------------------------------------------------
 
     async def _run_reports(self, job: Job, run_id: int) -> None:
         if not job.run_reporters:
             return
-        statuses = await build_run_statuses(job, self.reader, [run_id])
+        status = (await build_run_statuses(job, self.reader, [run_id]))[0]
+        ctx = PluginContext(scope=Scope(), job_id=job.id, run_id=run_id)
         for rb in job.run_reporters:
             await self._report(
-                job,
-                rb,
-                run_id,
-                lambda rb=rb: rb.reporter.run_report(
-                    PluginContext(scope=Scope(), job_id=job.id, run_id=run_id),
-                    rb.params,
-                    statuses[0],
-                    self.reader,
-                ),
+                job, rb, run_id, rb.reporter.run_report(ctx, rb.params, status, self.reader)
             )
 
     async def _final_reports(self, job: Job, last_run: int) -> None:
         if not job.final_reporters:
             return
         statuses = await build_run_statuses(job, self.reader, list(range(1, last_run + 1)))
+        ctx = PluginContext(scope=Scope(), job_id=job.id)
         for rb in job.final_reporters:
             await self._report(
-                job,
-                rb,
-                0,
-                lambda rb=rb: rb.reporter.final_report(
-                    PluginContext(scope=Scope(), job_id=job.id),
-                    rb.params,
-                    statuses,
-                    self.reader,
-                ),
+                job, rb, 0, rb.reporter.final_report(ctx, rb.params, statuses, self.reader)
             )
 
     async def _report(
@@ -383,11 +369,11 @@ class JobRunner:
         job: Job,
         rb: ReporterBinding,
         run_id: int,
-        call: Callable[[], Awaitable[tuple[bool, Any]]],
+        call: Awaitable[tuple[bool, Any]],
     ) -> None:
         crash: Exception | None = None
         try:
-            success, data = await call()
+            success, data = await call
         except ContestError as exc:
             log.warning("job %d: reporter %s: %s", job.id, rb.name, exc)
             success, data = False, None
@@ -397,7 +383,7 @@ class JobRunner:
         if crash is not None:
             raise JobError(f"reporter {rb.name} crashed: {crash!r}") from crash
 
-    # --- events -----------------------------------------------------------------------------------
+    # --- events --------------------------------------------------------------------------------
 
     async def _emit(
         self, emitter: EventEmitter, name: str, target: Target | None, payload: Any = None

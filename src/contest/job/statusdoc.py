@@ -46,7 +46,9 @@ async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str
     )
     start = next((e.emit_time for e in states if e.name == JobState.STARTED.event_name), None)
     completions = [
-        e for e in states if (JobState.from_event_name(e.name) or JobState.UNKNOWN) in COMPLETION_STATES
+        e
+        for e in states
+        if (JobState.from_event_name(e.name) or JobState.UNKNOWN) in COMPLETION_STATES
     ]
     state = "Unknown"
     err = ""

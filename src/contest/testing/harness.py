@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import EllipsisType
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ def event_tuples(
     events: Sequence[TestEvent],
     *,
     label: str | None = None,
-    target: str | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+    target: str | None | EllipsisType = ...,
     run_id: int | None = None,
 ) -> list[EventTuple]:
     """Events as ``(label, target_id, name, payload)``, optionally filtered by step label, by
@@ -67,7 +68,7 @@ class RunOutcome:
         self,
         *,
         label: str | None = None,
-        target: str | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+        target: str | None | EllipsisType = ...,
         run_id: int | None = None,
     ) -> list[EventTuple]:
         return event_tuples(self.sink.test, label=label, target=target, run_id=run_id)

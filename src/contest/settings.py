@@ -1,0 +1,39 @@
+"""Server settings: what ``contest serve`` takes on its command line (ConTest's flags in
+brackets in ``--help``)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+DEFAULT_DB_URL = "sqlite:///contest.db"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass
+class ServeSettings:
+    listen: str = DEFAULT_LISTEN
+    db: str = DEFAULT_DB_URL
+    server_id: str = ""
+    instance_tag: str | None = None
+    pause_timeout: float = 0.0  # 0: cancel on the first signal; >0 pause, then cancel; <0 pause
+    resume_jobs: bool = True
+    target_locker: str = "auto"  # auto | inmemory | db
+    target_lock_duration: float = 600.0
+    shutdown_timeout: float = 30.0
+    process_timeout: float = 3.0  # how long an API request may take
+    allow_local_exec: bool = False
+    log_level: str = "info"
+
+    def resolved_server_id(self) -> str:
+        return self.server_id or socket.gethostname()
+
+    @property
+    def host(self) -> str:
+        host, _, _ = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        _, _, port = self.listen.rpartition(":")
+        return int(port)
