@@ -83,7 +83,7 @@ class LockerBackend(abc.ABC):
         instance each time is allowed (the suite closes each distinct instance once).
         """
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def stop(self) -> None:
         """Release what :meth:`start` prepared (default: nothing)."""
 
 
