@@ -1,0 +1,143 @@
+"""``TargetList``: the targets are written in the job descriptor.
+
+Acquire parameters: ``{"Targets": [{"ID": "t1", "FQDN": "t1.example.org", "PrimaryIPv4": "10.0.0.1",
+"PrimaryIPv6": "2001:db8::1", "TMS": <any JSON>}, ...]}`` (only ``ID`` is required, and it must not
+be blank). Release parameters: any JSON object (``{}``) or ``null``; they mean nothing.
+
+Acquire locks every target at once through the locker, with the lease it is given, and fails if
+another job holds any of them: a fixed list of targets is all-or-nothing. Release does nothing
+(the job runner unlocks).
+
+One rule stricter than ConTest: a target ID given twice is refused at submission (ConTest takes
+it, then the test sees the same device twice and reports nonsense).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from contest.context import PluginContext
+from contest.errors import ParameterError
+from contest.job.descriptor_json import to_python
+from contest.plugins.targetmanagers.goparams import GoStruct, parse_ip, where
+from contest.target import Target
+from contest.targetmanager import TargetManager
+
+NAME = "TargetList"
+
+
+@dataclass(frozen=True)
+class AcquireParameters:
+    """The validated acquire parameters: the targets, in the order given."""
+
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReleaseParameters:
+    """Release takes no parameters; an empty object stands for them."""
+
+
+def _ip_field(s: GoStruct, name: str) -> str | None:
+    """A ``net.IP`` field: a string holding an IP, ``""``/``null`` for none."""
+    result: str | None = None
+    for v in s.values(name):
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise s.type_error(name, v, "net.IP")
+        if v == "":
+            result = None
+            continue
+        ip = parse_ip(v)
+        if ip is None:
+            raise ParameterError(where(f"{s.path}.{name}", f"invalid IP address: {v}"))
+        result = str(ip)
+    return result
+
+
+def decode_target(s: GoStruct) -> Target:
+    """One target as ConTest's ``target.Target`` reads it (keys case-insensitive, ``TMS`` raw)."""
+    tms = s.raw("TMS")
+    return Target(
+        id=s.string("ID"),
+        fqdn=s.string("FQDN"),
+        primary_ipv4=_ip_field(s, "PrimaryIPv4"),
+        primary_ipv6=_ip_field(s, "PrimaryIPv6"),
+        manager_state=to_python(tms) if tms is not None else None,
+    )
+
+
+def decode_targets(params: Any, gotype: str) -> tuple[Target, ...]:
+    """The ``Targets`` list of ``{"Targets": [...]}`` parameters, each ID checked non-blank
+    and unique (a ``null`` entry is a target without ID)."""
+    s = GoStruct(params, gotype)
+    targets: list[Target] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(s.array("Targets", "[]*target.Target")):
+        path = f"Targets[{i}]"
+        t = decode_target(s.nested(item, "target.Target", "Targets", path))
+        if t.id.strip() == "":
+            raise ParameterError(where(f"{path}.ID", "invalid target with empty ID"))
+        if t.id in seen:
+            raise ParameterError(
+                where(f"{path}.ID", f"duplicate target ID {t.id!r} (also Targets[{seen[t.id]}])")
+            )
+        seen[t.id] = i
+        targets.append(t)
+    return tuple(targets)
+
+
+def copy_targets(targets: Sequence[Target]) -> list[Target]:
+    """Fresh copies: the validated parameters are shared by every run of the job, and whoever
+    gets the targets may change them (the manager state, say)."""
+    return [dataclasses.replace(t) for t in targets]
+
+
+class TargetList(TargetManager):
+    """Targets listed in the descriptor, locked all together at acquire."""
+
+    name = NAME
+
+    def validate_acquire_parameters(self, params: Any) -> AcquireParameters:
+        return AcquireParameters(decode_targets(params, "targetlist.AcquireParameters"))
+
+    def validate_release_parameters(self, params: Any) -> ReleaseParameters:
+        GoStruct(params, "targetlist.ReleaseParameters")
+        return ReleaseParameters()
+
+    async def acquire(
+        self,
+        ctx: PluginContext,
+        job_id: int,
+        lock_timeout: float,
+        params: Any,
+        locker: Any,
+    ) -> list[Target]:
+        ap = params
+        if not isinstance(ap, AcquireParameters):
+            ap = self.validate_acquire_parameters(params)
+        try:
+            await locker.lock(job_id, lock_timeout, [t.id for t in ap.targets])
+        except Exception as exc:
+            ctx.log.warning("Failed to lock %d targets: %s", len(ap.targets), exc)
+            raise
+        ctx.log.info("Acquired %d targets", len(ap.targets))
+        return copy_targets(ap.targets)
+
+    async def release(
+        self, ctx: PluginContext, job_id: int, targets: list[Target], params: Any
+    ) -> None:
+        ctx.log.info("Released %d targets", len(targets))
+
+
+def new() -> TargetList:
+    return TargetList()
+
+
+def load() -> tuple[str, Callable[[], TargetManager]]:
+    """Entry point of the ``contest.targetmanagers`` group."""
+    return NAME, new
