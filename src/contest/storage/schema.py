@@ -173,3 +173,18 @@ reports = Table(
     Index(None, "job_id", "run_id", "reporter_name"),
     **MYSQL_OPTS,
 )
+
+# --- bookkeeping -------------------------------------------------------------------------------
+
+commit_markers = Table(
+    "commit_markers",
+    metadata,
+    # One row per write transaction, inserted in that transaction. When the connection drops
+    # while COMMIT is in flight the writer cannot know whether it committed; on reconnect it
+    # looks for its token here and replays the transaction only if it is absent, so a retry
+    # never duplicates rows. Rows older than the retry budget are deleted now and then.
+    Column("token", String(32), primary_key=True),
+    Column("committed_at", Double, nullable=False),
+    Index(None, "committed_at"),
+    **MYSQL_OPTS,
+)

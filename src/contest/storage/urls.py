@@ -34,9 +34,9 @@ DEFAULT_DRIVERS = {
 #: async drivers we accept as given
 ASYNC_DRIVERS = {
     "sqlite": {"aiosqlite"},
-    "mysql": {"aiomysql", "asyncmy"},
-    "mariadb": {"aiomysql", "asyncmy"},
-    "postgresql": {"psycopg", "psycopg_async", "asyncpg"},
+    "mysql": {"aiomysql"},
+    "mariadb": {"aiomysql"},
+    "postgresql": {"psycopg", "psycopg_async"},
 }
 #: sync drivers we replace by the async driver of the same dialect
 SYNC_TO_ASYNC = {
@@ -49,6 +49,7 @@ SYNC_TO_ASYNC = {
     ("mariadb", "mariadbconnector"): "aiomysql",
     ("postgresql", "psycopg2"): "psycopg",
     ("postgresql", "pg8000"): "psycopg",
+    ("postgresql", "asyncpg"): "psycopg",
 }
 
 # user[:password]@proto(addr)/db?params  -- password may hold '@' (the last '@' splits)

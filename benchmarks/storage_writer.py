@@ -1,0 +1,199 @@
+"""Event writer throughput against a plain batched insert, on SQLite, MariaDB and PostgreSQL.
+
+    python benchmarks/storage_writer.py --events 100000 --tasks 10000 [--db sqlite mariadb ...]
+
+Per database (each in its own throw-away database, see ``contest.testing.databases``):
+
+(a) the event writer alone: ``--events`` emits from ``--tasks`` concurrent tasks, each task
+    awaiting each of its emits (``await storage.write_test_event(...)``), so every emit returns
+    only once its event is committed, through the group-commit path;
+(b) the floor: the same rows, already encoded, inserted 1,000 rows a statement, one
+    transaction per statement, with the same engine and driver. Two ways are timed, a
+    driver-level multi-row ``INSERT ... VALUES (...) x 1000`` and SQLAlchemy Core's
+    ``execute(insert(table), rows)`` with 1,000 rows, and the faster one is the floor.
+
+Prints rows/s for both and (a)/(b). Bars: 50% on MariaDB and PostgreSQL, 25% on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contest.events import TestEvent, TestEventHeader
+from contest.storage import Storage, open_storage
+from contest.storage.events import TEST_COLUMNS, EventCodec
+from contest.storage.schema import test_events
+from contest.target import Target
+from contest.testing.databases import (
+    KINDS,
+    Kind,
+    server_available,
+    temporary_database,
+)
+
+BARS = {"sqlite": 0.25, "mariadb": 0.50, "postgresql": 0.50}
+CHUNK = 1000
+EVENT_NAMES = ("TargetIn", "CmdStdout", "TargetOut")
+
+
+def make_events(n: int, tasks: int) -> list[list[TestEvent]]:
+    """Each task's events: a step header and a target per task, ConTest-like names/payloads."""
+    per_task: list[list[TestEvent]] = []
+    for t in range(tasks):
+        header = TestEventHeader(
+            job_id=1 + t % 8, run_id=1, test_name="Test 1", step_label=f"step{t % 16}"
+        )
+        target = Target(
+            f"host{t:05d}",
+            fqdn=f"host{t:05d}.example.com",
+            primary_ipv4=f"10.{t // 65536 % 256}.{t // 256 % 256}.{t % 256}",
+        )
+        count = n // tasks + (1 if t < n % tasks else 0)
+        per_task.append(
+            [
+                TestEvent(
+                    header,
+                    target,
+                    EVENT_NAMES[k % 3],
+                    None if k % 3 == 0 else {"Msg": f"line {k} of the step output", "N": k},
+                )
+                for k in range(count)
+            ]
+        )
+    return per_task
+
+
+async def count_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(test_events))).scalar_one())
+
+
+async def clear(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(delete(test_events))
+
+
+async def bench_writer(storage: Storage, per_task: list[list[TestEvent]]) -> tuple[float, int]:
+    """(a): events/s through write_test_event with one awaiting task per emitter."""
+
+    async def emitter(evs: list[TestEvent]) -> None:
+        for e in evs:
+            e.emit_time = time.time()
+            await storage.write_test_event(e)
+
+    commits0 = storage.transactor.commits
+    gc.collect()
+    start = time.perf_counter()
+    await asyncio.gather(*(emitter(evs) for evs in per_task))
+    elapsed = time.perf_counter() - start
+    return sum(map(len, per_task)) / elapsed, storage.transactor.commits - commits0
+
+
+async def bench_floor_driver(engine: AsyncEngine, rows: list[tuple[Any, ...]]) -> float:
+    """(b) variant 1: driver-level multi-row INSERT, 1,000 rows a statement."""
+    dialect = engine.dialect
+    q = dialect.identifier_preparer.quote
+    ph = "?" if dialect.paramstyle == "qmark" else "%s"
+    one = "(" + ", ".join([ph] * len(TEST_COLUMNS)) + ")"
+    head = f"INSERT INTO {q('test_events')} ({', '.join(q(c) for c in TEST_COLUMNS)}) VALUES "
+    full = head + ", ".join([one] * CHUNK)
+    gc.collect()
+    start = time.perf_counter()
+    async with engine.connect() as conn:
+        for i in range(0, len(rows), CHUNK):
+            chunk = rows[i : i + CHUNK]
+            sql = full if len(chunk) == CHUNK else head + ", ".join([one] * len(chunk))
+            await conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+            await conn.commit()
+    return len(rows) / (time.perf_counter() - start)
+
+
+async def bench_floor_core(engine: AsyncEngine, rows: list[dict[str, Any]]) -> float:
+    """(b) variant 2: SQLAlchemy Core executemany of 1,000 rows a statement."""
+    stmt = insert(test_events)
+    gc.collect()
+    start = time.perf_counter()
+    async with engine.connect() as conn:
+        for i in range(0, len(rows), CHUNK):
+            await conn.execute(stmt, rows[i : i + CHUNK])
+            await conn.commit()
+    return len(rows) / (time.perf_counter() - start)
+
+
+async def run_one(kind: Kind, n: int, tasks: int) -> dict[str, Any]:
+    with temporary_database(kind) as url:
+        storage = await open_storage(url)
+        try:
+            per_task = make_events(n, tasks)
+            codec = EventCodec(storage.limits)
+            now = time.time()
+            rows = []
+            for evs in per_task:
+                for e in evs:
+                    e.emit_time = now
+                    rows.append(codec.test_item(e)[1])
+            dict_rows = [dict(zip(TEST_COLUMNS, r, strict=True)) for r in rows]
+
+            floor_driver = await bench_floor_driver(storage.engine, rows)
+            assert await count_rows(storage.engine) == n
+            await clear(storage.engine)
+            floor_core = await bench_floor_core(storage.engine, dict_rows)
+            assert await count_rows(storage.engine) == n
+            await clear(storage.engine)
+
+            rate, commits = await bench_writer(storage, make_events(n, tasks))
+            assert await count_rows(storage.engine) == n, "writer lost or duplicated rows"
+        finally:
+            await storage.close()
+    floor = max(floor_driver, floor_core)
+    return {
+        "kind": kind,
+        "writer": rate,
+        "commits": commits,
+        "floor": floor,
+        "floor_driver": floor_driver,
+        "floor_core": floor_core,
+        "ratio": rate / floor,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--tasks", type=int, default=10_000)
+    ap.add_argument("--db", nargs="*", choices=KINDS, default=list(KINDS))
+    args = ap.parse_args()
+    failed = False
+    print(f"{args.events} events from {args.tasks} tasks; floor = best of 1,000-row inserts")
+    print(
+        f"{'database':<11} {'(a) writer':>12} {'commits':>8} {'(b) floor':>12} "
+        f"{'(driver':>9} {'/ core)':>8} {'(a)/(b)':>8} {'bar':>5}"
+    )
+    for kind in args.db:
+        if not server_available(kind):
+            print(f"{kind:<11} server not reachable, skipped")
+            continue
+        r = asyncio.run(run_one(kind, args.events, args.tasks))
+        ok = r["ratio"] >= BARS[kind]
+        failed |= not ok
+        print(
+            f"{kind:<11} {r['writer']:>10.0f}/s {r['commits']:>8} {r['floor']:>10.0f}/s "
+            f"{r['floor_driver']:>9.0f} {r['floor_core']:>8.0f} {r['ratio']:>7.0%} "
+            f"{BARS[kind]:>4.0%} {'ok' if ok else 'BELOW BAR'}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

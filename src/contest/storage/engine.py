@@ -1,0 +1,59 @@
+"""The AsyncEngine for a storage URL, with each database's settings.
+
+SQLite gets WAL (readers never block the writer), ``synchronous=NORMAL`` (durable across a
+process crash; a power cut may lose the last transactions, the usual WAL trade), a busy
+timeout (another process holding the lock makes us wait, not fail) and real transactions:
+the driver's implicit-transaction mode is turned off and SQLAlchemy emits ``BEGIN`` itself,
+``BEGIN IMMEDIATE`` for write transactions (see :meth:`Transactor.begin_write`), so a
+read-then-write transaction cannot fail half way on a lock upgrade.
+
+MySQL/MariaDB connect with ``utf8mb4``; PostgreSQL with psycopg in async mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contest.storage.urls import backend_name, to_async_url
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An AsyncEngine for a storage URL (any form :func:`to_async_url` accepts)."""
+    aurl = to_async_url(url)
+    backend = backend_name(aurl)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if backend == "mysql":
+        if "charset" not in aurl.query:
+            aurl = aurl.update_query_dict({"charset": "utf8mb4"})
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
+    elif backend == "postgresql":
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(aurl, **kwargs)
+    if backend == "sqlite":
+        _setup_sqlite(engine)
+    return engine
+
+
+def _setup_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("contest_sqlite_begin", "BEGIN"))

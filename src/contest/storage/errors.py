@@ -1,0 +1,38 @@
+"""Errors raised by the SQL storage."""
+
+from __future__ import annotations
+
+from contest.errors import ContestError
+
+
+class StorageError(ContestError):
+    """Base of every storage error."""
+
+
+class ParameterTooLong(StorageError):
+    """A value does not fit its column; raised before anything is sent to the database.
+
+    The message is ConTest's, ``<DataName> is too long: <actual> > <max>`` (lengths in bytes of
+    UTF-8), so logs and tests read the same as upstream.
+    """
+
+    def __init__(self, data_name: str, max_len: int, actual_len: int) -> None:
+        super().__init__(f"{data_name} is too long: {actual_len} > {max_len}")
+        self.data_name = data_name
+        self.max_len = max_len
+        self.actual_len = actual_len
+
+
+class NotSerializable(StorageError):
+    """A payload or report datum is not a JSON value."""
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be reached for longer than the retry budget allows.
+
+    Whatever was committed before stays committed; what this error reports was not stored.
+    """
+
+
+class StorageClosed(StorageError):
+    """A write arrived after :meth:`Storage.close`."""

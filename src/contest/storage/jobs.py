@@ -1,0 +1,110 @@
+"""Job requests, their tags and their state: storing, fetching, listing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from typing import Any, Literal
+
+from sqlalchemy import exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contest.storage import limits as L
+from contest.storage.models import JobRequest, JobState
+from contest.storage.schema import job_tags, jobs
+
+# Above this, the extended descriptor goes in its own statement, so neither statement can
+# outgrow a MySQL packet even when both descriptors are near their limit.
+_ONE_STATEMENT_MAX = 1024 * 1024
+
+Order = Literal["asc", "desc"]
+
+
+def check_request(req: JobRequest, limits: L.Limits) -> None:
+    """Every size check of a request, before any SQL is sent."""
+    L.check(L.JOB_NAME[0], req.name, L.JOB_NAME[1])
+    L.check(L.REQUESTOR[0], req.requestor, L.REQUESTOR[1])
+    L.check(L.SERVER_ID[0], req.server_id, L.SERVER_ID[1])
+    for tag in req.tags:
+        L.check(L.TAG[0], tag, L.TAG[1])
+    L.check("Job descriptor", req.descriptor, limits.descriptor)
+    if req.extended_descriptor is not None:
+        L.check("Extended descriptor", req.extended_descriptor, limits.descriptor)
+
+
+async def insert_job(conn: AsyncConnection, req: JobRequest) -> int:
+    """Insert the ``jobs`` row and its tags; returns the new job ID."""
+    ext = req.extended_descriptor
+    split = ext is not None and len(req.descriptor) + len(ext) > _ONE_STATEMENT_MAX
+    result = await conn.execute(
+        insert(jobs).values(
+            name=req.name,
+            requestor=req.requestor,
+            server_id=req.server_id,
+            request_time=req.request_time or time.time(),
+            descriptor=req.descriptor,
+            extended_descriptor=None if split else ext,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    job_id = int(pk[0])
+    if split:
+        await conn.execute(
+            update(jobs).where(jobs.c.job_id == job_id).values(extended_descriptor=ext)
+        )
+    tags = sorted(set(req.tags))
+    if tags:
+        await conn.execute(insert(job_tags), [{"job_id": job_id, "tag": t} for t in tags])
+    return job_id
+
+
+async def fetch_job(conn: AsyncConnection, job_id: int) -> JobRequest | None:
+    row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
+    if row is None:
+        return None
+    tags = (
+        await conn.execute(
+            select(job_tags.c.tag).where(job_tags.c.job_id == job_id).order_by(job_tags.c.tag)
+        )
+    ).scalars()
+    return JobRequest(
+        name=row.name,
+        requestor=row.requestor,
+        server_id=row.server_id,
+        descriptor=row.descriptor,
+        extended_descriptor=row.extended_descriptor,
+        tags=tuple(tags),
+        request_time=row.request_time,
+        job_id=int(row.job_id),
+        state=JobState(row.state),
+        state_time=row.state_time,
+    )
+
+
+async def select_job_ids(
+    conn: AsyncConnection,
+    *,
+    states: Collection[JobState | int | str] | None = None,
+    tags: Collection[str] | None = None,
+    server_id: str | None = None,
+    requestor: str | None = None,
+    limit: int | None = None,
+    order: Order = "asc",
+) -> list[int]:
+    """IDs of the jobs in any of ``states`` that carry all of ``tags`` (and the other filters)."""
+    stmt: Any = select(jobs.c.job_id)
+    if states is not None:
+        stmt = stmt.where(jobs.c.state.in_(sorted({int(JobState.parse(s)) for s in states})))
+    for tag in sorted(set(tags or ())):
+        stmt = stmt.where(exists().where(job_tags.c.job_id == jobs.c.job_id, job_tags.c.tag == tag))
+    if server_id is not None:
+        stmt = stmt.where(jobs.c.server_id == server_id)
+    if requestor is not None:
+        stmt = stmt.where(jobs.c.requestor == requestor)
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
+    stmt = stmt.order_by(jobs.c.job_id.desc() if order == "desc" else jobs.c.job_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [int(i) for i in (await conn.execute(stmt)).scalars()]

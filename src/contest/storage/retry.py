@@ -1,0 +1,263 @@
+"""Surviving a database that goes away: which errors to retry, for how long, and how to retry
+a write without doing it twice.
+
+Every storage operation runs through :class:`Transactor`. Reads are simply repeated. Writes are
+repeated too, but a write may have committed even though the connection dropped before the
+server's answer arrived; so every write transaction also inserts a random token into
+``commit_markers``, and after a failure the retry first looks for that token: found means "it
+committed, do not do it again".
+
+Retries are bounded by :attr:`RetryPolicy.retry_for` measured from the start of the outage
+(the first failure not followed by a success), not from each operation: once the database
+has been away longer than that, every operation fails at its first error, with a clear
+:class:`StorageUnavailable`, instead of each one waiting the full budget again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contest.storage import schema
+from contest.storage.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# MySQL/MariaDB error numbers worth a retry: connection refused/lost/killed, server shutting
+# down, too many connections, lock wait timeout, deadlock
+_MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
+# PostgreSQL SQLSTATEs worth a retry (class 08, connection exceptions, is checked apart)
+_PG_TRANSIENT = {"40001", "40P01", "53300", "57P01", "57P02", "57P03"}
+
+
+def is_transient(error: BaseException) -> bool:
+    """True if ``error`` means "the database is (perhaps briefly) unreachable or busy"."""
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        orig = error.orig
+        if not isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return False
+        args = getattr(orig, "args", ())
+        if args and isinstance(args[0], int):  # PyMySQL/aiomysql: (errno, message)
+            return args[0] in _MYSQL_TRANSIENT
+        sqlstate = getattr(orig, "sqlstate", None)
+        if sqlstate is not None or type(orig).__module__.startswith("psycopg"):
+            return sqlstate is None or sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT
+        text = str(orig).lower()
+        return "locked" in text or "busy" in text  # SQLite
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long to keep trying, and how fast."""
+
+    retry_for: float = 30.0  # seconds from the start of an outage
+    first_delay: float = 0.05
+    max_delay: float = 1.0
+
+
+WorkFn = Callable[[AsyncConnection], Awaitable[T]]
+
+
+class Transactor:
+    """Runs units of work in transactions, retrying them across connection loss.
+
+    ``write_lock`` serialises writers within the process; it is set for SQLite, where a second
+    concurrent writer would only wait on the file lock (or fail with "database is locked").
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: RetryPolicy,
+        *,
+        write_lock: asyncio.Lock | None = None,
+        sqlite: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.write_lock = write_lock
+        self._sqlite = sqlite
+        self._down_since: float | None = None
+        self.commits = 0  # successful write transactions (tests count group commits with it)
+
+    # --- outage bookkeeping ------------------------------------------------------------------
+
+    def _ok(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "database reachable again after %.1f s", time.monotonic() - self._down_since
+            )
+            self._down_since = None
+
+    async def _backoff(self, attempt: int, error: BaseException, what: str) -> None:
+        """Sleep before the next attempt, or raise StorageUnavailable if the budget is spent."""
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        deadline = self._down_since + self.policy.retry_for
+        if now >= deadline:
+            raise StorageUnavailable(
+                f"{what} failed: database unreachable for {now - self._down_since:.1f} s "
+                f"(retry limit {self.policy.retry_for:g} s): {error}"
+            ) from error
+        delay = min(self.policy.first_delay * 2**attempt, self.policy.max_delay, deadline - now)
+        log.warning("%s: %s; retrying in %.2f s", what, error, delay)
+        await asyncio.sleep(delay)
+
+    # --- connections -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        if self.write_lock is None:
+            yield
+        else:
+            async with self.write_lock:
+                yield
+
+    async def begin_write(self, conn: AsyncConnection) -> None:
+        """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front)."""
+        if self._sqlite:
+            await conn.execution_options(contest_sqlite_begin="BEGIN IMMEDIATE")
+        await conn.begin()
+
+    # --- the two entry points ----------------------------------------------------------------
+
+    async def read(self, work: WorkFn[T], what: str = "read") -> T:
+        """Run a read-only ``work``; repeated on transient errors."""
+        attempt = 0
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    result = await work(conn)
+                self._ok()
+                return result
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                await self._backoff(attempt, e, what)
+                attempt += 1
+
+    async def write(
+        self,
+        work: WorkFn[T],
+        what: str = "write",
+        conn_source: ConnectionSource | None = None,
+    ) -> T:
+        """Run ``work`` in one write transaction, exactly once, retrying on transient errors.
+
+        ``conn_source`` lends a long-lived connection (the event writer keeps one); without it
+        each attempt checks a connection out of the pool.
+        """
+        source = conn_source or PoolSource(self.engine)
+        token = secrets.token_hex(16)
+        attempt = 0
+        reached_commit = False
+        result: Any = None
+        while True:
+            try:
+                async with self._writing():
+                    conn = await source.acquire()
+                    try:
+                        if reached_commit and await self._committed(conn, token):
+                            self._ok()
+                            return result  # type: ignore[no-any-return]
+                        await self.begin_write(conn)
+                        result = await work(conn)
+                        await conn.execute(
+                            insert(schema.commit_markers),
+                            {"token": token, "committed_at": time.time()},
+                        )
+                        reached_commit = True
+                        await conn.commit()
+                    except BaseException:
+                        await source.discard(conn)
+                        raise
+                    await source.release(conn)
+                self.commits += 1
+                self._ok()
+                return result  # type: ignore[no-any-return]
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                await self._backoff(attempt, e, what)
+                attempt += 1
+
+    @staticmethod
+    async def _committed(conn: AsyncConnection, token: str) -> bool:
+        m = schema.commit_markers
+        found = (await conn.execute(select(m.c.token).where(m.c.token == token))).first()
+        await conn.rollback()
+        return found is not None
+
+
+class ConnectionSource:
+    """Where :meth:`Transactor.write` gets its connection from."""
+
+    async def acquire(self) -> AsyncConnection:
+        raise NotImplementedError
+
+    async def release(self, conn: AsyncConnection) -> None:
+        raise NotImplementedError
+
+    async def discard(self, conn: AsyncConnection) -> None:
+        """The connection failed mid-transaction: roll back and drop it."""
+        with suppress(Exception):
+            await conn.rollback()
+        with suppress(Exception):
+            await conn.close()
+
+
+class PoolSource(ConnectionSource):
+    """A pool checkout per attempt."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def acquire(self) -> AsyncConnection:
+        return await self._engine.connect()
+
+    async def release(self, conn: AsyncConnection) -> None:
+        await conn.close()
+
+
+class HeldSource(ConnectionSource):
+    """One connection kept across transactions (the event writer's), replaced when it fails.
+
+    Keeping it saves a pool checkout per batch; losing it costs nothing but a reconnect.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def acquire(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        return self._conn
+
+    async def release(self, conn: AsyncConnection) -> None:
+        pass
+
+    async def discard(self, conn: AsyncConnection) -> None:
+        self._conn = None
+        await super().discard(conn)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with suppress(Exception):
+                await conn.close()

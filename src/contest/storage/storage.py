@@ -1,0 +1,279 @@
+"""The :class:`Storage` object: jobs, events and reports of one database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contest.events import FrameworkEvent, FrameworkEventQuery, TestEvent, TestEventQuery
+from contest.storage import events as ev
+from contest.storage import jobs as jb
+from contest.storage import migrate, schema
+from contest.storage import reports as rp
+from contest.storage.engine import create_engine
+from contest.storage.limits import Limits
+from contest.storage.models import JobReport, JobRequest, JobState, Report
+from contest.storage.retry import RetryPolicy, Transactor
+from contest.storage.urls import backend_name, redact
+from contest.storage.writer import Ack, GroupCommitWriter
+
+T = TypeVar("T")
+
+# how often the writer prunes commit markers, and how old they must be
+_PRUNE_EVERY = 600.0
+_MARKER_TTL = 3600.0
+
+# tables Storage.reset() empties (not target_locks: like ConTest's Reset, locks outlive it)
+_RESET_TABLES = (
+    schema.jobs,
+    schema.job_tags,
+    schema.test_events,
+    schema.framework_events,
+    schema.reports,
+    schema.commit_markers,
+)
+
+
+class Storage:
+    """Jobs, tags, events, reports (and the engine for target locks) of one SQL database.
+
+    An :class:`~contest.events.EventSink` and :class:`~contest.events.EventReader`. Make one with
+    :func:`open_storage`; share it within the process (it owns the engine, its pool and the
+    one event writer) and :meth:`close` it at shutdown.
+
+    Every operation survives a database that goes away for less than ``retry_for`` seconds
+    (see :mod:`contest.storage.retry`); past that it raises
+    :class:`~contest.storage.errors.StorageUnavailable`. Values too long for their column raise
+    :class:`~contest.storage.errors.ParameterTooLong` before anything is sent.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retry: RetryPolicy | None = None,
+        limits: Limits | None = None,
+        max_batch: int = 10_000,
+    ) -> None:
+        self.engine = engine
+        self.backend = backend_name(engine.url)
+        self.limits = limits or Limits()
+        self.retry = retry or RetryPolicy()
+        self.transactor = Transactor(
+            engine,
+            self.retry,
+            write_lock=asyncio.Lock() if self.backend == "sqlite" else None,
+            sqlite=self.backend == "sqlite",
+        )
+        self._codec = ev.EventCodec(self.limits)
+        self._event_flush = ev.make_flush(engine.dialect)
+        self._last_prune = time.monotonic()
+        self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
+            self._flush_events, self.transactor, max_batch=max_batch, name="events"
+        )
+        self._closed = False
+
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    def __repr__(self) -> str:
+        return f"<Storage {redact(self.engine.url)}>"
+
+    # --- events: EventSink --------------------------------------------------------------------
+
+    def write_test_event(self, event: TestEvent) -> Ack:
+        """Queue a test event; await the result to know it is committed.
+
+        The checks (sizes, JSON payload) run now and raise now; the event's place in the order
+        is fixed now too: rows get their ``sequence`` in the order of these calls (per table;
+        test and framework events are numbered separately). ``event.sequence`` itself is not
+        filled in: the database assigns it at commit, and reading the event back shows it.
+        """
+        return self._writer.submit(self._codec.test_item(event))
+
+    def write_framework_event(self, event: FrameworkEvent) -> Ack:
+        """Queue a framework event, as :meth:`write_test_event`.
+
+        A job-state event (``JobStateStarted``, ``JobStateCompleted``, ...) also sets
+        ``jobs.state`` in the same transaction, so :meth:`list_jobs` by state is a plain query
+        that always agrees with the event log.
+        """
+        return self._writer.submit(self._codec.framework_item(event))
+
+    async def flush(self) -> None:
+        """Wait until every event written so far is committed (or has failed)."""
+        await self._writer.flush()
+
+    async def _flush_events(self, conn: AsyncConnection, items: list[ev.Item]) -> None:
+        await self._event_flush(conn, items)
+        now = time.monotonic()
+        if now - self._last_prune > _PRUNE_EVERY:
+            self._last_prune = now
+            ttl = max(_MARKER_TTL, 4 * self.retry.retry_for)
+            m = schema.commit_markers
+            await conn.execute(delete(m).where(m.c.committed_at < time.time() - ttl))
+
+    # --- events: EventReader ------------------------------------------------------------------
+
+    async def test_events(self, query: TestEventQuery) -> list[TestEvent]:
+        """Test events matching ``query``, by sequence; waits for this process's queued writes
+        first, so a reader sees every event written before the call."""
+        await self._writer.flush()
+        return await self.transactor.read(
+            lambda c: ev.read_test_events(c, query), "reading test events"
+        )
+
+    async def framework_events(self, query: FrameworkEventQuery) -> list[FrameworkEvent]:
+        """Framework events matching ``query``, by sequence (after the queued writes)."""
+        await self._writer.flush()
+        return await self.transactor.read(
+            lambda c: ev.read_framework_events(c, query), "reading framework events"
+        )
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    async def store_job(self, request: JobRequest) -> int:
+        """Store a new job request with its tags; returns the new job ID (from 1, ascending)."""
+        jb.check_request(request, self.limits)
+        return await self.transactor.write(
+            lambda c: jb.insert_job(c, request), "storing a job request"
+        )
+
+    async def get_job(self, job_id: int) -> JobRequest | None:
+        """The stored request (with tags, state and state time), or None for an unknown ID."""
+        return await self.transactor.read(lambda c: jb.fetch_job(c, job_id), "reading a job")
+
+    async def list_jobs(
+        self,
+        *,
+        states: Collection[JobState | int | str] | None = None,
+        tags: Collection[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        order: jb.Order = "asc",
+    ) -> list[int]:
+        """Job IDs in any of ``states`` (Unknown = no state event yet) having all of ``tags``,
+        optionally of one server and one requestor; by job ID, ``limit`` first ones."""
+        await self._writer.flush()  # states follow framework events
+        return await self.transactor.read(
+            lambda c: jb.select_job_ids(
+                c,
+                states=states,
+                tags=tags,
+                server_id=server_id,
+                requestor=requestor,
+                limit=limit,
+                order=order,
+            ),
+            "listing jobs",
+        )
+
+    async def job_state(self, job_id: int) -> JobState | None:
+        """The job's last state (None for an unknown job)."""
+        job = await self.get_job(job_id)
+        return None if job is None else job.state
+
+    # --- reports ------------------------------------------------------------------------------
+
+    async def store_report(self, report: Report) -> None:
+        """Store a run report (``run_id`` > 0) or a final report (``run_id`` 0)."""
+        row = rp.report_row(report, self.limits)
+        await self.transactor.write(lambda c: rp.insert_report(c, row), "storing a report")
+
+    async def job_report(self, job_id: int) -> JobReport:
+        """Every report of the job (empty lists for an unknown job)."""
+        return await self.transactor.read(
+            lambda c: rp.fetch_job_report(c, job_id), "reading reports"
+        )
+
+    # --- for other storage users (the DB target locker) ---------------------------------------
+
+    async def run_write(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
+        """Run ``work`` in one write transaction, exactly once, with the retry and (on SQLite)
+        the process-wide write lock every storage write uses. ``work`` must not commit."""
+        return await self.transactor.write(work, what)
+
+    async def run_read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
+        """Run read-only ``work`` with the storage's retry."""
+        return await self.transactor.read(work, what)
+
+    # --- admin --------------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        """The schema version: the number of the newest applied migration (0: none)."""
+        rev = await migrate.current_revision(self.engine)
+        return int(rev) if rev else 0
+
+    async def reset(self) -> None:
+        """Delete all jobs, events and reports (for tests; target locks are kept)."""
+        await self._writer.flush()
+
+        async def wipe(conn: AsyncConnection) -> None:
+            for table in _RESET_TABLES:
+                await conn.execute(delete(table))
+
+        await self.transactor.write(wipe, "resetting the storage")
+
+    async def ping(self) -> None:
+        """Check the database answers (with the retry)."""
+
+        async def one(conn: AsyncConnection) -> Any:
+            return (await conn.execute(text("SELECT 1"))).scalar()
+
+        await self.transactor.read(one, "ping")
+
+    async def close(self) -> None:
+        """Write what is queued, stop the writer and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._writer.close()
+        finally:
+            await self.engine.dispose()
+
+
+async def open_storage(
+    url: str | URL,
+    *,
+    retry_for: float = 30.0,
+    limits: Limits | None = None,
+    max_batch: int = 10_000,
+    pool_size: int = 10,
+    migrate_schema: bool = True,
+) -> Storage:
+    """Connect to ``url``, create or migrate the tables (unless ``migrate_schema`` is False)
+    and return the :class:`Storage`.
+
+    On MySQL/MariaDB the size limits are lowered, if need be, to fit the server's
+    ``max_allowed_packet``.
+    """
+    engine = create_engine(url, pool_size=pool_size)
+    try:
+        policy = RetryPolicy(retry_for=retry_for)
+        lim = limits or Limits()
+        probe = Transactor(engine, policy)
+        if migrate_schema:
+
+            async def _migrate(_: AsyncConnection) -> None:
+                await migrate.upgrade(engine)
+
+            await probe.read(_migrate, "migrating the schema")
+        if backend_name(engine.url) == "mysql":
+
+            async def _packet(conn: AsyncConnection) -> int:
+                return int((await conn.execute(text("SELECT @@max_allowed_packet"))).scalar_one())
+
+            lim = lim.for_packet(await probe.read(_packet, "reading max_allowed_packet"))
+        return Storage(engine, retry=policy, limits=lim, max_batch=max_batch)
+    except BaseException:
+        await engine.dispose()
+        raise

@@ -1,0 +1,203 @@
+"""Group commit: many concurrent writers, one transaction per batch.
+
+Writers call :meth:`GroupCommitWriter.submit`, which appends the item to the open batch and
+returns at once; the item's place in the order is fixed right there. One background task
+takes the open batch whenever the previous commit is done, writes it in one transaction
+(the ``flush`` callback does multi-row inserts) and then wakes every writer of that batch.
+While a commit is in flight the next batch fills up, so the busier the writers, the bigger the
+batches, and the number of transactions (and fsyncs) stays small.
+
+What a writer awaits is a tiny per-item object over the batch's one future, so an emit costs no
+future and no task of its own, and one failed item can fail alone: when a batch fails for a
+reason other than connection loss (a row the database refuses despite the size checks), the
+batch is written again one item per transaction, so only the culprit's writer sees the error.
+Connection loss is retried by the :class:`~contest.storage.retry.Transactor`; when its budget is
+spent, every writer of the batch gets :class:`~contest.storage.errors.StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contest.storage.errors import StorageClosed, StorageError
+from contest.storage.retry import HeldSource, Transactor
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FlushFn = Callable[[AsyncConnection, list[T]], Awaitable[None]]
+
+
+class _Batch(Generic[T]):
+    __slots__ = ("done", "error", "item_errors", "items")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.items: list[T] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.error: StorageError | None = None  # the whole batch failed
+        self.item_errors: dict[int, BaseException] | None = None  # single items failed
+
+
+class Ack:
+    """What a writer awaits: completes when its item is committed, or raises why not."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch[Any], index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def __await__(self) -> Generator[Any, None, None]:
+        batch = self._batch
+        if not batch.done.done():
+            yield from batch.done.__await__()
+        if batch.error is not None:
+            # a fresh exception per writer: one instance raised in many tasks would pile
+            # every task's traceback onto it
+            err = type(batch.error)(str(batch.error))
+            raise err from batch.error.__cause__
+        if batch.item_errors is not None:
+            item_err = batch.item_errors.get(self._index)
+            if item_err is not None:
+                raise item_err
+
+    def done(self) -> bool:
+        return self._batch.done.done()
+
+
+class GroupCommitWriter(Generic[T]):
+    """Writes submitted items in batches, one transaction each, in submission order.
+
+    ``flush(conn, items)`` writes a batch on a connection inside an open transaction (it must
+    not commit). Batches never exceed ``max_batch`` items.
+    """
+
+    def __init__(
+        self,
+        flush: FlushFn[T],
+        transactor: Transactor,
+        *,
+        max_batch: int = 10_000,
+        name: str = "events",
+    ) -> None:
+        self._flush = flush
+        self._tx = transactor
+        self._max_batch = max_batch
+        self._name = name
+        self._batches: deque[_Batch[T]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._inflight: _Batch[T] | None = None
+        self._source = HeldSource(transactor.engine)
+        self.batches_written = 0
+        self.items_written = 0
+
+    # --- the writers' side -------------------------------------------------------------------
+
+    def submit(self, item: T) -> Ack:
+        """Queue ``item`` behind everything submitted before; await the result to know it is
+        committed."""
+        if self._closed:
+            raise StorageClosed("storage is closed")
+        batches = self._batches
+        if not batches or len(batches[-1].items) >= self._max_batch:
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(
+                    self._run(), name=f"contest-storage-writer-{self._name}"
+                )
+            batches.append(_Batch(asyncio.get_running_loop()))
+            self._wakeup.set()
+        batch = batches[-1]
+        batch.items.append(item)
+        return Ack(batch, len(batch.items) - 1)
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed (or has failed)."""
+        last = self._batches[-1] if self._batches else self._inflight
+        if last is not None and not last.done.done():
+            await asyncio.shield(last.done)
+
+    async def close(self) -> None:
+        """Refuse new items, write what is queued, stop the task, return the connection."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._source.close()
+
+    # --- the background task -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._batches:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            # writers woken by the last commit are still queued to run: let them add to the
+            # batch before it is taken
+            await asyncio.sleep(0)
+            batch = self._inflight = self._batches.popleft()
+            try:
+                await self._write(batch)
+            except BaseException as e:  # never leave writers hanging, even on cancellation
+                if batch.error is None and not isinstance(e, Exception):
+                    batch.error = StorageClosed("storage writer stopped")
+                if not batch.done.done():
+                    batch.done.set_result(None)
+                if not isinstance(e, Exception):
+                    self._fail_all(StorageClosed("storage writer stopped"))
+                    raise
+                log.exception("storage writer failed on a batch")
+            else:
+                batch.done.set_result(None)
+            finally:
+                self._inflight = None
+
+    def _fail_all(self, error: StorageError) -> None:
+        while self._batches:
+            b = self._batches.popleft()
+            b.error = error
+            if not b.done.done():
+                b.done.set_result(None)
+
+    def _work(self, items: list[T]) -> Callable[[AsyncConnection], Awaitable[None]]:
+        return lambda conn: self._flush(conn, items)
+
+    async def _write(self, batch: _Batch[T]) -> None:
+        items = batch.items
+        what = f"writing {len(items)} {self._name}"
+        try:
+            await self._tx.write(self._work(items), what, self._source)
+        except StorageError as e:
+            batch.error = e
+            return
+        except Exception as e:
+            if len(items) == 1:
+                batch.item_errors = {0: e}
+                return
+            log.warning("%s failed (%s); writing them one by one", what, e)
+            await self._write_singly(batch)
+            return
+        self.batches_written += 1
+        self.items_written += len(items)
+
+    async def _write_singly(self, batch: _Batch[T]) -> None:
+        errors: dict[int, BaseException] = {}
+        for i, item in enumerate(batch.items):
+            try:
+                await self._tx.write(self._work([item]), "writing 1 item", self._source)
+                self.items_written += 1
+            except Exception as e:
+                errors[i] = e
+        self.batches_written += 1
+        batch.item_errors = errors
