@@ -328,7 +328,9 @@ class TestRunner:
         try:
             while True:
                 st = steps[ts.step]
-                if ts.phase != RUN:
+                # not inside this step yet (a target resumed inside a step already has its
+                # result future, and the step may have reported it, phase END, before we ran)
+                if ts.result is None:
                     if self._stopping:
                         return
                     ts.phase = BEGIN
