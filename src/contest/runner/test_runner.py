@@ -121,6 +121,20 @@ class _TargetState:
         self.pending: Awaitable[None] | None = None  # durability of the TargetIn just recorded
 
 
+def _write(
+    emitter: EventEmitter, name: str, target: Target | None, payload: Any = None
+) -> Awaitable[None] | None:
+    """Write one of the runner's own events. A sink that fails at once (instead of through the
+    awaitable it returns) must not break the hand-off or routing in the middle: its error is
+    turned into a failed awaitable, handled where the runner awaits the write."""
+    try:
+        return emitter.write(name, target, payload)
+    except Exception as exc:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_exception(exc)
+        return fut
+
+
 def _unwrap(ts: _TargetState) -> Target:
     return ts.target
 
@@ -171,7 +185,7 @@ class _Step:
         ts.result = asyncio.get_running_loop().create_future()
         self.waiting[ts.target.id] = ts
         assert self.emitter is not None
-        ts.pending = self.emitter.write(TARGET_IN, ts.target)
+        ts.pending = _write(self.emitter, TARGET_IN, ts.target)
 
     def route(self, result: StepResult) -> Awaitable[None] | None:
         """A result from the step (``ch.output.put``)."""
@@ -194,11 +208,11 @@ class _Step:
         ts.phase = END
         assert self.emitter is not None and ts.result is not None
         if err is None:
-            pending = self.emitter.write(TARGET_OUT, ts.target)
+            pending = _write(self.emitter, TARGET_OUT, ts.target)
             msg = None
         else:
             msg = err if isinstance(err, str) else (str(err) or type(err).__name__)
-            pending = self.emitter.write(TARGET_ERR, ts.target, {"Error": msg})
+            pending = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
         if pending is None:
             ts.result.set_result(msg)
             return None
@@ -457,7 +471,7 @@ class TestRunner:
         for task in list(self._tasks):
             task.cancel()
 
-    # --- errors, pause and cancel ------------------------------------------------------------------
+    # --- errors, pause and cancel --------------------------------------------------------------
 
     def fail_step(self, st: _Step, err: StepError) -> None:
         """Record a step error (first per step), as a TestError event, and stop everything."""
@@ -466,7 +480,7 @@ class TestRunner:
             if err not in self.errors:
                 self.errors.append(err)
             assert st.emitter is not None
-            pending = st.emitter.write(TEST_ERROR, None, str(err))
+            pending = _write(st.emitter, TEST_ERROR, None, str(err))
             if pending is not None:
                 self._track(pending)
         self.scope.cancel.set()
@@ -496,7 +510,7 @@ class TestRunner:
             st.input.close()
             st.release_waiting()
 
-    # --- which inputs can close -------------------------------------------------------------------
+    # --- which inputs can close ----------------------------------------------------------------
 
     def _count_left(self) -> None:
         for ts in self.states.values():
@@ -534,7 +548,9 @@ class TestRunner:
             ts = self.states.get(target_id)
             target = ts.target if ts is not None else Target(target_id)
             assert st.emitter is not None
-            pending = st.emitter.write(VARIABLE_EMITTED, target, {"Name": name, "Value": text})
+            pending = _write(
+                st.emitter, VARIABLE_EMITTED, target, {"Name": name, "Value": text}
+            )
             if pending is not None:
                 self._track(pending)
 
