@@ -67,6 +67,12 @@ class _Workers:
             raise
 
 
+def _stop_reading_on_cancel(ctx: StepContext, ch: StepChannels) -> None:
+    """On cancel, stop reading at once: do not wait for the input to be closed (the runner
+    closes it on cancel, but the helpers must not depend on it)."""
+    ctx.scope.cancel.add_callback(ch.input.close)
+
+
 async def for_each_target(
     ctx: StepContext,
     ch: StepChannels,
@@ -99,6 +105,7 @@ async def for_each_target(
         finally:
             workers.done()
 
+    _stop_reading_on_cancel(ctx, ch)
     # Without resume support a target in hand is finished, not dropped: the workers inherit
     # this context, so their sleeps end on cancel only.
     token = pausable.set(False)
@@ -184,6 +191,7 @@ async def for_each_target_with_resume(
         finally:
             workers.done()
 
+    _stop_reading_on_cancel(ctx, ch)
     for twd in saved:
         workers.start(one(twd))
     async for target in ch.input:
