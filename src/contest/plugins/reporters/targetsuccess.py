@@ -9,7 +9,8 @@ every test passes. The data is one line per test, ConTest's texts::
     Test <name> does not pass success criteria: 50.00% is not > 80.00%
 
 A test with no targets at all makes the report fail ("overall count of success and failures is
-zero for test <name>"), as in ConTest.
+zero for test <name>"), as in ConTest. A run without tests succeeds with an empty list (ConTest's
+data is then ``null``; a list is what readers of the data expect).
 
 Final reporter parameters: ``{"AverageSuccessExpression": ">=80%"}``. ConTest validates them and
 then always fails the final report ("final reporting not implemented yet in TargetSuccess"). We
