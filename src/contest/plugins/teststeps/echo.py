@@ -1,0 +1,71 @@
+"""``Echo``: logs a text per target, and passes every target.
+
+Parameters: ``text`` (required): a template expanded per target (``"hello {{ .ID }}"``), as in
+LB; it is parsed at submission, so a broken template refuses the job. Events: none. A target
+whose text cannot be expanded (say, ``{{ StringVar "s.v" }}`` before step ``s`` set ``v``)
+fails with the expansion error; LB failed the whole step instead, and so every target.
+
+Pause: not supported; there is nothing to wait for. Cancellation: the target is not reported
+(LB's hand-written loop could block writing a result nobody read any more).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contest.teststep import (
+    EventEmitter,
+    ParameterError,
+    StepChannels,
+    StepContext,
+    StepParameters,
+    Target,
+    TestStep,
+    for_each_target,
+)
+
+NAME = "Echo"
+EVENTS: tuple[str, ...] = ()
+
+
+def require_text(params: StepParameters) -> None:
+    """ConTest's check (and text) for the ``text`` parameter of Echo and RandEcho."""
+    if params.get_one("text").is_empty():
+        raise ParameterError("Missing 'text' field in echo parameters")
+
+
+class Echo(TestStep):
+    """Logs a templated text per target; every target passes."""
+
+    name = NAME
+    events = EVENTS
+
+    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
+        require_text(params)
+        try:
+            params.get_one("text").template()
+        except ParameterError as exc:
+            raise ParameterError(f"text: {exc}") from exc
+
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
+        text = params.get_one("text")
+
+        async def one(ctx: StepContext, target: Target) -> None:
+            output = text.expand(target)
+            ctx.log.info(
+                "This is job %d, run %d on target %s with text '%s'",
+                ctx.job_id, ctx.run_id, target.id, output,
+            )
+
+        await for_each_target(ctx, ch, one)
+
+
+def load() -> tuple[str, Any, tuple[str, ...]]:
+    return NAME, Echo, EVENTS
