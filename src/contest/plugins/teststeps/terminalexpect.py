@@ -148,8 +148,9 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 
 
 class TerminalExpect(TestStep):
-    """Waits per target for texts on a serial console (one shared reader), optionally typing
-    a line first."""
+    """Waits per target for texts on a serial console, optionally typing a line first.
+
+    One reader per step feeds a buffer all its targets match against (see the module text)."""
 
     name = NAME
     events = EVENTS
