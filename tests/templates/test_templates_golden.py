@@ -179,6 +179,7 @@ CASES: list[tuple[str, str]] = [
         "true true true false false",
     ),
     ("{{lt .NaN 1.0}} {{gt .NaN 1.0}} {{eq .NaN .NaN}}", "false true false"),
+    ("{{ne .Missing .List}} {{eq .Nil .Map}} {{eq .Missing nil}}", "true false true"),
     ('{{and 1 2}} {{and 0 2}} {{or 0 2}} [{{or 0 ""}}] {{and .True .Str}}', "2 0 2 [] hello"),
     ("{{or .True (index .List 10)}} {{and .False (index .List 10)}}", "true false"),
     ("{{and .Missing 1}} {{or .Nil .Missing}}", "<no value> <no value>"),

@@ -277,8 +277,13 @@ def url_query_escape(s: str) -> str:
 # --------------------------------------------------------------------------- calls
 
 
-def arity_message(name: str, fn: Callable[..., Any], nargs: int) -> str | None:
-    """Go's "wrong number of args" text if ``fn`` cannot take ``nargs`` positional arguments."""
+def arity_message(
+    name: str, fn: Callable[..., Any], nargs: int, *, for_call: bool = False
+) -> str | None:
+    """Go's "wrong number of args" text if ``fn`` cannot take ``nargs`` positional arguments.
+
+    ``for_call``: the wording of the ``call`` built-in, which Go words "got N want M".
+    """
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -294,9 +299,10 @@ def arity_message(name: str, fn: Callable[..., Any], nargs: int) -> str | None:
     ]
     required = sum(1 for p in params if p.default is p.empty)
     variadic = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
-    if variadic or required != len(params):
-        return f"wrong number of args for {name}: want at least {required} got {nargs}"
-    return f"wrong number of args for {name}: want {required} got {nargs}"
+    at_least = "at least " if variadic or required != len(params) else ""
+    if for_call:
+        return f"wrong number of args for {name}: got {nargs} want {at_least}{required}"
+    return f"wrong number of args for {name}: want {at_least}{required} got {nargs}"
 
 
 def error_text(exc: BaseException) -> str:
@@ -314,7 +320,7 @@ def go_call(name: str, fn: Any, args: Sequence[Any]) -> Any:
     try:
         return fn(*argv)
     except TypeError as exc:
-        msg = arity_message(name, fn, len(argv))
+        msg = arity_message(name, fn, len(argv), for_call=True)
         raise GoFuncError(msg if msg is not None else error_text(exc)) from exc
     except Exception as exc:
         raise GoFuncError(error_text(exc)) from exc

@@ -597,8 +597,9 @@ def _compile_pipeline(pipe: PipeNode) -> Eval:
     cmds = tuple(_compile_command(c) for c in pipe.cmds)
     first = cmds[0]
     rest = cmds[1:]
-    decls = tuple((v.ident[0], v) for v in pipe.decl)
     is_assign = pipe.is_assign
+    at = _last_at(pipe)  # where Go reports an assignment to an undeclared variable
+    decls = tuple(v.ident[0] for v in pipe.decl)
 
     if not decls and not rest:
 
@@ -611,9 +612,9 @@ def _compile_pipeline(pipe: PipeNode) -> Eval:
         v = first(st, dot, NOFINAL)
         for c in rest:
             v = c(st, dot, v)
-        for name, node in decls:
+        for name in decls:
             if is_assign:
-                _set_var(st, name, v, node)
+                _set_var(st, name, v, at)
             else:
                 st.names.append(name)
                 st.values.append(v)
