@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,8 +16,6 @@ from contest.storage.schema import job_tags, jobs
 # Above this, the extended descriptor goes in its own statement, so neither statement can
 # outgrow a MySQL packet even when both descriptors are near their limit.
 _ONE_STATEMENT_MAX = 1024 * 1024
-
-Order = Literal["asc", "desc"]
 
 
 def check_request(req: JobRequest, limits: L.Limits) -> None:
@@ -90,7 +88,7 @@ async def select_job_ids(
     server_id: str | None = None,
     requestor: str | None = None,
     limit: int | None = None,
-    order: Order = "asc",
+    order: str = "asc",
 ) -> list[int]:
     """IDs of the jobs in any of ``states`` that carry all of ``tags`` (and the other filters)."""
     stmt: Any = select(jobs.c.job_id)

@@ -34,30 +34,53 @@ from contest.storage.errors import StorageUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# MySQL/MariaDB error numbers worth a retry: connection refused/lost/killed, server shutting
-# down, too many connections, lock wait timeout, deadlock
-_MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
+# MySQL/MariaDB error numbers worth a retry: 0 (the drivers' "not connected"), connection
+# refused/lost/killed, server shutting down, too many connections, lock wait timeout, deadlock
+_MYSQL_TRANSIENT = {0, 1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
 # PostgreSQL SQLSTATEs worth a retry (class 08, connection exceptions, is checked apart)
 _PG_TRANSIENT = {"40001", "40P01", "53300", "57P01", "57P02", "57P03"}
 
 
 def is_transient(error: BaseException) -> bool:
-    """True if ``error`` means "the database is (perhaps briefly) unreachable or busy"."""
+    """True if ``error`` means "the database is (perhaps briefly) unreachable or busy".
+
+    Handles SQLAlchemy's wrapped errors and the drivers' own (the event writer's bulk paths
+    talk to the driver directly).
+    """
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return True
-        orig = error.orig
         if not isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
             return False
-        args = getattr(orig, "args", ())
-        if args and isinstance(args[0], int):  # PyMySQL/aiomysql: (errno, message)
-            return args[0] in _MYSQL_TRANSIENT
-        sqlstate = getattr(orig, "sqlstate", None)
-        if sqlstate is not None or type(orig).__module__.startswith("psycopg"):
-            return sqlstate is None or sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT
-        text = str(orig).lower()
-        return "locked" in text or "busy" in text  # SQLite
+        return _driver_error_transient(error.orig)
+    if _is_driver_error(error):
+        names = {c.__name__ for c in type(error).__mro__}
+        return bool(names & {"OperationalError", "InterfaceError"}) and _driver_error_transient(
+            error
+        )
     return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+_DRIVER_MODULES = {"pymysql", "aiomysql", "psycopg", "sqlite3", "aiosqlite"}
+
+
+def _is_driver_error(error: BaseException) -> bool:
+    return type(error).__module__.split(".")[0] in _DRIVER_MODULES
+
+
+def _driver_error_transient(orig: BaseException | None) -> bool:
+    """For a driver's OperationalError/InterfaceError: is it about the connection or a lock?"""
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL/aiomysql: (errno, message)
+        return args[0] in _MYSQL_TRANSIENT
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None or type(orig).__module__.startswith("psycopg"):
+        return sqlstate is None or sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT
+    text = str(orig).lower()
+    if "locked" in text or "busy" in text:  # SQLite
+        return True
+    # aiomysql raises InterfaceError(0, '') / "Lost connection" texts without a number
+    return "lost connection" in text or ("connection" in text and "closed" in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,7 @@ class Transactor:
         self._sqlite = sqlite
         self._down_since: float | None = None
         self.commits = 0  # successful write transactions (tests count group commits with it)
+        self.retries = 0  # attempts repeated after a transient error
 
     # --- outage bookkeeping ------------------------------------------------------------------
 
@@ -114,6 +138,7 @@ class Transactor:
                 f"{what} failed: database unreachable for {now - self._down_since:.1f} s "
                 f"(retry limit {self.policy.retry_for:g} s): {error}"
             ) from error
+        self.retries += 1
         delay = min(self.policy.first_delay * 2**attempt, self.policy.max_delay, deadline - now)
         log.warning("%s: %s; retrying in %.2f s", what, error, delay)
         await asyncio.sleep(delay)
@@ -214,9 +239,11 @@ class ConnectionSource:
         raise NotImplementedError
 
     async def discard(self, conn: AsyncConnection) -> None:
-        """The connection failed mid-transaction: roll back and drop it."""
+        """The connection failed mid-transaction: drop it. Invalidated, not just returned to
+        the pool: when the error came from the driver directly (the bulk paths), SQLAlchemy
+        has not seen it and would hand the broken connection out again."""
         with suppress(Exception):
-            await conn.rollback()
+            await conn.invalidate()
         with suppress(Exception):
             await conn.close()
 

@@ -158,7 +158,7 @@ class Storage:
         server_id: str | None = None,
         requestor: str | None = None,
         limit: int | None = None,
-        order: jb.Order = "asc",
+        order: str = "asc",
     ) -> list[int]:
         """Job IDs in any of ``states`` (Unknown = no state event yet) having all of ``tags``,
         optionally of one server and one requestor; by job ID, ``limit`` first ones."""

@@ -18,15 +18,22 @@ The admin connection uses the sync drivers (PyMySQL, psycopg), so the helpers wo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from contest.storage import Storage
 
 Kind = Literal["sqlite", "mariadb", "postgresql"]
 KINDS: tuple[Kind, ...] = ("sqlite", "mariadb", "postgresql")
@@ -149,3 +156,187 @@ def temporary_database(kind: Kind, directory: str | Path | None = None) -> Itera
         yield db_url
     finally:
         drop_database(db_url)
+
+
+class SessionDatabases:
+    """One database per kind for a whole test session, created (and migrated) on first use.
+
+    ``url(kind)`` raises :class:`DatabaseUnavailable` when the server is down; a conftest turns
+    that into a skip (or a failure on CI). ``drop_all()`` at session end removes them.
+    """
+
+    def __init__(self, directory: str | Path | None = None, *, migrate: bool = True) -> None:
+        self._directory = directory
+        self._migrate = migrate
+        self._urls: dict[Kind, str] = {}
+
+    def url(self, kind: Kind) -> str:
+        if kind not in self._urls:
+            if not server_available(kind):
+                raise DatabaseUnavailable(f"no {kind} server at {admin_url(kind)!r}")
+            db_url = create_database(kind, self._directory)
+            self._urls[kind] = db_url
+            if self._migrate:
+                migrate_database(db_url)
+        return self._urls[kind]
+
+    def drop_all(self) -> None:
+        while self._urls:
+            _, db_url = self._urls.popitem()
+            drop_database(db_url)
+
+
+def migrate_database(db_url: str) -> None:
+    """Create the tables in ``db_url`` (from sync code: runs its own event loop in a thread)."""
+    from contest.storage import open_storage
+
+    async def run() -> None:
+        storage = await open_storage(db_url)
+        await storage.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+class TcpProxy:
+    """A TCP forwarder between the code under test and a database server, to simulate outages.
+
+    ``cut()`` drops every open connection and makes new ones fail at once (accepted, then
+    closed: the client sees "lost connection" on its handshake) until ``restore()``. Used to
+    check that storage rides out a database that goes away and comes back.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.listen_port = 0
+        self._server: Any = None
+        self._cut = False
+        self._writers: set[Any] = set()
+        self.connections = 0
+
+    @classmethod
+    def for_url(cls, db_url: str) -> TcpProxy:
+        url = make_url(db_url)
+        default_port = 5432 if url.get_backend_name() == "postgresql" else 3306
+        return cls(url.host or "127.0.0.1", url.port or default_port)
+
+    def proxied_url(self, db_url: str) -> str:
+        """``db_url`` with host and port replaced by the proxy's."""
+        return (
+            make_url(db_url)
+            .set(host="127.0.0.1", port=self.listen_port)
+            .render_as_string(hide_password=False)
+        )
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.listen_port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: Any, writer: Any) -> None:
+        if self._cut:
+            writer.close()
+            return
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: Any, dst: Any) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        """Drop all connections and refuse new ones."""
+        self._cut = True
+        for w in list(self._writers):
+            transport = w.transport
+            if transport is not None:
+                transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self._cut = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def open_empty_storage(
+    db_url: str, *, retry_for: float = 10.0, max_batch: int = 10_000
+) -> Storage:
+    """A :class:`~contest.storage.Storage` on an already migrated ``db_url``, every table
+    emptied (target locks too): the per-test start for suites sharing a session database."""
+    from sqlalchemy import delete
+
+    from contest.storage import open_storage
+    from contest.storage.schema import target_locks
+
+    storage = await open_storage(
+        db_url, migrate_schema=False, retry_for=retry_for, max_batch=max_batch
+    )
+    try:
+        await storage.reset()
+
+        async def wipe_locks(conn: AsyncConnection) -> None:
+            await conn.execute(delete(target_locks))
+
+        await storage.run_write(wipe_locks, "emptying target_locks")
+    except BaseException:
+        await storage.close()
+        raise
+    return storage
+
+
+def kill_connections(db_url: str) -> int:
+    """Kill, on the server, every connection to ``db_url``'s database (MariaDB ``KILL``,
+    PostgreSQL ``pg_terminate_backend``): what a server restart or a network cut does to the
+    clients. Returns how many were killed. Not for SQLite."""
+    url = make_url(db_url)
+    name = url.database or ""
+    backend = url.get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        conn = _mysql_admin(admin_url("mariadb"))
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = %s AND id <> CONNECTION_ID()",
+                    (name,),
+                )
+                ids = [row[0] for row in cur.fetchall()]
+                for i in ids:
+                    try:
+                        cur.execute(f"KILL {int(i)}")
+                    except Exception:  # gone already
+                        pass
+            return len(ids)
+        finally:
+            conn.close()
+    if backend == "postgresql":
+        conn = _pg_admin(admin_url("postgresql"))
+        try:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchall()
+            return len(rows)
+        finally:
+            conn.close()
+    raise ValueError(f"cannot kill connections of {backend}")

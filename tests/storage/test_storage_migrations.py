@@ -1,0 +1,134 @@
+"""Migrations: from empty to head, re-running is a no-op, the result equals schema.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from contest.storage import JobRequest, open_storage
+from contest.storage import migrate as mig
+from contest.storage.engine import create_engine
+from contest.storage.migrations import VERSION_TABLE
+from contest.storage.schema import metadata
+from contest.testing.databases import Kind, create_database, drop_database
+
+TABLES = {
+    "jobs",
+    "job_tags",
+    "test_events",
+    "framework_events",
+    "reports",
+    "target_locks",
+    "commit_markers",
+    VERSION_TABLE,
+}
+
+
+@pytest.fixture
+async def fresh_url(db_url: str, tmp_path: object) -> AsyncIterator[str]:
+    """A new, empty database of the same kind as ``db_url`` (dropped afterwards)."""
+    kind: Kind = (
+        "postgresql"
+        if db_url.startswith("postgresql")
+        else ("mariadb" if db_url.startswith("mysql") else "sqlite")
+    )
+    url = await asyncio.to_thread(create_database, kind, str(tmp_path))
+    yield url
+    await asyncio.to_thread(drop_database, url)
+
+
+def test_history_is_linear() -> None:
+    scripts = ScriptDirectory.from_config(mig.alembic_config())
+    revs = list(scripts.walk_revisions())
+    assert len(scripts.get_heads()) == 1 and len(scripts.get_bases()) == 1
+    for rev in revs:
+        assert rev.down_revision is None or isinstance(rev.down_revision, str)
+        assert rev.revision.isdigit() and len(rev.revision) == 4
+    numbers = sorted(int(r.revision) for r in revs)
+    assert numbers == list(range(1, len(revs) + 1))
+    assert mig.head_revision() == f"{len(revs):04d}"
+
+
+async def test_upgrade_from_empty_then_no_op(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        assert await mig.current_revision(engine) is None
+        await mig.upgrade(engine)
+        assert await mig.current_revision(engine) == mig.head_revision()
+        async with engine.connect() as conn:
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert tables == TABLES
+    finally:
+        await engine.dispose()
+
+    storage = await open_storage(fresh_url)  # migrates again: nothing to do, data kept
+    try:
+        assert await storage.version() == int(mig.head_revision())
+        job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
+    finally:
+        await storage.close()
+    storage = await open_storage(fresh_url)
+    try:
+        assert await storage.version() == int(mig.head_revision())
+        assert await storage.get_job(job_id) is not None
+    finally:
+        await storage.close()
+
+
+async def test_concurrent_starts_migrate_once(fresh_url: str) -> None:
+    storages = await asyncio.gather(*(open_storage(fresh_url) for _ in range(3)))
+    try:
+        assert [await s.version() for s in storages] == [int(mig.head_revision())] * 3
+    finally:
+        for s in storages:
+            await s.close()
+
+
+def _diff(conn: Connection) -> list[object]:
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    return [d for d in compare_metadata(ctx, metadata) if not _is_version_table(d)]
+
+
+def _is_version_table(diff: object) -> bool:
+    return isinstance(diff, tuple) and getattr(diff[1], "name", None) == VERSION_TABLE
+
+
+async def test_migrated_schema_equals_schema_py(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.connect() as conn:
+            assert len(await conn.run_sync(_diff)) >= len(metadata.tables)  # the check bites
+        await mig.upgrade(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrade_to_base_and_up_again(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        await mig.upgrade(engine)
+
+        def down(conn: Connection) -> None:
+            cfg = mig.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+            conn.commit()
+
+        async with engine.connect() as conn:
+            await conn.run_sync(down)
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert tables <= {VERSION_TABLE}
+        await mig.upgrade(engine)
+        assert await mig.current_revision(engine) == mig.head_revision()
+    finally:
+        await engine.dispose()
