@@ -207,8 +207,7 @@ class JobRunner:
             except _AcquireFailed as exc:
                 await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
                 return False
-            for t in targets:
-                await self._emit(emitter, TARGET_ACQUIRED, t)
+            await self._emit_each(emitter, TARGET_ACQUIRED, targets)
         self.hold_targets(job.id, targets)
         if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
             return paused(targets=targets)
@@ -332,8 +331,7 @@ class JobRunner:
         except Exception as exc:
             error = f"Failed to release targets: target manager {name}: {exc}"
         if error is None:
-            for t in targets:
-                await self._emit(emitter, TARGET_RELEASED, t)
+            await self._emit_each(emitter, TARGET_RELEASED, targets)
         self.hold_targets(job.id, None)
         try:
             await self.locker.unlock(job.id, targets)
@@ -391,6 +389,12 @@ class JobRunner:
         pending = emitter.write(name, target, payload)
         if pending is not None:
             await pending
+
+    async def _emit_each(self, emitter: EventEmitter, name: str, targets: list[Target]) -> None:
+        """One event per target, in order, sharing commits (not one round trip each)."""
+        pending = [p for p in (emitter.write(name, t) for t in targets) if p is not None]
+        for p in pending:
+            await p
 
     async def _framework_event(self, job_id: int, name: str, payload: Any) -> None:
         pending = self.sink.write_framework_event(
