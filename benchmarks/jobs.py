@@ -31,13 +31,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import storage_writer  # noqa: E402 - the (a)/(b) half lives beside us
-
-from contest.events import TestEventQuery  # noqa: E402
-from contest.job.manager import JobManager  # noqa: E402
-from contest.plugins.targetlockers.inmemory import InMemoryLocker  # noqa: E402
-from contest.storage import open_storage  # noqa: E402
-from contest.testing.databases import KINDS, server_available, temporary_database  # noqa: E402
+import storage_writer
+from contest.events import TestEventQuery
+from contest.job.manager import JobManager
+from contest.plugins.targetlockers.inmemory import InMemoryLocker
+from contest.storage import open_storage
+from contest.testing.databases import KINDS, server_available, temporary_database
 
 
 def descriptor(targets: int, steps: int) -> str:
