@@ -182,6 +182,8 @@ class Cmd(TestStep):
     async def _run_one(
         self, ctx: StepContext, ev: EventEmitter, target: Target, argv: list[str], cwd: str
     ) -> None:
+        if ctx.is_cancelled():  # taken just as the job was cancelled: start nothing
+            raise Cancelled()
         await ev.emit(EVENT_START, target, {"Path": argv[0], "Args": argv, "Dir": cwd})
 
         async def out(text: str) -> None:
