@@ -30,6 +30,7 @@ LDIGITS: Final = "0123456789abcdefx"
 UDIGITS: Final = "0123456789ABCDEFX"
 _TOO_LARGE: Final = 1_000_000  # fmt refuses widths and precisions beyond this
 _MAX_DEPTH: Final = 100  # nesting of lists/dicts we agree to print
+MAX_PRINT: Final = 16 << 20  # characters one print operation may produce (widths are cheap)
 
 
 class _NilArg:
@@ -279,6 +280,7 @@ class _Printer:
         "prec_present",
         "sharp",
         "sharp_v",
+        "size",
         "space",
         "wid",
         "wid_present",
@@ -287,6 +289,7 @@ class _Printer:
 
     def __init__(self) -> None:
         self.buf: list[str] = []
+        self.size = 0
         self.clear_flags()
 
     def clear_flags(self) -> None:
@@ -300,11 +303,19 @@ class _Printer:
 
     # ---- padding
 
+    def grow(self, n: int) -> None:
+        """Account for ``n`` more characters; refuse to build absurdly large output."""
+        self.size += n
+        if self.size > MAX_PRINT:
+            raise GoFuncError(f"formatted output exceeds {MAX_PRINT} characters")
+
     def write_padding(self, n: int) -> None:
         if n > 0:
+            self.grow(n)
             self.buf.append(("0" if self.zero and not self.minus else " ") * n)
 
     def pad(self, s: str) -> None:
+        self.grow(len(s))
         if not self.wid_present or self.wid == 0:
             self.buf.append(s)
             return
