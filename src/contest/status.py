@@ -17,6 +17,9 @@ from contest.target import Target
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS" (a job's events share few)
+
+
 def go_time(ts: float | None) -> str:
     """A Unix time as Go's RFC3339Nano in UTC (trailing zeros of the fraction trimmed)."""
     if ts is None or ts <= 0:
@@ -25,9 +28,15 @@ def go_time(ts: float | None) -> str:
     frac_ns = round((ts - whole) * 1e9)
     if frac_ns >= 1_000_000_000:
         whole, frac_ns = whole + 1, frac_ns - 1_000_000_000
-    base = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _SECONDS.get(whole)
+    if base is None:
+        if len(_SECONDS) > 100_000:
+            _SECONDS.clear()
+        base = _SECONDS[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
     if frac_ns:
-        base += "." + f"{frac_ns:09d}".rstrip("0")
+        return f"{base}.{frac_ns:09d}".rstrip("0") + "Z"
     return base + "Z"
 
 

@@ -1,1 +1,4 @@
-"""Built-in test steps. Each module has a ``load()`` named by a ``contest.teststeps`` entry point."""
+"""Built-in test steps.
+
+Each module has a ``load()`` that a ``contest.teststeps`` entry point names.
+"""
