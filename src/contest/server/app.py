@@ -1,0 +1,118 @@
+"""The server's ASGI application: ConTest's form API on every path but the REST ones.
+
+ConTest routes by the whole path (``/start``, ``/status``...; anything else is an "unknown verb"),
+so the form API takes every path except ``/api/...``, ``/openapi.json`` and ``/healthz``, which
+go to the REST app. The form side is plain ASGI rather than Starlette so that its answers carry
+exactly ConTest's bytes and headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
+from contest.server.gojson import marshal
+from contest.server.restapi import RestJobs, create_rest_app
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REST_PREFIXES = ("/api/",)
+REST_PATHS = frozenset({"/api", "/openapi.json", "/healthz"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send_reply(send: Send, reply: Reply) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [
+                (b"content-type", CONTENT_TYPE.encode()),
+                (b"content-length", str(len(reply.body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+class ContestApp:
+    """ASGI entry point: dispatches to the form API or the REST app."""
+
+    def __init__(self, jobs: RestJobs, form: FormAPI) -> None:
+        self.form = form
+        self.rest = create_rest_app(jobs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets: the server refuses the upgrade
+        path: str = scope.get("path", "/")
+        if path in REST_PATHS or path.startswith(REST_PREFIXES):
+            await self.rest(scope, receive, send)
+            return
+        await self._form(scope, receive, send)
+
+    async def _form(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        content_type = ""
+        for key, value in scope.get("headers", []):
+            if key == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        body = b""
+        if method == "POST":
+            try:
+                body = await _read_body(receive, MAX_FORM_BYTES)
+            except _TooLarge:
+                msg = f"request body too large: the limit is {MAX_FORM_BYTES} bytes"
+                await _send_reply(send, Reply(400, marshal({"Msg": msg})))
+                return
+        reply = await self.form.handle(method, scope.get("path", "/"), body, content_type)
+        if method == "HEAD":
+            reply = Reply(reply.status, b"")
+        await _send_reply(send, reply)
+
+    @staticmethod
+    async def _lifespan(receive: Receive, send: Send) -> None:
+        # the job manager's life is the server's (see lifecycle.py), not the app's
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(jobs: RestJobs, server_id: str, *, process_timeout: float = 3.0) -> ContestApp:
+    """The whole HTTP surface over one job manager."""
+    return ContestApp(jobs, FormAPI(jobs, server_id, timeout=process_timeout))

@@ -1,0 +1,366 @@
+"""ConTest's HTTP API: ``POST /start /stop /status /retry /list /version`` with form fields.
+
+This is what ConTest's own client (and every script written against it) speaks, so it is matched
+byte for byte (spec 02 §2.1-2.2, 05-wire-captures): the form is read from the body only, with Go's
+parsing rules; the answer is either HTTP 200 with the envelope
+``{"ServerID","Type","Data","Error"}`` (job-manager errors travel in ``Error``) or HTTP 400 with
+``{"Msg"}`` (bad input, a missing or too long requestor, a timed-out call); any other method gets
+a plain-text 400. Every failure of ours, expected or not, becomes one of those answers: the form
+API never answers 500.
+
+Where we differ on purpose: ``retry`` works (a new job from the stored descriptor), and a bad
+descriptor's ``Error`` names its first problem only as ConTest does, while the REST API lists all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from contest.durations import format_duration
+from contest.job.descriptor_model import DescriptorDecodeError, DescriptorValidationError
+from contest.job.descriptor_validation import check_tags
+from contest.server import gojson
+from contest.storage.errors import ParameterTooLong
+from contest.storage.limits import REQUESTOR, check
+from contest.storage.models import JobState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+API_VERSION = 5
+#: Job IDs the storage can hold (a signed 64-bit column); anything else is simply not found.
+MAX_JOB_ID = (1 << 63) - 1
+#: Largest form body read; Go refuses bodies above 10 MiB, we take a big descriptor more.
+MAX_FORM_BYTES = 32 * 1024 * 1024
+
+CONTENT_TYPE = "text/plain; charset=utf-8"
+ONLY_POST = b"Only POST requests are supported"
+
+#: ConTest's response types, by verb
+RESPONSE_TYPES = {
+    "start": "ResponseTypeStart",
+    "stop": "ResponseTypeStop",
+    "status": "ResponseTypeStatus",
+    "retry": "ResponseTypeRetry",
+    "version": "ResponseTypeVersion",
+    "list": "ResponseTypeList",
+}
+
+#: the states a list query may name (ConTest refuses JobStateUnknown over HTTP)
+LISTABLE_STATES = {s.event_name: s for s in JobState if s is not JobState.UNKNOWN}
+
+
+class JobService(Protocol):
+    """What the API needs of the job manager (``contest.job.manager.JobManager``)."""
+
+    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
+
+    async def stop(self, job_id: int) -> None: ...
+
+    async def status(self, job_id: int) -> dict[str, Any]: ...
+
+    async def retry(self, job_id: int, requestor: str) -> int: ...
+
+    async def list(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        tags: Sequence[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        order: str = "asc",
+    ) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer of the form API."""
+
+    status: int
+    body: bytes
+
+
+class BadRequest(Exception):
+    """An API-level failure: HTTP 400 ``{"Msg": ...}``."""
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """Go's ``url.ParseQuery`` on a form body: pairs split on ``&``, a pair holding ``;`` or a bad
+    ``%`` escape is skipped (Go records the error and goes on), ``+`` is a space."""
+    out: dict[str, list[str]] = {}
+    for pair in body.split(b"&"):
+        if not pair or b";" in pair:
+            continue
+        key, _, value = pair.partition(b"=")
+        k = _unescape(key)
+        v = _unescape(value)
+        if k is None or v is None:
+            continue
+        out.setdefault(k, []).append(v)
+    return out
+
+
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _unescape(raw: bytes) -> str | None:
+    if b"%" not in raw and b"+" not in raw:
+        return raw.decode("utf-8", "replace")
+    out = bytearray()
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x25:  # %
+            if i + 2 >= n:
+                return None
+            h1, h2 = raw[i + 1], raw[i + 2]
+            if h1 not in _HEX or h2 not in _HEX:
+                return None
+            out.append(int(raw[i + 1 : i + 3], 16))
+            i += 3
+        elif c == 0x2B:  # +
+            out.append(0x20)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return out.decode("utf-8", "replace")
+
+
+def job_id_or_error(text: str) -> int:
+    """ConTest's ``strToJobID``: blank -> "job ID cannot be empty"; else ``strconv.ParseInt``,
+    and the int64 is then taken as ConTest's unsigned job ID (so ``-5`` is 2^64 - 5)."""
+    if not text.strip():
+        raise BadRequest("job ID cannot be empty")
+    try:
+        value = gojson.parse_int64(text)
+    except gojson.GoNumError as exc:
+        raise BadRequest(str(exc)) from None
+    return value % (1 << 64)
+
+
+def check_requestor(requestor: str) -> None:
+    """``API.SendEvent``'s checks, made before any call reaches the job manager."""
+    if requestor == "":
+        raise BadRequest("requestor cannot be empty")
+    try:
+        check(REQUESTOR[0], requestor, REQUESTOR[1])
+    except ParameterTooLong as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def descriptor_error(exc: DescriptorValidationError) -> str:
+    """ConTest's text for a refused descriptor: a decoding error as it is, a validation error
+    after "could not validate job descriptor: ". ConTest stops at the first problem; so does
+    this message (the REST API and ``contest validate`` give every one)."""
+    if not exc.errors:
+        return f"could not validate job descriptor: {exc}"
+    first = exc.errors[0]
+    decoding = first.message.startswith(("json: ", "invalid JSON", "invalid YAML"))
+    if isinstance(exc, DescriptorDecodeError) or decoding or not first.path:
+        return first.message
+    return f"could not validate job descriptor: {first.message}"
+
+
+def not_found(job_id: int) -> str:
+    return f"could not find job request with id {job_id}"
+
+
+class FormAPI:
+    """The six verbs over a :class:`JobService`, with ConTest's checks, errors and timeout."""
+
+    def __init__(self, jobs: JobService, server_id: str, *, timeout: float = 3.0) -> None:
+        self.jobs = jobs
+        self.server_id = server_id
+        self.timeout = timeout
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    async def handle(self, method: str, path: str, body: bytes, content_type: str) -> Reply:
+        """Answer one request; never raises."""
+        if method != "POST":
+            return Reply(400, ONLY_POST)
+        verb = path.lstrip("/")
+        form = parse_form(body) if _is_urlencoded(content_type) else {}
+        try:
+            return await self._dispatch(verb, form)
+        except BadRequest as exc:
+            return Reply(400, gojson.marshal({"Msg": str(exc)}))
+        except Exception as exc:  # a bug of ours: still a well-formed ConTest answer
+            log.exception("form API %s failed", verb)
+            return Reply(400, gojson.marshal({"Msg": f"internal error: {exc}"}))
+
+    def envelope(self, verb: str, data: Any, error: str | None) -> Reply:
+        return Reply(
+            200,
+            gojson.encode(
+                {
+                    "ServerID": self.server_id,
+                    "Type": RESPONSE_TYPES[verb],
+                    "Data": data,
+                    "Error": error,
+                }
+            ),
+        )
+
+    async def _dispatch(self, verb: str, form: dict[str, list[str]]) -> Reply:
+        def field(name: str) -> str:
+            values = form.get(name)
+            return values[0] if values else ""
+
+        requestor = field("requestor")
+        if verb == "start":
+            desc = field("jobDesc")
+            if desc == "":
+                raise BadRequest("Missing job description")
+            return await self._verb("Start", requestor, lambda: self.start(desc, requestor))
+        if verb in ("status", "stop", "retry"):
+            title = verb.capitalize()
+            try:
+                job_id = job_id_or_error(field("jobID"))
+            except BadRequest as exc:
+                raise BadRequest(f"{title} failed: {exc}") from None
+            call = {"status": self.status, "stop": self.stop, "retry": self.retry}[verb]
+            return await self._verb(title, requestor, lambda: call(job_id, requestor))
+        if verb == "list":
+            return await self._list(form, requestor)
+        if verb == "version":
+            return self.envelope("version", {"Version": API_VERSION}, None)
+        raise BadRequest(f"unknown verb: {verb}")
+
+    async def _verb(
+        self, title: str, requestor: str, call: Callable[[], Awaitable[Reply]]
+    ) -> Reply:
+        try:
+            check_requestor(requestor)
+            return await self._bounded(call())
+        except BadRequest as exc:
+            raise BadRequest(f"{title} failed: {exc}") from None
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        """ConTest's event timeout: the caller gets an error after ``timeout``; the work itself
+        goes on (a job being submitted is still submitted), as in ConTest."""
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+        except TimeoutError:
+            task.add_done_callback(_log_late_failure)
+            raise BadRequest(
+                f"time out waiting for response after {format_duration(self.timeout)}"
+            ) from None
+
+    # --- the verbs (200 answers) -------------------------------------------------------------
+
+    async def start(self, descriptor: str, requestor: str) -> Reply:
+        try:
+            job_id = await self.jobs.submit(descriptor, requestor)
+        except DescriptorValidationError as exc:
+            return self.envelope("start", {"JobID": 0}, descriptor_error(exc))
+        except Exception as exc:
+            return self.envelope("start", {"JobID": 0}, _message(exc, "start"))
+        return self.envelope("start", {"JobID": job_id}, None)
+
+    async def stop(self, job_id: int, requestor: str) -> Reply:
+        try:
+            if not 0 < job_id <= MAX_JOB_ID:
+                raise LookupError(f"could not stop job: unknown job ID: {job_id}")
+            await self.jobs.stop(job_id)
+        except Exception as exc:
+            return self.envelope("stop", {}, _message(exc, "stop"))
+        return self.envelope("stop", {}, None)
+
+    async def status(self, job_id: int, requestor: str) -> Reply:
+        try:
+            if not 0 < job_id <= MAX_JOB_ID:
+                raise LookupError(not_found(job_id))
+            doc = await self.jobs.status(job_id)
+        except Exception as exc:
+            msg = _message(exc, "status")
+            if msg == not_found(job_id):
+                msg = f"failed to fetch request for job ID {job_id}: {msg}"
+            return self.envelope("status", {"Status": None}, msg)
+        return self.envelope("status", {"Status": doc}, None)
+
+    async def retry(self, job_id: int, requestor: str) -> Reply:
+        try:
+            if not 0 < job_id <= MAX_JOB_ID:
+                raise LookupError(not_found(job_id))
+            new_id = await self.jobs.retry(job_id, requestor)
+        except DescriptorValidationError as exc:
+            return self.envelope("retry", {"JobID": job_id, "NewJobID": 0}, descriptor_error(exc))
+        except Exception as exc:
+            return self.envelope("retry", {"JobID": job_id, "NewJobID": 0}, _message(exc, "retry"))
+        return self.envelope("retry", {"JobID": job_id, "NewJobID": new_id}, None)
+
+    async def _list(self, form: dict[str, list[str]], requestor: str) -> Reply:
+        """ConTest's list, quirks included: an invalid state stops the state parsing; with no
+        valid state before it the query is invalid, else the list runs and the answer is still
+        the 400 naming the bad state."""
+        states_text = form.get("states", [""])[0]
+        tags_text = form.get("tags", [""])[0]
+        bad_state: str | None = None
+        states: list[JobState] | None = None
+        if states_text:
+            states = []
+            for name in states_text.split(","):
+                state = LISTABLE_STATES.get(name)
+                if state is None:
+                    bad_state = f"List failed: invalid job state {gojson.strconv_quote(name)}"
+                    break
+                states.append(state)
+            if not states:
+                raise BadRequest(
+                    "Invalid query: unable to apply field 0:storage.jobQueryFieldStates([]): "
+                    "field storage.jobQueryFieldStates has a zero value"
+                )
+        tags = tags_text.split(",") if tags_text else None
+        reply = await self._verb("List", requestor, lambda: self.list(states, tags))
+        if bad_state is not None:
+            raise BadRequest(bad_state)
+        return reply
+
+    async def list(self, states: list[JobState] | None, tags: list[str] | None) -> Reply:
+        if tags:
+            problems = check_tags(tags, allow_internal=True)
+            if problems:
+                return self.envelope(
+                    "list", {"JobIDs": None}, f"failed to list jobs: {problems[0].message}"
+                )
+        try:
+            ids = await self.jobs.list(states=states, tags=tags)
+        except Exception as exc:
+            return self.envelope("list", {"JobIDs": None}, f"failed to list jobs: {exc}")
+        return self.envelope("list", {"JobIDs": ids}, None)
+
+
+def _is_urlencoded(content_type: str) -> bool:
+    """Go reads a form body only for ``application/x-www-form-urlencoded`` (any case, any
+    parameters); another type leaves the form empty."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def _message(exc: Exception, verb: str) -> str:
+    """The job manager's message for ``exc``; unexpected ones are logged with their traceback."""
+    from contest.errors import ContestError
+
+    if not isinstance(exc, ContestError | LookupError):
+        log.error("%s failed", verb, exc_info=exc)
+    text = str(exc)
+    if isinstance(exc, LookupError) and text.startswith("'") and text.endswith("'"):
+        text = text[1:-1]  # KeyError's repr-quoting
+    return text or type(exc).__name__
+
+
+def _log_late_failure(task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("an API call that had timed out failed: %s", exc)

@@ -1,0 +1,216 @@
+"""``contest serve``: start-up, serving, and an orderly end.
+
+Start-up, in ConTest's order, with one change: the listening socket is bound first, so that a
+second server started by mistake on a busy port fails before it touches the database (it would
+otherwise fail the first server's running jobs as zombies). Then: open (and migrate) the
+database, choose the target locker, start the job manager (which fails this server's zombie jobs,
+then resumes its paused ones), and serve.
+
+The end: a signal (see :mod:`contest.server.signals`) stops the listener and pauses, cancels or
+drains the jobs; the server waits for every job to end or pause, refreshes the paused jobs' locks
+one last time, flushes the event writer and exits 0.
+
+uvicorn runs in this process with one worker (the job manager lives here) and without its own
+signal handling: ours replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from contest.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_START_FAILED = 1
+MAX_SERVER_ID_BYTES = 64
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why, for the operator."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: ours decide what a signal means."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6; ``:8080`` means every interface, as in Go)."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise StartupError(f"--listen {listen!r}: expected HOST:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise StartupError(f"--listen {listen!r}: port out of range")
+    host = host.strip("[]") if host.startswith("[") else host
+    return host or "0.0.0.0", port
+
+
+def bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve {host!r}: {exc}") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def check_settings(settings: ServeSettings) -> str:
+    """Refuse settings ConTest refuses; returns the server ID."""
+    from contest.job.descriptor_validation import check_tags
+
+    server_id = settings.resolved_server_id()
+    if len(server_id.encode()) > MAX_SERVER_ID_BYTES:
+        raise StartupError(
+            f"Server ID is too long: {len(server_id.encode())} > {MAX_SERVER_ID_BYTES}"
+        )
+    tag = settings.instance_tag
+    if tag:
+        problems = check_tags([tag], allow_internal=True, path="--instance-tag")
+        if problems or not tag.startswith("_"):
+            raise StartupError(
+                f"--instance-tag {tag!r}: must be a valid tag ([a-zA-Z0-9_-]) starting with '_'"
+            )
+    if settings.target_locker not in ("auto", "inmemory", "db"):
+        raise StartupError(f"--target-locker {settings.target_locker!r}: auto, inmemory or db")
+    return server_id
+
+
+def make_locker(kind: str, store: Any) -> Any:
+    """``auto`` is the DB locker, on the storage's own engine: locks must outlive the process
+    for a restarted server to resume its paused jobs (an in-memory lease is gone by then)."""
+    from contest.registry import default_registry
+
+    reg = default_registry()
+    if kind == "inmemory":
+        return reg.get("targetlockers", "InMemory").factory()
+    return reg.get("targetlockers", "DBLocker").factory(engine=store.engine)
+
+
+async def run(settings: ServeSettings) -> int:
+    """Serve until a signal says to stop; the exit status."""
+    from contest.job.manager import JobManager
+    from contest.server.app import create_app
+    from contest.server.signals import ShutdownController
+    from contest.storage import open_storage
+    from contest.storage.urls import redact
+
+    server_id = check_settings(settings)
+    host, port = parse_listen(settings.listen)
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    try:
+        try:
+            store = await open_storage(settings.db)
+        except Exception as exc:
+            where = redact_url(settings.db)
+            raise StartupError(f"cannot open the database {where}: {exc}") from None
+        try:
+            locker = make_locker(settings.target_locker, store)
+            jm = JobManager(
+                store,
+                locker,
+                server_id=server_id,
+                instance_tag=settings.instance_tag or None,
+                lock_duration=settings.target_lock_duration or 600.0,
+                shutdown_timeout=settings.shutdown_timeout,
+            )
+            await jm.start(resume_jobs=settings.resume_jobs)
+            try:
+                app = create_app(jm, server_id, process_timeout=settings.process_timeout)
+                config = uvicorn.Config(
+                    app,
+                    lifespan="off",
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                    timeout_keep_alive=10,
+                    timeout_graceful_shutdown=5,
+                    ws="none",
+                )
+                server = _Server(config)
+
+                def stop_api() -> None:
+                    server.should_exit = True
+
+                controller = ShutdownController(jm, stop_api, settings.pause_timeout)
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+                    loop.add_signal_handler(sig, controller.on_signal, sig)
+                try:
+                    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+                    # uvicorn has no "started" callback: poll its flag
+                    while not server.started and not serving.done():  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                    if server.started:
+                        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+                        print(
+                            f"contest serve: listening on http://{url_host}:{bound_port} "
+                            f"(server ID {server_id!r}, database {redact(store.url)})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    try:
+                        await serving
+                    except (Exception, SystemExit) as exc:
+                        log.error("the HTTP listener failed: %s", exc)
+                    if not controller.stopping.is_set():
+                        controller.interrupt("listener stop")  # pause/cancel as for SIGTERM
+                    while not await jm.wait_all(timeout=1.0):
+                        pass
+                finally:
+                    controller.close()
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+                        loop.remove_signal_handler(sig)
+            finally:
+                await jm.close()
+                with contextlib.suppress(Exception):
+                    await locker.close()
+        finally:
+            await store.close()
+    finally:
+        sock.close()
+    log.info("server stopped")
+    return EXIT_OK
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages; a URL we cannot parse is not echoed."""
+    from contest.storage.urls import redact, to_async_url
+
+    try:
+        return redact(to_async_url(url))
+    except Exception:
+        return "<the given URL>"
+
+
+def serve(settings: ServeSettings) -> int:
+    """Run the server in a new event loop; 0 after an orderly stop, 1 if it could not start."""
+    try:
+        return asyncio.run(run(settings))
+    except StartupError as exc:
+        print(f"contest serve: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED

@@ -1,0 +1,577 @@
+"""A JSON REST API under ``/api/v1/``, beside ConTest's form API, described by ``/openapi.json``.
+
+ConTest's API can only be driven by its form verbs and answers with one big status document; this
+one lets tools page through a job's events, fetch its reports alone, and follow its progress
+cheaply (``contestcli --wait`` draws its live view from ``/progress``). It reads and writes through
+the same job manager as the form API, so both always agree.
+
+Every input is checked before use: a malformed body, a parameter of the wrong type or range, an
+unknown job gives a 4xx with ``{"error": message}``; only a fault of ours (or of the database,
+503) is a 5xx. The OpenAPI document (:mod:`contest.server.openapi`) is the contract, and the suite
+fuzzes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contest import __version__
+from contest.events import (
+    RUN_STARTED,
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_OUT,
+    FrameworkEvent,
+    FrameworkEventQuery,
+    TestEvent,
+    TestEventQuery,
+)
+from contest.job.descriptor_model import DescriptorValidationError
+from contest.job.statusdoc import COMPLETION_STATES, job_report_json
+from contest.server import openapi
+from contest.server.formapi import API_VERSION, MAX_JOB_ID
+from contest.status import go_time
+from contest.storage.errors import ParameterTooLong, StorageError
+from contest.storage.limits import REQUESTOR
+from contest.storage.models import JobRequest, JobState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REQUESTOR = "contest-rest"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_JOB_LIMIT = 100
+MAX_JOB_LIMIT = 1000
+DEFAULT_EVENT_LIMIT = 1000
+MAX_EVENT_LIMIT = 10000
+MAX_FILTER_VALUES = 100
+JOB_STATES = {s.event_name: s for s in JobState}
+
+
+class ApiError(Exception):
+    """A 4xx (or 503) answer: ``{"error": message}`` plus optional ``details``."""
+
+    def __init__(self, status: int, message: str, details: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+class RestJobs(Protocol):
+    """What the REST API needs: the job manager's verbs and its store's reads."""
+
+    server_id: str
+    store: Any
+
+    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
+
+    async def stop(self, job_id: int) -> None: ...
+
+    async def status(self, job_id: int) -> dict[str, Any]: ...
+
+    async def retry(self, job_id: int, requestor: str) -> int: ...
+
+    async def list(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        tags: Sequence[str] | None = None,
+        server_id: str | None = None,
+        requestor: str | None = None,
+        limit: int | None = None,
+        order: str = "asc",
+    ) -> list[int]: ...
+
+    async def request(self, job_id: int) -> JobRequest | None: ...
+
+
+# --- progress --------------------------------------------------------------------------------
+
+
+@dataclass
+class _JobProgress:
+    """Routing-event counts of one job, read incrementally (only events past ``after``)."""
+
+    after: int = 0
+    run: int = 0
+    # (test, step label) -> [entered, passed, failed], for the latest run and, per test, its
+    # latest attempt
+    rows: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, ev: TestEvent) -> None:
+        h = ev.header
+        if h.run_id > self.run:
+            self.run, self.rows, self.attempts = h.run_id, {}, {}
+        elif h.run_id < self.run:
+            return
+        attempt = self.attempts.get(h.test_name, -1)
+        if h.test_attempt > attempt:
+            self.attempts[h.test_name] = h.test_attempt
+            for key in [k for k in self.rows if k[0] == h.test_name]:
+                del self.rows[key]
+        elif h.test_attempt < attempt:
+            return
+        row = self.rows.setdefault((h.test_name, h.step_label), [0, 0, 0])
+        row[{TARGET_IN: 0, TARGET_OUT: 1, TARGET_ERR: 2}[ev.name]] += 1
+
+
+class ProgressTracker:
+    """Per-job progress for ``/progress``: a poll reads only the events since the last one, so
+    following a 20,000-target job costs what it emitted since, not what it emitted in all."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._jobs: OrderedDict[int, _JobProgress] = OrderedDict()
+
+    async def progress(self, store: Any, req: JobRequest) -> dict[str, Any]:
+        job_id = req.job_id
+        prog = self._jobs.pop(job_id, None) or _JobProgress()
+        self._jobs[job_id] = prog
+        while len(self._jobs) > self.capacity:
+            self._jobs.popitem(last=False)
+        while True:
+            batch: list[TestEvent] = await store.test_events(
+                TestEventQuery(
+                    job_id=job_id,
+                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
+                    after_sequence=prog.after,
+                    limit=50_000,
+                )
+            )
+            for ev in batch:
+                prog.add(ev)
+                prog.after = max(prog.after, ev.sequence)
+            if len(batch) < 50_000:
+                break
+        states: list[FrameworkEvent] = await store.framework_events(
+            FrameworkEventQuery(
+                job_id=job_id,
+                event_names=[s.event_name for s in JobState if s is not JobState.UNKNOWN]
+                + [RUN_STARTED],
+            )
+        )
+        run = prog.run
+        started = None
+        ended = None
+        state = JobState.UNKNOWN  # the last state event's (the jobs row may lag behind it)
+        for fev in states:
+            if fev.name == RUN_STARTED:
+                if isinstance(fev.payload, dict) and isinstance(fev.payload.get("RunID"), int):
+                    run = max(run, fev.payload["RunID"])
+                continue
+            state = JobState.from_event_name(fev.name) or state
+            if state is JobState.STARTED and started is None:
+                started = fev.emit_time
+            elif state in COMPLETION_STATES:
+                ended = fev.emit_time
+        if state not in COMPLETION_STATES:
+            ended = None
+        elapsed = ((ended or time.time()) - started) if started is not None else 0.0
+        rows = prog.rows if run == prog.run else {}
+        return {
+            "State": state.event_name,
+            "Run": run,
+            "Elapsed": round(max(elapsed, 0.0), 3),
+            "Steps": [
+                {
+                    "Test": test,
+                    "Step": step,
+                    "InFlight": max(counts[0] - counts[1] - counts[2], 0),
+                    "Passed": counts[1],
+                    "Failed": counts[2],
+                }
+                for (test, step), counts in rows.items()
+            ],
+        }
+
+
+# --- JSON shapes ------------------------------------------------------------------------------
+
+
+def job_json(req: JobRequest) -> dict[str, Any]:
+    return {
+        "job_id": req.job_id,
+        "name": req.name,
+        "requestor": req.requestor,
+        "server_id": req.server_id,
+        "state": req.state.event_name,
+        "state_time": go_time(req.state_time) if req.state_time else None,
+        "request_time": go_time(req.request_time),
+        "tags": list(req.tags),
+    }
+
+
+def test_event_json(ev: TestEvent) -> dict[str, Any]:
+    h = ev.header
+    return {
+        "sequence": ev.sequence,
+        "emit_time": go_time(ev.emit_time),
+        "job_id": h.job_id,
+        "run_id": h.run_id,
+        "test_name": h.test_name,
+        "step_label": h.step_label,
+        "test_attempt": h.test_attempt,
+        "target": ev.target.to_json_obj() if ev.target is not None else None,
+        "name": ev.name,
+        "payload": ev.payload,
+    }
+
+
+def framework_event_json(ev: FrameworkEvent) -> dict[str, Any]:
+    return {
+        "sequence": ev.sequence,
+        "emit_time": go_time(ev.emit_time),
+        "job_id": ev.job_id,
+        "name": ev.name,
+        "payload": ev.payload,
+    }
+
+
+# --- input checks -----------------------------------------------------------------------------
+
+
+def _int(text: str, name: str, low: int, high: int) -> int:
+    t = text.strip()
+    if not t or not (t.isascii() and (t.isdigit() or (t[0] in "+-" and t[1:].isdigit()))):
+        raise ApiError(400, f"{name} must be an integer, got {text!r}")
+    value = int(t)
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _job_id(request: Request) -> int:
+    return _int(request.path_params["job_id"], "job_id", 1, MAX_JOB_ID)
+
+
+def _query_int(request: Request, name: str, low: int, high: int, default: int | None) -> int | None:
+    values = request.query_params.getlist(name)
+    if not values:
+        return default
+    if len(values) > 1:
+        raise ApiError(400, f"{name} may be given once")
+    return _int(values[0], name, low, high)
+
+
+def _query_list(request: Request, name: str) -> list[str] | None:
+    """A repeatable parameter; each value may also be a comma-separated list."""
+    out: list[str] = []
+    for value in request.query_params.getlist(name):
+        out.extend(v for v in value.split(",") if v != "")
+    if len(out) > MAX_FILTER_VALUES:
+        raise ApiError(400, f"at most {MAX_FILTER_VALUES} values of {name}")
+    return out or None
+
+
+def _query_choice(request: Request, name: str, choices: Sequence[str], default: str) -> str:
+    values = request.query_params.getlist(name)
+    if not values:
+        return default
+    if len(values) > 1 or values[0] not in choices:
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}")
+    return values[0]
+
+
+def _requestor(value: Any) -> str:
+    if value is None:
+        return DEFAULT_REQUESTOR
+    if not isinstance(value, str) or value == "":
+        raise ApiError(400, "requestor must be a non-empty string")
+    if len(value.encode("utf-8", "surrogatepass")) > REQUESTOR[1]:
+        raise ApiError(400, f"requestor must be at most {REQUESTOR[1]} bytes")
+    return value
+
+
+async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "a JSON object body is required")
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+class RestAPI:
+    """The routes, bound to one job manager."""
+
+    def __init__(self, jobs: RestJobs) -> None:
+        self.jobs = jobs
+        self.progress_tracker = ProgressTracker()
+
+    async def _get(self, job_id: int) -> JobRequest:
+        flush = getattr(self.jobs.store, "flush", None)
+        if flush is not None:
+            await flush()  # the job's row follows its state events: read it after them
+        req = await self.jobs.request(job_id)
+        if req is None:
+            raise ApiError(404, f"job {job_id} not found")
+        return req
+
+    async def healthz(self, request: Request) -> Response:
+        ping = getattr(self.jobs.store, "ping", None)
+        if ping is not None:
+            try:
+                await ping()
+            except Exception as exc:
+                return JSONResponse({"status": "unavailable", "error": str(exc)}, 503)
+        return JSONResponse({"status": "ok", "server_id": self.jobs.server_id})
+
+    async def openapi_doc(self, request: Request) -> Response:
+        return JSONResponse(openapi.document())
+
+    async def version(self, request: Request) -> Response:
+        return JSONResponse(
+            {"api_version": API_VERSION, "server_id": self.jobs.server_id, "version": __version__}
+        )
+
+    async def list_jobs(self, request: Request) -> Response:
+        names = _query_list(request, "state")
+        states = None
+        if names is not None:
+            unknown = [n for n in names if n not in JOB_STATES]
+            if unknown:
+                raise ApiError(400, f"unknown job state {unknown[0]!r}")
+            states = [JOB_STATES[n] for n in names]
+        tags = _query_list(request, "tag")
+        if tags is not None:
+            from contest.job.descriptor_validation import check_tags
+
+            problems = check_tags(tags, allow_internal=True, path="tag")
+            if problems:
+                raise ApiError(400, str(problems[0]))
+        requestor = request.query_params.get("requestor")
+        if requestor is not None and requestor == "":
+            raise ApiError(400, "requestor must not be empty")
+        limit = _query_int(request, "limit", 1, MAX_JOB_LIMIT, DEFAULT_JOB_LIMIT)
+        order = _query_choice(request, "order", ("asc", "desc"), "asc")
+        ids = await self.jobs.list(
+            states=states, tags=tags, requestor=requestor, limit=limit, order=order
+        )
+        jobs = []
+        for job_id in ids:
+            req = await self.jobs.request(job_id)
+            if req is not None:
+                jobs.append(job_json(req))
+        return JSONResponse({"jobs": jobs})
+
+    async def create_job(self, request: Request) -> Response:
+        body = await _json_body(request, required=True)
+        desc = body.get("descriptor")
+        if isinstance(desc, dict):
+            text = json.dumps(desc)
+        elif isinstance(desc, str) and desc.strip():
+            text = desc
+        else:
+            raise ApiError(
+                400, "descriptor must be a JSON object or a non-empty JSON or YAML text"
+            )
+        requestor = _requestor(body.get("requestor"))
+        try:
+            job_id = await self.jobs.submit(text, requestor)
+        except DescriptorValidationError as exc:
+            raise ApiError(
+                422,
+                "invalid job descriptor",
+                [{"path": e.path, "message": e.message} for e in exc.errors],
+            ) from None
+        except ParameterTooLong as exc:
+            raise ApiError(422, str(exc)) from None
+        return JSONResponse({"job_id": job_id}, 201)
+
+    async def get_job(self, request: Request) -> Response:
+        return JSONResponse(job_json(await self._get(_job_id(request))))
+
+    async def get_status(self, request: Request) -> Response:
+        job_id = _job_id(request)
+        await self._get(job_id)
+        try:
+            doc = await self.jobs.status(job_id)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise ApiError(409, f"cannot build the status of job {job_id}: {exc}") from None
+        return JSONResponse(doc)
+
+    async def get_descriptor(self, request: Request) -> Response:
+        req = await self._get(_job_id(request))
+        try:
+            doc = json.loads(req.descriptor)
+        except ValueError:
+            doc = req.descriptor
+        return JSONResponse({"job_id": req.job_id, "descriptor": doc})
+
+    async def get_report(self, request: Request) -> Response:
+        req = await self._get(_job_id(request))
+        report = await self.jobs.store.job_report(req.job_id)
+        return JSONResponse(job_report_json(report))
+
+    async def get_progress(self, request: Request) -> Response:
+        req = await self._get(_job_id(request))
+        return JSONResponse(await self.progress_tracker.progress(self.jobs.store, req))
+
+    async def stop_job(self, request: Request) -> Response:
+        job_id = _job_id(request)
+        await self._get(job_id)
+        try:
+            await self.jobs.stop(job_id)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise ApiError(409, str(exc)) from None
+        return JSONResponse({"job_id": job_id, "state": JobState.CANCELLING.event_name}, 202)
+
+    async def retry_job(self, request: Request) -> Response:
+        job_id = _job_id(request)
+        body = await _json_body(request, required=False)
+        requestor = _requestor(body.get("requestor"))
+        await self._get(job_id)
+        try:
+            new_id = await self.jobs.retry(job_id, requestor)
+        except DescriptorValidationError as exc:
+            raise ApiError(
+                409,
+                "the stored descriptor is no longer valid",
+                [{"path": e.path, "message": e.message} for e in exc.errors],
+            ) from None
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise ApiError(409, str(exc)) from None
+        return JSONResponse({"job_id": new_id, "retry_of": job_id}, 201)
+
+    async def get_events(self, request: Request) -> Response:
+        job_id = _job_id(request)
+        kind = _query_choice(request, "kind", ("test", "framework"), "test")
+        names = _query_list(request, "name")
+        after = _query_int(request, "after", 0, MAX_JOB_ID, 0)
+        limit = _query_int(request, "limit", 1, MAX_EVENT_LIMIT, DEFAULT_EVENT_LIMIT)
+        run = _query_int(request, "run", 1, 2**31 - 1, None)
+        attempt = _query_int(request, "attempt", 0, 2**31 - 1, None)
+        tests = _query_list(request, "test")
+        steps = _query_list(request, "step")
+        targets = _query_list(request, "target")
+        await self._get(job_id)
+        events: list[dict[str, Any]]
+        if kind == "framework":
+            extra = [
+                n
+                for n, v in (
+                    ("run", run),
+                    ("attempt", attempt),
+                    ("test", tests),
+                    ("step", steps),
+                    ("target", targets),
+                )
+                if v is not None
+            ]
+            if extra:
+                raise ApiError(400, f"{', '.join(extra)}: only for test events (kind=test)")
+            fw = await self.jobs.store.framework_events(
+                FrameworkEventQuery(
+                    job_id=job_id, event_names=names, after_sequence=after or None, limit=limit
+                )
+            )
+            events = [framework_event_json(e) for e in fw]
+        else:
+            te = await self.jobs.store.test_events(
+                TestEventQuery(
+                    job_id=job_id,
+                    run_id=run,
+                    test_names=tests,
+                    step_labels=steps,
+                    target_ids=targets,
+                    event_names=names,
+                    test_attempt=attempt,
+                    after_sequence=after or None,
+                    limit=limit,
+                )
+            )
+            events = [test_event_json(e) for e in te]
+        next_after = events[-1]["sequence"] if events else after
+        return JSONResponse({"events": events, "next_after": next_after})
+
+
+def _error_response(exc: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.message}
+    if exc.details is not None:
+        body["details"] = exc.details
+    return JSONResponse(body, exc.status)
+
+
+def _wrap(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Turn our errors into JSON answers: ``ApiError`` as it says, a storage outage as 503."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error_response(exc)
+        except StorageError as exc:
+            log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse({"error": f"storage unavailable: {exc}"}, 503)
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    return JSONResponse({"error": exc.detail}, exc.status_code, headers=headers)
+
+
+def create_rest_app(jobs: RestJobs) -> Starlette:
+    """The REST routes (and ``/openapi.json``, ``/healthz``) as one Starlette app."""
+    api = RestAPI(jobs)
+    p = "/api/v1"
+    routes = [
+        Route("/healthz", _wrap(api.healthz), methods=["GET"]),
+        Route("/openapi.json", _wrap(api.openapi_doc), methods=["GET"]),
+        Route(f"{p}/version", _wrap(api.version), methods=["GET"]),
+        Route(f"{p}/jobs", _wrap(api.list_jobs), methods=["GET"]),
+        Route(f"{p}/jobs", _wrap(api.create_job), methods=["POST"]),
+        Route(f"{p}/jobs/{{job_id}}", _wrap(api.get_job), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/status", _wrap(api.get_status), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/descriptor", _wrap(api.get_descriptor), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/report", _wrap(api.get_report), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/progress", _wrap(api.get_progress), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/events", _wrap(api.get_events), methods=["GET"]),
+        Route(f"{p}/jobs/{{job_id}}/stop", _wrap(api.stop_job), methods=["POST"]),
+        Route(f"{p}/jobs/{{job_id}}/retry", _wrap(api.retry_job), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.api = api
+    return app
