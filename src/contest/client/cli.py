@@ -1,0 +1,361 @@
+"""``contestcli``: ConTest's client, verbs and flags, against our server or ConTest's.
+
+``contestcli [flags] VERB [ARG]`` with VERB one of ``start [FILE]`` (stdin without a file),
+``stop ID``, ``status ID``, ``retry ID``, ``list``, ``version``. Output is what ConTest's client
+prints: the response as indented JSON ``{"ServerID", "Data", "Err"}``.
+
+Where we do better than ConTest's client:
+
+* ``--wait`` exits by the job's outcome: 0 when it completed and every report succeeded, 1 when
+  it did not (failed, cancelled, or a report failed), 2 when the server could not be reached;
+  while waiting it shows the targets of each step (in flight, passed, failed) and the elapsed
+  time, live on a terminal, as JSON lines on stderr otherwise (stdout keeps ConTest's two JSON
+  documents). It survives a server restart (a paused job resumes) for ``--reconnect`` seconds.
+* Without ``--wait``, an answer carrying ``Err`` exits 1 (ConTest's exits 0).
+* Usage errors (no verb, a bad job ID, an unreadable file) exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from contest.client.jobdesc import DescriptorFormatError, to_request_json
+from contest.client.transport import DEFAULT_ADDR, HTTPTransport, TransportError
+from contest.server.gojson import encode_indent
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 2
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_REQUESTOR = "contestcli-http"
+VERBS = ("start", "stop", "status", "retry", "list", "version")
+STATE_NAMES = (
+    "JobStateStarted",
+    "JobStateCompleted",
+    "JobStateFailed",
+    "JobStatePaused",
+    "JobStatePauseFailed",
+    "JobStateCancelling",
+    "JobStateCancelled",
+    "JobStateCancellationFailed",
+)
+COMPLETION_STATES = frozenset(
+    {"JobStateCompleted", "JobStateFailed", "JobStateCancelled", "JobStateCancellationFailed"}
+)
+
+_EPILOG = """\
+commands:
+  start [FILE]   start a job from FILE (JSON, or YAML with -Y), or from stdin;
+                 with --wait, stdout has two JSON documents: the start and the final status
+  stop ID        stop a job by ID
+  status ID      get the status of a job by ID
+  retry ID       start a new job from the descriptor of job ID
+  list           list job IDs [--states S,...] (any of) [--tags T,...] (all of)
+  version        the server's API version
+
+exit status: 0 ok; 1 the server answered with an error, or (--wait) the job did not complete
+successfully; 2 usage error, or the server could not be reached.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="contestcli",
+        description="Client of a ConTest (or contest-py) server.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("verb", nargs="?", default="", help="start, stop, status, retry, list, version")
+    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument(
+        "-a", "--addr", default=DEFAULT_ADDR,
+        help="server [scheme://]host:port[/basepath] (default: %(default)s)",
+    )
+    p.add_argument(
+        "-r", "--requestor", default=DEFAULT_REQUESTOR,
+        help="requestor of the API call (default: %(default)s)",
+    )
+    p.add_argument(
+        "-w", "--wait", action="store_true",
+        help="after start, wait for the job to end; exit 0 only if it succeeded",
+    )
+    p.add_argument("-Y", "--yaml", action="store_true", help="the descriptor is YAML")
+    p.add_argument(
+        "--states", action="append", default=[], metavar="S[,S...]",
+        help="list: jobs in any of these states",
+    )
+    p.add_argument(
+        "--tags", action="append", default=[], metavar="T[,T...]",
+        help="list: jobs with all of these tags",
+    )
+    p.add_argument(
+        "--poll-interval", type=float, default=1.0, metavar="SECONDS",
+        help="--wait: seconds between polls (default: %(default)s)",
+    )
+    p.add_argument(
+        "--reconnect", type=float, default=60.0, metavar="SECONDS",
+        help="--wait: how long to keep trying while the server is away (default: %(default)s)",
+    )
+    return p
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """pflag's string slice: every occurrence, each split on commas."""
+    out: list[str] = []
+    for v in values:
+        out.extend(x for x in v.split(",") if x != "")
+    return out
+
+
+def parse_job_id(text: str | None) -> int:
+    """ConTest's client rules: missing, not an int, or not positive are usage errors."""
+    if not text:
+        raise UsageError("missing job ID")
+    t = text.strip()
+    body = t[1:] if t[:1] in "+-" else t
+    if t != text or not body.isascii() or not body.isdigit():
+        raise UsageError(
+            f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": invalid syntax'
+        )
+    value = int(t)
+    if value <= 0:
+        raise UsageError(f"Invalid job ID: {text}: it must be positive")
+    if value >= 1 << 63:
+        raise UsageError(
+            f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": value out of range'
+        )
+    return value
+
+
+def _print(out: TextIO, resp: dict[str, Any]) -> None:
+    out.write(encode_indent(resp))
+    out.flush()
+
+
+# --- waiting -----------------------------------------------------------------------------------
+
+
+def progress_from_status(status: dict[str, Any] | None) -> dict[str, Any]:
+    """The live view's shape from a status document (for servers without ``/progress``)."""
+    if not isinstance(status, dict):
+        return {"State": "JobStateUnknown", "Run": 0, "Elapsed": 0.0, "Steps": []}
+    run = status.get("RunStatus") or {}
+    rows = []
+    for test in run.get("TestStatuses") or []:
+        for step in test.get("TestStepStatuses") or []:
+            passed = failed = flight = 0
+            for ts in step.get("TargetStatuses") or []:
+                if ts.get("Error"):
+                    failed += 1
+                elif ts.get("OutTime", "").startswith("0001-"):
+                    flight += 1
+                else:
+                    passed += 1
+            rows.append(
+                {
+                    "Test": test.get("TestName", ""),
+                    "Step": step.get("TestStepLabel", ""),
+                    "InFlight": flight,
+                    "Passed": passed,
+                    "Failed": failed,
+                }
+            )
+    return {
+        "State": status.get("State", "JobStateUnknown"),
+        "Run": run.get("RunID", 0),
+        "Elapsed": 0.0,
+        "Steps": rows,
+    }
+
+
+def job_succeeded(status: dict[str, Any] | None) -> bool:
+    """Completed, and every run and final report a success (reports that exist)."""
+    if not isinstance(status, dict) or status.get("State") != "JobStateCompleted":
+        return False
+    report = status.get("JobReport") or {}
+    reports = [r for run in report.get("RunReports") or [] for r in run or []]
+    reports += report.get("FinalReports") or []
+    return all(bool(r.get("Success")) for r in reports)
+
+
+def summary(job_id: int, status: dict[str, Any] | None) -> dict[str, Any]:
+    """What a person at a terminal wants at the end (the full document can be megabytes)."""
+    status = status or {}
+    report = status.get("JobReport") or {}
+    reports = [r for run in report.get("RunReports") or [] for r in run or []]
+    reports += report.get("FinalReports") or []
+    return {
+        "JobID": job_id,
+        "State": status.get("State"),
+        "StateErrMsg": status.get("StateErrMsg", ""),
+        "StartTime": status.get("StartTime"),
+        "EndTime": status.get("EndTime"),
+        "Reports": [
+            {
+                "RunID": r.get("RunID", 0),
+                "ReporterName": r.get("ReporterName"),
+                "Success": r.get("Success"),
+                "Data": r.get("Data"),
+            }
+            for r in reports
+        ],
+        "Succeeded": job_succeeded(status),
+    }
+
+
+def wait_for_job(
+    transport: HTTPTransport,
+    requestor: str,
+    job_id: int,
+    *,
+    poll: float,
+    reconnect: float,
+    out: TextIO,
+) -> int:
+    """Poll until the job ends; print its final status; the exit status."""
+    from contest.liveview import LiveView
+
+    view_out = out if out.isatty() else sys.stderr
+    use_rest = True
+    away_since: float | None = None
+    started = time.monotonic()
+    with LiveView(f"job {job_id}", view_out) as view:
+        while True:
+            try:
+                prog = transport.progress(job_id) if use_rest else None
+                if prog is None:
+                    use_rest = False
+                    resp = transport.status(requestor, job_id)
+                    if resp["Err"] is not None:
+                        print(f"contestcli: server responded with an error: {resp['Err']}",
+                              file=sys.stderr)
+                        return EXIT_FAILED
+                    prog = progress_from_status(resp["Data"].get("Status"))
+                    prog["Elapsed"] = round(time.monotonic() - started, 3)
+                away_since = None
+            except TransportError as exc:
+                now = time.monotonic()
+                if away_since is None:
+                    away_since = now
+                    print(f"contestcli: {exc}; retrying", file=sys.stderr)
+                if now - away_since > reconnect:
+                    print(f"contestcli: server unreachable for {reconnect:g}s: {exc}",
+                          file=sys.stderr)
+                    return EXIT_UNREACHABLE
+                time.sleep(min(poll, 1.0))
+                continue
+            view.update(prog)
+            if prog.get("State") in COMPLETION_STATES:
+                break
+            time.sleep(poll)
+    try:
+        final = transport.status(requestor, job_id)
+    except TransportError as exc:
+        print(f"contestcli: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if final["Err"] is not None:
+        print(f"contestcli: server responded with an error: {final['Err']}", file=sys.stderr)
+        return EXIT_FAILED
+    status = final["Data"].get("Status")
+    if out.isatty():
+        _print(out, summary(job_id, status))
+    else:
+        _print(out, final)
+    return EXIT_OK if job_succeeded(status) else EXIT_FAILED
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def _read_descriptor(path: str | None, stdin: TextIO) -> bytes:
+    if not path:
+        print("Reading from stdin...", file=sys.stderr)
+        return stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"failed to read job descriptor: open {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def run(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    verb = args.verb.lower()
+    if verb == "":
+        raise UsageError("Missing verb, see --help")
+    if verb not in VERBS:
+        raise UsageError(f"invalid verb: '{verb}'")
+    extra = args.args
+    states = _split(args.states)
+    tags = _split(args.tags)
+    if verb == "list":
+        for s in states:
+            if s not in STATE_NAMES:
+                raise UsageError(f'invalid job state "{s}"')
+    job_id = parse_job_id(extra[0] if extra else None) if verb in ("stop", "status", "retry") else 0
+    descriptor = ""
+    if verb == "start":
+        raw = _read_descriptor(extra[0] if extra else None, stdin)
+        try:
+            descriptor = to_request_json(raw, yaml=args.yaml)
+        except DescriptorFormatError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        with HTTPTransport(args.addr) as transport:
+            if verb == "start":
+                resp = transport.start(args.requestor, descriptor)
+                new_id = int((resp.get("Data") or {}).get("JobID") or 0)
+                if args.wait and new_id:
+                    _print(out, resp)
+                    print("\nWaiting for job to complete...", file=sys.stderr)
+                    return wait_for_job(
+                        transport,
+                        args.requestor,
+                        new_id,
+                        poll=max(args.poll_interval, 0.05),
+                        reconnect=max(args.reconnect, 0.0),
+                        out=out,
+                    )
+            elif verb == "stop":
+                resp = transport.stop(args.requestor, job_id)
+            elif verb == "status":
+                resp = transport.status(args.requestor, job_id)
+            elif verb == "retry":
+                resp = transport.retry(args.requestor, job_id)
+            elif verb == "list":
+                resp = transport.list(args.requestor, states, tags)
+            else:
+                resp = transport.version(args.requestor)
+    except TransportError as exc:
+        print(f"contestcli: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    _print(out, resp)
+    return EXIT_FAILED if resp.get("Err") is not None else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_intermixed_args(argv)
+    try:
+        return run(args, sys.stdout, sys.stdin)
+    except UsageError as exc:
+        print(f"contestcli: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ncontestcli: interrupted (a started job goes on on the server)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
