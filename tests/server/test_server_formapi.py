@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SERVER_ID, ApiEnv, descriptor, sleepy
+from serverkit import SERVER_ID, ApiEnv, descriptor, sleepy
 
 from contest.server.formapi import FormAPI, parse_form
 from contest.storage import JobState
@@ -82,7 +82,13 @@ CAPTURED: list[tuple[str, str, str, int, bytes]] = [
             "with id 18446744073709551611",
         ),
     ),
-    ("POST", "/version?x=1", "requestor=x", 200, envelope("ResponseTypeVersion", {"Version": 5}, None)),
+    (
+        "POST",
+        "/version?x=1",
+        "requestor=x",
+        200,
+        envelope("ResponseTypeVersion", {"Version": 5}, None),
+    ),
     (
         "POST",
         "/start",
@@ -155,7 +161,8 @@ MORE_ERRORS: list[tuple[str, str, int, bytes]] = [
     ("//version", "requestor=x", 200, envelope("ResponseTypeVersion", {"Version": 5}, None)),
     # an invalid tag is the storage's error, inside a 200
     ("/list", "requestor=x&tags=a%20b", 200,
-     envelope("ResponseTypeList", {"JobIDs": None}, 'failed to list jobs: "a b" is not a valid tag')),
+     envelope("ResponseTypeList", {"JobIDs": None},
+              'failed to list jobs: "a b" is not a valid tag')),
     ("/list", "requestor=x&tags=a,a", 200,
      envelope("ResponseTypeList", {"JobIDs": None}, 'failed to list jobs: duplicate tag "a"')),
     ("/retry", "requestor=x&jobID=999", 200,
