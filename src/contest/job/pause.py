@@ -30,7 +30,8 @@ class PausePayload:
     next_attempt_at: float | None = None
     run_started: bool = False  # RunStarted of run_id already emitted
     test_results: dict[str, str | None] | None = None  # the test steps' verdicts, when paused
-    # in cleanup (so the resumed attempt is judged on them, not counted as failed)
+    # after them: in cleanup or before release (the resumed attempt skips the steps and is
+    # judged on these, not counted as failed)
     version: int = PAUSE_PAYLOAD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

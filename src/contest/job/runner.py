@@ -15,10 +15,11 @@ One job, top to bottom::
         run reporters (stored)
     final reporters (stored)
 
-A pause anywhere (between runs, after acquisition, mid-test, mid-cleanup, waiting to retry)
-returns a ``PausePayload``; ``run`` called again with it continues so that the stored events look
-exactly like an uninterrupted run's: nothing acquired, entered, left or released twice. Paused
-jobs keep their targets locked (the job manager keeps refreshing the locks).
+A pause anywhere (between runs, after acquisition, mid-test, after the test steps, mid-cleanup,
+waiting to retry) returns a ``PausePayload``; ``run`` called again with it continues so that the
+stored events look exactly like an uninterrupted run's: nothing acquired, entered, left or
+released twice. Paused jobs keep their targets locked (the job manager keeps refreshing the
+locks).
 
 Failures: ``Cancelled`` when the job is cancelled (targets are still released, bounded by the
 release timeout); ``JobError`` when a step misbehaved, acquire or release timed out, or a plugin
@@ -212,13 +213,13 @@ class JobRunner:
         if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
             return paused(targets=targets)
 
-        # 2. the test steps (skipped when we paused in cleanup: they were done)
+        # 2. the test steps (skipped when we paused after them: in cleanup, or before release)
         test_state = resume.test_state if resume else None
         cleanup_state = resume.cleanup_state if resume else None
         results: dict[str, str | None] | None = None
         failure: BaseException | None = None
         variables = None
-        if cleanup_state is None:
+        if cleanup_state is None and (resume is None or resume.test_results is None):
             try:
                 result = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
                     jt.test,
@@ -236,6 +237,18 @@ class JobRunner:
                 failure = exc
         else:
             results = resume.test_results if resume is not None else None
+
+        # a pause that came while the steps finished their targets (steps that do not pause
+        # finish what they hold): stop before release, like ConTest's test runner, which then
+        # returns pause; the resumed attempt goes straight to release
+        if (
+            failure is None
+            and results is not None
+            and not jt.test.cleanup_steps  # with cleanup steps, the cleanup runner pauses
+            and scope.pause.is_set()
+            and not scope.cancel.is_set()
+        ):
+            return paused(targets=targets, test_results=results)
 
         # 3. cleanup steps on every acquired target, whatever happened (not after a cancel)
         if jt.test.cleanup_steps and not isinstance(failure, Cancelled):
