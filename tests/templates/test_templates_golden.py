@@ -293,6 +293,24 @@ CASES: list[tuple[str, str]] = [
     ('{{printf "%.*f|%*d" 2 3.14159 "x" 1}}', "3.14|%!(BADWIDTH)1"),
     ('{{printf "%s" "ok" | printf "%q"}}', '"ok"'),
     ('{{printf "%v" .Missing}}', "<nil>"),
+    # --- combinations
+    ("{{with .Missing}}a{{else with .Empty}}b{{else}}c{{end}}", "c"),
+    ("{{with .Missing}}a{{else with .Str}}{{.}}{{else}}c{{end}}", "hello"),
+    ("{{if .False}}a{{else if $x := .Int}}{{$x}}{{end}}", "42"),
+    ("{{range .Ints}}{{with $}}{{if eq 2 2}}{{break}}{{end}}{{end}}x{{end}}", ""),
+    (
+        "<ul>\n{{- range .List }}\n  <li>{{ . }}</li>\n{{- end }}\n</ul>",
+        "<ul>\n  <li>a</li>\n  <li>b</li>\n  <li>c</li>\n</ul>",
+    ),
+    ('{{range $k, $v := .Map}}{{if eq $k "b"}}{{continue}}{{end}}{{$k}}{{end}}', "ac"),
+    (
+        "{{range .List}}{{.}}{{else}}none{{end}}{{range .EmptyMap}}x{{else}}{{len $.List}}{{end}}",
+        "abc3",
+    ),
+    ("{{ $h := .Host }}{{ with $h }}{{ $h.FQDN }}{{ end }}", "host.example.com"),
+    ('{{printf "%s" .Host.ID | ToUpper | printf "<%s>"}}', "<T1>"),
+    ('{{if and (eq .Int 42) (ne .Str "x") (lt 1 2)}}ok{{end}}', "ok"),
+    ('{{ "a" | eq "a" }} {{ 5 | printf "%d-%d" 4 }}', "true 4-5"),
     # --- printing via print of odd values
     ("{{print .NaN .Inf 1e100 1e-100}}", "NaN +Inf 1e+100 1e-100"),
     ("{{print 100000000.0 12345678.9 0.000123}}", "1e+08 1.23456789e+07 0.000123"),

@@ -193,3 +193,11 @@ def test_failing_str_is_reported_inline_like_a_go_panic() -> None:
             raise RuntimeError("bad")
 
     assert render("{{.}}", BadStr()) == "%!v(PANIC=String method: bad)"
+
+
+def test_huge_integers_from_data_are_refused_not_crashing() -> None:
+    with pytest.raises(TemplateExecError, match="integer too large to print"):
+        render("{{.}}", 10**5000)
+    with pytest.raises(TemplateExecError, match="error calling printf: integer too large"):
+        render('{{printf "%d" .}}', 10**5000)
+    assert render('{{printf "%x" .}}', 2**20000).startswith("1000")

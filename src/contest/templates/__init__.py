@@ -22,14 +22,12 @@ from .errors import TemplateError, TemplateExecError, TemplateSyntaxError
 from .evaluator import MAX_ITERATIONS, MAX_OUTPUT, MAX_WORK, Run, compile_list, execute
 from .nodes import TextNode
 from .parser import BUILTIN_NAMES, parse_tree
-from .values import MISSING
 
 __all__ = [
     "BUILTIN_NAMES",
     "MAX_ITERATIONS",
     "MAX_OUTPUT",
     "MAX_WORK",
-    "MISSING",
     "Template",
     "TemplateError",
     "TemplateExecError",

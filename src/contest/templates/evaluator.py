@@ -492,13 +492,15 @@ def _compile_call(ident: IdentifierNode, cmd: Node, arg_nodes: list[Node]) -> Cm
     builtin = _compile_builtin(name, ident, cmd, arg_nodes)
     undefined = f"{quote(name)} is not a defined function"
 
+    one = iface[0] if len(iface) == 1 else None
+
     def call(st: State, dot: Any, final: Any) -> Any:
         fn = st.funcs.get(name)
         if fn is None:
             if builtin is not None:
                 return builtin(st, dot, final)
             _fail(ident, undefined)
-        args = [ev(st, dot) for ev in iface]
+        args = [one(st, dot)] if one is not None else [ev(st, dot) for ev in iface]
         if final is not NOFINAL:
             args.append(None if final is MISSING else final)
         try:
@@ -709,6 +711,18 @@ def _compile_action(node: ActionNode) -> Run:
             pipe(st, dot)
 
         return declare
+    if len(node.pipe.cmds) == 1:
+        cmd = _compile_command(node.pipe.cmds[0])  # the common case, one call less
+
+        def action1(st: State, dot: Any) -> None:
+            v = cmd(st, dot, NOFINAL)
+            s = v if type(v) is str else _print(v, node)
+            st.out.append(s)
+            st.size += len(s)
+            if st.size > MAX_OUTPUT:
+                _fail(node, f"output exceeds the limit of {MAX_OUTPUT} characters")
+
+        return action1
 
     def action(st: State, dot: Any) -> None:
         v = pipe(st, dot)
@@ -812,6 +826,10 @@ def execute(
         raise exec_error(name, source, f.node.pos, str(f.node), f.detail) from f.__cause__
     except RecursionError:
         raise _internal(name, source, "data nests too deeply") from None
+    except GoFuncError as exc:  # from deep inside fmt, outside any function call
+        raise _internal(name, source, str(exc)) from exc
+    except Exception as exc:  # a bug of ours must still honour the API: report, chained
+        raise _internal(name, source, f"internal error: {exc!r}") from exc
     return "".join(st.out)
 
 

@@ -503,7 +503,7 @@ class _Printer:
             if negative or self.plus or self.space:
                 prec -= 1
         if base == 10:
-            s = str(a)
+            s = _decimal(a)
         elif base == 16:
             s = format(a, "x" if digits is LDIGITS else "X")
         elif base == 8:
@@ -651,6 +651,13 @@ class _Printer:
                     self.buf.append(" ")
                 self.fmt_integer(c, verb)
             self.buf.append("]")
+
+
+def _decimal(a: int) -> str:
+    try:
+        return str(a)
+    except ValueError:  # Python refuses ints of more than 4300 digits
+        raise GoFuncError("integer too large to print") from None
 
 
 def _valid_rune(v: int) -> int:
@@ -910,7 +917,7 @@ def format_v(v: Any) -> str:
     if t is str:
         return v  # type: ignore[no-any-return]
     if t is int:
-        return str(v)
+        return _decimal(v)
     if t is bool:
         return "true" if v else "false"
     if t is float:
