@@ -60,15 +60,24 @@ def test_dict_keys_are_keys_not_attributes() -> None:
 
 
 def test_methods_are_never_called() -> None:
-    # "M" is declared, and maps to a method: it can be read but neither printed nor called
-    with pytest.raises(TemplateExecError, match="can't print"):
-        render("{{.Host.M}}", data())
-    with pytest.raises(TemplateExecError, match=r"non-function \.Host\.M"):
-        render("{{call .Host.M}}", data())
+    # "M" is declared but maps to a method: reading it is refused, so it can never be called
+    method_error = "M is a method of type *target.Target: calling methods is not supported"
+    for text in ("{{.Host.M}}", "{{call .Host.M}}", '{{printf "%v" .Host.M}}', "{{.Host.M 1}}"):
+        with pytest.raises(TemplateExecError) as info:
+            render(text, data())
+        assert info.value.detail in (
+            method_error,
+            "M has arguments but cannot be invoked as function",
+        )
     with pytest.raises(TemplateExecError, match=r"non-function \.Cls of type type"):
         render("{{call .Cls}}", data())
-    with pytest.raises(TemplateExecError, match="has arguments but cannot be invoked"):
-        render("{{.Host.M 1}}", data())
+
+    class WithBuiltinMethod:
+        __template_fields__: ClassVar[dict[str, str]] = {"U": "upper"}
+        upper = "abc".upper  # a builtin bound method stored on the class
+
+    with pytest.raises(TemplateExecError, match="calling methods is not supported"):
+        render("{{.U}}", WithBuiltinMethod())
 
 
 def test_instance_cannot_declare_its_own_fields() -> None:

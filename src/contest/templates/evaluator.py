@@ -704,11 +704,11 @@ def _compile_text(node: TextNode) -> Run:
 
 
 def _compile_action(node: ActionNode) -> Run:
-    pipe = _compile_pipeline(node.pipe)
     if node.pipe.decl:
+        decl = _compile_pipeline(node.pipe)
 
         def declare(st: State, dot: Any) -> None:
-            pipe(st, dot)
+            decl(st, dot)
 
         return declare
     if len(node.pipe.cmds) == 1:
@@ -723,6 +723,7 @@ def _compile_action(node: ActionNode) -> Run:
                 _fail(node, f"output exceeds the limit of {MAX_OUTPUT} characters")
 
         return action1
+    pipe = _compile_pipeline(node.pipe)
 
     def action(st: State, dot: Any) -> None:
         v = pipe(st, dot)

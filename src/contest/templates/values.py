@@ -186,6 +186,16 @@ def is_go_function(v: object) -> bool:
     return False
 
 
+def is_bound_method(v: object) -> bool:
+    """A method bound to an object (Python or builtin), which a template may never call."""
+    if isinstance(v, types.MethodType):
+        return True
+    if isinstance(v, types.BuiltinMethodType):
+        owner = v.__self__
+        return owner is not None and not isinstance(owner, types.ModuleType)
+    return False
+
+
 def to_go_bytes(s: str) -> bytes:
     """The bytes of a Go string: non-UTF-8 bytes are kept as ``surrogateescape`` characters."""
     try:
@@ -227,9 +237,15 @@ def get_field(recv: object, name: str, has_args: bool) -> Any:
             if has_args:
                 raise FieldError(f"{name} has arguments but cannot be invoked as function")
             try:
-                return getattr(recv, attr)
+                value = getattr(recv, attr)
             except Exception as exc:  # a failing property: report it, never crash the caller
                 raise FieldError(f"error reading field {name}: {exc}") from exc
+            if is_bound_method(value):
+                raise FieldError(
+                    f"{name} is a method of type {go_type_name(recv)}: "
+                    "calling methods is not supported"
+                )
+            return value
         raise FieldError(f"can't evaluate field {name} in type {go_type_name(recv)}")
     if recv is MISSING:
         return MISSING
