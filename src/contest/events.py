@@ -63,6 +63,8 @@ def is_valid_event_name(name: str) -> bool:
 class TestEventHeader:
     """Shared by every event of one step in one test attempt (one object, many events)."""
 
+    __test__ = False
+
     job_id: int
     run_id: int
     test_name: str
@@ -72,6 +74,8 @@ class TestEventHeader:
 
 @dataclass(slots=True)
 class TestEvent:
+    __test__ = False
+
     header: TestEventHeader
     target: Target | None
     name: str
@@ -100,6 +104,8 @@ class EventSink(Protocol):
 @dataclass(slots=True)
 class TestEventQuery:
     """Filters for test events; every field set narrows the result (lists are any-of)."""
+
+    __test__ = False
 
     job_id: int | None = None
     run_id: int | None = None
