@@ -579,6 +579,9 @@ class DetachedCommand:
             # it may or may not have started: polling finds out
             self._drop(exc)
             return
+        if done.exit_status is None:  # the connection went away under the script
+            self._drop(ConnectionResetError("connection lost while starting"))
+            return
         if done.exit_status != 0:
             err = done.stderr if isinstance(done.stderr, bytes) else b""
             raise SSHError(
@@ -596,6 +599,8 @@ class DetachedCommand:
         )
         out = done.stdout if isinstance(done.stdout, bytes) else b""
         err = done.stderr if isinstance(done.stderr, bytes) else b""
+        if done.exit_status is None:
+            raise ConnectionResetError("connection lost while polling")
         header, _, data = out.partition(b"\n")
         m = _HEADER.match(header)
         if done.exit_status != 0 or m is None:
