@@ -1,0 +1,40 @@
+"""End-to-end fixtures: a real ``contest serve`` process (SQLite in the test's folder unless a
+test asks for another database) and the real ``contestcli``. See ``e2ekit.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2ekit import ServerProcess
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
+    """Make servers with ``server_factory(folder, db_url, *args)``; all are killed at the end."""
+    made: list[ServerProcess] = []
+
+    class Tracked(ServerProcess):
+        def start(self, timeout: float = 30.0) -> ServerProcess:
+            if self not in made:
+                made.append(self)
+            return super().start(timeout)
+
+    yield Tracked
+    for server in made:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for a whole module (its tests must not depend on each other's jobs)."""
+    folder = tmp_path_factory.mktemp("e2e")
+    server = ServerProcess(folder, f"sqlite:///{folder / 'contest.db'}").start()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            server.kill()
