@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 
 from .errors import TemplateError, TemplateExecError, TemplateSyntaxError
-from .evaluator import MAX_ITERATIONS, MAX_OUTPUT, MAX_WORK, Run, compile_list, execute
+from .evaluator import compile_list, execute
 from .nodes import TextNode
 from .parser import BUILTIN_NAMES, parse_tree
+from .runtime import MAX_ITERATIONS, MAX_OUTPUT, MAX_WORK, Run
 
 __all__ = [
     "BUILTIN_NAMES",

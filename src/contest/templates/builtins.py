@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote_plus
 
-from .gofmt import format_verb, is_print, sprint
+from .gofmt import format_verb
+from .printf import sprint
+from .strconv import is_print
 from .values import (
     MISSING,
     GoFuncError,

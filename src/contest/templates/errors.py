@@ -8,7 +8,7 @@ always give ``LINE:COL`` so that a message names the parameter and the exact spo
 
 from __future__ import annotations
 
-from .gofmt import quote
+from .strconv import quote
 
 
 class TemplateError(Exception):

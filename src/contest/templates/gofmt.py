@@ -1,10 +1,10 @@
-"""Go's ``fmt`` and ``strconv`` quoting, for the value kinds templates see.
+"""Go's ``fmt`` printer, for the value kinds templates see.
 
 Templates print every value the way Go's ``fmt.Fprint`` does, and ``printf``/``print``/
-``println`` are Go's ``Sprintf``/``Sprint``/``Sprintln``.  Existing descriptors depend on those
-exact spellings (``1e+06`` for a large float, ``[a b]`` for a list, ``%!d(string=x)`` for a bad
-verb), so this module re-implements the parts of ``fmt`` that apply to str, int, float, complex,
-bool, None, bytes, list and dict, including widths, precisions, flags and argument indexes.
+``println`` are Go's ``Sprintf``/``Sprint``/``Sprintln`` (see ``printf``).  Existing descriptors
+depend on those exact spellings (``1e+06`` for a large float, ``[a b]`` for a list,
+``%!d(string=x)`` for a bad verb), so this module re-implements what ``fmt`` does for str, int,
+float, complex, bool, None, bytes, list and dict, with widths, precisions and flags.
 
 Go strings are bytes; ours are ``str`` where any byte that is not valid UTF-8 is kept as a
 ``surrogateescape`` character, so byte-oriented verbs (``%x``, ``%q``) see Go's bytes.
@@ -13,262 +13,33 @@ Go strings are bytes; ours are ``str`` where any byte that is not valid UTF-8 is
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from .values import (
-    MISSING,
-    GoFuncError,
-    Kind,
-    go_type_name,
-    kind_of,
-    to_go_bytes,
+from .strconv import (
+    LDIGITS,
+    UDIGITS,
+    can_backquote,
+    format_float,
+    format_float_v,
+    is_print,
+    quote,
+    quote_rune,
 )
+from .values import MISSING, GoFuncError, Kind, go_type_name, kind_of, to_go_bytes
 
-LDIGITS: Final = "0123456789abcdefx"
-UDIGITS: Final = "0123456789ABCDEFX"
-_TOO_LARGE: Final = 1_000_000  # fmt refuses widths and precisions beyond this
 _MAX_DEPTH: Final = 100  # nesting of lists/dicts we agree to print
 MAX_PRINT: Final = 16 << 20  # characters one print operation may produce (widths are cheap)
 
 
-class _NilArg:
+class NilArg:
     """Marks a nil top-level argument (Go's ``arg == nil``)."""
 
 
-_NIL: Final = _NilArg()
+NIL: Final = NilArg()
 
 
-# --------------------------------------------------------------------------- strconv quoting
-
-
-def is_print(cp: int) -> bool:
-    """Go's ``strconv.IsPrint``: letters, marks, numbers, punctuation, symbols and ASCII space."""
-    if cp < 0x80:
-        return 0x20 <= cp < 0x7F
-    if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-        return False
-    return chr(cp).isprintable()
-
-
-_SIMPLE_ESCAPES: Final = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}
-
-
-def _escaped_rune(cp: int, quote: str, ascii_only: bool) -> str:
-    if cp == ord(quote) or cp == 0x5C:
-        return "\\" + chr(cp)
-    if ascii_only:
-        if cp < 0x80 and is_print(cp):
-            return chr(cp)
-    elif is_print(cp):
-        return chr(cp)
-    esc = _SIMPLE_ESCAPES.get(cp)
-    if esc is not None:
-        return esc
-    if cp < 0x20 or cp == 0x7F:
-        return f"\\x{cp:02x}"
-    if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-        cp = 0xFFFD
-    if cp < 0x10000:
-        return f"\\u{cp:04x}"
-    return f"\\U{cp:08x}"
-
-
-def quote(s: str, ascii_only: bool = False) -> str:
-    """Go's ``strconv.Quote`` (``QuoteToASCII`` with ``ascii_only``)."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return f'"{s}"'
-    out = ['"']
-    for ch in s:
-        cp = ord(ch)
-        if 0xDC80 <= cp <= 0xDCFF:  # a byte that was not valid UTF-8
-            out.append(f"\\x{cp - 0xDC00:02x}")
-        else:
-            out.append(_escaped_rune(cp, '"', ascii_only))
-    out.append('"')
-    return "".join(out)
-
-
-def quote_rune(cp: int, ascii_only: bool = False) -> str:
-    """Go's ``strconv.QuoteRune`` (``QuoteRuneToASCII`` with ``ascii_only``)."""
-    if cp < 0 or cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-        cp = 0xFFFD
-    return "'" + _escaped_rune(cp, "'", ascii_only) + "'"
-
-
-def can_backquote(s: str) -> bool:
-    """Go's ``strconv.CanBackquote``."""
-    for ch in s:
-        cp = ord(ch)
-        if cp >= 0x80:
-            if cp == 0xFEFF or 0xD800 <= cp <= 0xDFFF:
-                return False
-        elif (cp < 0x20 and cp != 9) or cp == 0x60 or cp == 0x7F:
-            return False
-    return True
-
-
-def format_unicode_char(cp: int) -> str:
-    """``%#U``: ``U+0023 '#'`` (the quoted character only when printable)."""
-    if is_print(cp):
-        return f"U+{cp:04X} '{chr(cp)}'"
-    return f"U+{cp:04X}"
-
-
-# --------------------------------------------------------------------------- strconv floats
-
-
-def shortest_digits(a: float) -> tuple[str, int]:
-    """Shortest round-trip decimal digits of ``a >= 0`` and the decimal point position.
-
-    ``a == 0.d1d2...dn * 10**dp``.  Python's ``repr`` and Go's ``strconv`` both pick the shortest
-    digit string that reads back to the same float, closest to the exact value.
-    """
-    r = repr(a)
-    if "e" in r:
-        mant, e = r.split("e")
-        exp = int(e)
-    else:
-        mant, exp = r, 0
-    if "." in mant:
-        ip, fp = mant.split(".")
-    else:
-        ip, fp = mant, ""
-    digits = ip + fp
-    dp = len(ip) + exp
-    stripped = digits.lstrip("0")
-    dp -= len(digits) - len(stripped)
-    digits = stripped.rstrip("0")
-    if not digits:
-        dp = 0
-    return digits, dp
-
-
-def _fmt_e(digits: str, dp: int, prec: int, ch: str) -> str:
-    out = digits[0] if digits else "0"
-    if prec > 0:
-        frac = digits[1 : 1 + prec]
-        out += "." + frac + "0" * (prec - len(frac))
-    exp = dp - 1 if digits else 0
-    sign = "-" if exp < 0 else "+"
-    return f"{out}{ch}{sign}{abs(exp):02d}"
-
-
-def _fmt_f(digits: str, dp: int, prec: int) -> str:
-    if dp > 0:
-        m = min(len(digits), dp)
-        out = digits[:m] + "0" * (dp - m)
-    else:
-        out = "0"
-    if prec > 0:
-        frac = []
-        for i in range(1, prec + 1):
-            j = dp + i - 1
-            frac.append(digits[j] if 0 <= j < len(digits) else "0")
-        out += "." + "".join(frac)
-    return out
-
-
-def _float_bits(v: float) -> tuple[bool, int, int]:
-    """Sign, mantissa (with the implicit bit) and unbiased exponent, as strconv splits them."""
-    bits = struct.unpack(">Q", struct.pack(">d", v))[0]
-    neg = bits >> 63 == 1
-    exp = (bits >> 52) & 0x7FF
-    mant = bits & ((1 << 52) - 1)
-    if exp == 0:
-        exp += 1
-    else:
-        mant |= 1 << 52
-    return neg, mant, exp - 1023
-
-
-def _fmt_b(v: float) -> str:
-    neg, mant, exp = _float_bits(v)
-    exp -= 52
-    return f"{'-' if neg else ''}{mant}p{'+' if exp >= 0 else ''}{exp}"
-
-
-def _fmt_x(v: float, prec: int, fmt: str) -> str:
-    neg, mant, exp = _float_bits(v)
-    mask = (1 << 64) - 1
-    if mant == 0:
-        exp = 0
-    mant = (mant << 8) & mask  # leading 1 at bit 60
-    while mant != 0 and mant & (1 << 60) == 0:
-        mant = (mant << 1) & mask
-        exp -= 1
-    if 0 <= prec < 15:
-        shift = prec * 4
-        extra = (mant << shift) & ((1 << 60) - 1)
-        mant >>= 60 - shift
-        if extra | (mant & 1) > 1 << 59:
-            mant += 1
-        mant = (mant << (60 - shift)) & mask
-        if mant & (1 << 61):
-            mant >>= 1
-            exp += 1
-    hexd = LDIGITS if fmt == "x" else UDIGITS
-    out = ["-" if neg else "", "0", fmt, "01"[(mant >> 60) & 1]]
-    mant = (mant << 4) & mask
-    if prec < 0 and mant != 0:
-        out.append(".")
-        while mant != 0:
-            out.append(hexd[(mant >> 60) & 15])
-            mant = (mant << 4) & mask
-    elif prec > 0:
-        out.append(".")
-        for _ in range(prec):
-            out.append(hexd[(mant >> 60) & 15])
-            mant = (mant << 4) & mask
-    out.append("p" if fmt == "x" else "P")
-    out.append("-" if exp < 0 else "+")
-    out.append(f"{abs(exp):02d}")
-    return "".join(out)
-
-
-def format_float(v: float, fmt: str, prec: int) -> str:
-    """Go's ``strconv.FormatFloat(v, fmt, prec, 64)`` for fmt in ``beEfgGxX``."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if fmt == "b":
-        return _fmt_b(v)
-    if fmt in "xX":
-        return _fmt_x(v, prec, fmt)
-    neg = math.copysign(1.0, v) < 0
-    a = -v if neg else v
-    sign = "-" if neg else ""
-    if prec < 0:
-        digits, dp = shortest_digits(a)
-        nd = len(digits)
-        if fmt in "eE":
-            return sign + _fmt_e(digits, dp, max(nd - 1, 0), fmt)
-        if fmt == "f":
-            return sign + _fmt_f(digits, dp, max(nd - dp, 0))
-        exp = dp - 1
-        if exp < -4 or exp >= 6:  # Go uses 6 here for the shortest form, whatever nd is
-            return sign + _fmt_e(digits, dp, nd - 1, "e" if fmt == "g" else "E")
-        return sign + _fmt_f(digits, dp, max(nd - dp, 0))
-    if fmt in "gG" and prec == 0:
-        prec = 1
-    return sign + format(a, f".{prec}{fmt}")
-
-
-def format_float_v(v: float) -> str:
-    """``%v`` of a float64, the common case, without a printer."""
-    if v != v or v in (math.inf, -math.inf):
-        return format_float(v, "g", -1)
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v)) if v or math.copysign(1.0, v) > 0 else "-0"
-    return format_float(v, "g", -1)
-
-
-# --------------------------------------------------------------------------- the printer
-
-
-class _Printer:
+class Printer:
     """One ``fmt`` print operation: Go's ``pp`` and ``fmt`` state in one object."""
 
     __slots__ = (
@@ -335,11 +106,11 @@ class _Printer:
     # ---- entry points
 
     def print_arg(self, arg: Any, verb: str) -> None:
-        if arg is None or arg is _NIL or arg is MISSING:
+        if arg is None or arg is NIL or arg is MISSING:
             if verb in "Tv":
                 self.pad("<nil>")
             else:
-                self.bad_verb(verb, _NIL)
+                self.bad_verb(verb, NIL)
             return
         if verb == "T":
             self.fmt_s(go_type_name(arg))
@@ -386,7 +157,7 @@ class _Printer:
 
     def bad_verb(self, verb: str, v: Any) -> None:
         self.buf.append("%!" + verb + "(")
-        if v is _NIL:
+        if v is NIL:
             self.buf.append("<nil>")
         else:
             self.buf.append(go_type_name(v) + "=")
@@ -503,7 +274,7 @@ class _Printer:
             if negative or self.plus or self.space:
                 prec -= 1
         if base == 10:
-            s = _decimal(a)
+            s = decimal(a)
         elif base == 16:
             s = format(a, "x" if digits is LDIGITS else "X")
         elif base == 8:
@@ -653,7 +424,7 @@ class _Printer:
             self.buf.append("]")
 
 
-def _decimal(a: int) -> str:
+def decimal(a: int) -> str:
     try:
         return str(a)
     except ValueError:  # Python refuses ints of more than 4300 digits
@@ -720,217 +491,26 @@ def _key_rank(k: Any) -> tuple[int, Any]:
     return (int(kind), str(k))
 
 
-# --------------------------------------------------------------------------- Sprintf & co.
-
-
-def _parse_num(s: str, i: int, end: int) -> tuple[int, bool, int]:
-    """Go's ``parsenum``: digits at ``s[i:end]``; an absurd number counts as no number."""
-    num = 0
-    isnum = False
-    while i < end and "0" <= s[i] <= "9":
-        if num > _TOO_LARGE:
-            return 0, False, end
-        num = num * 10 + ord(s[i]) - 48
-        isnum = True
-        i += 1
-    return num, isnum, i
-
-
-def _int_from_arg(args: Sequence[Any], n: int) -> tuple[int, bool, int]:
-    if n >= len(args):
-        return 0, False, n
-    a = args[n]
-    num, ok = 0, False
-    if kind_of(a) is Kind.INT:
-        num, ok = int(a), True
-    if ok and not -_TOO_LARGE <= num <= _TOO_LARGE:
-        num, ok = 0, False
-    return num, ok, n + 1
-
-
-def sprintf(format_: str, args: Sequence[Any]) -> str:
-    """Go's ``fmt.Sprintf``."""
-    p = _Printer()
-    buf = p.buf
-    end = len(format_)
-    argnum = 0
-    after_index = False
-    reordered = False
-    i = 0
-    while i < end:
-        good_argnum = True
-        j = format_.find("%", i)
-        if j < 0:
-            buf.append(format_[i:])
-            break
-        if j > i:
-            buf.append(format_[i:j])
-        i = j + 1
-        p.clear_flags()
-        simple = False
-        while i < end:
-            c = format_[i]
-            if c == "#":
-                p.sharp = True
-            elif c == "0":
-                p.zero = not p.minus
-            elif c == "+":
-                p.plus = True
-            elif c == "-":
-                p.minus = True
-                p.zero = False
-            elif c == " ":
-                p.space = True
-            else:
-                if "a" <= c <= "z" and argnum < len(args):
-                    if c == "v":
-                        p.sharp_v, p.sharp = p.sharp, False
-                        p.plus_v, p.plus = p.plus, False
-                    p.print_arg(args[argnum], c)
-                    argnum += 1
-                    i += 1
-                    simple = True
-                break
-            i += 1
-        if simple:
-            continue
-
-        # argument index, width, precision
-        argnum, i, after_index, ok_idx, re = _arg_number(format_, i, argnum, len(args))
-        good_argnum &= ok_idx
-        reordered |= re
-        if i < end and format_[i] == "*":
-            i += 1
-            p.wid, p.wid_present, argnum = _int_from_arg(args, argnum)
-            if not p.wid_present:
-                buf.append("%!(BADWIDTH)")
-            if p.wid < 0:
-                p.wid = -p.wid
-                p.minus = True
-                p.zero = False
-            after_index = False
-        else:
-            p.wid, p.wid_present, i = _parse_num(format_, i, end)
-            if after_index and p.wid_present:
-                good_argnum = False
-        if i + 1 < end and format_[i] == ".":
-            i += 1
-            if after_index:
-                good_argnum = False
-            argnum, i, after_index, ok_idx, re = _arg_number(format_, i, argnum, len(args))
-            good_argnum &= ok_idx
-            reordered |= re
-            if i < end and format_[i] == "*":
-                i += 1
-                p.prec, p.prec_present, argnum = _int_from_arg(args, argnum)
-                if p.prec < 0:
-                    p.prec, p.prec_present = 0, False
-                if not p.prec_present:
-                    buf.append("%!(BADPREC)")
-                after_index = False
-            else:
-                p.prec, p.prec_present, i = _parse_num(format_, i, end)
-                if not p.prec_present:
-                    p.prec, p.prec_present = 0, True
-        if not after_index:
-            argnum, i, after_index, ok_idx, re = _arg_number(format_, i, argnum, len(args))
-            good_argnum &= ok_idx
-            reordered |= re
-        if i >= end:
-            buf.append("%!(NOVERB)")
-            break
-        verb = format_[i]
-        i += 1
-        if verb == "%":
-            buf.append("%")
-        elif not good_argnum:
-            buf.append(f"%!{verb}(BADINDEX)")
-        elif argnum >= len(args):
-            buf.append(f"%!{verb}(MISSING)")
-        else:
-            if verb == "v":
-                p.sharp_v, p.sharp = p.sharp, False
-                p.plus_v, p.plus = p.plus, False
-            p.print_arg(args[argnum], verb)
-            argnum += 1
-    if not reordered and argnum < len(args):
-        p.clear_flags()
-        buf.append("%!(EXTRA ")
-        for n, a in enumerate(args[argnum:]):
-            if n:
-                buf.append(", ")
-            if a is None or a is MISSING:
-                buf.append("<nil>")
-            else:
-                buf.append(go_type_name(a) + "=")
-                p.print_arg(a, "v")
-        buf.append(")")
-    return p.text()
-
-
-def _arg_number(s: str, i: int, argnum: int, nargs: int) -> tuple[int, int, bool, bool, bool]:
-    """Go's ``argNumber``: an explicit ``[n]``; returns (argnum, i, found, good, reordered)."""
-    if i >= len(s) or s[i] != "[":
-        return argnum, i, False, True, False
-    # parseArgNumber
-    if len(s) - i < 3:
-        return argnum, i + 1, False, False, True
-    for j in range(i + 1, len(s)):
-        if s[j] == "]":
-            width, ok, newi = _parse_num(s, i + 1, j)
-            if not ok or newi != j:
-                return argnum, j + 1, False, False, True
-            index = width - 1
-            if 0 <= index < nargs:
-                return index, j + 1, True, True, True
-            return argnum, j + 1, True, False, True
-    return argnum, i + 1, False, False, True
-
-
-def sprint(args: Sequence[Any]) -> str:
-    """Go's ``fmt.Sprint``: a space between operands when neither is a string."""
-    p = _Printer()
-    prev_string = False
-    for n, a in enumerate(args):
-        is_string = kind_of(a) is Kind.STRING
-        if n > 0 and not is_string and not prev_string:
-            p.buf.append(" ")
-        p.print_arg(a, "v")
-        prev_string = is_string
-    return p.text()
-
-
-def sprintln(args: Sequence[Any]) -> str:
-    """Go's ``fmt.Sprintln``: spaces between all operands and a final newline."""
-    p = _Printer()
-    for n, a in enumerate(args):
-        if n:
-            p.buf.append(" ")
-        p.print_arg(a, "v")
-    p.buf.append("\n")
-    return p.text()
-
-
 def format_v(v: Any) -> str:
     """``%v`` of one value, as ``fmt.Fprint`` writes it when a template prints a value."""
     t = type(v)
     if t is str:
         return v  # type: ignore[no-any-return]
     if t is int:
-        return _decimal(v)
+        return decimal(v)
     if t is bool:
         return "true" if v else "false"
     if t is float:
         return format_float_v(v)
     if v is None:
         return "<nil>"
-    p = _Printer()
+    p = Printer()
     p.print_arg(v, "v")
     return p.text()
 
 
 def format_verb(verb: str, v: Any) -> str:
     """One value with a bare verb (``%s``, ``%q``...), for callers outside printf."""
-    p = _Printer()
+    p = Printer()
     p.print_arg(v, verb)
     return p.text()

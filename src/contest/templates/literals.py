@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .strconv import quote
+
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
@@ -161,7 +163,7 @@ def parse_number(text: str, kind: str) -> Number:
         try:
             n.complex128 = complex(text.replace("_", "")[:-1] + "j")
         except ValueError:
-            raise LiteralError(f"illegal number syntax: {_q(text)}") from None
+            raise LiteralError(f"illegal number syntax: {quote(text)}") from None
         n.is_complex = True
         n.simplify_complex()
         return n
@@ -205,14 +207,8 @@ def parse_number(text: str, kind: str) -> Number:
                     n.is_uint = True
                     n.uint64 = int(f)
     if not (n.is_int or n.is_uint or n.is_float):
-        raise LiteralError(f"illegal number syntax: {_q(text)}")
+        raise LiteralError(f"illegal number syntax: {quote(text)}")
     return n
-
-
-def _q(s: str) -> str:
-    from .gofmt import quote
-
-    return quote(s)
 
 
 # --------------------------------------------------------------------------- quoting

@@ -12,7 +12,6 @@ from collections.abc import Collection
 from typing import Final, NoReturn
 
 from .errors import line_col, syntax_error
-from .gofmt import quote
 from .lexer import T, Token, lex
 from .literals import LiteralError, parse_number, unquote
 from .nodes import (
@@ -39,6 +38,7 @@ from .nodes import (
     VariableNode,
     WithNode,
 )
+from .strconv import quote
 
 BUILTIN_NAMES: Final = frozenset(
     {
