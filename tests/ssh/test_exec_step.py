@@ -421,10 +421,6 @@ async def test_detached_remote_time_quota(farm: SshdFarm) -> None:
             lambda b: b["transport"]["options"].update({"async": {"agnet": "x"}}),
             "options.async.agnet: unknown field",
         ),
-        (
-            lambda b: b["transport"]["options"].update(send_binary=True),
-            "bag.bin.path: no such file",
-        ),
     ],
 )
 async def test_bag_is_checked_at_submission(farm: SshdFarm, mutate: Any, message: str) -> None:
@@ -461,3 +457,18 @@ async def test_agent_is_accepted_and_ignored(farm: SshdFarm) -> None:
     assert step.config is not None and step.config.ssh is not None
     assert step.config.ssh.detached is not None
     assert step.config.ssh.detached.remote_quota == 20
+
+
+async def test_missing_binaries_fail_the_targets(
+    farm: SshdFarm, local_exec: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = await run_exec(bag("/nonexistent/bin"), ["T1"])
+    assert errors(local) == {"T1": "no such file"}
+    options = ssh_options(farm, send_binary=True)
+    sent = await run_exec(
+        ssh_bag(farm, "/nonexistent/bin", options=options), [target_for(farm.servers[0])]
+    )
+    assert errors(sent) == {"T0": "no such file"}
+    assert any(r.getMessage().startswith("bag.bin.path: no such file") for r in caplog.records)
+    missing = await run_exec(ssh_bag(farm, "/nonexistent/bin"), [target_for(farm.servers[0])])
+    assert errors(missing)["T0"].startswith("process exited with non-zero code: 127")

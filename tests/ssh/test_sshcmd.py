@@ -232,9 +232,6 @@ async def test_fifty_targets_each_with_its_own_sshd(farm50: SshdFarm) -> None:
         ({"expect": "("}, "expect: malformed regular expression"),
         ({"skip_if_empty_host": "yes"}, "skip_if_empty_host: strconv.ParseBool"),
         ({"password": "a", "password_env": "B"}, "password_env: give only one of"),
-        ({"password_file": "/nonexistent/pw"}, "password_file: cannot read password file"),
-        ({"password_env": "CONTEST_SURELY_UNSET_VAR"}, "password_env: environment variable"),
-        ({"private_key_file": "/nonexistent/key"}, "private_key_file: cannot read"),
         ({"host_key": "ssh-ed25519 notbase64"}, "host_key[0]: not an SSH public key"),
         ({"insecure_ignore_host_key": "true"}, "insecure_ignore_host_key: conflicts"),
         ({"args": ["{{ .ID "]}, "args[0]: failed to parse template"),
@@ -249,3 +246,22 @@ async def test_parameters_are_checked_at_submission(
     with pytest.raises(ParameterError) as info:
         await SSHCmd().validate_parameters(StepContext(scope=Scope()), params)
     assert message in str(info.value)
+
+
+async def test_missing_server_files_fail_the_targets_with_the_parameter_name(
+    farm: SshdFarm, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Accepted at submission (with a warning), as ConTest accepts them; each target fails."""
+    cases = [
+        ({"password_file": "/nonexistent/pw"}, "password_file: cannot read password file"),
+        ({"password_env": "CONTEST_SURELY_UNSET_VAR"}, "password_env: environment variable"),
+        ({"private_key_file": "/nonexistent/key"}, "cannot read private key at /nonexistent/key"),
+        ({"known_hosts": "/nonexistent/kh"}, "known_hosts file '/nonexistent/kh' does not exist"),
+    ]
+    for change, message in cases:
+        caplog.clear()
+        outcome = await run1(farm, sshcmd_params(farm, "true", **change))
+        assert outcome.error is None
+        assert message in errors(outcome)["T0"], change
+        name = next(iter(change))
+        assert any(r.getMessage().startswith(f"{name}: ") for r in caplog.records), change

@@ -29,7 +29,9 @@ expanded per target, step variables included)::
 * ``exitcode_map`` (object: exit code -> message): a non-zero exit listed there fails the target
   with "exit code mapped error: <message>" instead of "process exited with non-zero code: <n>".
 
-Unknown keys anywhere in the bag are refused, each error naming its path (``bag.bin.path``...).
+The whole bag is checked at submission, each error naming its path (``bag.bin.path``...); unknown
+keys are refused too. Files and variables of the server it names (a local binary, key and
+password files) are only warned about when missing then, as in ``SSHCmd``.
 
 Detached mode (``async`` set): the command runs in its own session on the target, its output and
 exit code go to files there, and the step polls them (every ``poll_interval``, default 1s) over
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +89,9 @@ from contest.plugins.teststeps.exec_util import (
     read_secret_env,
     read_secret_file,
     run_bounded,
+    server_file_problem,
     tail_text,
+    warn_later_failure,
 )
 from contest.teststep import (
     EventEmitter,
@@ -295,9 +300,6 @@ def _parse_ssh(options: Any) -> SSHOptions:
     given = [k for k, v in secrets.items() if not v.is_empty()]
     if len(given) > 1:
         raise ParameterError(f"{p}.{given[1]}: give only one of {', '.join(given)}")
-    for k, reader in (("password_file", read_secret_file), ("password_env", read_secret_env)):
-        if k in given and not is_template(secrets[k]):
-            reader(f"{p}.{k}", str(secrets[k]))
     raw_keys = opts.get("host_key")
     if raw_keys is None:
         raw_keys = []
@@ -415,23 +417,36 @@ class Exec(TestStep):
         except ValueError as exc:
             raise ParameterError(f"bag: not valid JSON: {exc}") from exc
         config = parse_bag(raw)
-        if config.proto == "local":
-            if not LOCAL_EXECUTION_ALLOWED:
-                raise ParameterError(
-                    "bag.transport.proto: local execution is not enabled on this server "
-                    "(start it with --allow-local-exec)"
-                )
-            if not is_template(config.path):
-                try:
-                    check_binary(str(config.path))
-                except TransportError as exc:
-                    raise ParameterError(f"bag.bin.path: {exc}: {config.path}") from exc
-        elif config.ssh is not None and config.ssh.send_binary and not is_template(config.path):
+        if config.proto == "local" and not LOCAL_EXECUTION_ALLOWED:
+            raise ParameterError(
+                "bag.transport.proto: local execution is not enabled on this server "
+                "(start it with --allow-local-exec)"
+            )
+        self._check_server_files(ctx, config)
+        self.config = config
+
+    @staticmethod
+    def _check_server_files(ctx: StepContext, config: ExecConfig) -> None:
+        """Warn about files of the server the bag names that are missing now (see
+        ``warn_later_failure`` for why this is no refusal)."""
+        ssh = config.ssh
+        local_bin = config.proto == "local" or (ssh is not None and ssh.send_binary)
+        if local_bin and not is_template(config.path):
             try:
                 check_binary(str(config.path))
             except TransportError as exc:
-                raise ParameterError(f"bag.bin.path: {exc}: {config.path}") from exc
-        self.config = config
+                warn_later_failure(ctx, "bag.bin.path", f"{exc}: {config.path}")
+        if ssh is None:
+            return
+        p = "bag.transport.options"
+        for param in (ssh.password_file, ssh.identity_file, ssh.known_hosts):
+            if not param.is_empty() and not is_template(param):
+                problem = server_file_problem(str(param))
+                if problem:
+                    warn_later_failure(ctx, param.name, problem)
+        env = ssh.password_env
+        if not env.is_empty() and not is_template(env) and str(env) not in os.environ:
+            warn_later_failure(ctx, f"{p}.password_env", f"{str(env)!r} is not set")
 
     async def run(
         self,

@@ -112,6 +112,26 @@ def read_secret_env(name: str, variable: str) -> str:
     return value
 
 
+def server_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read by the server now, or None."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read {path!r}: {exc.strerror}"
+
+
+def warn_later_failure(ctx: StepContext, name: str, problem: str) -> None:
+    """Something of the server's that a parameter names is missing at submission.
+
+    Not a refusal: ConTest accepts such jobs (its samples name placeholder key files), and the
+    file or variable may well be provisioned before the run; each target then fails with the
+    parameter's name if it is still missing."""
+    ctx.log.warning(
+        "%s: %s; the targets will fail unless this is fixed before they run", name, problem
+    )
+
+
 def tail_text(data: bytes | str, limit: int) -> str:
     """The last ``limit`` characters, marked when cut."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data

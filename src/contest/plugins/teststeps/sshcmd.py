@@ -1,7 +1,10 @@
 """``SSHCmd``: runs a command on each target over SSH and judges it by exit status and output.
 
-Parameters (one value each unless said; "templated" ones are expanded per target, everything
-is checked at submission so that a bad job is refused with the parameter's name):
+Parameters (one value each unless said; "templated" ones are expanded per target). Every value
+is checked at submission, so that a bad job is refused with the parameter's name (templates are
+parsed then too, and checked again once expanded). Files and environment variables of the server
+that a parameter names are only warned about at submission when missing (ConTest accepts such
+jobs, and they may be provisioned before the run); a target fails naming them if they still are.
 
 * ``host`` (required, templated): the target's address. If it expands to an empty string the
   target fails ("host value is empty"), or passes without running anything when
@@ -51,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +84,9 @@ from contest.plugins.teststeps.exec_util import (
     read_secret_env,
     read_secret_file,
     run_bounded,
+    server_file_problem,
     tail_text,
+    warn_later_failure,
 )
 from contest.teststep import (
     EventEmitter,
@@ -129,14 +135,6 @@ PARAMETERS = frozenset(
 
 class SSHCmdError(Exception):
     """The target's failure (the message is what ``TargetErr`` shows)."""
-
-
-def _readable_file(name: str, path: str) -> None:
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ParameterError(f"{name}: cannot read {path!r}: {exc.strerror}") from exc
 
 
 class SSHCmd(TestStep):
@@ -197,18 +195,16 @@ class SSHCmd(TestStep):
         ]
         if len(secrets) > 1:
             raise ParameterError(f"{secrets[1]}: give only one of {', '.join(secrets)}")
-        pfile = params.get_one("password_file")
-        if not pfile.is_empty() and not is_template(pfile):
-            read_secret_file("password_file", str(pfile))
+        for name in ("password_file", "private_key_file", "known_hosts"):
+            path = params.get_one(name)
+            if not path.is_empty() and not is_template(path):
+                problem = server_file_problem(str(path))
+                if problem:
+                    warn_later_failure(ctx, name, problem)
         penv = params.get_one("password_env")
-        if not penv.is_empty() and not is_template(penv):
-            read_secret_env("password_env", str(penv))
-        key_file = params.get_one("private_key_file")
-        if not key_file.is_empty() and not is_template(key_file):
-            _readable_file("private_key_file", str(key_file))
+        if not penv.is_empty() and not is_template(penv) and str(penv) not in os.environ:
+            warn_later_failure(ctx, "password_env", f"{str(penv)!r} is not set")
         known = params.get_one("known_hosts")
-        if not known.is_empty() and not is_template(known):
-            _readable_file("known_hosts", str(known))
 
         expect = params.get_one("expect")
         self.expect = None
