@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from contest import templates
+import contest.templates as templates
 from contest.errors import ParameterError
 from contest.target import Target
 from contest.variables import VariableError, VariableStore, split_var_ref
@@ -208,7 +208,7 @@ class StepParameters(Mapping[str, list[Param]]):
     def __len__(self) -> int:
         return len(self._params)
 
-    def get(self, name: str, default: Any = None) -> list[Param]:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> list[Param]:
         """The list for ``name``; a missing name gives an empty list, as in ConTest."""
         return self._params.get(name, [] if default is None else default)
 
