@@ -24,8 +24,6 @@ from contest.durations import format_duration
 from contest.job.descriptor_model import DescriptorDecodeError, DescriptorValidationError
 from contest.job.descriptor_validation import check_tags
 from contest.server import gojson
-from contest.storage.errors import ParameterTooLong
-from contest.storage.limits import REQUESTOR, check
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)
@@ -37,6 +35,9 @@ API_VERSION = 5
 MAX_JOB_ID = (1 << 63) - 1
 #: Largest form body read; Go refuses bodies above 10 MiB, we take a big descriptor more.
 MAX_FORM_BYTES = 32 * 1024 * 1024
+
+#: ConTest's limit on a requestor (``limits.ValidateRequestorName``), in UTF-8 bytes
+MAX_REQUESTOR_BYTES = 32
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
 ONLY_POST = b"Only POST requests are supported"
@@ -150,10 +151,9 @@ def check_requestor(requestor: str) -> None:
     """``API.SendEvent``'s checks, made before any call reaches the job manager."""
     if requestor == "":
         raise BadRequest("requestor cannot be empty")
-    try:
-        check(REQUESTOR[0], requestor, REQUESTOR[1])
-    except ParameterTooLong as exc:
-        raise BadRequest(str(exc)) from None
+    size = len(requestor.encode("utf-8", "surrogatepass"))
+    if size > MAX_REQUESTOR_BYTES:
+        raise BadRequest(f"Requestor name is too long: {size} > {MAX_REQUESTOR_BYTES}")
 
 
 def descriptor_error(exc: DescriptorValidationError) -> str:

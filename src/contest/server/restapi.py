@@ -41,10 +41,9 @@ from contest.events import (
 from contest.job.descriptor_model import DescriptorValidationError
 from contest.job.statusdoc import COMPLETION_STATES, job_report_json
 from contest.server import openapi
-from contest.server.formapi import API_VERSION, MAX_JOB_ID
+from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
 from contest.status import go_time
 from contest.storage.errors import ParameterTooLong, StorageError
-from contest.storage.limits import REQUESTOR
 from contest.storage.models import JobRequest, JobState
 
 log = logging.getLogger(__name__)
@@ -290,8 +289,8 @@ def _requestor(value: Any) -> str:
         return DEFAULT_REQUESTOR
     if not isinstance(value, str) or value == "":
         raise ApiError(400, "requestor must be a non-empty string")
-    if len(value.encode("utf-8", "surrogatepass")) > REQUESTOR[1]:
-        raise ApiError(400, f"requestor must be at most {REQUESTOR[1]} bytes")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_REQUESTOR_BYTES:
+        raise ApiError(400, f"requestor must be at most {MAX_REQUESTOR_BYTES} bytes")
     return value
 
 
