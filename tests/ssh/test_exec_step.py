@@ -28,6 +28,7 @@ from contest.errors import Cancelled, ParameterError
 from contest.params import StepParameters
 from contest.plugins.teststeps import exec as exec_step
 from contest.plugins.teststeps.exec import EVENTS, Exec, load
+from contest.plugins.teststeps.variables import Variables
 from contest.signals import Scope
 from contest.target import Target
 from contest.testing import RunOutcome, run_steps
@@ -472,3 +473,24 @@ async def test_missing_binaries_fail_the_targets(
     assert any(r.getMessage().startswith("bag.bin.path: no such file") for r in caplog.records)
     missing = await run_exec(ssh_bag(farm, "/nonexistent/bin"), [target_for(farm.servers[0])])
     assert errors(missing)["T0"].startswith("process exited with non-zero code: 127")
+
+
+async def test_step_variables_reach_every_string_of_the_bag(
+    farm: SshdFarm, local_exec: None
+) -> None:
+    """ConTest LB dropped the step variables in Exec (StringVar/IntVar undefined); not here."""
+    b = bag(
+        "/bin/sh",
+        "-c",
+        'exit "$0"',
+        '{{ IntVar "vars.code" }}',
+        exitcode_map={"3": '{{ StringVar "vars.msg" }} on {{ .ID }}'},
+    )
+    outcome = await run_steps(
+        [
+            (Variables(), "vars", {"code": [3], "msg": ["DIMM missing"]}),
+            (Exec(), "exec", {"bag": [b]}),
+        ],
+        ["T1"],
+    )
+    assert errors(outcome) == {"T1": "exit code mapped error: DIMM missing on T1"}
