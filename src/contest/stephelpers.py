@@ -92,11 +92,11 @@ async def for_each_target(
         try:
             try:
                 await fn(ctx, target)
-            except (Cancelled, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 if ctx.is_cancelled():
                     return
-                raise
-            except Exception as exc:
+                raise  # our own task is being cancelled: let it end
+            except Exception as exc:  # Cancelled too: when nobody cancelled, it fails the target
                 if not ctx.is_cancelled():
                     await output.put(StepResult(target, exc))
                 return
@@ -180,11 +180,11 @@ async def for_each_target_with_resume(
             except Paused:
                 paused.append(twd)
                 return
-            except (Cancelled, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 if ctx.is_cancelled():
                     return
-                raise
-            except Exception as exc:
+                raise  # our own task is being cancelled: let it end
+            except Exception as exc:  # Cancelled too: when nobody cancelled, it fails the target
                 err = exc
             if not ctx.is_cancelled():
                 await output.put(StepResult(twd.target, err))

@@ -463,6 +463,8 @@ class TestRunner:
         for st in stuck:
             self.fail_step(st, err)
         self._abandon_all()
+        # a moment for the cancelled tasks to unwind, so that none outlives the run needlessly
+        await asyncio.wait([st.task for st in stuck if st.task is not None], timeout=0.1)
 
     def _abandon_all(self) -> None:
         for st in self.steps:
