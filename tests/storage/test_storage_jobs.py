@@ -224,3 +224,18 @@ async def test_reset_empties_everything(storage: Storage) -> None:
     assert await storage.list_jobs() == []
     assert await storage.framework_events(FrameworkEventQuery()) == []
     assert await storage.job_report(job_id) == JobReport(job_id)
+
+
+async def test_values_at_the_limit_fit_and_beyond_are_refused(storage: Storage) -> None:
+    """All quotes: the worst case for MySQL, where quoting doubles the statement."""
+    limit = storage.limits.descriptor
+    worst = '"' * limit
+    job_id = await storage.store_job(request(descriptor=worst, extended_descriptor=worst))
+    got = await storage.get_job(job_id)
+    assert got is not None and got.descriptor == worst and got.extended_descriptor == worst
+    with pytest.raises(ParameterTooLong, match=f"Job descriptor is too long: {limit + 1} > "):
+        await storage.store_job(request(descriptor=worst + "x"))
+    payload = "\\\\" * ((storage.limits.event_payload - 2) // 2)  # JSON: "\\\\..." -> 4x quoted
+    await storage.write_framework_event(FrameworkEvent(job_id, "Big", payload[: len(payload) // 2]))
+    (ev,) = await storage.framework_events(FrameworkEventQuery(job_id=job_id))
+    assert ev.payload == payload[: len(payload) // 2]

@@ -153,3 +153,32 @@ async def test_batches_are_capped(db_url: str) -> None:
         assert len(got) == 450
     finally:
         await storage.close()
+
+
+async def test_cancelled_writer_fails_its_waiters_and_restarts(db_url: str) -> None:
+    storage = await open_empty_storage(db_url)
+    tx = Transactor(storage.engine, RetryPolicy(retry_for=1), write_lock=asyncio.Lock())
+    gate = asyncio.Event()
+    written: list[int] = []
+
+    async def flush(conn: AsyncConnection, items: list[int]) -> None:
+        await gate.wait()
+        written.extend(items)
+
+    writer: GroupCommitWriter[int] = GroupCommitWriter(flush, tx)
+    try:
+        first = writer.submit(1)
+        await asyncio.sleep(0.05)  # the batch is in flight, blocked on the gate
+        second = writer.submit(2)
+        assert writer._task is not None
+        writer._task.cancel()
+        for ack in (first, second):
+            with pytest.raises(StorageClosed, match="storage writer stopped"):
+                await ack
+        gate.set()
+        await writer.submit(3)  # a new task picks up
+        assert written == [3]
+    finally:
+        gate.set()
+        await writer.close()
+        await storage.close()

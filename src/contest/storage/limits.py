@@ -35,10 +35,10 @@ class Limits:
     """Upper bounds of the big values, in bytes.
 
     Names are bounded by their columns (see :mod:`contest.storage.schema`). The big texts are
-    bounded so that one row fits one MySQL packet (``max_allowed_packet``, 16 MiB by default on
-    MariaDB; :func:`Limits.for_packet` lowers them on a server with a smaller packet). The
-    defaults hold a job of 20,000 targets with room to spare: its descriptor is a few MiB, and
-    so is its resume state.
+    bounded so that a row fits one MySQL statement (``max_allowed_packet``, 16 MiB by default
+    on MariaDB: :func:`Limits.for_packet` gives about 7.9 MiB there). A job of 20,000 targets
+    fits with room to spare: its descriptor is under 2 MiB, its extended descriptor and its
+    resume state a few MiB.
     """
 
     event_payload: int = 8 * MiB
@@ -47,13 +47,19 @@ class Limits:
     report_data: int = 8 * MiB
 
     def for_packet(self, max_allowed_packet: int) -> Limits:
-        """These limits, lowered so a row (plus statement overhead) fits ``max_allowed_packet``."""
-        room = max(max_allowed_packet - 256 * 1024, 64 * 1024)
+        """These limits, lowered so that a row fits ``max_allowed_packet`` as an SQL statement.
+
+        The statement carries each text quoted, and quoting may double it (every ``"`` of a
+        JSON text becomes ``\\"``), so a value may use half of the packet, less room for the
+        rest of the statement.
+        """
+        usable = max((max_allowed_packet - 256 * 1024) // 2, 64 * 1024)
+        target = min(self.target, usable // 4)
         return Limits(
-            event_payload=min(self.event_payload, room - min(self.target, room // 4)),
-            target=min(self.target, room // 4),
-            descriptor=min(self.descriptor, room),
-            report_data=min(self.report_data, room),
+            event_payload=min(self.event_payload, usable - target),
+            target=target,
+            descriptor=min(self.descriptor, usable),
+            report_data=min(self.report_data, usable),
         )
 
 

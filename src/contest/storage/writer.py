@@ -60,7 +60,10 @@ class Ack:
         if batch.error is not None:
             # a fresh exception per writer: one instance raised in many tasks would pile
             # every task's traceback onto it
-            err = type(batch.error)(str(batch.error))
+            try:
+                err = type(batch.error)(str(batch.error))
+            except TypeError:
+                err = StorageError(str(batch.error))
             raise err from batch.error.__cause__
         if batch.item_errors is not None:
             item_err = batch.item_errors.get(self._index)
@@ -108,11 +111,12 @@ class GroupCommitWriter(Generic[T]):
             raise StorageClosed("storage is closed")
         batches = self._batches
         if not batches or len(batches[-1].items) >= self._max_batch:
-            if self._task is None:
-                self._task = asyncio.get_running_loop().create_task(
+            loop = asyncio.get_running_loop()
+            if self._task is None or self._task.done():  # first use, or cancelled under us
+                self._task = loop.create_task(
                     self._run(), name=f"contest-storage-writer-{self._name}"
                 )
-            batches.append(_Batch(asyncio.get_running_loop()))
+            batches.append(_Batch(loop))
             self._wakeup.set()
         batch = batches[-1]
         batch.items.append(item)
