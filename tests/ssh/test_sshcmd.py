@@ -265,3 +265,16 @@ async def test_missing_server_files_fail_the_targets_with_the_parameter_name(
         assert message in errors(outcome)["T0"], change
         name = next(iter(change))
         assert any(r.getMessage().startswith(f"{name}: ") for r in caplog.records), change
+
+
+async def test_lost_connection_fails_the_target_and_kills_the_command(farm: SshdFarm) -> None:
+    """Without a terminal a command outlives its connection; the step reconnects to kill it."""
+    srv = farm.servers[2]
+    m = marker()
+    run = asyncio.ensure_future(run1(farm, sshcmd_params(farm, "sleep", m), [target_for(srv)]))
+    assert await wait_running(f"sleep {m}") != []
+    await asyncio.sleep(0.1)
+    assert srv.kill_sessions() > 0
+    outcome = await run
+    assert errors(outcome) == {"T2": "lost the SSH connection before the command ended"}
+    assert await wait_gone(f"sleep {m}") == []

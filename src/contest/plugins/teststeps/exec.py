@@ -42,8 +42,9 @@ the usual tools are needed there (see ``exec_ssh``).
 
 Events (per target): with ``ocp_output``, the OCP artifacts as ``TestStart``, ``TestEnd``,
 ``TestLog``, ``StepStart``, ``StepEnd``, ``StepLog`` as they arrive (see ``exec_ocp``); without,
-``TestStart`` ``{"cmd"}`` before the start and ``TestEnd`` ``{"exitCode"}`` (null when killed)
-after the end (ConTest's were ``{}`` and null). Stdout and stderr are kept apart and logged.
+``TestStart`` ``{"cmd"}`` before the start and ``TestEnd`` ``{"exitCode"}`` after the end (null
+when it was killed or could not run; ConTest's payloads were ``{}`` and null). Stdout and stderr
+are kept apart and logged.
 
 Verdict: exit 0 passes (with OCP: and the OCP verdict passes); a non-zero exit fails (mapped or
 not), whatever the OCP output said. Pause: not supported (targets in flight finish). Cancellation:
@@ -516,10 +517,8 @@ class Exec(TestStep):
                 quota or None,
                 f"exceeded time quota of {format_seconds(quota)}",
             )
-        except TransportError as exc:
-            raise ExecError(str(exc)) from exc
-        except TargetTimeout as exc:
-            if parser is None:
+        except (TransportError, TargetTimeout) as exc:
+            if parser is None:  # every TestStart gets its TestEnd, but on cancellation
                 await ev.emit(TEST_END, target, {"exitCode": None})
             raise ExecError(str(exc)) from exc
         finally:

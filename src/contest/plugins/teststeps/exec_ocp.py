@@ -114,6 +114,7 @@ class OCPParser:
         self._log = log or logging.getLogger(__name__)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buf = ""
+        self._head = 0
         # scanner state inside the current object, so a big object is not rescanned per chunk
         self._pos = 0
         self._depth = 0
@@ -134,7 +135,7 @@ class OCPParser:
             return
         self._buf += self._decoder.decode(b"", final=True)
         await self._drain()
-        if not self.stopped and self._buf.strip():
+        if not self.stopped and self._buf[self._head :].strip():
             self._stop("unexpected end of the output inside a JSON object")
 
     def verdict(self) -> str | None:
@@ -147,7 +148,7 @@ class OCPParser:
     def _stop(self, why: str) -> None:
         self._log.warning("failed to decode ocp json: %s; ignoring the rest of the output", why)
         self.stopped = True
-        self._buf = ""
+        self._buf, self._head = "", 0
 
     async def _drain(self) -> None:
         while not self.stopped:
@@ -166,20 +167,26 @@ class OCPParser:
                 return
 
     def _next_object(self) -> str | None:
-        """The next complete top-level ``{...}`` from the buffer, or None (need more data)."""
+        """The next complete top-level ``{...}`` from the buffer, or None (need more data).
+
+        ``_head`` is where the unread text starts: consumed text is dropped only once it is
+        most of the buffer, so a chunk holding many small objects is not copied once per object.
+        """
         buf = self._buf
+        n = len(buf)
         if self._depth == 0:
-            start = len(buf) - len(buf.lstrip())
-            if start == len(buf):
-                self._buf = ""
+            start = self._head
+            while start < n and buf[start].isspace():
+                start += 1
+            self._head = start
+            if start == n:
+                self._buf, self._head = "", 0
                 return None
             if buf[start] != "{":
                 self._stop(f"not a JSON object: {buf[start : start + 40]!r}")
                 return None
-            buf = self._buf = buf[start:]
-            self._pos = 0
+            self._pos = start
         i = self._pos
-        n = len(buf)
         depth, in_string, escape = self._depth, self._in_string, self._escape
         while i < n:
             c = buf[i]
@@ -197,12 +204,15 @@ class OCPParser:
             elif c in "}]":
                 depth -= 1
                 if depth == 0:
-                    self._buf = buf[i + 1 :]
+                    text = buf[self._head : i + 1]
+                    self._head = i + 1
+                    if self._head > n // 2:
+                        self._buf, self._head = buf[self._head :], 0
                     self._pos, self._depth, self._in_string, self._escape = 0, 0, False, False
-                    return buf[: i + 1]
+                    return text
             i += 1
         self._pos, self._depth, self._in_string, self._escape = i, depth, in_string, escape
-        if n > MAX_OBJECT_CHARS:
+        if n - self._head > MAX_OBJECT_CHARS:
             self._stop(f"a JSON object longer than {MAX_OBJECT_CHARS} characters")
         return None
 

@@ -52,6 +52,7 @@ KEEPALIVE_INTERVAL = 10.0  # SSH-level keep-alives (ConTest sent "CONT" signals 
 KEEPALIVE_COUNT_MAX = 3
 OP_TIMEOUT = 30.0  # one poll or clean-up command on a live connection
 MIN_POLL_INTERVAL = 0.05
+START_TIMEOUT = 30.0  # a detached command that has not written its pid by then never will
 
 OutputCallback = Callable[[bytes], Awaitable[None] | None]
 
@@ -267,7 +268,9 @@ class RemoteCommand:
     """One command on one connection: output streamed to callbacks, killable.
 
     :meth:`run` returns the :class:`ExitInfo`; if the task running it is cancelled, it kills the
-    remote command (see the module docstring) before re-raising, within a bounded time.
+    remote command (see the module docstring) before re-raising, within a bounded time. If the
+    connection is lost, the command would live on (no terminal, so no hang-up signal): with a
+    ``reconnect`` function, one new connection is tried to kill it.
     """
 
     def __init__(
@@ -278,8 +281,10 @@ class RemoteCommand:
         posix_shell: bool = True,
         on_stdout: OutputCallback | None = None,
         on_stderr: OutputCallback | None = None,
+        reconnect: Callable[[], Awaitable[asyncssh.SSHClientConnection]] | None = None,
     ) -> None:
         self.conn = conn
+        self.reconnect = reconnect
         self.argv = list(argv)
         self.posix_shell = posix_shell
         self.on_stdout = on_stdout
@@ -327,6 +332,8 @@ class RemoteCommand:
         signal = proc.exit_signal[0] if proc.exit_signal else None
         status = proc.exit_status
         if signal is None and (status is None or status < 0):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._kill_pid(), CLEANUP_TIMEOUT)
             raise SSHError("lost the SSH connection before the command ended")
         return ExitInfo(None if signal else status, signal)
 
@@ -363,12 +370,27 @@ class RemoteCommand:
             # the pid is the first thing the command prints: give it a moment
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._filter.pid_seen.wait(), CLEANUP_TIMEOUT / 4)
-        pid = self._filter.pid
-        if pid is not None and pid > 1:
-            with contextlib.suppress(Exception):
-                await run_script(self.conn, _KILL_SCRIPT, str(pid), timeout=CLEANUP_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await self._kill_pid()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait_closed(), CLEANUP_TIMEOUT / 2)
+
+    async def _kill_pid(self) -> None:
+        """Kill the remote session by pid, on our connection or, if it is gone, a new one."""
+        pid = self._filter.pid
+        if pid is None or pid <= 1:
+            return
+        try:
+            await run_script(self.conn, _KILL_SCRIPT, str(pid), timeout=CLEANUP_TIMEOUT)
+            return
+        except CONNECTION_ERRORS:
+            if self.reconnect is None:
+                raise
+        conn = await self.reconnect()
+        try:
+            await run_script(conn, _KILL_SCRIPT, str(pid), timeout=CLEANUP_TIMEOUT)
+        finally:
+            conn.close()
 
 
 # --- detached mode ---------------------------------------------------------------------------
@@ -548,6 +570,8 @@ class DetachedCommand:
     async def _run(self) -> ExitInfo:
         await self._start()
         interval = MIN_POLL_INTERVAL
+        loop = asyncio.get_running_loop()
+        start_deadline = loop.time() + START_TIMEOUT
         while True:
             conn = await self._connection()
             try:
@@ -566,6 +590,8 @@ class DetachedCommand:
                 raise SSHError("the detached command did not start on the target")
             if state == "lost":
                 raise SSHError("the detached command vanished from the target (rebooted?)")
+            if state == "starting" and loop.time() > start_deadline:
+                raise SSHError("the detached command did not start on the target")
             await asyncio.sleep(interval)
             interval = min(interval * 2, self.poll_interval)
 

@@ -214,6 +214,7 @@ class SSHTransport(Transport):
                 posix_shell=self.posix_shell,
                 on_stdout=on_stdout,
                 on_stderr=on_stderr,
+                reconnect=self._connect,
             )
             try:
                 return await cmd.run()

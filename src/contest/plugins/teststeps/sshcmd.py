@@ -108,6 +108,7 @@ EVENTS = (EV_START, EV_END, EV_STDOUT, EV_STDERR)
 
 DEFAULT_TIMEOUT = "10m"
 MAX_STDOUT_KEPT = 16 * 1024 * 1024  # for expect matching; older output is dropped beyond this
+SEARCH_OVERLAP = 64 * 1024
 
 PARAMETERS = frozenset(
     {
@@ -336,7 +337,12 @@ class SSHCmd(TestStep):
             out = _Output(self.expect)
             err = _Output(None)
             cmd = RemoteCommand(
-                conn, argv, posix_shell=self.posix_shell, on_stdout=out.feed, on_stderr=err.feed
+                conn,
+                argv,
+                posix_shell=self.posix_shell,
+                on_stdout=out.feed,
+                on_stderr=err.feed,
+                reconnect=lambda: connect(ep),
             )
             ctx.log.debug("running on %s: %s", ep.address, cmd.command_line)
             await ev.emit(
@@ -407,10 +413,15 @@ class _Output:
         self.match_seen: asyncio.Event | None = None  # set by _run_until_match
 
     def feed(self, data: bytes) -> None:
+        # search only the new text and some before it: a chatty command must not cost a search
+        # of everything so far per chunk (a match longer than the overlap is not expected)
+        start = max(0, len(self.text) - SEARCH_OVERLAP)
         self.text += self._decoder.decode(data)
         if len(self.text) > MAX_STDOUT_KEPT:
-            self.text = self.text[-MAX_STDOUT_KEPT:]
-        if self.expect is not None and not self.matched and self.expect.search(self.text):
+            cut = len(self.text) - MAX_STDOUT_KEPT
+            self.text = self.text[cut:]
+            start = max(0, start - cut)
+        if self.expect is not None and not self.matched and self.expect.search(self.text, start):
             self.matched = True
             if self.match_seen is not None:
                 self.match_seen.set()
