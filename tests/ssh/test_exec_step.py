@@ -422,6 +422,10 @@ async def test_detached_remote_time_quota(farm: SshdFarm) -> None:
             lambda b: b["transport"]["options"].update({"async": {"agnet": "x"}}),
             "options.async.agnet: unknown field",
         ),
+        (
+            lambda b: b["transport"]["options"].update({"async": {}, "posix_shell": False}),
+            "options.posix_shell: the detached mode (async) needs /bin/sh",
+        ),
     ],
 )
 async def test_bag_is_checked_at_submission(farm: SshdFarm, mutate: Any, message: str) -> None:

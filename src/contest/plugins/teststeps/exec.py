@@ -332,6 +332,11 @@ def _parse_ssh(options: Any) -> SSHOptions:
             poll_interval=poll or 1.0,
             reconnect_timeout=reconnect or 600.0,
         )
+    posix_shell = _bool(f"{p}.posix_shell", opts.get("posix_shell"), True)
+    if detached is not None and not posix_shell:
+        raise ParameterError(
+            f"{p}.posix_shell: the detached mode (async) needs /bin/sh on the target"
+        )
     return SSHOptions(
         host=_tpl(f"{p}.host", opts.get("host"), required=True),
         port=port,
@@ -345,7 +350,7 @@ def _parse_ssh(options: Any) -> SSHOptions:
         insecure=insecure,
         connect_timeout=_duration(f"{p}.timeout", opts.get("timeout"), DEFAULT_CONNECT_TIMEOUT),
         send_binary=_bool(f"{p}.send_binary", opts.get("send_binary")),
-        posix_shell=_bool(f"{p}.posix_shell", opts.get("posix_shell"), True),
+        posix_shell=posix_shell,
         detached=detached,
     )
 
