@@ -161,13 +161,13 @@ class Transactor:
 
     # --- the two entry points ----------------------------------------------------------------
 
-    async def read(self, work: WorkFn[T], what: str = "read") -> T:
-        """Run a read-only ``work``; repeated on transient errors."""
+    async def retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run ``op`` (which gets its own connections), repeated on transient errors; for
+        idempotent operations only (reads, schema migration)."""
         attempt = 0
         while True:
             try:
-                async with self.engine.connect() as conn:
-                    result = await work(conn)
+                result = await op()
                 self._ok()
                 return result
             except Exception as e:
@@ -175,6 +175,15 @@ class Transactor:
                     raise
                 await self._backoff(attempt, e, what)
                 attempt += 1
+
+    async def read(self, work: WorkFn[T], what: str = "read") -> T:
+        """Run a read-only ``work`` on a pooled connection; repeated on transient errors."""
+
+        async def op() -> T:
+            async with self.engine.connect() as conn:
+                return await work(conn)
+
+        return await self.retrying(op, what)
 
     async def write(
         self,

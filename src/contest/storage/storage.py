@@ -209,7 +209,9 @@ class Storage:
 
     async def version(self) -> int:
         """The schema version: the number of the newest applied migration (0: none)."""
-        rev = await migrate.current_revision(self.engine)
+        rev = await self.transactor.retrying(
+            lambda: migrate.current_revision(self.engine), "reading the schema version"
+        )
         return int(rev) if rev else 0
 
     async def reset(self) -> None:
@@ -262,11 +264,7 @@ async def open_storage(
         lim = limits or Limits()
         probe = Transactor(engine, policy)
         if migrate_schema:
-
-            async def _migrate(_: AsyncConnection) -> None:
-                await migrate.upgrade(engine)
-
-            await probe.read(_migrate, "migrating the schema")
+            await probe.retrying(lambda: migrate.upgrade(engine), "migrating the schema")
         if backend_name(engine.url) == "mysql":
 
             async def _packet(conn: AsyncConnection) -> int:

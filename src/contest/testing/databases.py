@@ -14,6 +14,13 @@ machines and CI:
 The admin connection uses the sync drivers (PyMySQL, psycopg), so the helpers work from plain
 (non-async) pytest fixtures of any scope. The URLs handed out name no driver, so
 :func:`contest.storage.urls.to_async_url` picks ours.
+
+Also here, for any suite that tests against real databases:
+
+* :class:`SessionDatabases`: one migrated database per kind for a session, made on first use;
+* :func:`open_empty_storage`: a Storage on such a database with every table emptied;
+* :func:`kill_connections`: kill every server-side connection to a database (outage drill);
+* :class:`TcpProxy`: a forwarder that can cut all connections and refuse new ones for a while.
 """
 
 from __future__ import annotations
