@@ -15,8 +15,10 @@ terminal either: the command keeps running on the target. So, unless a target ha
 ``sshd`` makes each session's shell a session leader, and ``exec`` keeps its pid, so the pid we
 read from the marker line (which is removed from stdout) is the session id of everything the
 command starts. Stopping it is ``pkill -KILL -s <pid>`` plus ``kill -KILL -<pid>`` over the same
-connection; the ``signal`` request is sent as well, for servers where that works. The arguments
-are passed as separate words, so the command line means what ConTest's shell-quoted join meant.
+connection; the ``signal`` request is sent as well, for servers where that works. If the
+connection itself is lost, the command lives on for the same reason, so one new connection is
+tried to kill it. The arguments are passed as separate words, so the command line means what
+ConTest's shell-quoted join meant.
 
 Detached mode
 -------------
