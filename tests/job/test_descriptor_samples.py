@@ -18,14 +18,11 @@ from contest.job.descriptor import (
     validate_extended_descriptor,
 )
 from contest.job.descriptor_json import JsonObject
+from contest.testing.paths import samples_dir
 
-SAMPLES = Path("/work/shared/contest-samples")
-FILES = (
-    sorted(p for p in SAMPLES.rglob("*") if p.suffix in (".json", ".yaml"))
-    if SAMPLES.is_dir()
-    else []
-)
-pytestmark = pytest.mark.skipif(not FILES, reason="ConTest samples not available")
+SAMPLES = samples_dir()
+FILES = sorted(p for p in SAMPLES.rglob("*") if p.suffix in (".json", ".yaml"))
+assert FILES, f"no ConTest samples under {SAMPLES}"
 
 
 def is_job(path: Path) -> bool:

@@ -43,7 +43,7 @@ class DBBackend(LockerBackend):
 
 def _database(kind: Kind, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not server_available(kind):
-        pytest.skip(f"no {kind} server")
+        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
     with temporary_database(kind, tmp_path_factory.mktemp("db")) as url:
         yield url
 

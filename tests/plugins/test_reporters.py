@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ from contest.plugins.reporters.targetsuccess import ReportError, TargetSuccess
 from contest.signals import Scope
 from contest.status import RunStatus, TargetStatus, TestStatus
 from contest.target import Target
+from contest.testing.paths import samples_dir
 
-SAMPLES = Path("/work/shared/contest-samples")
+SAMPLES = samples_dir()
 
 
 class NoEvents:

@@ -21,9 +21,10 @@ from contest.plugins.targetmanagers.targetlist import TargetList
 from contest.signals import Scope
 from contest.target import Target
 from contest.testing import targetmanagers as tlws
+from contest.testing.paths import samples_dir
 from contest.testing.targetmanagers import TargetListWithState, TargetStateMismatch
 
-SAMPLES = Path("/work/shared/contest-samples")
+SAMPLES = samples_dir()
 LB_HOSTS = SAMPLES / "lb/cmds/contest/hosts.csv"
 FB_HOSTS = SAMPLES / "fb/cmds/contest/hosts.csv"
 

@@ -21,8 +21,9 @@ from contest.plugins.testfetchers import literal, uri
 from contest.plugins.testfetchers.literal import Literal
 from contest.plugins.testfetchers.uri import URI, FetchError
 from contest.signals import Scope
+from contest.testing.paths import samples_dir
 
-SAMPLES = Path("/work/shared/contest-samples")
+SAMPLES = samples_dir()
 LB_CONTEST = SAMPLES / "lb/cmds/contest"
 RANDECHO = (LB_CONTEST / "test_samples/randecho.json").read_bytes()
 STEP_FILES = sorted(SAMPLES.glob("*/cmds/contest/test_samples/*.json")) + sorted(

@@ -16,7 +16,7 @@ from contest.testing.sshd import SshdFarm, find_sshd, password_login_supported
 
 def _need_sshd() -> None:
     if find_sshd() is None:
-        pytest.skip("sshd not installed (apt-get install openssh-server)")
+        pytest.fail("sshd not installed (apt-get install openssh-server; .ci/run does)")
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +40,6 @@ def pw_farm() -> Iterator[SshdFarm]:
     """One server that also takes the password ``PASSWORD`` for the current user."""
     _need_sshd()
     if not password_login_supported():
-        pytest.skip("password logins need root and mount namespaces (unshare)")
+        pytest.fail("password logins need root and mount namespaces (unshare)")
     with SshdFarm(1, first_host=60, password=PASSWORD) as f:
         yield f
