@@ -421,7 +421,10 @@ _PATHS: dict[str, Any] = {
                     "name": "kind",
                     "in": "query",
                     "required": False,
-                    "description": "Test events (default) or framework events",
+                    "description": (
+                        "Test events (default) or framework events (job states, runs); the "
+                        "run, attempt, test, step and target filters apply to test events only"
+                    ),
                     "schema": {"type": "string", "enum": ["test", "framework"]},
                 },
                 _filter("name", "Any of these event names."),

@@ -272,7 +272,7 @@ def _query_list(request: Request, name: str) -> list[str] | None:
         out.extend(v for v in value.split(",") if v != "")
     if len(out) > MAX_FILTER_VALUES:
         raise ApiError(400, f"at most {MAX_FILTER_VALUES} values of {name}")
-    return out or None
+    return list(dict.fromkeys(out)) or None  # a value given twice filters as once
 
 
 def _query_choice(request: Request, name: str, choices: Sequence[str], default: str) -> str:
@@ -284,9 +284,10 @@ def _query_choice(request: Request, name: str, choices: Sequence[str], default: 
     return values[0]
 
 
-def _requestor(value: Any) -> str:
-    if value is None:
+def _requestor(body: dict[str, Any]) -> str:
+    if "requestor" not in body:
         return DEFAULT_REQUESTOR
+    value = body["requestor"]
     if not isinstance(value, str) or value == "":
         raise ApiError(400, "requestor must be a non-empty string")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_REQUESTOR_BYTES:
@@ -396,7 +397,7 @@ class RestAPI:
             raise ApiError(
                 400, "descriptor must be a JSON object or a non-empty JSON or YAML text"
             )
-        requestor = _requestor(body.get("requestor"))
+        requestor = _requestor(body)
         try:
             job_id = await self.jobs.submit(text, requestor)
         except DescriptorValidationError as exc:
@@ -454,7 +455,7 @@ class RestAPI:
     async def retry_job(self, request: Request) -> Response:
         job_id = _job_id(request)
         body = await _json_body(request, required=False)
-        requestor = _requestor(body.get("requestor"))
+        requestor = _requestor(body)
         await self._get(job_id)
         try:
             new_id = await self.jobs.retry(job_id, requestor)
@@ -483,20 +484,7 @@ class RestAPI:
         targets = _query_list(request, "target")
         await self._get(job_id)
         events: list[dict[str, Any]]
-        if kind == "framework":
-            extra = [
-                n
-                for n, v in (
-                    ("run", run),
-                    ("attempt", attempt),
-                    ("test", tests),
-                    ("step", steps),
-                    ("target", targets),
-                )
-                if v is not None
-            ]
-            if extra:
-                raise ApiError(400, f"{', '.join(extra)}: only for test events (kind=test)")
+        if kind == "framework":  # run, attempt, test, step, target are test-event filters
             fw = await self.jobs.store.framework_events(
                 FrameworkEventQuery(
                     job_id=job_id, event_names=names, after_sequence=after or None, limit=limit
@@ -556,21 +544,38 @@ def create_rest_app(jobs: RestJobs) -> Starlette:
     """The REST routes (and ``/openapi.json``, ``/healthz``) as one Starlette app."""
     api = RestAPI(jobs)
     p = "/api/v1"
+    handlers: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {
+        "/healthz": {"GET": api.healthz},
+        "/openapi.json": {"GET": api.openapi_doc},
+        f"{p}/version": {"GET": api.version},
+        f"{p}/jobs": {"GET": api.list_jobs, "POST": api.create_job},
+        f"{p}/jobs/{{job_id}}": {"GET": api.get_job},
+        f"{p}/jobs/{{job_id}}/status": {"GET": api.get_status},
+        f"{p}/jobs/{{job_id}}/descriptor": {"GET": api.get_descriptor},
+        f"{p}/jobs/{{job_id}}/report": {"GET": api.get_report},
+        f"{p}/jobs/{{job_id}}/progress": {"GET": api.get_progress},
+        f"{p}/jobs/{{job_id}}/events": {"GET": api.get_events},
+        f"{p}/jobs/{{job_id}}/stop": {"POST": api.stop_job},
+        f"{p}/jobs/{{job_id}}/retry": {"POST": api.retry_job},
+    }
+    # one route per path, so a 405 lists every method the path has in its Allow header
     routes = [
-        Route("/healthz", _wrap(api.healthz), methods=["GET"]),
-        Route("/openapi.json", _wrap(api.openapi_doc), methods=["GET"]),
-        Route(f"{p}/version", _wrap(api.version), methods=["GET"]),
-        Route(f"{p}/jobs", _wrap(api.list_jobs), methods=["GET"]),
-        Route(f"{p}/jobs", _wrap(api.create_job), methods=["POST"]),
-        Route(f"{p}/jobs/{{job_id}}", _wrap(api.get_job), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/status", _wrap(api.get_status), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/descriptor", _wrap(api.get_descriptor), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/report", _wrap(api.get_report), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/progress", _wrap(api.get_progress), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/events", _wrap(api.get_events), methods=["GET"]),
-        Route(f"{p}/jobs/{{job_id}}/stop", _wrap(api.stop_job), methods=["POST"]),
-        Route(f"{p}/jobs/{{job_id}}/retry", _wrap(api.retry_job), methods=["POST"]),
+        Route(path, _by_method(methods), methods=list(methods))
+        for path, methods in handlers.items()
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.api = api
     return app
+
+
+def _by_method(
+    methods: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    wrapped = {m: _wrap(h) for m, h in methods.items()}
+    if "GET" in wrapped:
+        wrapped["HEAD"] = wrapped["GET"]
+
+    async def endpoint(request: Request) -> Response:
+        return await wrapped[request.method](request)
+
+    return endpoint
