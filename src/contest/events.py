@@ -4,9 +4,11 @@ A *test event* belongs to one step of one test run (header: job, run, test, step
 and may name a target. A *framework event* belongs to a job (run started, job state changes).
 
 Everything is written through an :class:`EventSink`. A sink's ``write_*`` call is synchronous up
-to the point where the event's place in the order is fixed (its ``sequence``); it returns either
-``None`` (the event is already stored) or an awaitable that completes once the event is durable
-(or raises if it could not be stored). The runner relies on the synchronous part: it records
+to the point where the event's place in the order is fixed: events are stored, and numbered
+(``sequence``, as read back), in the order of the write calls. It returns either ``None`` (the
+event is already stored) or an awaitable that completes once the event is durable (or raises if
+it could not be stored). The in-memory sink sets ``sequence`` at once; the SQL one has the
+database number the rows at commit. The runner relies on the synchronous part: it records
 ``TargetIn`` at the instant a step takes a target, so nothing the step emits for that target can
 come before it.
 """
@@ -81,7 +83,7 @@ class TestEvent:
     name: str
     payload: Any = None  # a JSON-able value; None means no payload
     emit_time: float = 0.0  # seconds since the epoch
-    sequence: int = 0  # set by the sink: the event's place in the total order
+    sequence: int = 0  # the event's place in the order, as stored (0 until the sink knows it)
 
 
 @dataclass(slots=True)
