@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -290,7 +290,13 @@ def _read_descriptor(path: str | None, stdin: TextIO) -> bytes:
         ) from None
 
 
-def run(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+def run(
+    args: argparse.Namespace,
+    out: TextIO,
+    stdin: TextIO,
+    connect: Callable[[str], HTTPTransport] = HTTPTransport,
+) -> int:
+    """One command; ``connect(addr)`` makes the transport (tests pass a fake server)."""
     verb = args.verb.lower()
     if verb == "":
         raise UsageError("Missing verb, see --help")
@@ -312,7 +318,7 @@ def run(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         except DescriptorFormatError as exc:
             raise UsageError(str(exc)) from None
     try:
-        with HTTPTransport(args.addr) as transport:
+        with connect(args.addr) as transport:
             if verb == "start":
                 resp = transport.start(args.requestor, descriptor)
                 new_id = int((resp.get("Data") or {}).get("JobID") or 0)

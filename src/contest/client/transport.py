@@ -54,9 +54,17 @@ def normalize_addr(addr: str) -> str:
 class HTTPTransport:
     """One server; keeps its connection alive across calls (as Go's client does)."""
 
-    def __init__(self, addr: str = DEFAULT_ADDR, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        addr: str = DEFAULT_ADDR,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.addr = normalize_addr(addr)
-        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": "contestcli-py"})
+        self._client = httpx.Client(
+            timeout=timeout, headers={"User-Agent": "contestcli-py"}, transport=transport
+        )
 
     def close(self) -> None:
         self._client.close()
