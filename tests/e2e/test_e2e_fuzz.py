@@ -13,6 +13,7 @@ as well as missing ones. Every request has a timeout: a hang fails the test.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -28,10 +29,12 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from contest.server.openapi import document
 
 REQUEST_TIMEOUT = 10.0
+#: examples per REST operation; CONTEST_FUZZ_EXAMPLES=500 for a long, random run by hand
+EXAMPLES = int(os.environ.get("CONTEST_FUZZ_EXAMPLES", "30"))
 FUZZ_SETTINGS = settings(
-    max_examples=30,
+    max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize="CONTEST_FUZZ_EXAMPLES" not in os.environ,
     database=None,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.generate],
@@ -104,7 +107,7 @@ def test_form_api_answers_every_random_body_as_contest_does(
 ) -> None:
     client = httpx.Client(base_url=fuzzed_server.url, timeout=REQUEST_TIMEOUT)
 
-    @settings(FUZZ_SETTINGS, max_examples=400)
+    @settings(FUZZ_SETTINGS, max_examples=EXAMPLES * 13)
     @given(
         method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]),
         verb=st.one_of(

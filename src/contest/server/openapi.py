@@ -26,6 +26,10 @@ STATES = [
 ]
 
 
+#: printable ASCII, so that ConTest's 32-byte limit is 32 characters
+_REQUESTOR = {"type": "string", "pattern": "^[ -~]{1,32}$", "minLength": 1, "maxLength": 32}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -50,10 +54,14 @@ def _filter(name: str, description: str, item: dict[str, Any] | None = None) -> 
         "name": name,
         "in": "query",
         "required": False,
-        "description": description + " Repeat the parameter or separate values with commas.",
+        "description": description + " Repeat the parameter for several values.",
         "style": "form",
         "explode": True,
-        "schema": {"type": "array", "items": item or {"type": "string"}, "maxItems": 100},
+        "schema": {
+            "type": "array",
+            "items": item or {"type": "string", "minLength": 1},
+            "maxItems": 100,
+        },
     }
 
 
@@ -117,12 +125,12 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "A job descriptor: a JSON object, or its JSON or YAML text",
                 "oneOf": [{"type": "object"}, {"type": "string", "minLength": 1}],
             },
-            "requestor": {"type": "string", "minLength": 1, "maxLength": 32},
+            "requestor": _REQUESTOR,
         },
     },
     "RetryRequest": {
         "type": "object",
-        "properties": {"requestor": {"type": "string", "minLength": 1, "maxLength": 32}},
+        "properties": {"requestor": _REQUESTOR},
     },
     "Created": {
         "type": "object",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -266,13 +267,14 @@ def _query_int(request: Request, name: str, low: int, high: int, default: int | 
 
 
 def _query_list(request: Request, name: str) -> list[str] | None:
-    """A repeatable parameter; each value may also be a comma-separated list."""
-    out: list[str] = []
-    for value in request.query_params.getlist(name):
-        out.extend(v for v in value.split(",") if v != "")
-    if len(out) > MAX_FILTER_VALUES:
+    """A repeatable parameter (``?tag=a&tag=b``); values are taken whole (a target ID may hold
+    a comma), and may not be empty."""
+    values = request.query_params.getlist(name)
+    if len(values) > MAX_FILTER_VALUES:
         raise ApiError(400, f"at most {MAX_FILTER_VALUES} values of {name}")
-    return list(dict.fromkeys(out)) or None  # a value given twice filters as once
+    if any(v == "" for v in values):
+        raise ApiError(400, f"{name} may not be empty")
+    return list(dict.fromkeys(values)) or None  # a value given twice filters as once
 
 
 def _query_choice(request: Request, name: str, choices: Sequence[str], default: str) -> str:
@@ -285,14 +287,20 @@ def _query_choice(request: Request, name: str, choices: Sequence[str], default: 
 
 
 def _requestor(body: dict[str, Any]) -> str:
+    """Printable ASCII, 1 to 32 characters: ConTest's 32-byte limit, in a form a JSON schema
+    can state (a schema counts characters, ConTest counts bytes)."""
     if "requestor" not in body:
         return DEFAULT_REQUESTOR
     value = body["requestor"]
-    if not isinstance(value, str) or value == "":
-        raise ApiError(400, "requestor must be a non-empty string")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_REQUESTOR_BYTES:
-        raise ApiError(400, f"requestor must be at most {MAX_REQUESTOR_BYTES} bytes")
+    if not isinstance(value, str) or not _REQUESTOR_RE.fullmatch(value):
+        raise ApiError(
+            400,
+            f"requestor must be 1 to {MAX_REQUESTOR_BYTES} printable ASCII characters",
+        )
     return value
+
+
+_REQUESTOR_RE = re.compile(f"[ -~]{{1,{MAX_REQUESTOR_BYTES}}}")
 
 
 async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
