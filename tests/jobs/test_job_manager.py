@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from contest import events
 from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobManager, JobManagerError
 from contest.storage import JobState
@@ -363,13 +364,9 @@ async def test_readmeta_sees_job_and_run_ids(jm_env, jm: JobManager) -> None:
         [jm_env.step("readmeta", "readmeta_label")], test_name="IntegrationTest: readmeta"
     )
     job_id = await finished(jm_env, jm, descriptor)
-    from contest.events import TestEventQuery
-
-    events = await jm_env.store.test_events(
-        TestEventQuery(job_id=job_id, event_names=["MetadataEvent"])
+    metadata = await jm_env.store.test_events(
+        events.TestEventQuery(job_id=job_id, event_names=["MetadataEvent"])
     )
-    assert events, "no MetadataEvent"
-    assert {json.dumps(e.payload, sort_keys=True) for e in events} == {
-        json.dumps({"job_id": job_id, "run_id": 1}, sort_keys=True)
-    }
-    assert all(e.target is None for e in events)
+    assert len(metadata) == 2, "one MetadataEvent per target"
+    assert all(e.payload == {"job_id": job_id, "run_id": 1} for e in metadata)
+    assert all(e.target is None for e in metadata)

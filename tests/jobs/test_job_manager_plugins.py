@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contest import events
 from contest.context import PluginContext
 from contest.errors import ContestError
 from contest.events import EventReader
@@ -68,6 +69,39 @@ class BrokenReporter(Reporter):
         return True, None
 
 
+#: (plugin call, job ID, run ID) as the plugins below saw them in their context
+SEEN: list[tuple[str, int, int]] = []
+
+
+class MetaTargets(TargetList):
+    """ConTest's readmeta target manager: notes the job and run IDs of its context."""
+
+    async def acquire(
+        self, ctx: PluginContext, job_id: int, lock_timeout: float, params: Any, locker: Any
+    ) -> list[Target]:
+        SEEN.append(("acquire", ctx.job_id, ctx.run_id))
+        return await super().acquire(ctx, job_id, lock_timeout, params, locker)
+
+    async def release(
+        self, ctx: PluginContext, job_id: int, targets: list[Target], params: Any
+    ) -> None:
+        SEEN.append(("release", ctx.job_id, ctx.run_id))
+
+
+class MetaReporter(BrokenReporter):
+    async def run_report(
+        self, ctx: PluginContext, params: Any, run_status: RunStatus, events: EventReader
+    ) -> tuple[bool, Any]:
+        SEEN.append(("run report", ctx.job_id, ctx.run_id))
+        return True, None
+
+    async def final_report(
+        self, ctx: PluginContext, params: Any, run_statuses: list[RunStatus], events: EventReader
+    ) -> tuple[bool, Any]:
+        SEEN.append(("final report", ctx.job_id, ctx.run_id))
+        return True, None
+
+
 @pytest.fixture
 def registry() -> PluginRegistry:
     reg = PluginRegistry()
@@ -75,7 +109,10 @@ def registry() -> PluginRegistry:
     reg.register("targetmanagers", "BrokenAcquire", BrokenAcquire)
     reg.register("targetmanagers", "BrokenRelease", BrokenRelease)
     reg.register("targetmanagers", "RefusingAcquire", RefusingAcquire)
+    reg.register("targetmanagers", "MetaTargets", MetaTargets)
     reg.register("reporters", "BrokenReporter", BrokenReporter)
+    reg.register("reporters", "MetaReporter", MetaReporter)
+    SEEN.clear()
     return reg
 
 
@@ -143,10 +180,8 @@ async def test_an_acquire_error_is_a_failed_attempt_not_a_failed_job(
     descriptor["TestDescriptors"][0]["RetryParameters"] = {"NumRetries": 1}
     job_id = await jm.submit(json.dumps(descriptor), "integration-test")
     await jm_env.wait_for(job_id, S.COMPLETED)
-    from contest.events import TestEventQuery
-
     errs = await jm_env.store.test_events(
-        TestEventQuery(job_id=job_id, event_names=["TargetAcquireErr"])
+        events.TestEventQuery(job_id=job_id, event_names=["TargetAcquireErr"])
     )
     assert [(e.header.test_attempt, e.payload) for e in errs] == [
         (0, {"Error": "no free devices"}),
@@ -157,3 +192,37 @@ async def test_an_acquire_error_is_a_failed_attempt_not_a_failed_job(
     doc = await jm.status(job_id)
     (status,) = doc["RunStatus"]["TestStatuses"][0]["TargetStatuses"]
     assert status["Error"] == "no free devices"
+
+
+async def test_plugins_get_the_job_and_run_ids(jm_env, registry: PluginRegistry) -> None:
+    """02 §6.3 item 38: the readmeta job's target manager, step and reporters all find the job
+    and run IDs in their context."""
+    jm: JobManager = await jm_env.started(registry=registry)
+    descriptor = jm_env.descriptor(
+        [jm_env.step("readmeta", "readmeta_label")],
+        target_manager="MetaTargets",
+        runs=2,
+        run_interval="10ms",
+        run_reporters=[{"Name": "MetaReporter"}],
+        final_reporters=[{"Name": "MetaReporter"}],
+    )
+    job_id = await jm.submit(descriptor, "integration-test")
+    await jm_env.wait_for(job_id, S.COMPLETED)
+    assert SEEN == [
+        ("acquire", job_id, 1),
+        ("release", job_id, 1),
+        ("run report", job_id, 1),
+        ("acquire", job_id, 2),
+        ("release", job_id, 2),
+        ("run report", job_id, 2),
+        ("final report", job_id, 0),
+    ]
+    metadata = await jm_env.store.test_events(
+        events.TestEventQuery(job_id=job_id, event_names=["MetadataEvent"])
+    )
+    assert sorted((e.payload["job_id"], e.payload["run_id"]) for e in metadata) == [
+        (job_id, 1),
+        (job_id, 1),
+        (job_id, 2),
+        (job_id, 2),
+    ]
