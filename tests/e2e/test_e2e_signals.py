@@ -61,7 +61,7 @@ def routing_counts(server: ServerProcess, job_id: int) -> collections.Counter[tu
     while True:
         page = server.get(
             f"/api/v1/jobs/{job_id}/events",
-            name="TargetIn,TargetOut,TargetErr,TargetAcquired,TargetReleased",
+            name=["TargetIn", "TargetOut", "TargetErr", "TargetAcquired", "TargetReleased"],
             after=after,
             limit=10000,
         ).json()
