@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shutdown-timeout", type=_duration, default=30.0)
     r.add_argument("--json", action="store_true", help="JSON progress lines even on a terminal")
     r.add_argument(
+        "--allow-local-exec",
+        action="store_true",
+        help="let the Exec step run commands on this machine",
+    )
+    r.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error", "critical"]
     )
 
@@ -156,9 +161,7 @@ async def _run(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, on_signal)
         view_out = sys.stdout
-        with LiveView(f"job {job_id}", view_out) as view:
-            if args.json:
-                view.tty = False
+        with LiveView(f"job {job_id}", view_out, json_lines=args.json) as view:
             while not await jm.wait_all(timeout=0.25):
                 view.update(tracked.progress.to_json_obj())
             view.update(tracked.progress.to_json_obj())
@@ -233,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = getattr(args, "log_level", "warning").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "allow_local_exec", False):
+        from contest.plugins.teststeps.exec import allow_local_execution
+
+        allow_local_execution(True)
     if args.command == "serve":
         from contest.server import serve
 

@@ -37,10 +37,12 @@ def render(progress: dict[str, Any], title: str = "") -> Group:
 class LiveView:
     """Use as a context manager; call ``update(progress)`` as often as you like."""
 
-    def __init__(self, title: str = "", out: TextIO | None = None) -> None:
+    def __init__(
+        self, title: str = "", out: TextIO | None = None, *, json_lines: bool = False
+    ) -> None:
         self.title = title
         self.out = out or sys.stdout
-        self.tty = self.out.isatty()
+        self.tty = self.out.isatty() and not json_lines
         self._live: Live | None = None
         self._last: str | None = None
 

@@ -51,15 +51,19 @@ class Plugin:
 
     @property
     def summary(self) -> str:
-        doc = getattr(self.factory, "__doc__", None) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        """The first line of the plugin's docstring (its factory's, or its class's)."""
+        doc = (getattr(self.factory, "__doc__", None) or "").strip()
+        if not doc and not isinstance(self.factory, type):
+            try:  # a factory function: the class of what it makes says what it is
+                doc = (type(self.factory()).__doc__ or "").strip()
+            except Exception:
+                doc = ""
+        return doc.splitlines()[0] if doc else ""
 
 
 @dataclass
 class PluginRegistry:
-    _plugins: dict[str, dict[str, Plugin]] = field(
-        default_factory=lambda: {k: {} for k in KINDS}
-    )
+    _plugins: dict[str, dict[str, Plugin]] = field(default_factory=lambda: {k: {} for k in KINDS})
 
     def register(
         self,

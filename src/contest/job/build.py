@@ -198,8 +198,18 @@ async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id:
                         path + ".TargetManagerReleaseParameters",
                         f"target manager {plugin.name}: {exc}",
                     )
-        steps = await _bundles(registry, ft.test_steps, path + ".Steps", errors)
-        cleanup = await _bundles(registry, ft.cleanup_steps, path + ".CleanupSteps", errors)
+        # the path of a step is where the user wrote it: the literal fetcher's parameters, or
+        # what another fetcher returned (stored in the extended descriptor)
+        if td.test_fetcher_name.lower() == "literal":
+            steps_path = path + ".TestFetcherFetchParameters.Steps"
+        else:
+            steps_path = f"TestStepsDescriptors[{i}].TestSteps"
+        if td.cleanup_fetcher_name.lower() == "literal":
+            cleanup_path = path + ".CleanupFetcherFetchParameters.Steps"
+        else:
+            cleanup_path = f"TestStepsDescriptors[{i}].CleanupSteps"
+        steps = await _bundles(registry, ft.test_steps, steps_path, errors)
+        cleanup = await _bundles(registry, ft.cleanup_steps, cleanup_path, errors)
         if td.disabled or tm is None or plugin is None:
             continue
         tests.append(

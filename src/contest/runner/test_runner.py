@@ -190,6 +190,8 @@ class _Step:
     def route(self, result: StepResult) -> Awaitable[None] | None:
         """A result from the step (``ch.output.put``)."""
         runner = self.runner
+        if runner.scope.cancel.is_set():
+            return None  # the run is over: a late result is neither news nor a contract breach
         target = result.target
         if target is None:
             runner.fail_step(self, StepReturnedNoTarget(self.label))

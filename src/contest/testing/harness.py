@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import asyncio
-from types import EllipsisType
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any
 
 from contest.bundle import Test, TestStepBundle
@@ -37,7 +37,7 @@ def event_tuples(
     events: Sequence[TestEvent],
     *,
     label: str | None = None,
-    target: str | None | EllipsisType = ...,
+    target: str | EllipsisType | None = ...,
     run_id: int | None = None,
 ) -> list[EventTuple]:
     """Events as ``(label, target_id, name, payload)``, optionally filtered by step label, by
@@ -68,7 +68,7 @@ class RunOutcome:
         self,
         *,
         label: str | None = None,
-        target: str | None | EllipsisType = ...,
+        target: str | EllipsisType | None = ...,
         run_id: int | None = None,
     ) -> list[EventTuple]:
         return event_tuples(self.sink.test, label=label, target=target, run_id=run_id)
@@ -109,9 +109,9 @@ async def run_steps(
 ) -> RunOutcome:
     """Run the steps (``(step, label, params)`` tuples or bundles) on the targets.
 
-    Parameters are validated on the step instances first (as a job does). ``pause_after`` /
-    ``cancel_after`` signal the run after that many seconds. Errors are returned in the outcome,
-    not raised, so a test can look at the events either way.
+    Parameters are validated on the step instances first (as a job does; a refusal is raised).
+    ``pause_after`` / ``cancel_after`` signal the run after that many seconds. Errors of the run
+    itself are returned in the outcome, not raised, so a test can look at the events either way.
     """
     bundles = [_bundle(s) for s in steps]
     sink = sink if sink is not None else MemoryEventSink()
@@ -120,7 +120,9 @@ async def run_steps(
         from contest.context import StepContext
 
         for b in bundles:
-            await b.step.validate_parameters(StepContext(scope=Scope(), step_label=b.label), b.parameters)
+            await b.step.validate_parameters(
+                StepContext(scope=Scope(), step_label=b.label), b.parameters
+            )
     runner = TestRunner(sink, shutdown_timeout=shutdown_timeout)
     loop = asyncio.get_running_loop()
     handles = []
