@@ -326,3 +326,27 @@ async def test_locks_outlive_their_lease_while_the_job_runs_and_pauses(jm_env) -
     # after exit nobody refreshes them: they run out one lease after the last refresh
     await asyncio.sleep(wait)
     assert await jm_env.locked() == []
+
+
+async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) -> None:
+    """The manager's process dies mid-job: its tasks stop where they are, nothing more is
+    written; the next manager of this server fails the job as a zombie."""
+    dead = await jm_env.started()
+    job_id = await dead.submit(slow_echo(jm_env, "5"), "integration-test")
+    await entered(jm_env, job_id, 1, "slowecho_label")
+    for entry in dead.jobs.values():  # the process is gone: no pause, no cancel, no release
+        assert entry.task is not None
+        entry.task.cancel()
+    await asyncio.gather(*(e.task for e in dead.jobs.values() if e.task), return_exceptions=True)
+    dead.jobs.clear()
+    await dead.close()
+    await jm_env.flush()
+    assert await jm_env.states(job_id) == ["JobStateStarted"]
+
+    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker())
+    (failed,) = await jm_env.events_named(job_id, "JobStateFailed")
+    assert failed.payload["Err"].startswith(f"Job {job_id} was zombieed")
+    assert (await jm.status(job_id))["State"] == "JobStateFailed"
+    assert jm.jobs == {}
+    # nobody released the targets: their leases run out in their own time
+    assert sorted(await jm_env.locked()) == ["id1", "id2"]
