@@ -7,7 +7,8 @@ the driver's implicit-transaction mode is turned off and SQLAlchemy emits ``BEGI
 ``BEGIN IMMEDIATE`` for write transactions (see :meth:`Transactor.begin_write`), so a
 read-then-write transaction cannot fail half way on a lock upgrade.
 
-MySQL/MariaDB connect with ``utf8mb4``; PostgreSQL with psycopg in async mode.
+MySQL/MariaDB connect with ``utf8mb4``; PostgreSQL with psycopg in async mode, without
+server-side prepared statements.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
             aurl = aurl.update_query_dict({"charset": "utf8mb4"})
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
     elif backend == "postgresql":
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        # No server-side prepared statements: psycopg would prepare a statement on its 5th run,
+        # and PostgreSQL's generic plan for our batched "... WHERE target_id IN (200 values)"
+        # statements is some 25 times slower than a custom one.
+        kwargs.update(
+            pool_size=pool_size, max_overflow=pool_size, connect_args={"prepare_threshold": None}
+        )
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     engine = create_async_engine(aurl, **kwargs)

@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.dml import Insert
 
@@ -65,6 +65,7 @@ from contest.locking import (
     TargetRef,
     check_request,
 )
+from contest.storage.engine import create_engine
 from contest.storage.schema import target_locks
 from contest.storage.urls import redact, to_async_url
 
@@ -455,7 +456,7 @@ def new(**settings: Any) -> DBLocker:
         if not isinstance(url, str | URL):
             raise TypeError(f"{NAME} target locker: 'url' must be a str or a SQLAlchemy URL")
         async_url = to_async_url(url)
-        engine = create_async_engine(async_url)
+        engine = create_engine(async_url)  # the storage's settings per database
         owns = True
         log.info("DBLocker on %s", redact(async_url))
     if not isinstance(engine, AsyncEngine):
