@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from e2ekit import (
+    CONTEST,
     CONTESTCLI,
     SERVER_ID,
     ServerProcess,
@@ -280,3 +281,61 @@ def test_other_databases(kind: str, tmp_path: Path, server_factory: type[ServerP
         listed = _ok(contestcli("list", "--states", "JobStateCompleted", addr=server.url))
         assert listed["Data"] == {"JobIDs": [job_id]}
         assert server.stop() == 0
+
+
+def test_no_options_serves_sqlite_here_on_port_8080(tmp_path: Path) -> None:
+    """``contest serve`` alone: SQLite in the current folder, 127.0.0.1:8080."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8080))
+        except OSError:
+            pytest.skip("port 8080 is taken on this machine")
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([*CONTEST, "serve"], cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline and "listening on" not in text:
+            time.sleep(0.05)
+            text = (tmp_path / "serve.log").read_text()
+        assert "listening on http://127.0.0.1:8080 " in text, text
+        assert "sqlite" in text and (tmp_path / "contest.db").exists()
+        out = _ok(contestcli("version"))  # contestcli's default address finds it
+        assert out["Data"] == {"Version": 5}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+        log.close()
+
+
+def test_wait_on_a_terminal_shows_the_live_table(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    """``--wait`` on a terminal: rich's live table (test, step, in flight, passed, failed), then
+    a short summary; exit 0."""
+    import os
+    import pty
+
+    path = write_descriptor(tmp_path, "tty.json", sleep_job("1s", 5, name="tty"))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: contestcli on the terminal
+        os.execv(CONTESTCLI[0], [*CONTESTCLI, "-a", shared_server.url, "start", "-w",
+                                 "--poll-interval", "0.2", str(path)])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    for word in ("in flight", "passed", "failed", "nap", "after", "JobStateCompleted"):
+        assert word in screen, (word, screen)
+    assert '"Succeeded": true' in screen

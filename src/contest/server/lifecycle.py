@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 MAX_SERVER_ID_BYTES = 64
+MAX_TAG_BYTES = 32  # the job_tags column: every new job carries the instance tag
 
 
 class StartupError(Exception):
@@ -90,9 +91,10 @@ def check_settings(settings: ServeSettings) -> str:
     tag = settings.instance_tag
     if tag:
         problems = check_tags([tag], allow_internal=True, path="--instance-tag")
-        if problems or not tag.startswith("_"):
+        if problems or not tag.startswith("_") or len(tag) > MAX_TAG_BYTES:
             raise StartupError(
-                f"--instance-tag {tag!r}: must be a valid tag ([a-zA-Z0-9_-]) starting with '_'"
+                f"--instance-tag {tag!r}: must be a valid tag ([a-zA-Z0-9_-], at most "
+                f"{MAX_TAG_BYTES} characters) starting with '_'"
             )
     if settings.target_locker not in ("auto", "inmemory", "db"):
         raise StartupError(f"--target-locker {settings.target_locker!r}: auto, inmemory or db")
@@ -209,6 +211,9 @@ def redact_url(url: str) -> str:
 
 def serve(settings: ServeSettings) -> int:
     """Run the server in a new event loop; 0 after an orderly stop, 1 if it could not start."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # the schema migrations' chatter is for debugging; the operator wants our own lines
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return asyncio.run(run(settings))
     except StartupError as exc:
