@@ -51,8 +51,11 @@ async def new_step_bundle(
     name: str,
     label: str,
     parameters: StepParameters | Mapping[str, Sequence[Any]],
+    *,
+    check_label: bool = True,
 ) -> TestStepBundle:
-    """Instantiate a step, validate its parameters on that same instance, check its label.
+    """Instantiate a step, validate its parameters on that same instance, check its label
+    (unless the caller has: the job builder validates descriptors, labels included, first).
 
     Errors keep ConTest's texts, each naming the step.
     """
@@ -71,8 +74,8 @@ async def new_step_bundle(
         raise BundleError(
             f"could not validate parameters for test step {name}: {type(exc).__name__}: {exc}"
         ) from exc
-    if not label:
+    if check_label and not label:
         raise BundleError(f"step has no label, but it is mandatory (step: {name})")
-    if len(label) > MAX_LABEL_LEN:
+    if check_label and len(label) > MAX_LABEL_LEN:
         raise BundleError(f"step label {label!r} is too long: {len(label)} > {MAX_LABEL_LEN}")
     return TestStepBundle(step, label, params, plugin.events)
