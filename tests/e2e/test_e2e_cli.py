@@ -271,7 +271,7 @@ def test_other_databases(kind: str, tmp_path: Path, server_factory: type[ServerP
     from contest.testing.databases import server_available, temporary_database
 
     if not server_available(kind):  # type: ignore[arg-type]
-        pytest.skip(f"no {kind} server")
+        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
     with temporary_database(kind, tmp_path) as url:  # type: ignore[arg-type]
         server = server_factory(tmp_path, url).start()
         path = write_descriptor(tmp_path, "job.json", literal_job())
@@ -291,7 +291,7 @@ def test_no_options_serves_sqlite_here_on_port_8080(tmp_path: Path) -> None:
         try:
             probe.bind(("127.0.0.1", 8080))
         except OSError:
-            pytest.skip("port 8080 is taken on this machine")
+            pytest.fail("port 8080 is taken on this machine: free it to check the defaults")
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([*CONTEST, "serve"], cwd=tmp_path, stdout=log, stderr=log)
     try:

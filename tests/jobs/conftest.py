@@ -54,7 +54,7 @@ PROBE_JOB = 987_654_321
 
 def _database(kind: Kind, factory: pytest.TempPathFactory) -> Iterator[str]:
     if not server_available(kind):
-        pytest.skip(f"no {kind} server")
+        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
     with temporary_database(kind, factory.mktemp(f"jobs-{kind}")) as url:
         yield url
 
