@@ -232,8 +232,22 @@ def _plugins() -> int:
     return EXIT_OK
 
 
+def _negative_durations(argv: Sequence[str]) -> list[str]:
+    """``--pause-timeout -1s`` as ``--pause-timeout=-1s``: argparse would take ``-1s`` for an
+    option, and a negative pause timeout is a documented value."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--pause-timeout":
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_negative_durations(sys.argv[1:] if argv is None else argv))
     level = getattr(args, "log_level", "warning").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "allow_local_exec", False):
