@@ -147,7 +147,7 @@ async def run_one(kind: Kind, n: int, tasks: int, rounds: int) -> dict[str, Any]
             for evs in per_task:
                 for e in evs:
                     e.emit_time = now
-                    rows.append(codec.test_item(e)[1])
+                    rows.append(codec.test_item(e))
             dict_rows = [dict(zip(TEST_COLUMNS, r, strict=True)) for r in rows]
             for _ in range(rounds):
                 rate = await bench_floor_driver(storage.engine, rows)

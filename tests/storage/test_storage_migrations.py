@@ -27,6 +27,7 @@ TABLES = {
     "framework_events",
     "reports",
     "target_locks",
+    "run_statuses",
     "commit_markers",
     VERSION_TABLE,
 }

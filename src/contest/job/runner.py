@@ -53,7 +53,7 @@ from contest.events import (
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.job.pause import PausePayload
-from contest.job.status import build_run_statuses
+from contest.job.status import build_run_statuses, save_run_status
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
 from contest.signals import Scope
 from contest.storage.models import Report
@@ -356,9 +356,18 @@ class JobRunner:
     # --- reports -------------------------------------------------------------------------------
 
     async def _run_reports(self, job: Job, run_id: int) -> None:
+        # the run is finished: its status never changes again, so it is saved for the status
+        # document (which would otherwise build it from every event of the run at each call)
+        try:
+            status = (await build_run_statuses(job, self.reader, [run_id]))[0]
+        except Exception:
+            if job.run_reporters:
+                raise
+            log.warning("job %d: building the status of run %d failed", job.id, run_id)
+            return
+        await save_run_status(self.reports, status)
         if not job.run_reporters:
             return
-        status = (await build_run_statuses(job, self.reader, [run_id]))[0]
         ctx = PluginContext(scope=Scope(), job_id=job.id, run_id=run_id)
         for rb in job.run_reporters:
             await self._report(

@@ -1,12 +1,33 @@
-"""Building run statuses from stored events (for reporters and for the status API).
+"""Building run statuses from stored events (for reporters and for the status API), and saving
+the status of a finished run so that the status API need not build it again.
 
 For each run and each test, only the last attempt counts (ConTest LB): its steps' events become
-per-step and per-target statuses; routing events become in/out times and errors.
+per-step and per-target statuses; routing events become in/out times and errors; the test's own
+target statuses come from its ``TargetAcquired`` (the target's status in the last step that saw
+it) and ``TargetAcquireErr`` events (spec 02 §5.2).
+
+The builder makes one pass over a run's events, read lean where the store can
+(:meth:`contest.storage.Storage.status_rows`: only the needed columns, each target decoded
+once) and through :meth:`~contest.events.EventReader.test_events` otherwise.
+
+A finished run's events never change, so its status never does either: the job runner saves it
+(:func:`save_run_status`) once the run's tests are done, as a *snapshot*: compact JSON (each
+target once, times already in Go's format, the test-level statuses as references to the step
+statuses they repeat), zlib-compressed. :func:`snapshot_json` turns a snapshot back into the
+status JSON, equal to ``RunStatus.to_json_obj()`` of the run it was made from, without reading
+any event. Runs without a snapshot (running, paused, cancelled, failed, or finished by an older
+version) are built from their events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import copy
+import json
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from contest.events import (
     ROUTING_EVENTS,
@@ -17,57 +38,103 @@ from contest.events import (
     TARGET_OUT,
     EventReader,
     TestEvent,
+    TestEventHeader,
     TestEventQuery,
 )
 from contest.job.model import Job
-from contest.status import RunStatus, TargetStatus, TestStatus, TestStepStatus
+from contest.status import (
+    ZERO_TIME,
+    RunStatus,
+    TargetStatus,
+    TestStatus,
+    TestStepStatus,
+    event_json,
+    gc_paused,
+    go_time,
+)
 from contest.target import Target
+
+log = logging.getLogger(__name__)
 
 ACQUIRE_FAILED = "Failed to acquire targets"
 
+#: one event as the builder reads it: (test name, test attempt, step label, target or None,
+#: event name, payload, emit time, sequence); see ``contest.storage.events.StatusRow``
+StatusRow = tuple[str, int, str, Target | None, str, Any, float, int]
+#: a test as the builder needs it: its name and its steps' (name, label) pairs, in order
+TestShape = tuple[str, Sequence[tuple[str, str]]]
+
+
+# --- building from events ---------------------------------------------------------------------
+
 
 def _test_status(
-    job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]], events: list[TestEvent]
+    job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]], rows: Sequence[StatusRow]
 ) -> TestStatus:
-    """``steps`` are (step name, label) pairs, in order."""
-    last = max((e.header.test_attempt for e in events), default=0)
-    events = [e for e in events if e.header.test_attempt == last]
-    by_label: dict[str, list[TestEvent]] = {}
-    for e in events:
-        by_label.setdefault(e.header.step_label, []).append(e)
+    """One test's status from its events (every attempt; the last one is kept). The events of
+    one step label must be in sequence order; labels may come in any order."""
+    last = max((r[1] for r in rows), default=0)
     ts = TestStatus(job_id, run_id, name)
-    latest: dict[str, TargetStatus] = {}
+    # label -> the steps with that label (one, unless a descriptor repeats a label)
+    slots: dict[str, list[tuple[str, TestStepStatus, dict[str, TargetStatus]]]] = {}
+    order: list[tuple[TestStepStatus, dict[str, TargetStatus]]] = []
     for step_name, label in steps:
         ss = TestStepStatus(job_id, run_id, name, step_name, label)
         per_target: dict[str, TargetStatus] = {}
-        for e in by_label.get(label, ()):
-            if e.target is None:
-                if e.name not in ROUTING_EVENTS:
-                    ss.events.append(e)
+        order.append((ss, per_target))
+        slots.setdefault(label, []).append((step_name, ss, per_target))
+    headers: dict[str, TestEventHeader] = {}
+
+    def event(
+        label: str, target: Target | None, ev: str, payload: Any, when: float, seq: int
+    ) -> TestEvent:
+        header = headers.get(label)
+        if header is None:
+            header = headers[label] = TestEventHeader(job_id, run_id, name, label, last)
+        return TestEvent(header, target, ev, payload, when, seq)
+
+    acquire: list[StatusRow] = []
+    routing = ROUTING_EVENTS
+    for row in rows:
+        _, attempt, label, target, ev, payload, when, seq = row
+        if attempt != last:
+            continue
+        if not label:
+            acquire.append(row)
+        entries = slots.get(label)
+        if entries is None:
+            continue
+        for step_name, ss, per_target in entries:
+            if target is None:
+                if ev not in routing:
+                    ss.events.append(event(label, None, ev, payload, when, seq))
                 continue
-            st = per_target.get(e.target.id)
+            st = per_target.get(target.id)
             if st is None:
-                st = TargetStatus(job_id, run_id, name, step_name, label, e.target)
-                per_target[e.target.id] = st
-            if e.name == TARGET_IN:
-                st.in_time = e.emit_time
-            elif e.name == TARGET_OUT:
-                st.out_time = e.emit_time
-            elif e.name == TARGET_ERR:
-                st.out_time = e.emit_time
-                payload = e.payload
+                st = per_target[target.id] = TargetStatus(
+                    job_id, run_id, name, step_name, label, target
+                )
+            if ev == TARGET_IN:
+                st.in_time = when
+            elif ev == TARGET_OUT:
+                st.out_time = when
+            elif ev == TARGET_ERR:
+                st.out_time = when
                 st.error = str(payload.get("Error", "")) if isinstance(payload, dict) else ""
-            elif e.name not in ROUTING_EVENTS:
-                st.events.append(e)
+            elif ev not in routing:
+                st.events.append(event(label, target, ev, payload, when, seq))
+
+    latest: dict[str, TargetStatus] = {}
+    for ss, per_target in order:
         ss.target_statuses = list(per_target.values())
         latest.update(per_target)
         ts.step_statuses.append(ss)
-    for e in by_label.get("", ()):
-        if e.name == TARGET_ACQUIRED and e.target is not None:
-            st = latest.get(e.target.id) or TargetStatus(job_id, run_id, name, "", "", e.target)
+    for _, _, _, target, ev, payload, when, _ in acquire:
+        if ev == TARGET_ACQUIRED and target is not None:
+            st = latest.get(target.id) or TargetStatus(job_id, run_id, name, "", "", target)
             ts.target_statuses.append(st)
-        elif e.name == TARGET_ACQUIRE_ERR:
-            err = e.payload.get("Error") if isinstance(e.payload, dict) else None
+        elif ev == TARGET_ACQUIRE_ERR:
+            err = payload.get("Error") if isinstance(payload, dict) else None
             ts.target_statuses.append(
                 TargetStatus(
                     job_id,
@@ -75,27 +142,330 @@ def _test_status(
                     name,
                     "",
                     "",
-                    e.target or Target(""),
-                    in_time=e.emit_time,
-                    out_time=e.emit_time,
+                    target or Target(""),
+                    in_time=when,
+                    out_time=when,
                     error=err or ACQUIRE_FAILED,
                 )
             )
     return ts
 
 
+def build_run_status(
+    job_id: int, run_id: int, tests: Sequence[TestShape], rows: Iterable[StatusRow]
+) -> RunStatus:
+    """A run's status from the events of its tests (any other test's events are ignored)."""
+    with gc_paused():
+        rows = rows if isinstance(rows, list) else list(rows)
+        by_test: dict[str, list[StatusRow]] = {}
+        if len(tests) == 1:
+            by_test[tests[0][0]] = [r for r in rows if r[0] == tests[0][0]]
+        else:
+            for r in rows:
+                by_test.setdefault(r[0], []).append(r)
+        rs = RunStatus(job_id, run_id)
+        for name, steps in tests:
+            rs.test_statuses.append(
+                _test_status(job_id, run_id, name, steps, by_test.get(name, []))
+            )
+        return rs
+
+
+def job_shape(job: Job) -> list[TestShape]:
+    """The job's tests, in order, with their steps' (name, label) pairs (cleanup steps are not
+    part of a status)."""
+    return [(jt.name, [(b.name, b.label) for b in jt.test.steps]) for jt in job.tests]
+
+
+def rows_of(events: Iterable[TestEvent]) -> list[StatusRow]:
+    """Events as the builder reads them."""
+    return [
+        (
+            e.header.test_name,
+            e.header.test_attempt,
+            e.header.step_label,
+            e.target,
+            e.name,
+            e.payload,
+            e.emit_time,
+            e.sequence,
+        )
+        for e in events
+    ]
+
+
+async def read_status_rows(
+    reader: EventReader, job_id: int, run_id: int, test_names: Sequence[str]
+) -> list[StatusRow]:
+    """The run's events of ``test_names``: lean from a store that can, else as events."""
+    if not test_names:
+        return []
+    lean = getattr(reader, "status_rows", None)
+    if lean is not None:
+        rows: list[StatusRow] = await lean(job_id, run_id, test_names)
+        return rows
+    events = await reader.test_events(
+        TestEventQuery(job_id=job_id, run_id=run_id, test_names=list(test_names))
+    )
+    return rows_of(events)
+
+
 async def build_run_statuses(
     job: Job, reader: EventReader, run_ids: Sequence[int]
 ) -> list[RunStatus]:
     """One ``RunStatus`` per run id, tests in the job's order."""
+    tests = job_shape(job)
+    names = list(dict.fromkeys(name for name, _ in tests))
     out = []
     for run_id in run_ids:
-        rs = RunStatus(job.id, run_id)
-        for jt in job.tests:
-            events = await reader.test_events(
-                TestEventQuery(job_id=job.id, run_id=run_id, test_names=[jt.name])
+        rows = await read_status_rows(reader, job.id, run_id, names)
+        out.append(build_run_status(job.id, run_id, tests, rows))
+    return out
+
+
+# --- snapshots of finished runs ---------------------------------------------------------------
+
+SNAPSHOT_VERSION = 1
+_COMPRESS_LEVEL = 1  # 6 saves 10% of the size for 3 times the time
+_COMPRESS_IN_THREAD = 256 * 1024  # bytes; below this, compressing in the loop is cheaper
+
+
+class _NotBuilt(ValueError):
+    """The status was not made by the builder (coordinates differ): no snapshot for it."""
+
+
+def snapshot_obj(rs: RunStatus) -> dict[str, Any]:
+    """The compact JSON value of a built run status (see the module docstring).
+
+    Layout: ``{"v", "job", "run", "targets": [target JSON...], "tests": [[name, steps,
+    targets]...]}``; a step is ``[name, label, events, statuses]``, a step's target status
+    ``[target index, in, out, error, events]``; a test's target status either ``[step index,
+    position]`` (the same status as that step's) or ``[target index, step name, step label,
+    in, out, error, events]``. Events are in their status JSON; ``None`` stands for no events.
+    Raises ``ValueError`` for a status whose parts carry other coordinates than their place
+    (not made by the builder), which a snapshot could not reproduce.
+    """
+    job_id, run_id = rs.job_id, rs.run_id
+    targets: list[Any] = []
+    index: dict[int, int] = {}  # id(Target) -> its place in ``targets`` (all alive: in rs)
+
+    def target_index(t: Target) -> int:
+        i = index.get(id(t))
+        if i is None:
+            i = index[id(t)] = len(targets)
+            targets.append(t.to_json_obj())
+        return i
+
+    def events(evs: list[TestEvent]) -> list[Any] | None:
+        return [event_json(e) for e in evs] if evs else None
+
+    tests = []
+    for ts in rs.test_statuses:
+        name = ts.test_name
+        if ts.job_id != job_id or ts.run_id != run_id:
+            raise _NotBuilt(f"test {name!r} carries other coordinates")
+        steps = []
+        where: dict[int, list[Any]] = {}  # id(TargetStatus) -> [step index, position]
+        for si, ss in enumerate(ts.step_statuses):
+            sname, label = ss.step_name, ss.step_label
+            if (ss.job_id, ss.run_id, ss.test_name) != (job_id, run_id, name):
+                raise _NotBuilt(f"step {label!r} carries other coordinates")
+            entries = []
+            for k, st in enumerate(ss.target_statuses):
+                if (
+                    st.job_id != job_id
+                    or st.run_id != run_id
+                    or st.test_name != name
+                    or st.step_name != sname
+                    or st.step_label != label
+                ):
+                    raise _NotBuilt(f"a target status of step {label!r} carries other coordinates")
+                where.setdefault(id(st), [si, k])
+                entries.append(
+                    [
+                        target_index(st.target),
+                        go_time(st.in_time),
+                        go_time(st.out_time),
+                        st.error,
+                        events(st.events),
+                    ]
+                )
+            steps.append([sname, label, events(ss.events), entries])
+        own: list[list[Any]] = []
+        for st in ts.target_statuses:
+            if (st.job_id, st.run_id, st.test_name) != (job_id, run_id, name):
+                raise _NotBuilt(f"a target status of test {name!r} carries other coordinates")
+            ref = where.get(id(st))
+            if ref is not None:
+                own.append(ref)
+            else:
+                own.append(
+                    [
+                        target_index(st.target),
+                        st.step_name,
+                        st.step_label,
+                        go_time(st.in_time),
+                        go_time(st.out_time),
+                        st.error,
+                        events(st.events),
+                    ]
+                )
+        tests.append([name, steps, own])
+    return {"v": SNAPSHOT_VERSION, "job": job_id, "run": run_id, "targets": targets, "tests": tests}
+
+
+async def encode_snapshot(rs: RunStatus) -> bytes:
+    """``rs`` as snapshot bytes (compressed in a thread when big)."""
+    with gc_paused():
+        obj = snapshot_obj(rs)
+        text = json.dumps(obj, separators=(",", ":"), check_circular=False).encode()
+        del obj
+    if len(text) < _COMPRESS_IN_THREAD:
+        return zlib.compress(text, _COMPRESS_LEVEL)
+    return await asyncio.to_thread(zlib.compress, text, _COMPRESS_LEVEL)
+
+
+def snapshot_json(data: bytes, job_id: int, run_id: int) -> dict[str, Any] | None:
+    """The status JSON of run ``run_id`` of ``job_id`` from its snapshot, as
+    ``RunStatus.to_json_obj()`` gives it; None if ``data`` is not a snapshot of that run in
+    this version's format (the caller builds the status from events then)."""
+    try:
+        with gc_paused():
+            doc = json.loads(zlib.decompress(data))
+            if (
+                not isinstance(doc, dict)
+                or doc.get("v") != SNAPSHOT_VERSION
+                or doc.get("job") != job_id
+                or doc.get("run") != run_id
+            ):
+                return None
+            return _expand(doc["targets"], doc["tests"], job_id, run_id)
+    except (zlib.error, ValueError, LookupError, TypeError):
+        log.warning(
+            "job %d run %d: unreadable saved status; building it from events", job_id, run_id
+        )
+        return None
+
+
+def _expand(targets: list[Any], tests: list[Any], job_id: int, run_id: int) -> dict[str, Any]:
+    test_jsons = []
+    for name, steps, own in tests:
+        step_jsons = []
+        expanded: list[list[dict[str, Any]]] = []
+        for step_name, label, events, entries in steps:
+            statuses = [
+                {
+                    "JobID": job_id,
+                    "RunID": run_id,
+                    "TestName": name,
+                    "TestStepName": step_name,
+                    "TestStepLabel": label,
+                    "Target": dict(targets[t]),
+                    "InTime": t_in,
+                    "OutTime": t_out,
+                    "Error": err,
+                    "Events": evs,
+                }
+                for t, t_in, t_out, err, evs in entries
+            ]
+            expanded.append(statuses)
+            step_jsons.append(
+                {
+                    "JobID": job_id,
+                    "RunID": run_id,
+                    "TestName": name,
+                    "TestStepName": step_name,
+                    "TestStepLabel": label,
+                    "Events": events,
+                    "TargetStatuses": statuses or None,
+                }
             )
-            steps = [(b.name, b.label) for b in jt.test.steps]
-            rs.test_statuses.append(_test_status(job.id, run_id, jt.name, steps, events))
-        out.append(rs)
+        own_jsons = []
+        for entry in own:
+            if len(entry) == 2:
+                src = expanded[entry[0]][entry[1]]
+                st = dict(src)
+                st["Target"] = dict(src["Target"])
+                if src["Events"] is not None:
+                    st["Events"] = copy.deepcopy(src["Events"])
+            else:
+                t, step_name, label, t_in, t_out, err, evs = entry
+                st = {
+                    "JobID": job_id,
+                    "RunID": run_id,
+                    "TestName": name,
+                    "TestStepName": step_name,
+                    "TestStepLabel": label,
+                    "Target": dict(targets[t]),
+                    "InTime": t_in,
+                    "OutTime": t_out,
+                    "Error": err,
+                    "Events": evs,
+                }
+            own_jsons.append(st)
+        test_jsons.append(
+            {
+                "JobID": job_id,
+                "RunID": run_id,
+                "TestName": name,
+                "TestStepStatuses": step_jsons or None,
+                "TargetStatuses": own_jsons or None,
+            }
+        )
+    return {
+        "JobID": job_id,
+        "RunID": run_id,
+        "StartTime": ZERO_TIME,
+        "TestStatuses": test_jsons or None,
+    }
+
+
+async def save_run_status(store: Any, status: RunStatus) -> bool:
+    """Save a finished run's status in ``store``, if it keeps them (``store_run_status``);
+    True if saved. A failure is logged, not raised: without a saved status the status document
+    builds the run from its events, as for any unfinished run."""
+    save = getattr(store, "store_run_status", None)
+    if save is None:
+        return False
+    try:
+        data = await encode_snapshot(status)
+    except (ValueError, TypeError, RecursionError) as exc:
+        log.warning(
+            "job %d run %d: status not saved, not a JSON value: %s",
+            status.job_id,
+            status.run_id,
+            exc,
+        )
+        return False
+    try:
+        await save(status.job_id, status.run_id, data)
+    except Exception as exc:
+        log.warning(
+            "job %d run %d: saving the run status failed (%s); the status document will "
+            "build it from the events",
+            status.job_id,
+            status.run_id,
+            exc,
+        )
+        return False
+    return True
+
+
+async def saved_run_jsons(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, Any]:
+    """Run ID -> status JSON, for the runs among ``run_ids`` with a saved status."""
+    load = getattr(store, "stored_run_statuses", None)
+    if load is None or not run_ids:
+        return {}
+    try:
+        blobs: dict[int, bytes] = await load(job_id)
+    except Exception as exc:  # e.g. a database not migrated yet: build from events
+        log.warning("job %d: cannot read saved run statuses (%s)", job_id, exc)
+        return {}
+    out = {}
+    for run_id in run_ids:
+        data = blobs.get(run_id)
+        if data is not None:
+            js = snapshot_json(data, job_id, run_id)
+            if js is not None:
+                out[run_id] = js
     return out

@@ -6,8 +6,8 @@ from typing import Any
 
 from contest.events import RUN_STARTED, EventReader, FrameworkEventQuery
 from contest.job.model import Job
-from contest.job.status import build_run_statuses
-from contest.status import go_time
+from contest.job.status import build_run_statuses, saved_run_jsons
+from contest.status import gc_paused, go_time
 from contest.storage.models import JobReport, JobRequest, JobState, Report
 
 COMPLETION_STATES = frozenset(
@@ -67,8 +67,13 @@ async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str
     last_run = max(
         (int(e.payload.get("RunID", 0)) for e in runs if isinstance(e.payload, dict)), default=0
     )
-    statuses = await build_run_statuses(job, reader, list(range(1, last_run + 1)))
-    run_jsons = [s.to_json_obj() for s in statuses]
+    run_ids = list(range(1, last_run + 1))
+    # finished runs were saved by the job runner; the others are built from their events
+    saved = await saved_run_jsons(store, job.id, run_ids)
+    missing = [r for r in run_ids if r not in saved]
+    built = dict(zip(missing, await build_run_statuses(job, reader, missing), strict=True))
+    with gc_paused():
+        run_jsons = [saved[r] if r in saved else built[r].to_json_obj() for r in run_ids]
     report = await store.job_report(job.id)
     return {
         "Name": req.name,

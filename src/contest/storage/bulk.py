@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -66,7 +67,7 @@ def bulk_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> BulkIns
             for i in range(0, len(rows), per_statement):
                 chunk = rows[i : i + per_statement]
                 sql = head + ",".join([group] * len(chunk))
-                await conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+                await conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
 
         return multirow
 

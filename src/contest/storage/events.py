@@ -29,6 +29,7 @@ from contest.events import (
     TestEventHeader,
     TestEventQuery,
 )
+from contest.status import gc_paused
 from contest.storage import limits as L
 from contest.storage.bulk import Row, bulk_insert
 from contest.storage.errors import NotSerializable
@@ -50,8 +51,21 @@ TEST_COLUMNS = (
 )
 FRAMEWORK_COLUMNS = ("job_id", "event_name", "payload", "emit_time")
 
-# a queued item: (is_framework, row, new job state or None)
-Item = tuple[bool, Row, JobState | None]
+
+class FrameworkItem:
+    """A queued framework event: its row, and the job state it moves to (None: no state)."""
+
+    __slots__ = ("row", "state")
+
+    def __init__(self, row: Row, state: JobState | None) -> None:
+        self.row = row
+        self.state = state
+
+
+# A queued item: a test event's row itself (no wrapper: one object less per event, and a row
+# of plain values drops out of the garbage collector's sight at its first pass), or a
+# framework event.
+Item = Row | FrameworkItem
 
 
 def _not_json(value: Any) -> Any:
@@ -120,27 +134,74 @@ def decode_json(text: str | None) -> Any:
 
 
 class EventCodec:
-    """Turns events into queued items (with all the checks) and rows back into events."""
+    """Turns events into queued items (with all the checks) and rows back into events.
+
+    It runs once per event, in the emitter's task, so it remembers what it has checked: the
+    headers (one object per step and attempt, shared by its events, frozen), the event names,
+    and each target's JSON (reused while the target's fields are the ones it was made from).
+    """
+
+    _MEMORY = 100_000  # entries of each memo before it starts afresh
 
     def __init__(self, limits: L.Limits) -> None:
         self.limits = limits
+        self._headers: dict[int, TestEventHeader] = {}  # id -> the header (kept alive)
+        self._names: set[str] = set()
+        # target ID -> (FQDN, IPv4, IPv6, JSON) of a target without manager state
+        self._targets: dict[str, tuple[str, str | None, str | None, str]] = {}
+
+    def _check_header(self, h: TestEventHeader) -> None:
+        L.check(L.TEST_NAME[0], h.test_name, L.TEST_NAME[1])
+        L.check(L.STEP_LABEL[0], h.step_label, L.STEP_LABEL[1])
+        if len(self._headers) >= self._MEMORY:
+            self._headers.clear()
+        self._headers[id(h)] = h
+
+    def _target_json(self, target: Target) -> str:
+        if target.manager_state is None:
+            known = self._targets.get(target.id)
+            if (
+                known is not None
+                and known[0] == target.fqdn
+                and known[1] == target.primary_ipv4
+                and known[2] == target.primary_ipv6
+            ):
+                return known[3]
+        L.check(L.TARGET_ID[0], target.id, L.TARGET_ID[1])
+        text = encode_target(target, self.limits.target)
+        if target.manager_state is None:
+            if len(self._targets) >= self._MEMORY:
+                self._targets.clear()
+            self._targets[target.id] = (
+                target.fqdn,
+                target.primary_ipv4,
+                target.primary_ipv6,
+                text,
+            )
+        return text
 
     def test_item(self, ev: TestEvent) -> Item:
         h = ev.header
-        L.check(L.TEST_NAME[0], h.test_name, L.TEST_NAME[1])
-        L.check(L.STEP_LABEL[0], h.step_label, L.STEP_LABEL[1])
-        L.check(L.EVENT_NAME[0], ev.name, L.EVENT_NAME[1])
+        if self._headers.get(id(h)) is not h:
+            self._check_header(h)
+        name = ev.name
+        if name not in self._names:
+            L.check(L.EVENT_NAME[0], name, L.EVENT_NAME[1])
+            if len(self._names) >= self._MEMORY:
+                self._names.clear()
+            self._names.add(name)
         target = ev.target
         if target is None:
             target_id = target_json = None
         else:
             target_id = target.id
-            L.check(L.TARGET_ID[0], target_id, L.TARGET_ID[1])
-            target_json = encode_target(target, self.limits.target)
-        payload = encode_json(ev.payload, "Event payload", self.limits.event_payload)
+            target_json = self._target_json(target)
+        payload = ev.payload
+        if payload is not None:
+            payload = encode_json(payload, "Event payload", self.limits.event_payload)
         if not ev.emit_time:
             ev.emit_time = time.time()
-        row = (
+        return (
             h.job_id,
             h.run_id,
             h.test_name,
@@ -148,11 +209,10 @@ class EventCodec:
             h.step_label,
             target_id,
             target_json,
-            ev.name,
+            name,
             payload,
             ev.emit_time,
         )
-        return (False, row, None)
 
     def framework_item(self, ev: FrameworkEvent) -> Item:
         L.check(L.EVENT_NAME[0], ev.name, L.EVENT_NAME[1])
@@ -160,7 +220,7 @@ class EventCodec:
         if not ev.emit_time:
             ev.emit_time = time.time()
         row = (ev.job_id, ev.name, payload, ev.emit_time)
-        return (True, row, JobState.from_event_name(ev.name))
+        return FrameworkItem(row, JobState.from_event_name(ev.name))
 
 
 _SET_STATE = (
@@ -176,18 +236,23 @@ def make_flush(dialect: Dialect) -> Callable[[AsyncConnection, list[Item]], Any]
     insert_framework = bulk_insert(dialect, framework_events.name, FRAMEWORK_COLUMNS)
 
     async def flush(conn: AsyncConnection, items: list[Item]) -> None:
-        test_rows = [row for is_fw, row, _ in items if not is_fw]
+        test_rows = [item for item in items if type(item) is tuple]
         if test_rows:
             await insert_test(conn, test_rows)
         if len(test_rows) == len(items):
             return
         fw_rows: list[Row] = []
         states: dict[int, dict[str, Any]] = {}
-        for is_fw, row, state in items:
-            if is_fw:
+        for item in items:
+            if isinstance(item, FrameworkItem):
+                row = item.row
                 fw_rows.append(row)
-                if state is not None:  # the last state event of a job in the batch wins
-                    states[row[0]] = {"b_job_id": row[0], "b_state": int(state), "b_time": row[3]}
+                if item.state is not None:  # the last state event of a job in the batch wins
+                    states[row[0]] = {
+                        "b_job_id": row[0],
+                        "b_state": int(item.state),
+                        "b_time": row[3],
+                    }
         await insert_framework(conn, fw_rows)
         if states:
             await conn.execute(_SET_STATE, list(states.values()))
@@ -283,3 +348,85 @@ async def read_framework_events(
         FrameworkEvent(job, name, decode_json(payload), when, seq)
         for seq, job, name, payload, when in result
     ]
+
+
+# --- the status builder's read ----------------------------------------------------------------
+
+#: what :func:`read_status_rows` returns per event: (test name, test attempt, step label,
+#: target or None, event name, payload, emit time, sequence)
+StatusRow = tuple[str, int, str, Target | None, str, Any, float, int]
+
+_STATUS_COLUMNS = (
+    "test_name",
+    "test_attempt",
+    "step_label",
+    "target_id",
+    "target",
+    "event_name",
+    "payload",
+    "emit_time",
+    "sequence",
+)
+
+
+def _status_sql(dialect: Dialect, tests: int) -> str:
+    q = dialect.identifier_preparer.quote
+    ph = _PLACEHOLDERS.get(dialect.paramstyle, "?")
+    marks = [ph.format(n=i + 1) for i in range(tests + 2)]
+    return (
+        f"SELECT {', '.join(q(c) for c in _STATUS_COLUMNS)} FROM {q(test_events.name)} "
+        f"WHERE {q('job_id')} = {marks[0]} AND {q('run_id')} = {marks[1]} "
+        f"AND {q('test_name')} IN ({', '.join(marks[2:])}) "
+        # the order of ix_test_events_job_id_run_id_test_name_step_label (MySQL and SQLite
+        # keep the primary key in every index): no sort on those two
+        f"ORDER BY {q('test_name')}, {q('step_label')}, {q('sequence')}"
+    )
+
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{n}"}
+
+
+async def _fetch_raw(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """All rows as the driver gives them (tuples): no SQLAlchemy row objects, no result
+    processing (the columns need none: integers, floats and text)."""
+    dialect = conn.dialect
+    raw = await conn.get_raw_connection()
+    driver_conn: Any = raw.driver_connection
+    if dialect.name == "sqlite" and dialect.driver == "aiosqlite":
+        return list(await driver_conn.execute_fetchall(sql, params))
+    if (dialect.name == "postgresql" and dialect.driver == "psycopg") or (
+        dialect.name in ("mysql", "mariadb") and dialect.driver == "aiomysql"
+    ):
+        async with driver_conn.cursor() as cur:
+            await cur.execute(sql, params)
+            return list(await cur.fetchall())
+    return list(await conn.exec_driver_sql(sql, params))
+
+
+async def read_status_rows(
+    conn: AsyncConnection, job_id: int, run_id: int, test_names: Sequence[str]
+) -> list[StatusRow]:
+    """Every event of the run's ``test_names`` (all attempts), lean: only the columns a status
+    needs, each distinct target decoded once (events of one target share its object), payloads
+    decoded. Sorted by test name, step label, then sequence: the events of one step are in
+    their order, steps are not interleaved."""
+    if not test_names:
+        return []
+    names = list(dict.fromkeys(test_names))
+    rows = await _fetch_raw(conn, _status_sql(conn.dialect, len(names)), (job_id, run_id, *names))
+    targets: dict[str, Target] = {}
+    out: list[StatusRow] = []
+    append = out.append
+    with gc_paused():
+        for test, attempt, label, tid, tjson, name, payload, when, seq in rows:
+            target: Target | None = None
+            if tjson is not None:
+                target = targets.get(tjson)
+                if target is None:
+                    target = targets[tjson] = Target.from_json_obj(json.loads(tjson))
+            elif tid is not None:  # rows written by other tools may carry only the ID
+                target = Target(tid)
+            if payload is not None:
+                payload = decode_json(payload)
+            append((test, attempt, label, target, name, payload, when, seq))
+    return out

@@ -23,8 +23,10 @@ def byte_len(value: str) -> int:
 
 def check(data_name: str, value: str, max_len: int) -> None:
     """Raise :class:`ParameterTooLong` if ``value`` is longer than ``max_len`` bytes."""
-    # 4 bytes per character at most: short strings skip the exact count
-    if len(value) * 4 > max_len:
+    # 4 bytes per character at most: short strings skip the exact count, and so do ASCII
+    # strings short enough (one byte a character); runs for every name of every event
+    n = len(value)
+    if n * 4 > max_len and (n > max_len or not value.isascii()):
         actual = byte_len(value)
         if actual > max_len:
             raise ParameterTooLong(data_name, max_len, actual)

@@ -174,6 +174,26 @@ reports = Table(
     **MYSQL_OPTS,
 )
 
+# --- finished runs' statuses -----------------------------------------------------------------
+
+run_statuses = Table(
+    "run_statuses",
+    metadata,
+    # The status of a finished run (every test's last attempt), saved by the job runner once
+    # the run's tests are done: a finished run's events never change, so the status document
+    # reads it back instead of rebuilding it from every event of the run. Opaque to storage
+    # (``contest.job.status`` makes the bytes: zlib-compressed JSON), kept as base64 text (the
+    # MySQL driver cannot send bytes parameters with current PyMySQL) in chunks, so that no
+    # row outgrows a MySQL packet. Absent for unfinished runs (running, paused, cancelled,
+    # failed) and for runs finished by older versions: those are built from their events.
+    Column("job_id", BigInteger, primary_key=True),
+    Column("run_id", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True),  # 0, 1, ...: the pieces of ``data``, in order
+    Column("data", LongText, nullable=False),
+    **MYSQL_OPTS,
+)
+
+
 # --- bookkeeping -------------------------------------------------------------------------------
 
 commit_markers = Table(

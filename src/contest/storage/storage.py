@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, text
@@ -16,6 +16,7 @@ from contest.storage import events as ev
 from contest.storage import jobs as jb
 from contest.storage import migrate, schema
 from contest.storage import reports as rp
+from contest.storage import runstatuses as rs
 from contest.storage.engine import create_engine
 from contest.storage.limits import Limits
 from contest.storage.models import JobReport, JobRequest, JobState, Report
@@ -36,6 +37,7 @@ _RESET_TABLES = (
     schema.test_events,
     schema.framework_events,
     schema.reports,
+    schema.run_statuses,
     schema.commit_markers,
 )
 
@@ -72,6 +74,8 @@ class Storage:
             sqlite=self.backend == "sqlite",
         )
         self._codec = ev.EventCodec(self.limits)
+        # a saved status's chunks fit the statement size the limits allow (base64: no quoting)
+        self._status_chunk = max(64 * 1024, min(rs.CHUNK_MAX, self.limits.report_data))
         self._event_flush = ev.make_flush(engine.dialect)
         self._last_prune = time.monotonic()
         self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
@@ -135,6 +139,32 @@ class Storage:
         await self._writer.flush()
         return await self.transactor.read(
             lambda c: ev.read_framework_events(c, query), "reading framework events"
+        )
+
+    async def status_rows(
+        self, job_id: int, run_id: int, test_names: Sequence[str]
+    ) -> list[ev.StatusRow]:
+        """The events a run status is built from, lean (see :func:`events.read_status_rows`);
+        after the queued writes, as :meth:`test_events`."""
+        await self._writer.flush()
+        return await self.transactor.read(
+            lambda c: ev.read_status_rows(c, job_id, run_id, test_names),
+            "reading a run's events",
+        )
+
+    # --- finished runs' statuses --------------------------------------------------------------
+
+    async def store_run_status(self, job_id: int, run_id: int, data: bytes) -> None:
+        """Save the status of finished run ``run_id`` (opaque bytes; replaces a saved one)."""
+        chunks = rs.split(data, self._status_chunk)
+        await self.transactor.write(
+            lambda c: rs.save(c, job_id, run_id, chunks), "storing a run status"
+        )
+
+    async def stored_run_statuses(self, job_id: int) -> dict[int, bytes]:
+        """Run ID -> saved status bytes, for the job's runs that have one."""
+        return await self.transactor.read(
+            lambda c: rs.load(c, job_id), "reading saved run statuses"
         )
 
     # --- jobs ---------------------------------------------------------------------------------

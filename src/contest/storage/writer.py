@@ -98,6 +98,7 @@ class GroupCommitWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._inflight: _Batch[T] | None = None
+        self._open: _Batch[T] | None = None  # the batch new items go to (the last queued one)
         self._source = HeldSource(transactor.engine)
         self.batches_written = 0
         self.items_written = 0
@@ -107,20 +108,28 @@ class GroupCommitWriter(Generic[T]):
     def submit(self, item: T) -> Ack:
         """Queue ``item`` behind everything submitted before; await the result to know it is
         committed."""
+        batch = self._open
+        if batch is None or len(batch.items) >= self._max_batch or self._closed:
+            batch = self._new_batch()
+        items = batch.items
+        items.append(item)
+        return Ack(batch, len(items) - 1)
+
+    def _new_batch(self) -> _Batch[T]:
+        """The batch to add to when there is no open one, or it is full: a new one (and the
+        background task, if it is not running)."""
         if self._closed:
             raise StorageClosed("storage is closed")
-        batches = self._batches
-        if not batches or len(batches[-1].items) >= self._max_batch:
-            loop = asyncio.get_running_loop()
-            if self._task is None or self._task.done():  # first use, or cancelled under us
-                self._task = loop.create_task(
-                    self._run(), name=f"contest-storage-writer-{self._name}"
-                )
-            batches.append(_Batch(loop))
-            self._wakeup.set()
-        batch = batches[-1]
-        batch.items.append(item)
-        return Ack(batch, len(batch.items) - 1)
+        open_batch = self._open
+        if open_batch is not None and len(open_batch.items) < self._max_batch:
+            return open_batch
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():  # first use, or cancelled under us
+            self._task = loop.create_task(self._run(), name=f"contest-storage-writer-{self._name}")
+        batch = self._open = _Batch(loop)
+        self._batches.append(batch)
+        self._wakeup.set()
+        return batch
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed (or has failed)."""
@@ -151,6 +160,8 @@ class GroupCommitWriter(Generic[T]):
             # batch before it is taken
             await asyncio.sleep(0)
             batch = self._inflight = self._batches.popleft()
+            if batch is self._open:
+                self._open = None
             try:
                 await self._write(batch)
             except BaseException as e:  # never leave writers hanging, even on cancellation
@@ -168,6 +179,7 @@ class GroupCommitWriter(Generic[T]):
                 self._inflight = None
 
     def _fail_all(self, error: StorageError) -> None:
+        self._open = None
         while self._batches:
             b = self._batches.popleft()
             b.error = error

@@ -1,0 +1,596 @@
+"""The status fast paths against a straightforward reference built from the same events.
+
+The reference is the status builder as it was first written (spec 02 §5.2 read literally: one
+query per test, every event as a ``TestEvent``, grouped by label). The fast paths are the
+single-pass builder over lean rows, and the snapshot a finished run is saved as. Equality is
+byte equality of the status JSON as the server writes it, and equality of the ``RunStatus``
+objects reporters get.
+
+Two sources of shapes: random event logs (every odd case the builder must get right: retries,
+acquire errors, unknown labels, target-less events, repeated and out-of-order routing events,
+step labels that repeat or are empty), and real jobs run by the job runner on every store
+(retries, acquire errors, cleanup steps, several runs, a job paused mid-run then resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of
+
+from contest.events import (
+    ROUTING_EVENTS,
+    TARGET_ACQUIRE_ERR,
+    TARGET_ACQUIRED,
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_OUT,
+    EventReader,
+    MemoryEventSink,
+    TestEvent,
+    TestEventHeader,
+    TestEventQuery,
+)
+from contest.job import status as js
+from contest.job import statusdoc
+from contest.job.model import Job
+from contest.job.pause import PausePayload
+from contest.job.runner import JobRunner
+from contest.memstore import MemoryStore
+from contest.plugins.targetlockers.inmemory import InMemoryLocker
+from contest.plugins.teststeps.sleep import Sleep
+from contest.server import gojson
+from contest.signals import Scope
+from contest.status import RunStatus, TargetStatus, TestStatus, TestStepStatus
+from contest.storage import JobRequest, Storage, open_storage
+from contest.target import Target
+from contest.testing.databases import (
+    Kind,
+    open_empty_storage,
+    server_available,
+    temporary_database,
+)
+
+# --- the reference ------------------------------------------------------------------------------
+
+
+def reference_test_status(
+    job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]], events: list[TestEvent]
+) -> TestStatus:
+    last = max((e.header.test_attempt for e in events), default=0)
+    events = [e for e in events if e.header.test_attempt == last]
+    by_label: dict[str, list[TestEvent]] = {}
+    for e in events:
+        by_label.setdefault(e.header.step_label, []).append(e)
+    ts = TestStatus(job_id, run_id, name)
+    latest: dict[str, TargetStatus] = {}
+    for step_name, label in steps:
+        ss = TestStepStatus(job_id, run_id, name, step_name, label)
+        per_target: dict[str, TargetStatus] = {}
+        for e in by_label.get(label, ()):
+            if e.target is None:
+                if e.name not in ROUTING_EVENTS:
+                    ss.events.append(e)
+                continue
+            st = per_target.get(e.target.id)
+            if st is None:
+                st = TargetStatus(job_id, run_id, name, step_name, label, e.target)
+                per_target[e.target.id] = st
+            if e.name == TARGET_IN:
+                st.in_time = e.emit_time
+            elif e.name == TARGET_OUT:
+                st.out_time = e.emit_time
+            elif e.name == TARGET_ERR:
+                st.out_time = e.emit_time
+                payload = e.payload
+                st.error = str(payload.get("Error", "")) if isinstance(payload, dict) else ""
+            elif e.name not in ROUTING_EVENTS:
+                st.events.append(e)
+        ss.target_statuses = list(per_target.values())
+        latest.update(per_target)
+        ts.step_statuses.append(ss)
+    for e in by_label.get("", ()):
+        if e.name == TARGET_ACQUIRED and e.target is not None:
+            st = latest.get(e.target.id) or TargetStatus(job_id, run_id, name, "", "", e.target)
+            ts.target_statuses.append(st)
+        elif e.name == TARGET_ACQUIRE_ERR:
+            err = e.payload.get("Error") if isinstance(e.payload, dict) else None
+            ts.target_statuses.append(
+                TargetStatus(
+                    job_id,
+                    run_id,
+                    name,
+                    "",
+                    "",
+                    e.target or Target(""),
+                    in_time=e.emit_time,
+                    out_time=e.emit_time,
+                    error=err or js.ACQUIRE_FAILED,
+                )
+            )
+    return ts
+
+
+async def reference_run_statuses(
+    job: Any, reader: EventReader, run_ids: Sequence[int]
+) -> list[RunStatus]:
+    out = []
+    for run_id in run_ids:
+        rs = RunStatus(job.id, run_id)
+        for jt in job.tests:
+            events = await reader.test_events(
+                TestEventQuery(job_id=job.id, run_id=run_id, test_names=[jt.name])
+            )
+            steps = [(b.name, b.label) for b in jt.test.steps]
+            rs.test_statuses.append(reference_test_status(job.id, run_id, jt.name, steps, events))
+        out.append(rs)
+    return out
+
+
+class Hide:
+    """``store`` without some of its methods (the status code looks them up by name)."""
+
+    def __init__(self, store: Any, *names: str) -> None:
+        self._store = store
+        self._hidden = frozenset(names)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._hidden:
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def plain(store: Any) -> Hide:
+    """A store without the fast paths: no lean reads, no saved statuses."""
+    return Hide(store, "status_rows", "stored_run_statuses", "store_run_status")
+
+
+async def reference_document(
+    job: Any, req: JobRequest, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> bytes:
+    with monkeypatch.context() as m:
+        m.setattr(statusdoc, "build_run_statuses", reference_run_statuses)
+        doc = await statusdoc.job_status_document(job, req, plain(store))
+    return gojson.encode(doc)
+
+
+def encode(rs: RunStatus) -> bytes:
+    return gojson.encode(rs.to_json_obj())
+
+
+# --- random event logs --------------------------------------------------------------------------
+
+EVENT_NAMES = [
+    TARGET_IN,
+    TARGET_OUT,
+    TARGET_ERR,
+    "TargetInErr",
+    TARGET_ACQUIRED,
+    TARGET_ACQUIRE_ERR,
+    "TargetReleased",
+    "TestError",
+    "CmdStdout",
+    "VariableEmitted",
+]
+
+
+def random_case(rnd: random.Random) -> tuple[Any, list[TestEvent]]:
+    """A job shape (tests and their steps) and a shuffled-in-time event log for run 1."""
+    tests = []
+    for t in range(rnd.randint(1, 3)):
+        labels = [f"s{i}" for i in range(rnd.randint(0, 4))]
+        if labels and rnd.random() < 0.15:
+            labels.append(rnd.choice(labels))  # a repeated label
+        if rnd.random() < 0.05:
+            labels.append("")  # an empty one
+        steps = [SimpleNamespace(name=f"Step{i % 2}", label=lb) for i, lb in enumerate(labels)]
+        tests.append(SimpleNamespace(name=f"Test {t}", test=SimpleNamespace(steps=steps)))
+    job = SimpleNamespace(id=7, tests=tests)
+    targets = [
+        Target("a"),
+        Target("b", fqdn="b.example.com", primary_ipv4="10.0.0.2"),
+        Target("c", manager_state={"slot": [1, 2], "ok": True}),
+        Target("ünï", primary_ipv6="::1"),
+    ]
+    payloads: list[Any] = [
+        None,
+        {"Error": "boom"},
+        {"Error": 5},
+        {"Msg": "line"},
+        "text",
+        [1, 2.5, None],
+        {"nested": {"x": [True, False]}, "f": 0.1},
+    ]
+    events = []
+    when = 1_700_000_000.0
+    for jt in tests:
+        attempts = rnd.randint(1, 3)
+        labels = ["", "", "nolabel", *[s.label for s in jt.test.steps]]
+        for attempt in range(attempts):
+            for _ in range(rnd.randint(0, 40)):
+                label = rnd.choice(labels)
+                header = TestEventHeader(job.id, 1, jt.name, label, attempt)
+                target = None if rnd.random() < 0.15 else rnd.choice(targets)
+                when += rnd.choice([0.000_001, 0.25, 1.0, 1.123_456_789, -0.5])
+                events.append(
+                    TestEvent(header, target, rnd.choice(EVENT_NAMES), rnd.choice(payloads), when)
+                )
+        # noise: another run and a cleanup test
+        events.append(
+            TestEvent(TestEventHeader(job.id, 2, jt.name, "s0", 0), targets[0], TARGET_IN)
+        )
+        events.append(
+            TestEvent(TestEventHeader(job.id, 1, jt.name + " [CLEANUP]", "s0", 9), None, "X")
+        )
+    return job, events
+
+
+@pytest.mark.parametrize("seed", range(300))
+async def test_builder_and_snapshot_equal_the_reference(seed: int) -> None:
+    rnd = random.Random(seed)
+    job, events = random_case(rnd)
+    sink = MemoryEventSink()
+    for e in events:
+        sink.write_test_event(e)
+    (want,) = await reference_run_statuses(job, sink, [1])
+    (got,) = await js.build_run_statuses(job, sink, [1])
+    assert got == want  # what reporters get
+    want_json = encode(want)
+    assert encode(got) == want_json
+    data = await js.encode_snapshot(got)
+    restored = js.snapshot_json(data, job.id, 1)
+    assert restored is not None
+    assert gojson.encode(restored) == want_json
+    assert restored == want.to_json_obj()
+    # rows in another order across labels (as a database returns them): the same status
+    run1 = [e for e in sink.test if e.header.run_id == 1]
+    rows = sorted(js.rows_of(run1), key=lambda r: (r[0], r[2], r[7]))
+    regrouped = js.build_run_status(job.id, 1, js.job_shape(job), rows)
+    assert encode(regrouped) == want_json
+
+
+async def test_snapshot_of_wrong_run_or_garbage_is_ignored() -> None:
+    job, events = random_case(random.Random(1))
+    sink = MemoryEventSink()
+    for e in events:
+        sink.write_test_event(e)
+    (rs,) = await js.build_run_statuses(job, sink, [1])
+    data = await js.encode_snapshot(rs)
+    assert js.snapshot_json(data, job.id, 1) is not None
+    assert js.snapshot_json(data, job.id, 2) is None
+    assert js.snapshot_json(data, job.id + 1, 1) is None
+    assert js.snapshot_json(b"not a snapshot", job.id, 1) is None
+    assert js.snapshot_json(b"", job.id, 1) is None
+    import zlib
+
+    assert js.snapshot_json(zlib.compress(b'{"v":1,"job":7,"run":1}'), job.id, 1) is None
+    assert js.snapshot_json(zlib.compress(b'{"v":99,"job":7,"run":1}'), job.id, 1) is None
+
+
+async def test_status_not_made_by_the_builder_is_not_snapshotted() -> None:
+    rs = RunStatus(1, 1, [TestStatus(1, 2, "T")])  # a test claiming another run
+    with pytest.raises(ValueError):
+        await js.encode_snapshot(rs)
+    calls: list[int] = []
+
+    async def store_run_status(job_id: int, run_id: int, data: bytes) -> None:
+        calls.append(run_id)
+
+    assert not await js.save_run_status(SimpleNamespace(store_run_status=store_run_status), rs)
+    assert calls == []
+
+
+# --- real jobs on every store -------------------------------------------------------------------
+
+STORE_KINDS = ["memory", "sqlite", "mariadb", "postgresql"]
+
+
+@pytest.fixture(scope="module")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A throw-away database of each kind whose server is up, for this module."""
+    kinds: tuple[Kind, ...] = ("sqlite", "mariadb", "postgresql")
+    with ExitStack() as stack:
+        urls: dict[str, str] = {
+            kind: stack.enter_context(temporary_database(kind, tmp_path_factory.mktemp(kind)))
+            for kind in kinds
+            if server_available(kind)
+        }
+        yield urls
+
+
+async def _store(kind: str, database_urls: dict[str, str]) -> AsyncIterator[Any]:
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    if kind not in database_urls:
+        pytest.skip(f"no {kind} server")
+    # the module's database is migrated by the first open; then emptied for every test
+    s = await open_storage(database_urls[kind])
+    await s.close()
+    s = await open_empty_storage(database_urls[kind])
+    yield s
+    await s.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(
+    request: pytest.FixtureRequest, database_urls: dict[str, str]
+) -> AsyncIterator[Any]:
+    async for s in _store(request.param, database_urls):
+        yield s
+
+
+@pytest.fixture(params=STORE_KINDS[1:])
+async def sql_store(
+    request: pytest.FixtureRequest, database_urls: dict[str, str]
+) -> AsyncIterator[Storage]:
+    async for s in _store(request.param, database_urls):
+        yield s
+
+
+def runner(store: Any, locker: InMemoryLocker | None = None) -> JobRunner:
+    return JobRunner(
+        sink=store,
+        reader=store,
+        reports=store,
+        locker=locker or InMemoryLocker(),
+        lock_duration=5.0,
+        shutdown_timeout=3.0,
+    )
+
+
+async def new_job_id(store: Any) -> tuple[int, JobRequest]:
+    req = JobRequest(name="status test", requestor="tests", server_id="s", descriptor="{}")
+    job_id = await store.store_job(req)
+    got = await store.get_job(job_id)
+    assert got is not None
+    return job_id, got
+
+
+async def flush(store: Any) -> None:
+    if isinstance(store, Storage):
+        await store.flush()
+
+
+async def check_document(
+    job: Job, req: JobRequest, store: Any, monkeypatch: pytest.MonkeyPatch, saved_runs: list[int]
+) -> bytes:
+    """The status document three ways (saved statuses, built from lean reads, the reference)
+    is the same, byte for byte; returns it."""
+    await flush(store)
+    if isinstance(store, Storage):
+        assert sorted(await store.stored_run_statuses(job.id)) == saved_runs
+    fast = gojson.encode(await statusdoc.job_status_document(job, req, store))
+    unsaved = Hide(store, "stored_run_statuses")  # every run built, from lean reads
+    built = gojson.encode(await statusdoc.job_status_document(job, req, unsaved))
+    ref = await reference_document(job, req, store, monkeypatch)
+    assert built == ref
+    assert fast == ref
+    return fast
+
+
+async def test_retries_and_cleanup(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id, req = await new_job_id(store)
+    rec = Recorder()
+    job = job_of(
+        [bundle(Echo(), "echo1"), bundle(FailFirstCall(), "flaky"), bundle(Echo(), "echo2")],
+        ListTM(["T1", "T2", "T3"]),
+        job_id=job_id,
+        cleanup=[bundle(Echo(), "cleanup")],
+        retries=2,
+        reporter=rec,
+    )
+    assert await runner(store).run(job, Scope()) is None
+    saved = [1] if isinstance(store, Storage) else []
+    await check_document(job, req, store, monkeypatch, saved)
+    # reporters got what the reference builds
+    await flush(store)
+    (want,) = await reference_run_statuses(job, store, [1])
+    assert rec.runs == [want]
+    assert rec.finals == [[want]]
+
+
+@pytest.mark.parametrize("fail", [1, 3])
+async def test_acquire_errors(store: Any, monkeypatch: pytest.MonkeyPatch, fail: int) -> None:
+    """Acquisition fails in the first attempt (then succeeds), or in every attempt."""
+    job_id, req = await new_job_id(store)
+    job = job_of(
+        [bundle(Echo(), "a"), bundle(Echo(), "b")],
+        ListTM(["T1", "T2"], fail=fail),
+        job_id=job_id,
+        retries=2,
+        reporter=Recorder(),
+    )
+    assert await runner(store).run(job, Scope()) is None
+    doc = await check_document(
+        job, req, store, monkeypatch, [1] if isinstance(store, Storage) else []
+    )
+    if fail == 3:
+        assert js.ACQUIRE_FAILED.encode() not in doc  # the target manager's own message
+        assert b"some error" in doc
+
+
+async def test_several_runs_without_run_reporters(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every finished run is saved, with or without reporters."""
+    job_id, req = await new_job_id(store)
+    job = job_of(
+        [bundle(Echo(), "a"), bundle(FailFirstCall(), "flaky")],
+        ListTM(["T1", "T2"]),
+        job_id=job_id,
+        runs=3,
+    )
+    assert await runner(store).run(job, Scope()) is None
+    await check_document(
+        job, req, store, monkeypatch, [1, 2, 3] if isinstance(store, Storage) else []
+    )
+
+
+def sleep(label: str, seconds: float) -> Any:
+    step = Sleep()
+    b = bundle(step, label, {"duration": [f"{int(seconds * 1000)}ms"]})
+    step.seconds = seconds
+    return b
+
+
+async def test_paused_then_resumed(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs, paused in the middle of the second: run 1 is saved, run 2 is not (it is not
+    finished) and is built from its events; after the resume both are saved. The document is
+    the reference's at every point."""
+    job_id, req = await new_job_id(store)
+    shared = [0]
+
+    def make() -> Job:
+        return job_of(
+            [bundle(Echo(), "a"), sleep("nap", 0.4), bundle(FailFirstCall(shared), "b")],
+            ListTM(["T1", "T2", "T3"]),
+            job_id=job_id,
+            runs=2,
+            retries=1,
+            reporter=Recorder(),
+        )
+
+    locker = InMemoryLocker()
+    scope = Scope()
+    job = make()
+    task = asyncio.ensure_future(runner(store, locker).run(job, scope))
+    sql = isinstance(store, Storage)
+
+    async def second_run_started() -> bool:
+        await flush(store)
+        events = await store.test_events(TestEventQuery(job_id=job_id, run_id=2))
+        return any(e.name == TARGET_IN and e.header.step_label == "nap" for e in events)
+
+    for _ in range(500):
+        if await second_run_started():
+            break
+        await asyncio.sleep(0.01)
+    scope.pause.set()
+    payload = await task
+    assert isinstance(payload, PausePayload) and payload.run_id == 2
+    await check_document(job, req, store, monkeypatch, [1] if sql else [])
+
+    job = make()
+    assert await runner(store, locker).run(job, Scope(), payload) is None
+    await check_document(job, req, store, monkeypatch, [1, 2] if sql else [])
+
+
+async def test_saving_fails_the_job_does_not(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store
+    job_id, req = await new_job_id(store)
+
+    async def broken(job_id: int, run_id: int, data: bytes) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "store_run_status", broken)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id, reporter=Recorder())
+    assert await runner(store).run(job, Scope()) is None
+    await check_document(job, req, store, monkeypatch, [])
+
+
+async def test_corrupt_saved_status_is_rebuilt(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1", "T2"]), job_id=job_id, runs=2)
+    assert await runner(store).run(job, Scope()) is None
+    await store.store_run_status(job_id, 1, b"garbage")
+    await store.store_run_status(job_id, 2, (await store.stored_run_statuses(job_id))[2][:-5])
+    await check_document(job, req, store, monkeypatch, [1, 2])
+
+
+async def test_saved_status_is_what_the_document_shows(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The document of a finished job reads no test event at all."""
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of([bundle(Echo(), "a"), bundle(Echo(), "b")], ListTM(["T1", "T2"]), job_id=job_id)
+    assert await runner(store).run(job, Scope()) is None
+    want = await check_document(job, req, store, monkeypatch, [1])
+    no_events = Hide(store, "status_rows", "test_events")
+    assert gojson.encode(await statusdoc.job_status_document(job, req, no_events)) == want
+
+
+# --- through the job manager -------------------------------------------------------------------
+
+
+def manager_descriptor(runs: int) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "JobName": "status",
+            "Runs": runs,
+            "RunInterval": "0s",
+            "TestDescriptors": [
+                {
+                    "TargetManagerName": "TargetList",
+                    "TargetManagerAcquireParameters": {
+                        "Targets": [
+                            {"ID": "t1", "FQDN": "t1.example.com"},
+                            {"ID": "t2", "PrimaryIPv4": "10.0.0.2"},
+                        ]
+                    },
+                    "TargetManagerReleaseParameters": {},
+                    "TestFetcherName": "literal",
+                    "TestFetcherFetchParameters": {
+                        "TestName": "T",
+                        "Steps": [
+                            {"name": "Noop", "label": "one", "parameters": {}},
+                            {"name": "Noop", "label": "two", "parameters": {}},
+                        ],
+                    },
+                }
+            ],
+            "Reporting": {
+                "RunReporters": [
+                    {"name": "TargetSuccess", "parameters": {"SuccessExpression": ">0%"}}
+                ]
+            },
+        }
+    )
+
+
+async def test_job_manager_status(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submitted job's status through the job manager equals the reference; the job is
+    rebuilt once for any number of status requests."""
+    from contest.job.manager import JobManager
+
+    jm = JobManager(store, InMemoryLocker(), server_id="status-test")
+    await jm.start(resume_jobs=False)
+    try:
+        job_id = await jm.submit(manager_descriptor(2), "tests")
+        assert await jm.wait_all(10.0)
+        await flush(store)
+        rebuilds: list[int] = []
+        real = jm._rebuild
+
+        async def counting(req: JobRequest) -> Job:
+            rebuilds.append(req.job_id)
+            return await real(req)
+
+        monkeypatch.setattr(jm, "_rebuild", counting)
+        first = gojson.encode(await jm.status(job_id))
+        second = gojson.encode(await jm.status(job_id))
+        assert first == second
+        assert rebuilds == [job_id]
+        req = await store.get_job(job_id)
+        assert req is not None
+        job = await real(req)
+        assert b'"State":"JobStateCompleted"' in first
+        assert first == await reference_document(job, req, store, monkeypatch)
+        if isinstance(store, Storage):
+            assert sorted(await store.stored_run_statuses(job_id)) == [1, 2]
+    finally:
+        await jm.close()
