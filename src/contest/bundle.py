@@ -18,7 +18,8 @@ MAX_LABEL_LEN = 32
 
 
 class BundleError(ContestError):
-    pass
+    """A test step of the descriptor cannot be built: unknown step, invalid parameters, or a
+    missing or too long label."""
 
 
 @dataclass(slots=True)

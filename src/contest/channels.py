@@ -12,6 +12,7 @@ checks it, records ``TargetOut``/``TargetErr`` and wakes the target's task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,10 +74,8 @@ class StepInput(Generic[T]):
             item = await getter
         except asyncio.CancelledError:
             if not getter.done() or getter.cancelled():
-                try:
+                with contextlib.suppress(ValueError):
                     self._getters.remove(getter)
-                except ValueError:
-                    pass
             raise
         if item is _CLOSED:
             raise StopAsyncIteration

@@ -38,7 +38,8 @@ _KIND_NAMES = {
 
 
 class RegistryError(ContestError):
-    pass
+    """A plugin cannot be registered (unknown kind, empty or taken name, invalid event name),
+    or a plugin looked up is not registered."""
 
 
 @dataclass(slots=True)

@@ -17,7 +17,8 @@ _IDENT = re.compile(r"[A-Za-z]\w*\Z")
 
 
 class VariableError(ContestError):
-    pass
+    """A step variable cannot be stored (an empty target, label or name; a value that is not
+    JSON) or read (not emitted yet, or not of the type the parameter wants)."""
 
 
 def is_identifier(s: str) -> bool:

@@ -206,7 +206,7 @@ async def test_36b_binary_step_state_round_trips_exactly() -> None:
                     raise Paused(b"\x00\xffnot json")
                 raise AssertionError("no target")
             async for _t in ch.input:
-                pass
+                continue  # drain the input; T1 is passed on below
             await ch.output.put(StepResult(Target("T1")))
 
     scope = Scope()

@@ -82,7 +82,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """Log nothing: the default writes every request to stderr, noise in test output."""
 
 
 @pytest.fixture(scope="module")

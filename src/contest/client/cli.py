@@ -66,7 +66,8 @@ successfully; 2 usage error, or the server could not be reached.
 
 
 class UsageError(Exception):
-    pass
+    """The command is wrong (a missing or invalid verb, job ID or state; an unreadable or
+    malformed job descriptor): reported on stderr with exit status 2."""
 
 
 def _parser() -> argparse.ArgumentParser:

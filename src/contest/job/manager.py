@@ -43,7 +43,8 @@ _STATUS_JOBS = 8  # rebuilt jobs kept for status requests
 
 
 class JobManagerError(ContestError):
-    pass
+    """A job cannot be found, stopped, resumed or rebuilt: unknown job ID, a job of another
+    instance, or a stored job lacking its request, pause event or extended descriptor."""
 
 
 class JobStore(EventSink, EventReader, Protocol):

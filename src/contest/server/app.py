@@ -28,7 +28,7 @@ REST_PATHS = frozenset({"/api", "/openapi.json", "/healthz"})
 
 
 class _TooLarge(Exception):
-    pass
+    """The request body grew past the limit given to ``_read_body``."""
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

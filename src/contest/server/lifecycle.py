@@ -182,7 +182,7 @@ async def run(settings: ServeSettings) -> int:
                     if not controller.stopping.is_set():
                         controller.interrupt("listener stop")  # pause/cancel as for SIGTERM
                     while not await jm.wait_all(timeout=1.0):
-                        pass
+                        continue  # not all ended or paused yet: wait another second
                 finally:
                     controller.close()
                     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):

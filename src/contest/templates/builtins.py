@@ -7,6 +7,7 @@ turns them into ``error calling NAME: ...`` at the right position.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -79,11 +80,9 @@ def go_eq(a: Any, others: Sequence[Any]) -> bool:
         if a is b:
             return True
         if kb is Kind.OTHER:
-            try:
+            with contextlib.suppress(Exception):  # a failing __eq__ means "not equal"
                 if a == b:
                     return True
-            except Exception:
-                pass
     return False
 
 
@@ -290,11 +289,8 @@ def arity_message(
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
-    try:
+    with contextlib.suppress(TypeError):
         sig.bind(*([None] * nargs))
-    except TypeError:
-        pass
-    else:
         return None
     params = [
         p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)

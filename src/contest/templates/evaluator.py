@@ -42,11 +42,12 @@ from .values import MISSING, GoFuncError, Kind, kind_of, truth
 
 
 class _Break(Exception):
-    pass
+    """``{{break}}`` ran: unwinds to the innermost ``range``, which ends its loop."""
 
 
 class _Continue(Exception):
-    pass
+    """``{{continue}}`` ran: unwinds to the innermost ``range``, which goes on with the next
+    element."""
 
 
 # --------------------------------------------------------------------------- statements
@@ -212,10 +213,10 @@ def _compile_range(node: RangeNode) -> Run:
                 try:
                     body(st, elem)
                 except _Continue:
-                    pass
+                    ...  # {{continue}}: the rest of the body is skipped; on to the next element
                 pop_vars(st, inner)
         except _Break:
-            pass
+            ...  # {{break}}: the loop ends here
         if not ran:
             other(st, dot)
         pop_vars(st, mark)

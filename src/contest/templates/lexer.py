@@ -146,8 +146,9 @@ class _Lexer:
         return False
 
     def accept_run(self, valid: str) -> None:
+        """Consume the longest run of characters from ``valid``."""
         while self.accept(valid):
-            pass
+            continue
 
     def has_left_trim(self, i: int) -> bool:
         t = self.text

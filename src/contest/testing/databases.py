@@ -31,7 +31,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -254,11 +254,10 @@ class TcpProxy:
 
         async def pipe(src: Any, dst: Any) -> None:
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
+                with suppress(OSError, asyncio.CancelledError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
             finally:
                 dst.close()
                 self._writers.discard(dst)
@@ -328,10 +327,8 @@ def kill_connections(db_url: str) -> int:
                 )
                 ids = [row[0] for row in cur.fetchall()]
                 for i in ids:
-                    try:
+                    with suppress(Exception):  # gone already
                         cur.execute(f"KILL {int(i)}")
-                    except Exception:  # gone already
-                        pass
             return len(ids)
         finally:
             conn.close()

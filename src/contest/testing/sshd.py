@@ -264,11 +264,9 @@ class SshdServer:
                 raise RuntimeError(
                     f"sshd on {self.address}:{self.port} exited: {self.log()[-2000:]}"
                 )
-            try:
+            with contextlib.suppress(OSError):  # not listening yet
                 with socket.create_connection((self.address, self.port), timeout=0.5):
                     return
-            except OSError:
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sshd on {self.address}:{self.port} not ready: {self.log()}")
             time.sleep(0.01)

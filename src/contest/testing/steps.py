@@ -124,7 +124,7 @@ class Crash(TestStep):
 
 
 class StepPanic(RuntimeError):
-    pass
+    """The unexpected exception the ``Panic`` step lets escape from ``run``."""
 
 
 class Panic(TestStep):

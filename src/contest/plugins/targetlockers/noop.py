@@ -40,7 +40,7 @@ class NoopLocker(TargetLocker):
         log.debug("noop: job %s 'refreshed' targets", job_id)
 
     async def close(self) -> None:
-        pass
+        """Nothing to release: this locker holds no connection and records no lock."""
 
 
 def new(**settings: Any) -> NoopLocker:

@@ -57,7 +57,8 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class _Malformed(Exception):
-    pass
+    """An OCP object is not what the schema says (a field of the wrong type, a root that is not an
+    object); parsing stops."""
 
 
 def _field(obj: dict[str, Any], key: str) -> Any:

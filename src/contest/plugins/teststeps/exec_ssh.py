@@ -474,7 +474,7 @@ _HEADER = re.compile(rb"^(\w+) (-|-?\d+) (\d+) (\d+)$")
 
 
 class RemoteQuotaExceeded(SSHError):
-    pass
+    """A detached command ran past its remote time quota and was killed on the target."""
 
 
 class DetachedCommand:

@@ -30,7 +30,7 @@ EVENTS = (EVENT_SUCCEEDED, EVENT_FAILED)
 
 
 class RandomlyFailed(Exception):
-    pass
+    """The coin came up "fail" for this target."""
 
 
 class RandEcho(TestStep):

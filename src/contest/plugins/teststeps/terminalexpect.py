@@ -58,7 +58,8 @@ READ_SIZE = 4096
 
 
 class ExpectFailed(Exception):
-    pass
+    """A target fails: its serial port could not be opened, or the expected output did not
+    appear before the timeout."""
 
 
 class SerialConsole:

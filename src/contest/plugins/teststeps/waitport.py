@@ -27,6 +27,7 @@ pause between dials at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Awaitable
@@ -60,7 +61,7 @@ _FAMILIES = {"": socket.AF_UNSPEC, "4": socket.AF_INET, "6": socket.AF_INET6}
 
 
 class WaitPortFailed(Exception):
-    pass
+    """A target fails: no address to dial, or the port did not answer before the timeout."""
 
 
 @dataclass(slots=True)
@@ -124,10 +125,8 @@ async def dial(host: str, port: int, protocol: str) -> None:
     if protocol.startswith("tcp"):
         _reader, writer = await asyncio.open_connection(host, port, family=family)
         writer.close()
-        try:
+        with contextlib.suppress(OSError):  # the port answered; how the close went is moot
             await writer.wait_closed()
-        except OSError:
-            pass
         return
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
