@@ -26,7 +26,7 @@ EVENTS = ("ExampleStartedEvent", "ExampleFinishedEvent", "ExampleFailedEvent")
 
 
 class TargetFailed(Exception):
-    pass
+    """The random roll said this target fails (FailPct)."""
 
 
 class Example(TestStep):
