@@ -255,6 +255,19 @@ async def test_builder_and_snapshot_equal_the_reference(seed: int) -> None:
     assert encode(regrouped) == want_json
 
 
+@pytest.mark.parametrize("seed", range(12))
+async def test_lean_reads_build_what_the_reference_builds(sql_store: Storage, seed: int) -> None:
+    """The random logs again, stored: the lean read (only the columns and unlabelled events a
+    status uses, in the database's order) builds what the reference builds from events."""
+    job, events = random_case(random.Random(1000 + seed))
+    await asyncio.gather(*(sql_store.write_test_event(e) for e in events))
+    (want,) = await reference_run_statuses(job, sql_store, [1])
+    (got,) = await js.build_run_statuses(job, sql_store, [1])
+    assert got == want
+    assert encode(got) == encode(want)
+    await sql_store.reset()
+
+
 async def test_snapshot_of_wrong_run_or_garbage_is_ignored() -> None:
     job, events = random_case(random.Random(1))
     sink = MemoryEventSink()
@@ -594,3 +607,28 @@ async def test_job_manager_status(store: Any, monkeypatch: pytest.MonkeyPatch) -
             assert sorted(await store.stored_run_statuses(job_id)) == [1, 2]
     finally:
         await jm.close()
+
+
+def test_go_time_equals_the_plain_formatting() -> None:
+    """``go_time`` (tuned: it formats two times per target and step) against the plain way."""
+    import datetime as dt
+
+    from contest.status import go_time
+
+    def plain(ts: float | None) -> str:
+        if ts is None or ts <= 0:
+            return "0001-01-01T00:00:00Z"
+        whole = int(ts)
+        frac_ns = round((ts - whole) * 1e9)
+        if frac_ns >= 1_000_000_000:
+            whole, frac_ns = whole + 1, frac_ns - 1_000_000_000
+        base = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{base}.{frac_ns:09d}".rstrip("0") + "Z" if frac_ns else base + "Z"
+
+    rnd = random.Random(5)
+    values: list[float | None] = [None, 0.0, -1.0, 1e-9, 0.5, 12.000000001, 1_714_523_456.0]
+    values += [1_714_523_456.9999999999, 1_714_523_456.25, 1_714_523_456.1]
+    values += [rnd.uniform(0, 4e9) for _ in range(20_000)]
+    values += [1_714_523_456 + rnd.random() for _ in range(20_000)]
+    for v in values:
+        assert go_time(v) == plain(v), v

@@ -145,6 +145,10 @@ async def test_status_rows_equal_the_events(storage: Storage) -> None:
     assert sorted(got, key=lambda r: r[7]) == want  # same rows, same sequence numbers
     # one Target object per distinct target
     assert len({id(r[3]) for r in got if r[3] is not None}) == 4
+    # of the events without a step label, only the asked ones
+    some = await storage.status_rows(1, 1, ["A", "B"], ["TargetAcquired", "Nothing"])
+    assert by_step(some) == by_step([r for r in want if r[2] != "" or r[4] == "TargetAcquired"])
+    assert all(r[2] for r in await storage.status_rows(1, 1, ["A"], []))
     assert await storage.status_rows(1, 1, []) == []
     assert await storage.status_rows(1, 3, ["A"]) == []
 

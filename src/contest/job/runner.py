@@ -358,6 +358,8 @@ class JobRunner:
     async def _run_reports(self, job: Job, run_id: int) -> None:
         # the run is finished: its status never changes again, so it is saved for the status
         # document (which would otherwise build it from every event of the run at each call)
+        if not job.run_reporters and not hasattr(self.reports, "store_run_status"):
+            return
         try:
             status = (await build_run_statuses(job, self.reader, [run_id]))[0]
         except Exception:

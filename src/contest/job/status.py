@@ -194,15 +194,25 @@ def rows_of(events: Iterable[TestEvent]) -> list[StatusRow]:
     ]
 
 
+#: the only events with an empty step label a status reads (not TargetReleased)
+_UNLABELLED = (TARGET_ACQUIRED, TARGET_ACQUIRE_ERR)
+
+
 async def read_status_rows(
-    reader: EventReader, job_id: int, run_id: int, test_names: Sequence[str]
+    reader: EventReader, job_id: int, run_id: int, tests: Sequence[TestShape]
 ) -> list[StatusRow]:
-    """The run's events of ``test_names``: lean from a store that can, else as events."""
+    """The run's events of ``tests``: lean from a store that can (only the events a status
+    uses), else as events."""
+    test_names = list(dict.fromkeys(name for name, _ in tests))
     if not test_names:
         return []
     lean = getattr(reader, "status_rows", None)
     if lean is not None:
-        rows: list[StatusRow] = await lean(job_id, run_id, test_names)
+        # a step with an empty label (descriptors do not allow one) sees them all
+        empty_label = any(label == "" for _, steps in tests for _, label in steps)
+        rows: list[StatusRow] = await lean(
+            job_id, run_id, test_names, None if empty_label else _UNLABELLED
+        )
         return rows
     events = await reader.test_events(
         TestEventQuery(job_id=job_id, run_id=run_id, test_names=list(test_names))
@@ -215,10 +225,9 @@ async def build_run_statuses(
 ) -> list[RunStatus]:
     """One ``RunStatus`` per run id, tests in the job's order."""
     tests = job_shape(job)
-    names = list(dict.fromkeys(name for name, _ in tests))
     out = []
     for run_id in run_ids:
-        rows = await read_status_rows(reader, job.id, run_id, names)
+        rows = await read_status_rows(reader, job.id, run_id, tests)
         out.append(build_run_status(job.id, run_id, tests, rows))
     return out
 

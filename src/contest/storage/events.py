@@ -180,7 +180,7 @@ class EventCodec:
             )
         return text
 
-    def test_item(self, ev: TestEvent) -> Item:
+    def test_item(self, ev: TestEvent) -> Row:
         h = ev.header
         if self._headers.get(id(h)) is not h:
             self._check_header(h)
@@ -214,7 +214,7 @@ class EventCodec:
             ev.emit_time,
         )
 
-    def framework_item(self, ev: FrameworkEvent) -> Item:
+    def framework_item(self, ev: FrameworkEvent) -> FrameworkItem:
         L.check(L.EVENT_NAME[0], ev.name, L.EVENT_NAME[1])
         payload = encode_json(ev.payload, "Event payload", self.limits.event_payload)
         if not ev.emit_time:
@@ -369,18 +369,22 @@ _STATUS_COLUMNS = (
 )
 
 
-def _status_sql(dialect: Dialect, tests: int) -> str:
+def _status_sql(dialect: Dialect, tests: int, unlabelled: int | None) -> str:
     q = dialect.identifier_preparer.quote
     ph = _PLACEHOLDERS.get(dialect.paramstyle, "?")
-    marks = [ph.format(n=i + 1) for i in range(tests + 2)]
-    return (
+    marks = iter([ph.format(n=i + 1) for i in range(tests + 3 + (unlabelled or 0))])
+    sql = (
         f"SELECT {', '.join(q(c) for c in _STATUS_COLUMNS)} FROM {q(test_events.name)} "
-        f"WHERE {q('job_id')} = {marks[0]} AND {q('run_id')} = {marks[1]} "
-        f"AND {q('test_name')} IN ({', '.join(marks[2:])}) "
-        # the order of ix_test_events_job_id_run_id_test_name_step_label (MySQL and SQLite
-        # keep the primary key in every index): no sort on those two
-        f"ORDER BY {q('test_name')}, {q('step_label')}, {q('sequence')}"
+        f"WHERE {q('job_id')} = {next(marks)} AND {q('run_id')} = {next(marks)} "
+        f"AND {q('test_name')} IN ({', '.join(next(marks) for _ in range(tests))}) "
     )
+    if unlabelled is not None:
+        empty = next(marks)
+        names = ", ".join(next(marks) for _ in range(unlabelled)) or "NULL"
+        sql += f"AND ({q('step_label')} <> {empty} OR {q('event_name')} IN ({names})) "
+    # the order of ix_test_events_job_id_run_id_test_name_step_label (MySQL and SQLite keep the
+    # primary key in every index): no sort on those two
+    return sql + f"ORDER BY {q('test_name')}, {q('step_label')}, {q('sequence')}"
 
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{n}"}
@@ -404,16 +408,26 @@ async def _fetch_raw(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -
 
 
 async def read_status_rows(
-    conn: AsyncConnection, job_id: int, run_id: int, test_names: Sequence[str]
+    conn: AsyncConnection,
+    job_id: int,
+    run_id: int,
+    test_names: Sequence[str],
+    unlabelled: Sequence[str] | None = None,
 ) -> list[StatusRow]:
     """Every event of the run's ``test_names`` (all attempts), lean: only the columns a status
     needs, each distinct target decoded once (events of one target share its object), payloads
-    decoded. Sorted by test name, step label, then sequence: the events of one step are in
+    decoded; of the events with an empty step label, only those named in ``unlabelled``
+    (None: all). Sorted by test name, step label, then sequence: the events of one step are in
     their order, steps are not interleaved."""
     if not test_names:
         return []
     names = list(dict.fromkeys(test_names))
-    rows = await _fetch_raw(conn, _status_sql(conn.dialect, len(names)), (job_id, run_id, *names))
+    params: tuple[Any, ...] = (job_id, run_id, *names)
+    if unlabelled is not None:
+        unlabelled = list(dict.fromkeys(unlabelled))
+        params = (*params, "", *unlabelled)
+    sql = _status_sql(conn.dialect, len(names), None if unlabelled is None else len(unlabelled))
+    rows = await _fetch_raw(conn, sql, params)
     targets: dict[str, Target] = {}
     out: list[StatusRow] = []
     append = out.append

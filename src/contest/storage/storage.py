@@ -142,13 +142,17 @@ class Storage:
         )
 
     async def status_rows(
-        self, job_id: int, run_id: int, test_names: Sequence[str]
+        self,
+        job_id: int,
+        run_id: int,
+        test_names: Sequence[str],
+        unlabelled: Sequence[str] | None = None,
     ) -> list[ev.StatusRow]:
         """The events a run status is built from, lean (see :func:`events.read_status_rows`);
         after the queued writes, as :meth:`test_events`."""
         await self._writer.flush()
         return await self.transactor.read(
-            lambda c: ev.read_status_rows(c, job_id, run_id, test_names),
+            lambda c: ev.read_status_rows(c, job_id, run_id, test_names, unlabelled),
             "reading a run's events",
         )
 
