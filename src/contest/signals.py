@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from contest.errors import Cancelled, Paused
 
-
 # Whether a sleep in the current task ends on pause. ``for_each_target`` turns it off for its
 # workers: a step without resume support finishes the targets it holds (ConTest's semantics),
 # instead of dropping them half-done.
