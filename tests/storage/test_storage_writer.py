@@ -182,3 +182,37 @@ async def test_cancelled_writer_fails_its_waiters_and_restarts(db_url: str) -> N
         gate.set()
         await writer.close()
         await storage.close()
+
+
+async def test_cancelled_emitter_fails_alone(storage: Storage) -> None:
+    """A task cancelled while awaiting its emit gets CancelledError; the other emitters of the
+    batch get their commits, and the writer goes on (the batch's commit is shared: it must not
+    be cancelled through one of its waiters)."""
+
+    async def emit(i: int) -> int:
+        await storage.write_test_event(TEvent(H, Target(f"t{i}"), "E", {"i": i}))
+        return i
+
+    tasks = [asyncio.ensure_future(emit(i)) for i in range(20)]
+    await asyncio.sleep(0)  # every emit is queued, in one batch
+    tasks[3].cancel()
+    tasks[11].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r) for r in results if isinstance(r, BaseException)] == [
+        asyncio.CancelledError,
+        asyncio.CancelledError,
+    ]
+    assert [r for r in results if not isinstance(r, BaseException)] == [
+        i for i in range(20) if i not in (3, 11)
+    ]
+    await storage.write_test_event(TEvent(H, None, "After"))  # the writer still works
+    got = await storage.test_events(TQuery(job_id=1))
+    assert len(got) == 21  # the cancelled emitters' events were committed with the batch
+
+
+async def test_ack_awaited_late_or_twice(storage: Storage) -> None:
+    ack = storage.write_test_event(TEvent(H, None, "One"))
+    await storage.flush()
+    assert ack.done()
+    await ack
+    await ack

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,18 +34,37 @@ T = TypeVar("T")
 FlushFn = Callable[[AsyncConnection, list[T]], Awaitable[None]]
 
 
+class _Commit(asyncio.Future[None]):
+    """A batch's commit, which every writer of the batch awaits.
+
+    It cannot be cancelled: a task cancelled while awaiting a future cancels that future, and
+    this one is shared, so one cancelled emitter would fail every other emitter of the batch
+    (their events committed all the same) and break the writer's loop. Refusing makes asyncio
+    deliver the cancellation to that task alone, once the batch is done (a commit: normally
+    milliseconds; in an outage, when the writer gives up).
+    """
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 class _Batch(Generic[T]):
     __slots__ = ("done", "error", "item_errors", "items")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.items: list[T] = []
-        self.done: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = _Commit(loop=loop)
         self.error: StorageError | None = None  # the whole batch failed
         self.item_errors: dict[int, BaseException] | None = None  # single items failed
 
 
 class Ack:
-    """What a writer awaits: completes when its item is committed, or raises why not."""
+    """What a writer awaits: completes when its item is committed, or raises why not.
+
+    Its own iterator (``__await__`` returns it), as ``asyncio.Future`` is, rather than a
+    generator: one object per event instead of two. Every emit makes one and keeps it until
+    the commit, so what it costs the garbage collector counts.
+    """
 
     __slots__ = ("_batch", "_index")
 
@@ -53,10 +72,31 @@ class Ack:
         self._batch = batch
         self._index = index
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Ack:
+        return self
+
+    def __iter__(self) -> Ack:
+        return self
+
+    def __next__(self) -> asyncio.Future[None]:
+        done = self._batch.done
+        if not done.done():
+            done._asyncio_future_blocking = True  # what Future.__await__ does before yielding
+            return done
+        self._result()
+        raise StopIteration
+
+    def send(self, value: Any) -> asyncio.Future[None]:
+        return self.__next__()
+
+    def throw(self, exc: Any, value: Any = None, tb: Any = None) -> asyncio.Future[None]:
+        # the awaiting task was cancelled (or thrown into) while waiting: it ends here
+        if isinstance(exc, BaseException):
+            raise exc
+        raise exc if value is None else value
+
+    def _result(self) -> None:
         batch = self._batch
-        if not batch.done.done():
-            yield from batch.done.__await__()
         if batch.error is not None:
             # a fresh exception per writer: one instance raised in many tasks would pile
             # every task's traceback onto it
