@@ -162,8 +162,9 @@ class JobManager:
                 name=desc.job_name,
                 requestor=requestor,
                 server_id=self.server_id,
-                descriptor=desc.to_json(),
-                extended_descriptor=ext.to_json(),
+                # compact JSON: a 100,000-target descriptor fits MySQL's default packet size
+                descriptor=desc.to_json(indent=None),
+                extended_descriptor=ext.to_json(indent=None),
                 tags=tuple(dict.fromkeys(tags)),
             )
         )
