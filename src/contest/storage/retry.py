@@ -15,6 +15,7 @@ has been away longer than that, every operation fails at its first error, with a
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import secrets
@@ -238,14 +239,16 @@ class Transactor:
         return found is not None
 
 
-class ConnectionSource:
+class ConnectionSource(abc.ABC):
     """Where :meth:`Transactor.write` gets its connection from."""
 
+    @abc.abstractmethod
     async def acquire(self) -> AsyncConnection:
-        raise NotImplementedError
+        """A connection for one transaction."""
 
+    @abc.abstractmethod
     async def release(self, conn: AsyncConnection) -> None:
-        raise NotImplementedError
+        """The transaction is over: give the connection back."""
 
     async def discard(self, conn: AsyncConnection) -> None:
         """The connection failed mid-transaction: drop it. Invalidated, not just returned to
@@ -286,7 +289,7 @@ class HeldSource(ConnectionSource):
         return self._conn
 
     async def release(self, conn: AsyncConnection) -> None:
-        pass
+        """Kept for the next transaction: nothing to give back."""
 
     async def discard(self, conn: AsyncConnection) -> None:
         self._conn = None
