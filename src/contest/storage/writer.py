@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -72,8 +72,9 @@ class Ack:
         self._batch = batch
         self._index = index
 
-    def __await__(self) -> Ack:
-        return self
+    def __await__(self) -> Generator[asyncio.Future[None], Any, None]:
+        # it is one: __next__, send and throw, the protocol ``await`` drives
+        return cast("Generator[asyncio.Future[None], Any, None]", self)
 
     def __iter__(self) -> Ack:
         return self
