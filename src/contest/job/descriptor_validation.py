@@ -72,7 +72,7 @@ def too_long(data_name: str, value: str, max_len: int) -> str | None:
     return f"{data_name} is too long: {length} > {max_len}" if length > max_len else None
 
 
-def _go_strconv_quote(s: str) -> str:
+def go_strconv_quote(s: str) -> str:
     """Quote like Go's ``strconv.Quote`` (used by ``strconv.Atoi`` in its error messages)."""
     out = ['"']
     for ch in s:
@@ -96,10 +96,10 @@ def _go_strconv_quote(s: str) -> str:
 def _atoi(s: str) -> tuple[int | None, str]:
     """Go's ``strconv.Atoi`` on a 64-bit platform: the value, or ``None`` and Go's error text."""
     if not _ATOI_RE.fullmatch(s):
-        return None, f"strconv.Atoi: parsing {_go_strconv_quote(s)}: invalid syntax"
+        return None, f"strconv.Atoi: parsing {go_strconv_quote(s)}: invalid syntax"
     value = int(s)
     if not -(1 << 63) <= value < (1 << 63):
-        return None, f"strconv.Atoi: parsing {_go_strconv_quote(s)}: value out of range"
+        return None, f"strconv.Atoi: parsing {go_strconv_quote(s)}: value out of range"
     return value, ""
 
 
@@ -141,17 +141,17 @@ def check_tags(
     for i, tag in enumerate(tags):
         where = f"{path}[{i}]"
         if not _TAG_RE.fullmatch(tag):
-            errors.append(DescriptorError(where, f"{_go_strconv_quote(tag)} is not a valid tag"))
+            errors.append(DescriptorError(where, f"{go_strconv_quote(tag)} is not a valid tag"))
             continue
         if not allow_internal and tag.startswith(INTERNAL_TAG_PREFIX):
             errors.append(
                 DescriptorError(
-                    where, f"{_go_strconv_quote(tag)} is an internal tag and is not allowed"
+                    where, f"{go_strconv_quote(tag)} is an internal tag and is not allowed"
                 )
             )
             continue
         if tag in seen:
-            errors.append(DescriptorError(where, f"duplicate tag {_go_strconv_quote(tag)}"))
+            errors.append(DescriptorError(where, f"duplicate tag {go_strconv_quote(tag)}"))
             continue
         seen.add(tag)
         long = too_long("Tag", tag, MAX_TAG_LEN)

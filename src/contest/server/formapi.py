@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from contest.durations import format_duration
 from contest.job.descriptor_model import DescriptorDecodeError, DescriptorValidationError
-from contest.job.descriptor_validation import check_tags
+from contest.job.descriptor_validation import check_tags, go_strconv_quote
 from contest.server import gojson
 from contest.storage.models import JobState
 
@@ -312,7 +312,7 @@ class FormAPI:
             for name in states_text.split(","):
                 state = LISTABLE_STATES.get(name)
                 if state is None:
-                    bad_state = f"List failed: invalid job state {gojson.strconv_quote(name)}"
+                    bad_state = f"List failed: invalid job state {go_strconv_quote(name)}"
                     break
                 states.append(state)
             if not states:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from contest.job.descriptor_validation import go_strconv_quote as strconv_quote
+
 _LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
@@ -41,27 +43,6 @@ def encode_indent(value: Any, indent: str = " ") -> str:
     prints): Go puts no space before a colon, one after, and ends with a newline."""
     text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
     return text.translate(_LINE_SEPARATORS) + "\n"
-
-
-def strconv_quote(s: str) -> str:
-    """Go's ``strconv.Quote``, as ``strconv`` error messages quote the input."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append("\\" + "abfnrtv"["\a\b\f\n\r\t\v".index(ch)])
-        elif ch.isprintable():
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 class GoNumError(ValueError):
