@@ -187,9 +187,7 @@ class StepParameters(Mapping[str, list[Param]]):
     def __init__(self, params: Mapping[str, Iterable[Param | str]] | None = None) -> None:
         self._params: dict[str, list[Param]] = {}
         for key, values in (params or {}).items():
-            self._params[key] = [
-                v if isinstance(v, Param) else Param(v, key) for v in values
-            ]
+            self._params[key] = [v if isinstance(v, Param) else Param(v, key) for v in values]
             for p in self._params[key]:
                 if not p.name:
                     p.name = key

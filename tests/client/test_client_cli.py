@@ -25,31 +25,64 @@ def envelope(type_: str, data: Any, error: str | None = None) -> httpx.Response:
 
 def status_doc(state: str, success: bool = True, failed_target: bool = False) -> dict[str, Any]:
     target = {
-        "JobID": 7, "RunID": 1, "TestName": "t", "TestStepName": "Sleep", "TestStepLabel": "nap",
-        "Target": {"ID": "T1"}, "InTime": "2026-01-01T00:00:00Z",
-        "OutTime": "2026-01-01T00:00:01Z", "Error": "boom" if failed_target else "",
+        "JobID": 7,
+        "RunID": 1,
+        "TestName": "t",
+        "TestStepName": "Sleep",
+        "TestStepLabel": "nap",
+        "Target": {"ID": "T1"},
+        "InTime": "2026-01-01T00:00:00Z",
+        "OutTime": "2026-01-01T00:00:01Z",
+        "Error": "boom" if failed_target else "",
         "Events": [],
     }
     flying = dict(target, Target={"ID": "T2"}, OutTime="0001-01-01T00:00:00Z", Error="")
     run = {
-        "JobID": 7, "RunID": 1, "StartTime": "0001-01-01T00:00:00Z",
-        "TestStatuses": [{
-            "JobID": 7, "RunID": 1, "TestName": "t",
-            "TestStepStatuses": [{
-                "JobID": 7, "RunID": 1, "TestName": "t", "TestStepName": "Sleep",
-                "TestStepLabel": "nap", "Events": None, "TargetStatuses": [target, flying],
-            }],
-            "TargetStatuses": [],
-        }],
+        "JobID": 7,
+        "RunID": 1,
+        "StartTime": "0001-01-01T00:00:00Z",
+        "TestStatuses": [
+            {
+                "JobID": 7,
+                "RunID": 1,
+                "TestName": "t",
+                "TestStepStatuses": [
+                    {
+                        "JobID": 7,
+                        "RunID": 1,
+                        "TestName": "t",
+                        "TestStepName": "Sleep",
+                        "TestStepLabel": "nap",
+                        "Events": None,
+                        "TargetStatuses": [target, flying],
+                    }
+                ],
+                "TargetStatuses": [],
+            }
+        ],
     }
     return {
-        "Name": "job", "State": state, "StateErrMsg": "", "StartTime": "2026-01-01T00:00:00Z",
-        "EndTime": None, "RunStatus": run, "RunStatuses": [run],
+        "Name": "job",
+        "State": state,
+        "StateErrMsg": "",
+        "StartTime": "2026-01-01T00:00:00Z",
+        "EndTime": None,
+        "RunStatus": run,
+        "RunStatuses": [run],
         "JobReport": {
             "JobID": 7,
-            "RunReports": [[{"JobID": 7, "RunID": 1, "ReporterName": "TargetSuccess",
-                             "ReportTime": "2026-01-01T00:00:02Z", "Success": success,
-                             "Data": "x"}]],
+            "RunReports": [
+                [
+                    {
+                        "JobID": 7,
+                        "RunID": 1,
+                        "ReporterName": "TargetSuccess",
+                        "ReportTime": "2026-01-01T00:00:02Z",
+                        "Success": success,
+                        "Data": "x",
+                    }
+                ]
+            ],
             "FinalReports": None,
         },
     }
@@ -70,10 +103,17 @@ class FakeServer:
             if not self.rest:
                 return httpx.Response(400, content=b"Only POST requests are supported")
             state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-            return httpx.Response(200, json={
-                "State": state, "Run": 1, "Elapsed": 1.0,
-                "Steps": [{"Test": "t", "Step": "nap", "InFlight": 0, "Passed": 2, "Failed": 0}],
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "State": state,
+                    "Run": 1,
+                    "Elapsed": 1.0,
+                    "Steps": [
+                        {"Test": "t", "Step": "nap", "InFlight": 0, "Passed": 2, "Failed": 0}
+                    ],
+                },
+            )
         self.forms.append((path, request.content.decode()))
         if path == "/start":
             return envelope("ResponseTypeStart", {"JobID": 7})
@@ -118,11 +158,23 @@ def test_verbs_print_contests_output_and_send_its_forms() -> None:
     code, out = run_cli(["version"], server)
     assert code == 0
     assert out == '{\n "ServerID": "srv",\n "Data": {\n  "Version": 5\n },\n "Err": null\n}\n'
-    code, out = run_cli(["list", "--states", "JobStateStarted", "--states=JobStatePaused",
-                         "--tags", "a,b", "-r", "me"], server)
+    code, out = run_cli(
+        [
+            "list",
+            "--states",
+            "JobStateStarted",
+            "--states=JobStatePaused",
+            "--tags",
+            "a,b",
+            "-r",
+            "me",
+        ],
+        server,
+    )
     assert code == 0 and json.loads(out)["Data"] == {"JobIDs": [1, 2]}
     assert server.forms[-1] == (
-        "/list", "requestor=me&states=JobStateStarted%2CJobStatePaused&tags=a%2Cb"
+        "/list",
+        "requestor=me&states=JobStateStarted%2CJobStatePaused&tags=a%2Cb",
     )
     code, out = run_cli(["STOP", "3"], server)  # verbs are case-insensitive
     assert code == 1 and json.loads(out)["Err"] == "could not stop job: unknown job ID: 3"
@@ -169,7 +221,7 @@ def test_wait_on_a_terminal_ends_with_a_summary() -> None:
     code, out = run_cli(["start", "-w", "--poll-interval", "0.01"], server, stdin=DESC, tty=True)
     assert code == 0
     assert "nap" in out and "passed" in out  # the live table
-    summary = json.loads(out[out.rindex('{\n "JobID"'):])
+    summary = json.loads(out[out.rindex('{\n "JobID"') :])
     assert summary["Succeeded"] is True and summary["State"] == "JobStateCompleted"
     assert summary["Reports"][0]["ReporterName"] == "TargetSuccess"
 
@@ -201,7 +253,9 @@ def test_answers_that_are_not_contests_are_transport_errors() -> None:
         t.status("x", 1)
     t = HTTPTransport("h:1", transport=httpx.MockTransport(msg_400))
     assert t.status("x", 1) == {
-        "ServerID": "", "Data": {"Status": None}, "Err": "Status failed: requestor cannot be empty"
+        "ServerID": "",
+        "Data": {"Status": None},
+        "Err": "Status failed: requestor cannot be empty",
     }
     code, _ = run_cli(["version"], plain_400)
     assert code == cli.EXIT_UNREACHABLE

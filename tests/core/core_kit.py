@@ -102,14 +102,16 @@ def target_events(label: str, tid: str, *names: Any) -> list[tuple[str, str, str
 
 def passed(label: str, tid: str) -> list[tuple[str, str, str, Any]]:
     """The events of a target a Test step passed."""
-    return target_events(label, tid, "TargetIn", "TestStartedEvent", "TestFinishedEvent",
-                         "TargetOut")
+    return target_events(
+        label, tid, "TargetIn", "TestStartedEvent", "TestFinishedEvent", "TargetOut"
+    )
 
 
 def failed(label: str, tid: str, msg: str = "target failed") -> list[tuple[str, str, str, Any]]:
     """The events of a target a Test step failed."""
-    return target_events(label, tid, "TargetIn", "TestStartedEvent", "TestFailedEvent",
-                         ("TargetErr", {"Error": msg}))
+    return target_events(
+        label, tid, "TargetIn", "TestStartedEvent", "TestFailedEvent", ("TargetErr", {"Error": msg})
+    )
 
 
 def step_pair(label: str) -> list[tuple[str, None, str, None]]:
@@ -145,8 +147,14 @@ class Echo(TestStep):
         self.seen: list[str] = []
         self.resume_states: list[bytes | None] = []
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         self.resume_states.append(resume_state)
         async for target in ch.input:
             self.seen.append(target.id)
@@ -158,8 +166,14 @@ class NilResult(TestStep):
 
     name = "NilResult"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async for _target in ch.input:
             await ch.output.put(StepResult(None))
 
@@ -173,8 +187,14 @@ class EarlyReturn(TestStep):
         self.take = take
         self.seen: list[str] = []
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         if self.take == 0:
             return
         async for target in ch.input:
@@ -192,8 +212,14 @@ class PausesUnasked(TestStep):
     def __init__(self, take: int = 0) -> None:
         self.take = take
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         got = 0
         if self.take:
             async for _target in ch.input:
@@ -222,8 +248,14 @@ class NeverReads(TestStep):
         self.until = until
         self.started = False
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         self.started = True
         if self.until == "cancel":
             await ctx.wait_cancelled()
@@ -245,8 +277,14 @@ class TakeThenRaise(TestStep):
     def __init__(self, take: int = 1) -> None:
         self.take = take
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         got = 0
         async for _target in ch.input:
             got += 1
@@ -262,8 +300,13 @@ class Holder(TestStep):
 
     name = "Holder"
 
-    def __init__(self, extra: dict[str, Any] | None = None, fail: tuple[str, ...] = (),
-                 release: bool = True, on_held: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        extra: dict[str, Any] | None = None,
+        fail: tuple[str, ...] = (),
+        release: bool = True,
+        on_held: Callable[[], Any] | None = None,
+    ) -> None:
         self.on_held = on_held  # called once it holds every target it will get (e.g. to pause)
         self.extra = extra or {}
         self.fail = set(fail)
@@ -271,8 +314,14 @@ class Holder(TestStep):
         self.resume_states: list[bytes | None] = []
         self.input_closed_at_start: bool | None = None
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         self.resume_states.append(resume_state)
         self.input_closed_at_start = ch.input.closed
         held: list[dict[str, Any]] = []
@@ -302,8 +351,14 @@ class ResumableSleep(TestStep):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def fn(ctx: StepContext, twd: TargetWithData) -> None:
             twd.data = {"slept": True}
             await ctx.sleep(self.seconds)
@@ -320,8 +375,14 @@ class NaiveSleep(TestStep):
         self.seconds = seconds
         self.finished: list[str] = []
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def fn(ctx: StepContext, target: Target) -> None:
             await ctx.sleep(self.seconds)
             self.finished.append(target.id)
@@ -338,8 +399,14 @@ class Emits(TestStep):
     def __init__(self, *to_emit: str) -> None:
         self.to_emit = to_emit
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def fn(ctx: StepContext, target: Target) -> None:
             for name in self.to_emit:
                 await ev.emit(name, target, {"n": name})

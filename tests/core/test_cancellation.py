@@ -86,8 +86,9 @@ async def test_cancel_wins_over_pause_resumable_step(order: str) -> None:
         asyncio.get_running_loop().call_later(0.05, fire)
 
     out = await asyncio.wait_for(
-        run_steps([(ResumableSleep(5), "S1"), (ResumableSleep(5), "S2")], ["T1", "T2"],
-                  on_start=both),
+        run_steps(
+            [(ResumableSleep(5), "S1"), (ResumableSleep(5), "S2")], ["T1", "T2"], on_start=both
+        ),
         3,
     )
     assert isinstance(out.error, Cancelled)
@@ -103,8 +104,14 @@ async def test_cancel_after_pause_took_effect_still_cancels() -> None:
 
         name = "Split"
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             async def fn(ctx: StepContext, twd: TargetWithData) -> None:
                 if twd.target.id != "Tfast":
                     await ctx.sleep(5)
@@ -139,8 +146,14 @@ async def test_step_returning_cancelled_unasked_is_a_step_error() -> None:
     class Quitter(TestStep):
         name = "Quitter"
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             raise Cancelled()
 
     out = await asyncio.wait_for(run_steps([(Quitter(), "S")], ["T1"]), 3)
@@ -151,8 +164,14 @@ async def test_step_returning_cancelled_unasked_is_a_step_error() -> None:
 async def test_runner_task_cancelled_from_outside_leaves_nothing() -> None:
     sink = MemoryEventSink()
     runner = TestRunner(sink, shutdown_timeout=5)
-    test = Test("t", [TestStepBundle(ResumableSleep(5), "A"), TestStepBundle(NaiveSleep(5), "B"),
-                      TestStepBundle(Hanging(), "C")])
+    test = Test(
+        "t",
+        [
+            TestStepBundle(ResumableSleep(5), "A"),
+            TestStepBundle(NaiveSleep(5), "B"),
+            TestStepBundle(Hanging(), "C"),
+        ],
+    )
     targets = [Target(f"T{i}") for i in range(50)]
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(runner.run(test, targets, scope=Scope()), 0.1)
@@ -164,8 +183,12 @@ async def test_cancel_with_many_targets_in_many_steps_is_prompt() -> None:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     out = await asyncio.wait_for(
-        run_steps([(NaiveSleep(0.01), "A"), (ResumableSleep(10), "B"), (NaiveSleep(10), "C")],
-                  ids, cancel_after=0.3, shutdown_timeout=5),
+        run_steps(
+            [(NaiveSleep(0.01), "A"), (ResumableSleep(10), "B"), (NaiveSleep(10), "C")],
+            ids,
+            cancel_after=0.3,
+            shutdown_timeout=5,
+        ),
         10,
     )
     assert isinstance(out.error, Cancelled)

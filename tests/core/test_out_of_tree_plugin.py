@@ -122,10 +122,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (src / "contest_hello_step.py").write_text(MODULE)
     site = root / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--no-cache-dir", "--disable-pip-version-check", "-q",
-         "--target", str(site), str(src)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "-q",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list(site.glob("contest_hello_step-*.dist-info")), list(site.iterdir())
@@ -140,8 +154,9 @@ def run_python(code: str, site: Path | None) -> subprocess.CompletedProcess[str]
     env.pop("PYTHONPATH", None)
     if site is not None:
         env["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_out_of_tree_step_is_found_and_runs(installed: Path) -> None:

@@ -125,8 +125,9 @@ def test_64_parameters_from_json() -> None:
 
 
 def test_64b_get_get_one_get_int_edges() -> None:
-    params = StepParameters({"empty": [], "two": ['"a"', '"b"'], "blank": ['""'],
-                             "word": ['"abc"']})
+    params = StepParameters(
+        {"empty": [], "two": ['"a"', '"b"'], "blank": ['""'], "word": ['"abc"']}
+    )
     assert params.get("missing") == []
     assert params.get("empty") == []
     assert [str(p) for p in params.get("two")] == ["a", "b"]
@@ -162,8 +163,9 @@ def test_65_null_target(store: VariableStore) -> None:
 
 
 def test_66_string_and_int_vars(store: VariableStore) -> None:
-    got = expand('{{ StringVar "step1.string_var" }}: {{ IntVar "step1.int_var" }}', Target("1"),
-                 store)
+    got = expand(
+        '{{ StringVar "step1.string_var" }}: {{ IntVar "step1.int_var" }}', Target("1"), store
+    )
     assert got == "Hello: 42"
 
 
@@ -273,8 +275,7 @@ def test_76_target_string_and_json() -> None:
 
     t = Target("123", primary_ipv4="1.2.3.4", primary_ipv6="::1")
     assert "1.2.3.4" in str(t) and "::1" in str(t)
-    assert json.loads(t.to_json()) == {"ID": "123", "PrimaryIPv4": "1.2.3.4",
-                                       "PrimaryIPv6": "::1"}
+    assert json.loads(t.to_json()) == {"ID": "123", "PrimaryIPv4": "1.2.3.4", "PrimaryIPv6": "::1"}
 
     t = Target("123", manager_state={"hello": "world"})
     assert '"hello"' in str(t) and '"world"' in str(t)
@@ -282,8 +283,13 @@ def test_76_target_string_and_json() -> None:
 
 
 def test_76b_target_json_round_trip() -> None:
-    t = Target("T", fqdn="h.example", primary_ipv4="10.0.0.1", primary_ipv6="::1",
-               manager_state={"k": [1, 2]})
+    t = Target(
+        "T",
+        fqdn="h.example",
+        primary_ipv4="10.0.0.1",
+        primary_ipv6="::1",
+        manager_state={"k": [1, 2]},
+    )
     assert Target.from_json_obj(json.loads(t.to_json())) == t
     # Go decoding: keys case-insensitive
     assert Target.from_json_obj({"id": "x", "fqdn": "y"}) == Target("x", fqdn="y")

@@ -53,8 +53,14 @@ class Gate(TestStep):
         self.holding = 0
         self.all_held = asyncio.Event()
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def fn(ctx: StepContext, target: Target) -> None:
             self.seen += 1
             if self.seen <= HALF:
@@ -120,9 +126,14 @@ async def test_pause_10000_targets_and_resume_exactly_once() -> None:
     runner2 = TestRunner(sink, shutdown_timeout=5)
     gate2 = Gate()
     second = await asyncio.wait_for(
-        runner2.run(Test("Scale", await bundles(gate2)),
-                    [Target(t.id) for t in targets], job_id=7, run_id=2, scope=Scope(),
-                    resume_state=first.resume_state),
+        runner2.run(
+            Test("Scale", await bundles(gate2)),
+            [Target(t.id) for t in targets],
+            job_id=7,
+            run_id=2,
+            scope=Scope(),
+            resume_state=first.resume_state,
+        ),
         15,
     )
     assert not second.paused
@@ -142,7 +153,8 @@ async def test_pause_10000_targets_and_resume_exactly_once() -> None:
     assert ("Sleep", "TargetErr") not in per and ("Gate", "TargetErr") not in per
     # the targets that were inside Sleep entered it in run 1 only; the others in run 2
     sleep_in_runs = Counter(
-        ev.header.run_id for ev in sink.test
+        ev.header.run_id
+        for ev in sink.test
         if ev.header.step_label == "Sleep" and ev.name == "TargetIn"
     )
     assert sleep_in_runs == {1: HALF, 2: HALF}

@@ -45,8 +45,15 @@ def test_81_event_names() -> None:
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("A" * 32, True), ("A" * 33, False), ("abcXYZ", True), ("abc1", False), ("a_b", False),
-     ("", False), ("Événement", False)],
+    [
+        ("A" * 32, True),
+        ("A" * 33, False),
+        ("abcXYZ", True),
+        ("abc1", False),
+        ("a_b", False),
+        ("", False),
+        ("Événement", False),
+    ],
 )
 def test_81b_event_name_rule(name: str, ok: bool) -> None:
     reg = PluginRegistry()
@@ -85,8 +92,21 @@ def test_load_functions_return_name_factory_events() -> None:
     assert name == "Test" and "TestStartedEvent" in events
 
 
-BUILTINS = ["Example", "Sleep", "Test", "Noop", "Fail", "Crash", "Panic", "Hanging", "NoReturn",
-            "Channels", "BadTargets", "SlowEcho", "readmeta"]
+BUILTINS = [
+    "Example",
+    "Sleep",
+    "Test",
+    "Noop",
+    "Fail",
+    "Crash",
+    "Panic",
+    "Hanging",
+    "NoReturn",
+    "Channels",
+    "BadTargets",
+    "SlowEcho",
+    "readmeta",
+]
 
 
 def test_entry_point_discovery() -> None:

@@ -310,8 +310,9 @@ async def test_14_to_19_pause_and_resume(fb: bool) -> None:
     # 17: another job's state
     assert b'"J":1' in state
     bad = await within(
-        run_steps(pause_steps(fb), targets, resume_state=state.replace(b'"J":1', b'"J":2'),
-                  run_id=5),
+        run_steps(
+            pause_steps(fb), targets, resume_state=state.replace(b'"J":1', b'"J":2'), run_id=5
+        ),
         2,
     )
     assert isinstance(bad.error, ResumeStateError)
@@ -357,8 +358,7 @@ async def test_14b_resume_state_shape(fb: bool) -> None:
     target's error, one (null) blob per step."""
     scope = Scope()
     out = await within(
-        run_steps(pause_steps(fb), ["T1", "T2", "T3"], scope=scope,
-                  sink=pause_at_100ms(fb, scope)),
+        run_steps(pause_steps(fb), ["T1", "T2", "T3"], scope=scope, sink=pause_at_100ms(fb, scope)),
         2,
     )
     assert out.resume_state

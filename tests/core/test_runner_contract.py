@@ -64,8 +64,14 @@ class VarStep(TestStep):
     def __init__(self, pause: Any = None) -> None:
         self.pause = pause
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         assert ctx.variables is not None
 
         async def fn(ctx: StepContext, twd: TargetWithData) -> None:
@@ -87,13 +93,18 @@ async def test_35_variables_across_pause() -> None:
     scope = Scope()
     first = await run_steps(
         [(VarStep(scope.pause.set), "step1"), (VarStep(scope.pause.set), "step2")],
-        ["T1"], scope=scope, sink=sink,
+        ["T1"],
+        scope=scope,
+        sink=sink,
     )
     assert first.error is None
     assert first.resume_state
     second = await run_steps(
         [(VarStep(), "step1"), (VarStep(), "step2")],
-        ["T1"], resume_state=first.resume_state, run_id=2, sink=sink,
+        ["T1"],
+        resume_state=first.resume_state,
+        run_id=2,
+        sink=sink,
     )
     assert second.error is None
     assert second.result is not None
@@ -114,8 +125,14 @@ async def test_35_variables_across_pause() -> None:
 class SetsVar(TestStep):
     name = "SetsVar"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         assert ctx.variables is not None
         async for target in ch.input:
             ctx.variables.add(target.id, "answer", {"n": 42})
@@ -128,8 +145,14 @@ class ReadsVar(TestStep):
     def __init__(self) -> None:
         self.read: dict[str, Any] = {}
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         assert ctx.variables is not None
         async for target in ch.input:
             self.read[target.id] = ctx.variables.get(target.id, "setter", "answer")
@@ -140,9 +163,13 @@ async def test_35b_variables_persist_in_the_resume_state() -> None:
     """A variable set in run 1 is read in run 2 by a later step, from the resume state only."""
     scope = Scope()
     first = await run_steps(
-        [(SetsVar(), "setter"), (Holder(on_held=scope.pause.set), "holder"),
-         (ReadsVar(), "reader")],
-        ["T1"], scope=scope,
+        [
+            (SetsVar(), "setter"),
+            (Holder(on_held=scope.pause.set), "holder"),
+            (ReadsVar(), "reader"),
+        ],
+        ["T1"],
+        scope=scope,
     )
     assert first.error is None and first.resume_state
     saved = decode_state(first.resume_state)
@@ -150,7 +177,9 @@ async def test_35b_variables_persist_in_the_resume_state() -> None:
     reader = ReadsVar()
     second = await run_steps(
         [(SetsVar(), "setter"), (Holder(), "holder"), (reader, "reader")],
-        ["T1"], resume_state=first.resume_state, run_id=2,
+        ["T1"],
+        resume_state=first.resume_state,
+        run_id=2,
     )
     assert second.error is None
     assert reader.read == {"T1": {"n": 42}}
@@ -197,8 +226,14 @@ async def test_36b_binary_step_state_round_trips_exactly() -> None:
         name = "Binary"
         got: list[bytes | None] = []
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             self.got.append(resume_state)
             if resume_state is None:
                 async for _t in ch.input:
@@ -219,7 +254,9 @@ async def test_36b_binary_step_state_round_trips_exactly() -> None:
 
 async def test_37_never_started_steps_keep_their_state_across_pauses() -> None:
     state = {
-        "V": 2, "J": 1, "R": 1,
+        "V": 2,
+        "J": 1,
+        "R": 1,
         "T": {"T1": {"P": 3}},
         "SRS": [{"json": {"held": [{"ID": "T1"}], "gen": 1}}, None, {"json": {"keep": True}}],
     }
@@ -227,7 +264,10 @@ async def test_37_never_started_steps_keep_their_state_across_pauses() -> None:
     h = Holder(extra={"gen": 2}, release=False, on_held=scope.pause.set)
     out = await run_steps(
         [(h, "Step1"), (Echo(), "Step2"), (Echo(), "Step3")],
-        ["T1"], resume_state=json.dumps(state).encode(), run_id=2, scope=scope,
+        ["T1"],
+        resume_state=json.dumps(state).encode(),
+        run_id=2,
+        scope=scope,
     )
     assert out.error is None and out.resume_state
     new = decode_state(out.resume_state)
@@ -308,8 +348,7 @@ async def test_40_never_reads_then_pause_target_resumes_fresh() -> None:
 
 
 async def test_40b_never_reads_and_never_returns_then_pause_fails() -> None:
-    out = await run_steps([(NeverReads(None), "S")], ["T1"], pause_after=0.05,
-                          shutdown_timeout=0.2)
+    out = await run_steps([(NeverReads(None), "S")], ["T1"], pause_after=0.05, shutdown_timeout=0.2)
     assert isinstance(out.error, StepsNeverReturned)
     assert str(out.error) == "test step [S] did not return"
     assert out.resume_state is None
@@ -353,8 +392,9 @@ async def test_42_early_return_strands_targets() -> None:
     assert len(step.seen) == 1
     for tid in stranded:
         assert out.events(target=tid) == []
-    assert out.events(target=step.seen[0]) == target_events("S", step.seen[0], "TargetIn",
-                                                            "TargetOut")
+    assert out.events(target=step.seen[0]) == target_events(
+        "S", step.seen[0], "TargetIn", "TargetOut"
+    )
     assert out.events(target=None) == [("S", None, "TestError", str(out.error))]
 
 
@@ -384,8 +424,14 @@ async def test_helper_paused_without_request_is_a_step_error() -> None:
     class Sneaky(TestStep):
         name = "Sneaky"
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             async def fn(ctx: StepContext, twd: TargetWithData) -> None:
                 raise Paused()
 
@@ -487,8 +533,14 @@ async def test_target_in_cannot_be_stored(mode: str, reader: str) -> None:
 
         name = "SlowReader"
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             if reader == "late":
                 await asyncio.sleep(0.02)
             async for target in ch.input:
@@ -507,14 +559,21 @@ async def test_target_result_cannot_be_stored(mode: str, event: str) -> None:
     class Verdict(TestStep):
         name = "Verdict"
 
-        async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                      ev: EventEmitter, resume_state: bytes | None) -> None:
+        async def run(
+            self,
+            ctx: StepContext,
+            ch: StepChannels,
+            params: StepParameters,
+            ev: EventEmitter,
+            resume_state: bytes | None,
+        ) -> None:
             async for target in ch.input:
                 await ch.output.put(StepResult(target, "bad" if event == "TargetErr" else None))
 
     sink = FailingSink(event, mode)
-    out = await asyncio.wait_for(run_steps([(Verdict(), "S"), (Echo(), "Next")], ["T1"],
-                                           sink=sink), 5)
+    out = await asyncio.wait_for(
+        run_steps([(Verdict(), "S"), (Echo(), "Next")], ["T1"], sink=sink), 5
+    )
     assert isinstance(out.error, EventWriteError)
     assert str(out.error).startswith("failed to report target")
     assert "disk full" in str(out.error)
@@ -534,13 +593,22 @@ async def test_test_error_cannot_be_stored_still_fails_cleanly(mode: str) -> Non
 async def test_resumed_target_reported_at_once_is_not_offered_again() -> None:
     """Regression: the step reports a resumed target before the target's own task first runs;
     the target must move on, not be offered to the same step a second time."""
-    state = {"V": 2, "J": 1, "R": 1, "T": {"T1": {"P": 3}, "T2": {"P": 3}},
-             "SRS": [{"json": {"held": [{"ID": "T1"}, {"ID": "T2"}]}}, None]}
+    state = {
+        "V": 2,
+        "J": 1,
+        "R": 1,
+        "T": {"T1": {"P": 3}, "T2": {"P": 3}},
+        "SRS": [{"json": {"held": [{"ID": "T1"}, {"ID": "T2"}]}}, None],
+    }
     sink = MemoryEventSink()
     echo = Echo()
     out = await asyncio.wait_for(
-        run_steps([(Holder(), "Hold"), (echo, "Next")], ["T1", "T2"],
-                  resume_state=json.dumps(state).encode(), sink=sink),
+        run_steps(
+            [(Holder(), "Hold"), (echo, "Next")],
+            ["T1", "T2"],
+            resume_state=json.dumps(state).encode(),
+            sink=sink,
+        ),
         2,
     )
     assert out.error is None

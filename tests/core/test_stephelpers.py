@@ -167,8 +167,9 @@ async def test_for_each_target_finishes_targets_on_pause() -> None:
 # --- 60-61: with resume --------------------------------------------------------------------------
 
 
-async def run_fetwr(pipe: Pipe, fn: Any, targets: list[str], state: bytes | None = None,
-                    version: int = 1) -> Any:
+async def run_fetwr(
+    pipe: Pipe, fn: Any, targets: list[str], state: bytes | None = None, version: int = 1
+) -> Any:
     helper = asyncio.ensure_future(
         for_each_target_with_resume(pipe.ctx, pipe.ch, state, version, fn)
     )
@@ -274,8 +275,9 @@ async def test_with_resume_paused_functions_without_pause_signal() -> None:
         raise Paused()
 
     pipe = Pipe()
-    with pytest.raises(ContestError,
-                       match="some target functions paused, but no pause signal received"):
+    with pytest.raises(
+        ContestError, match="some target functions paused, but no pause signal received"
+    ):
         await run_fetwr(pipe, fn, ["A", "B"])
 
 

@@ -152,7 +152,10 @@ class ServerProcess:
 
 
 def contestcli(
-    *args: str, addr: str | None = None, stdin: bytes | None = None, timeout: float = 120.0,
+    *args: str,
+    addr: str | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 120.0,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``contestcli``; stdout and stderr captured as text."""

@@ -50,9 +50,7 @@ Reporting:
 
 
 def _ok(proc: object) -> dict[str, object]:
-    assert proc.returncode == 0, (
-        proc.stdout, proc.stderr
-    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
     docs = json_docs(proc.stdout)
     assert len(docs) == 1
     doc: dict[str, object] = docs[0]
@@ -131,12 +129,12 @@ def test_start_json_status_list_version(shared_server: ServerProcess, tmp_path: 
     listed = _ok(contestcli("list", "--tags", "yaml", "--tags", "test", addr=server.url))
     assert listed["Data"] == {"JobIDs": [yaml_id]}
     listed = _ok(
-        contestcli("list", "--states=JobStateCompleted,JobStateFailed", "--tags=e2e",
-                   addr=server.url)
+        contestcli(
+            "list", "--states=JobStateCompleted,JobStateFailed", "--tags=e2e", addr=server.url
+        )
     )
     assert listed["Data"] == {"JobIDs": [job_id, from_stdin]}
-    listed = _ok(contestcli("list", "--states", "JobStateCancelled", "--tags=e2e",
-                            addr=server.url))
+    listed = _ok(contestcli("list", "--states", "JobStateCancelled", "--tags=e2e", addr=server.url))
     assert listed["Data"] == {"JobIDs": []}
 
     version = contestcli("version", addr=server.url)
@@ -244,8 +242,18 @@ def test_wait_on_a_server_that_goes_away_exits_2(
     server = server_factory(tmp_path, f"sqlite:///{tmp_path / 'gone.db'}").start()
     path = write_descriptor(tmp_path, "sleep.json", sleep_job("60s"))
     waiting = subprocess.Popen(
-        [*CONTESTCLI, "-a", server.url, "start", "-w", "--poll-interval", "0.1",
-         "--reconnect", "1", str(path)],
+        [
+            *CONTESTCLI,
+            "-a",
+            server.url,
+            "start",
+            "-w",
+            "--poll-interval",
+            "0.1",
+            "--reconnect",
+            "1",
+            str(path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -322,8 +330,19 @@ def test_wait_on_a_terminal_shows_the_live_table(
     path = write_descriptor(tmp_path, "tty.json", sleep_job("1s", 5, name="tty"))
     pid, fd = pty.fork()
     if pid == 0:  # the child: contestcli on the terminal
-        os.execv(CONTESTCLI[0], [*CONTESTCLI, "-a", shared_server.url, "start", "-w",
-                                 "--poll-interval", "0.2", str(path)])
+        os.execv(
+            CONTESTCLI[0],
+            [
+                *CONTESTCLI,
+                "-a",
+                shared_server.url,
+                "start",
+                "-w",
+                "--poll-interval",
+                "0.2",
+                str(path),
+            ],
+        )
     chunks = []
     while True:
         try:

@@ -88,8 +88,23 @@ FIELDS = ["requestor", "jobDesc", "jobID", "states", "tags", "x"]
 field_values = st.one_of(
     st.text(max_size=40),
     st.sampled_from(
-        ["", "1", "2", "-1", "0", "18446744073709551616", "JobStateStarted", "a,b", "{}", "[]",
-         '{"JobName":"x"}', "test,csv", "JobStateCompleted,Bogus", "null", "9" * 30]
+        [
+            "",
+            "1",
+            "2",
+            "-1",
+            "0",
+            "18446744073709551616",
+            "JobStateStarted",
+            "a,b",
+            "{}",
+            "[]",
+            '{"JobName":"x"}',
+            "test,csv",
+            "JobStateCompleted,Bogus",
+            "null",
+            "9" * 30,
+        ]
     ),
     st.integers().map(str),
 )

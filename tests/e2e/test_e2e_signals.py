@@ -97,10 +97,16 @@ def test_sigterm_pauses_2000_targets_and_a_restart_completes_them(
     names = [e["name"] for e in fw]
     assert names[:3] == ["JobStateStarted", "RunStarted", "JobStatePaused"], names
     again.wait_state(job_id, "JobStateCompleted", timeout=60)
-    names = [e["name"] for e in again.get(
-        f"/api/v1/jobs/{job_id}/events", kind="framework").json()["events"]]
+    names = [
+        e["name"]
+        for e in again.get(f"/api/v1/jobs/{job_id}/events", kind="framework").json()["events"]
+    ]
     assert names == [
-        "JobStateStarted", "RunStarted", "JobStatePaused", "JobStateStarted", "JobStateCompleted"
+        "JobStateStarted",
+        "RunStarted",
+        "JobStatePaused",
+        "JobStateStarted",
+        "JobStateCompleted",
     ]
 
     counts = routing_counts(again, job_id)
@@ -167,8 +173,11 @@ def _slow_to_pause() -> dict[str, Any]:
         name="stubborn",
         targets=[{"ID": "S1"}],
         steps=[
-            {"name": "cmd", "label": "long", "parameters": {"executable": ["sleep"],
-                                                             "args": ["60"]}},
+            {
+                "name": "cmd",
+                "label": "long",
+                "parameters": {"executable": ["sleep"], "args": ["60"]},
+            },
         ],
     )
 

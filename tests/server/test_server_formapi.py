@@ -136,40 +136,88 @@ async def test_captured_error_cases(
 MORE_ERRORS: list[tuple[str, str, int, bytes]] = [
     # stop and retry parse the job ID the same way, with their own verb in the message
     ("/stop", "requestor=x&jobID=", 400, b'{"Msg":"Stop failed: job ID cannot be empty"}'),
-    ("/retry", "requestor=x&jobID=%2B", 400,
-     b'{"Msg":"Retry failed: strconv.ParseInt: parsing \\"+\\": invalid syntax"}'),
-    ("/status", "requestor=x&jobID=99999999999999999999", 400,
-     b'{"Msg":"Status failed: strconv.ParseInt: parsing \\"99999999999999999999\\": '
-     b'value out of range"}'),
-    ("/status", "requestor=x&jobID=%205", 400,
-     b'{"Msg":"Status failed: strconv.ParseInt: parsing \\" 5\\": invalid syntax"}'),
-    ("/status", "requestor=x&jobID=%2B%20", 400,
-     b'{"Msg":"Status failed: strconv.ParseInt: parsing \\"+ \\": invalid syntax"}'),
+    (
+        "/retry",
+        "requestor=x&jobID=%2B",
+        400,
+        b'{"Msg":"Retry failed: strconv.ParseInt: parsing \\"+\\": invalid syntax"}',
+    ),
+    (
+        "/status",
+        "requestor=x&jobID=99999999999999999999",
+        400,
+        b'{"Msg":"Status failed: strconv.ParseInt: parsing \\"99999999999999999999\\": '
+        b'value out of range"}',
+    ),
+    (
+        "/status",
+        "requestor=x&jobID=%205",
+        400,
+        b'{"Msg":"Status failed: strconv.ParseInt: parsing \\" 5\\": invalid syntax"}',
+    ),
+    (
+        "/status",
+        "requestor=x&jobID=%2B%20",
+        400,
+        b'{"Msg":"Status failed: strconv.ParseInt: parsing \\"+ \\": invalid syntax"}',
+    ),
     # a requestor longer than ConTest's 32 bytes
-    ("/status", "requestor=" + "r" * 33 + "&jobID=1", 400,
-     b'{"Msg":"Status failed: Requestor name is too long: 33 \\u003e 32"}'),
+    (
+        "/status",
+        "requestor=" + "r" * 33 + "&jobID=1",
+        400,
+        b'{"Msg":"Status failed: Requestor name is too long: 33 \\u003e 32"}',
+    ),
     # a bad state after a good one: the list runs, the answer is still the 400
-    ("/list", "requestor=x&states=JobStateStarted,Bogus", 400,
-     b'{"Msg":"List failed: invalid job state \\"Bogus\\""}'),
-    ("/list", "requestor=x&states=JobStateUnknown", 400,
-     b'{"Msg":"Invalid query: unable to apply field 0:storage.jobQueryFieldStates([]): '
-     b'field storage.jobQueryFieldStates has a zero value"}'),
+    (
+        "/list",
+        "requestor=x&states=JobStateStarted,Bogus",
+        400,
+        b'{"Msg":"List failed: invalid job state \\"Bogus\\""}',
+    ),
+    (
+        "/list",
+        "requestor=x&states=JobStateUnknown",
+        400,
+        b'{"Msg":"Invalid query: unable to apply field 0:storage.jobQueryFieldStates([]): '
+        b'field storage.jobQueryFieldStates has a zero value"}',
+    ),
     # Go's json.Marshal escapes HTML in the 400 body
     ("/a<b>&c", "requestor=x", 400, b'{"Msg":"unknown verb: a\\u003cb\\u003e\\u0026c"}'),
     ("/", "requestor=x", 400, b'{"Msg":"unknown verb: "}'),
     ("/Version", "requestor=x", 400, b'{"Msg":"unknown verb: Version"}'),
     ("//version", "requestor=x", 200, envelope("ResponseTypeVersion", {"Version": 5}, None)),
     # an invalid tag is the storage's error, inside a 200
-    ("/list", "requestor=x&tags=a%20b", 200,
-     envelope("ResponseTypeList", {"JobIDs": None},
-              'failed to list jobs: "a b" is not a valid tag')),
-    ("/list", "requestor=x&tags=a,a", 200,
-     envelope("ResponseTypeList", {"JobIDs": None}, 'failed to list jobs: duplicate tag "a"')),
-    ("/retry", "requestor=x&jobID=999", 200,
-     envelope("ResponseTypeRetry", {"JobID": 999, "NewJobID": 0},
-              "could not find job request with id 999")),
-    ("/stop", "requestor=x&jobID=0", 200,
-     envelope("ResponseTypeStop", {}, "could not stop job: unknown job ID: 0")),
+    (
+        "/list",
+        "requestor=x&tags=a%20b",
+        200,
+        envelope(
+            "ResponseTypeList", {"JobIDs": None}, 'failed to list jobs: "a b" is not a valid tag'
+        ),
+    ),
+    (
+        "/list",
+        "requestor=x&tags=a,a",
+        200,
+        envelope("ResponseTypeList", {"JobIDs": None}, 'failed to list jobs: duplicate tag "a"'),
+    ),
+    (
+        "/retry",
+        "requestor=x&jobID=999",
+        200,
+        envelope(
+            "ResponseTypeRetry",
+            {"JobID": 999, "NewJobID": 0},
+            "could not find job request with id 999",
+        ),
+    ),
+    (
+        "/stop",
+        "requestor=x&jobID=0",
+        200,
+        envelope("ResponseTypeStop", {}, "could not stop job: unknown job ID: 0"),
+    ),
 ]
 
 
@@ -230,7 +278,13 @@ async def test_start_status_list_and_version(api: ApiEnv) -> None:
     assert out["Type"] == "ResponseTypeStatus" and out["Error"] is None
     status = out["Data"]["Status"]
     assert list(status) == [
-        "Name", "State", "StateErrMsg", "StartTime", "EndTime", "RunStatus", "RunStatuses",
+        "Name",
+        "State",
+        "StateErrMsg",
+        "StartTime",
+        "EndTime",
+        "RunStatus",
+        "RunStatuses",
         "JobReport",
     ]
     assert status["Name"] == "test job"
@@ -255,7 +309,10 @@ async def test_start_status_list_and_version(api: ApiEnv) -> None:
     assert out["Data"]["JobIDs"] == []
     out = await api.form_json("version", requestor="x")
     assert out == {
-        "ServerID": SERVER_ID, "Type": "ResponseTypeVersion", "Data": {"Version": 5}, "Error": None,
+        "ServerID": SERVER_ID,
+        "Type": "ResponseTypeVersion",
+        "Data": {"Version": 5},
+        "Error": None,
     }
 
 
@@ -355,7 +412,8 @@ async def test_a_call_that_takes_too_long_is_a_400_after_the_process_timeout() -
     ct = "application/x-www-form-urlencoded"
     reply = await form.handle("POST", "/status", b"requestor=x&jobID=3", ct)
     assert (reply.status, reply.body) == (
-        400, b'{"Msg":"Status failed: time out waiting for response after 50ms"}'
+        400,
+        b'{"Msg":"Status failed: time out waiting for response after 50ms"}',
     )
     reply = await form.handle("POST", "/list", b"requestor=x", ct)
     assert reply.body == b'{"Msg":"List failed: time out waiting for response after 50ms"}'

@@ -64,8 +64,13 @@ async def test_create_get_status_report_progress_events(api: ApiEnv) -> None:
     only_b = (
         await api.client.get(
             f"/api/v1/jobs/{job_id}/events",
-            params=[("target", "b"), ("name", "TargetIn"), ("name", "TargetOut"), ("run", 1),
-                    ("attempt", 0)],
+            params=[
+                ("target", "b"),
+                ("name", "TargetIn"),
+                ("name", "TargetOut"),
+                ("run", 1),
+                ("attempt", 0),
+            ],
         )
     ).json()["events"]
     assert [(e["name"], e["target"]["ID"]) for e in only_b] == [
@@ -165,8 +170,13 @@ BAD_REQUESTS: list[tuple[str, str, object, int, str]] = [
     ("POST", "/api/v1/jobs", b'{"descriptor": 5}', 400, "descriptor must be"),
     ("POST", "/api/v1/jobs", b'{"descriptor": ""}', 400, "descriptor must be"),
     ("POST", "/api/v1/jobs", b'{"descriptor": {}, "requestor": 7}', 400, "requestor must be"),
-    ("POST", "/api/v1/jobs", b'{"descriptor": {}, "requestor": "' + b"r" * 33 + b'"}', 400,
-     "requestor must be 1 to 32 printable ASCII characters"),
+    (
+        "POST",
+        "/api/v1/jobs",
+        b'{"descriptor": {}, "requestor": "' + b"r" * 33 + b'"}',
+        400,
+        "requestor must be 1 to 32 printable ASCII characters",
+    ),
     ("POST", "/api/v1/jobs", b'{"descriptor": {}}', 422, "invalid job descriptor"),
     ("DELETE", "/api/v1/jobs", None, 405, "Method Not Allowed"),
     ("GET", "/api/v1/nothing", None, 404, "Not Found"),

@@ -40,7 +40,8 @@ def names(out: RunOutcome, target: str | None = None, label: str | None = None) 
 
 def step_events(out: RunOutcome, name: str, target: str | None = None) -> list[TestEvent]:
     return [
-        e for e in out.sink.test
+        e
+        for e in out.sink.test
         if e.name == name and (target is None or (e.target is not None and e.target.id == target))
     ]
 
@@ -72,7 +73,7 @@ def live_group_members(pgid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         state, pgrp = fields[0], int(fields[2])
         if pgrp == pgid and state not in ("Z", "X"):
             alive.append(int(entry))

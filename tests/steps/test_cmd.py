@@ -39,8 +39,13 @@ def sh(script: str, **extra: list[object]) -> dict[str, list[object]]:
 
 async def test_runs_per_target_with_templated_args_and_reports_the_events() -> None:
     out = await run_steps(
-        [(Cmd(), "S", {"executable": ["echo"], "args": ["hello", "{{ .ID }}"],
-                       "emit_stdout": [True]})],
+        [
+            (
+                Cmd(),
+                "S",
+                {"executable": ["echo"], "args": ["hello", "{{ .ID }}"], "emit_stdout": [True]},
+            )
+        ],
         ["T1", "T2"],
     )
     assert out.error is None
@@ -60,8 +65,13 @@ async def test_dir_is_templated_and_output_events_are_only_there_when_asked(
 ) -> None:
     (tmp_path / "T1").mkdir()
     out = await run_steps(
-        [(Cmd(), "S", {"executable": ["pwd"], "dir": [f"{tmp_path}/{{{{ .ID }}}}"],
-                       "emit_stderr": ["t"]})],
+        [
+            (
+                Cmd(),
+                "S",
+                {"executable": ["pwd"], "dir": [f"{tmp_path}/{{{{ .ID }}}}"], "emit_stderr": ["t"]},
+            )
+        ],
         ["T1"],
     )
     assert verdicts(out) == {"T1": None}
@@ -72,8 +82,13 @@ async def test_dir_is_templated_and_output_events_are_only_there_when_asked(
 
 async def test_non_zero_exit_fails_with_gos_text_and_streams_stderr() -> None:
     out = await run_steps(
-        [(Cmd(), "S", sh("echo out; echo err >&2; exit 3", emit_stdout=[True],
-                         emit_stderr=[True]))],
+        [
+            (
+                Cmd(),
+                "S",
+                sh("echo out; echo err >&2; exit 3", emit_stdout=[True], emit_stderr=[True]),
+            )
+        ],
         ["T1"],
     )
     assert out.error is None
@@ -85,17 +100,14 @@ async def test_non_zero_exit_fails_with_gos_text_and_streams_stderr() -> None:
 
 async def test_death_by_signal_and_failures_to_start_have_gos_texts(tmp_path: Path) -> None:
     missing = tmp_path / "nothere"
-    out = await run_steps(
-        [(Cmd(), "S", sh("kill -9 $$"))], ["T1"]
-    )
+    out = await run_steps([(Cmd(), "S", sh("kill -9 $$"))], ["T1"])
     assert verdicts(out) == {"T1": "signal: killed"}
 
     out = await run_steps([(Cmd(), "S", {"executable": [str(missing)]})], ["T1"])
     assert verdicts(out) == {"T1": f"fork/exec {missing}: no such file or directory"}
     assert names(out, "T1") == ["TargetIn", "CmdStart", "CmdEnd", "TargetErr"]
 
-    out = await run_steps([(Cmd(), "S", {"executable": ["true"], "dir": [str(missing)]})],
-                          ["T1"])
+    out = await run_steps([(Cmd(), "S", {"executable": ["true"], "dir": [str(missing)]})], ["T1"])
     assert verdicts(out) == {"T1": f"chdir {missing}: no such file or directory"}
 
     script = tmp_path / "noexec"
@@ -134,8 +146,17 @@ class SmallCmd(Cmd):
 
 async def test_output_comes_in_bounded_chunks_up_to_a_cap_then_a_marker() -> None:
     out = await run_steps(
-        [(SmallCmd(), "S", sh("yes abcdefghi | head -c 20000; echo done >&2; exit 1",
-                              emit_stdout=[True], emit_stderr=[True]))],
+        [
+            (
+                SmallCmd(),
+                "S",
+                sh(
+                    "yes abcdefghi | head -c 20000; echo done >&2; exit 1",
+                    emit_stdout=[True],
+                    emit_stderr=[True],
+                ),
+            )
+        ],
         ["T1"],
     )
     assert verdicts(out) == {"T1": "exit status 1"}
@@ -151,8 +172,7 @@ async def test_output_comes_in_bounded_chunks_up_to_a_cap_then_a_marker() -> Non
 async def test_timeout_stops_the_whole_process_group() -> None:
     t0 = time.monotonic()
     out = await run_steps(
-        [(Cmd(), "S", sh("echo $$; sleep 30 & sleep 30", emit_stdout=[True],
-                         timeout=["300ms"]))],
+        [(Cmd(), "S", sh("echo $$; sleep 30 & sleep 30", emit_stdout=[True], timeout=["300ms"]))],
         ["T1"],
     )
     assert time.monotonic() - t0 < 3
@@ -182,8 +202,17 @@ async def test_a_command_ignoring_sigterm_is_killed_after_the_grace() -> None:
         kill_grace = 0.3
 
     out = await run_steps(
-        [(QuickKill(), "S", sh("trap '' TERM; echo $$; sleep 30 & while :; do sleep 0.05; done",
-                               emit_stdout=[True], timeout=["200ms"]))],
+        [
+            (
+                QuickKill(),
+                "S",
+                sh(
+                    "trap '' TERM; echo $$; sleep 30 & while :; do sleep 0.05; done",
+                    emit_stdout=[True],
+                    timeout=["200ms"],
+                ),
+            )
+        ],
         ["T1"],
     )
     assert verdicts(out) == {"T1": "timed out after 200ms"}
@@ -193,9 +222,7 @@ async def test_a_command_ignoring_sigterm_is_killed_after_the_grace() -> None:
 
 async def test_background_process_holding_the_pipe_does_not_hold_the_step() -> None:
     t0 = time.monotonic()
-    out = await run_steps(
-        [(Cmd(), "S", sh("echo $$; sleep 20 &", emit_stdout=[True]))], ["T1"]
-    )
+    out = await run_steps([(Cmd(), "S", sh("echo $$; sleep 20 &", emit_stdout=[True]))], ["T1"])
     try:
         assert verdicts(out) == {"T1": None}
         assert time.monotonic() - t0 < 3
@@ -218,8 +245,16 @@ async def test_many_targets_run_concurrently() -> None:
 
 async def test_parameters_are_checked_at_submission() -> None:
     step = Cmd()
-    await validate(step, {"executable": ["sh"], "args": ["-c", "{{ .ID }}"], "timeout": ["1m"],
-                          "emit_stdout": ["1"], "emit_stderr": [False]})
+    await validate(
+        step,
+        {
+            "executable": ["sh"],
+            "args": ["-c", "{{ .ID }}"],
+            "timeout": ["1m"],
+            "emit_stdout": ["1"],
+            "emit_stderr": [False],
+        },
+    )
     assert step.executable == SH_ABS
     assert step.timeout == 60.0
     assert step.emit_stdout is True and step.emit_stderr is False
@@ -235,8 +270,10 @@ async def test_parameters_are_checked_at_submission() -> None:
         Cmd(), {"executable": ["echo"], "dir": ["{{ if }}"]}
     )
     msg = await refused(Cmd(), {"executable": ["echo"], "emit_stdout": ["yes"]})
-    assert msg == ('invalid non-boolean `emit_stdout` parameter: '
-                   'strconv.ParseBool: parsing "yes": invalid syntax')
+    assert msg == (
+        "invalid non-boolean `emit_stdout` parameter: "
+        'strconv.ParseBool: parsing "yes": invalid syntax'
+    )
     assert (await refused(Cmd(), {"executable": ["echo"], "timeout": ["5"]})).startswith(
         'timeout: time: missing unit in duration "5"'
     )
@@ -258,8 +295,17 @@ def test_go_bool_and_load() -> None:
 
 async def test_targets_are_copied_into_templates_with_all_fields() -> None:
     out = await run_steps(
-        [(Cmd(), "S", {"executable": ["echo"], "args": ["{{ .FQDN }}", "{{ ToUpper .ID }}"],
-                       "emit_stdout": [True]})],
+        [
+            (
+                Cmd(),
+                "S",
+                {
+                    "executable": ["echo"],
+                    "args": ["{{ .FQDN }}", "{{ ToUpper .ID }}"],
+                    "emit_stdout": [True],
+                },
+            )
+        ],
         [Target("t1", fqdn="host.example")],
     )
     assert payloads(out, "CmdStdout", "t1") == [{"Msg": "host.example T1\n"}]
@@ -276,10 +322,17 @@ async def test_no_process_is_left_when_the_step_task_itself_is_cancelled() -> No
         pids.append(text)
 
     never = asyncio.Event()
-    task = asyncio.ensure_future(run_command(
-        [SH, "-c", "echo $$; sleep 30"], cwd=None, cancelled=never.wait, timeout=None,
-        on_stdout=grab, on_stderr=None, limits=OutputLimits(flush_interval=0.01),
-    ))
+    task = asyncio.ensure_future(
+        run_command(
+            [SH, "-c", "echo $$; sleep 30"],
+            cwd=None,
+            cancelled=never.wait,
+            timeout=None,
+            on_stdout=grab,
+            on_stderr=None,
+            limits=OutputLimits(flush_interval=0.01),
+        )
+    )
     for _ in range(200):
         if pids:
             break

@@ -18,8 +18,9 @@ async def test_echo_logs_the_expanded_text_and_passes_every_target(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="contest.step")
-    out = await run_steps([(Echo(), "S", {"text": ["hello {{ .ID }}"]})], ["T1", "T2"],
-                          job_id=7, run_id=3)
+    out = await run_steps(
+        [(Echo(), "S", {"text": ["hello {{ .ID }}"]})], ["T1", "T2"], job_id=7, run_id=3
+    )
     assert out.error is None
     assert verdicts(out) == {"T1": None, "T2": None}
     assert names(out, "T1") == ["TargetIn", "TargetOut"]
@@ -68,7 +69,6 @@ async def test_randecho_flips_a_coin_per_target_with_declared_events() -> None:
 
 def test_load_and_summaries() -> None:
     assert echo_module.load() == ("Echo", Echo, ())
-    assert randecho_module.load() == ("RandEcho", RandEcho,
-                                      ("TargetSucceeded", "TargetFailed"))
+    assert randecho_module.load() == ("RandEcho", RandEcho, ("TargetSucceeded", "TargetFailed"))
     for cls in (Echo, RandEcho):
         assert cls.__doc__ and "\n" not in cls.__doc__.strip()

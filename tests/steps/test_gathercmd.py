@@ -52,9 +52,7 @@ async def test_runs_once_for_all_targets_after_the_last_one_arrived(tmp_path: Pa
 
 
 async def test_a_failure_fails_every_target_and_reports_the_output() -> None:
-    out = await run_steps(
-        [(GatherCmd(), "S", sh("echo out; echo err >&2; exit 3"))], TARGETS
-    )
+    out = await run_steps([(GatherCmd(), "S", sh("echo out; echo err >&2; exit 3"))], TARGETS)
     assert out.error is None  # not a step error, as in ConTest: a verdict on each target
     assert verdicts(out) == {t: "exit status 3" for t in TARGETS}
     assert payloads(out, "GatherCmdEnd") == [{"ExitCode": 3, "Err": "stdout: out\n\nstderr: err\n"}]
@@ -141,16 +139,19 @@ async def test_no_targets_no_command(tmp_path: Path) -> None:
 
 async def test_parameters_are_checked_and_args_expanded_at_submission() -> None:
     step = GatherCmd()
-    await validate(step, {"binary": ["echo"], "args": ["{{ ToUpper \"abc\" }}", "x{{ .ID }}y"],
-                          "timeout": ["2s"]})
+    await validate(
+        step,
+        {"binary": ["echo"], "args": ['{{ ToUpper "abc" }}', "x{{ .ID }}y"], "timeout": ["2s"]},
+    )
     assert step.args == ["ABC", "xy"]  # an empty target: its fields are empty
     assert step.timeout == 2.0
     assert await refused(GatherCmd(), {}) == "invalid or missing 'binary' parameter"
     assert (await refused(GatherCmd(), {"binary": ["no-such-binary-xyz"]})).startswith(
         "binary: cannot find 'no-such-binary-xyz' executable in PATH"
     )
-    assert (await refused(GatherCmd(), {"binary": ["echo"], "args": ["ok", "{{ .ID "]}
-                          )).startswith("args[1]: failed to expand argument: {{ .ID  -> ")
+    assert (await refused(GatherCmd(), {"binary": ["echo"], "args": ["ok", "{{ .ID "]})).startswith(
+        "args[1]: failed to expand argument: {{ .ID  -> "
+    )
     assert (await refused(GatherCmd(), {"binary": ["echo"], "timeout": ["soon"]})).startswith(
         "timeout: time: invalid duration"
     )

@@ -64,11 +64,17 @@ def device() -> Iterator[Device]:
                 os.close(fd)
 
 
-def params(device: Device, match: str | list[str], timeout: str = "2s",
-           **extra: list[object]) -> dict[str, list[object]]:
+def params(
+    device: Device, match: str | list[str], timeout: str = "2s", **extra: list[object]
+) -> dict[str, list[object]]:
     matches: list[object] = [match] if isinstance(match, str) else list(match)
-    return {"port": [device.port], "speed": [115200], "match": matches,
-            "timeout": [timeout], **extra}
+    return {
+        "port": [device.port],
+        "speed": [115200],
+        "match": matches,
+        "timeout": [timeout],
+        **extra,
+    }
 
 
 async def test_a_line_on_the_console_passes_the_target(device: Device) -> None:
@@ -91,8 +97,13 @@ async def test_several_matches_are_waited_for_in_order(device: Device) -> None:
     device.print_later(0.1, "Trying boot configuration\n")  # before the first: not enough
     device.print_later(0.3, "ramstage starting\n")
     out = await run_steps(
-        [(TerminalExpect(), "S", params(device, ["ramstage starting",
-                                                 "Trying boot configuration"], "1s"))],
+        [
+            (
+                TerminalExpect(),
+                "S",
+                params(device, ["ramstage starting", "Trying boot configuration"], "1s"),
+            )
+        ],
         ["T1"],
     )
     assert verdicts(out) == {"T1": "timed out after 1s"}
@@ -101,8 +112,13 @@ async def test_several_matches_are_waited_for_in_order(device: Device) -> None:
     device.print_later(0.2, "Trying boot ")
     device.print_later(0.3, "configuration\n")  # a match split across reads
     out = await run_steps(
-        [(TerminalExpect(), "S", params(device, ["ramstage starting",
-                                                 "Trying boot configuration"], "2s"))],
+        [
+            (
+                TerminalExpect(),
+                "S",
+                params(device, ["ramstage starting", "Trying boot configuration"], "2s"),
+            )
+        ],
         ["T1"],
     )
     assert verdicts(out) == {"T1": None}
@@ -133,16 +149,18 @@ async def test_output_before_the_target_arrived_does_not_count(device: Device) -
 async def test_timeout_fails_with_contests_text(device: Device) -> None:
     device.print_later(0.1, "nothing to see\n")
     t0 = time.monotonic()
-    out = await run_steps([(TerminalExpect(), "S", params(device, "login:", "400ms"))],
-                          ["T1", "T2"])
+    out = await run_steps(
+        [(TerminalExpect(), "S", params(device, "login:", "400ms"))], ["T1", "T2"]
+    )
     assert 0.35 < time.monotonic() - t0 < 2
     assert verdicts(out) == {"T1": "timed out after 400ms", "T2": "timed out after 400ms"}
 
 
 async def test_cancel_ends_the_wait_and_passes_nothing(device: Device) -> None:
     t0 = time.monotonic()
-    out = await run_steps([(TerminalExpect(), "S", params(device, "login:", "30s"))],
-                          ["T1"], cancel_after=0.3)
+    out = await run_steps(
+        [(TerminalExpect(), "S", params(device, "login:", "30s"))], ["T1"], cancel_after=0.3
+    )
     assert time.monotonic() - t0 < 1.5
     assert isinstance(out.error, Cancelled)
     assert verdicts(out) == {}  # ConTest reported a cancelled wait as a pass
@@ -150,8 +168,13 @@ async def test_cancel_ends_the_wait_and_passes_nothing(device: Device) -> None:
 
 async def test_a_port_that_cannot_be_opened_fails_every_target() -> None:
     out = await run_steps(
-        [(TerminalExpect(), "S", {"port": ["/dev/no-such-tty"], "speed": [9600],
-                                  "match": ["x"], "timeout": ["1s"]})],
+        [
+            (
+                TerminalExpect(),
+                "S",
+                {"port": ["/dev/no-such-tty"], "speed": [9600], "match": ["x"], "timeout": ["1s"]},
+            )
+        ],
         ["T1", "T2"],
     )
     assert out.error is None

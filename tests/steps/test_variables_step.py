@@ -39,8 +39,14 @@ class Reader(TestStep):
     name = "Reader"
     seen: dict[str, dict[str, Any]]
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         self.seen = {}
 
         async def one(ctx: StepContext, target: Target) -> None:
@@ -70,8 +76,19 @@ async def test_templates_read_them_with_stringvar_and_intvar() -> None:
     out = await run_steps(
         [
             (Variables(), "vars", {"message": ["Hello"], "count": [42]}),
-            (Cmd(), "cmd", {"executable": [echo], "emit_stdout": [True], "args": [
-                '{{ StringVar "vars.message" }}', '{{ IntVar "vars.count" }}', "{{ .ID }}"]}),
+            (
+                Cmd(),
+                "cmd",
+                {
+                    "executable": [echo],
+                    "emit_stdout": [True],
+                    "args": [
+                        '{{ StringVar "vars.message" }}',
+                        '{{ IntVar "vars.count" }}',
+                        "{{ .ID }}",
+                    ],
+                },
+            ),
         ],
         ["T1"],
     )
@@ -93,9 +110,7 @@ async def test_a_wrongly_typed_read_fails_the_target() -> None:
 
 async def test_raw_json_text_is_kept_as_written() -> None:
     step = Variables()
-    await step.validate_parameters(
-        vars_ctx(), StepParameters({"n": ["12"], "s": ['"12"']})
-    )
+    await step.validate_parameters(vars_ctx(), StepParameters({"n": ["12"], "s": ['"12"']}))
     assert step.values == {"n": "12", "s": '"12"'}
 
 
@@ -104,9 +119,7 @@ def vars_ctx() -> StepContext:
 
 
 async def test_bad_parameters_are_refused_with_the_name() -> None:
-    assert (await refused(Variables(), {"1abc": ["x"]})).startswith(
-        "invalid variable name: '1abc'"
-    )
+    assert (await refused(Variables(), {"1abc": ["x"]})).startswith("invalid variable name: '1abc'")
     assert (await refused(Variables(), {"has-dash": ["x"]})).startswith(
         "invalid variable name: 'has-dash'"
     )
@@ -117,9 +130,7 @@ async def test_bad_parameters_are_refused_with_the_name() -> None:
         "invalid number of parameter 'a' values: 0 (expected 1)"
     )
     try:
-        await Variables().validate_parameters(
-            vars_ctx(), StepParameters({"bad": ["{not json"]})
-        )
+        await Variables().validate_parameters(vars_ctx(), StepParameters({"bad": ["{not json"]}))
     except Exception as exc:
         assert str(exc).startswith("bad: invalid json '{not json'")
     else:

@@ -42,10 +42,16 @@ async def listening() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def params(port: int, timeout: str = "2s", interval: str = "100ms",
-           **extra: list[object]) -> dict[str, list[object]]:
-    return {"port": [port], "protocol": ["tcp"], "timeout": [timeout],
-            "check_interval": [interval], **extra}
+def params(
+    port: int, timeout: str = "2s", interval: str = "100ms", **extra: list[object]
+) -> dict[str, list[object]]:
+    return {
+        "port": [port],
+        "protocol": ["tcp"],
+        "timeout": [timeout],
+        "check_interval": [interval],
+        **extra,
+    }
 
 
 async def test_a_listening_port_passes_with_the_start_and_end_events(listening: int) -> None:
@@ -53,10 +59,15 @@ async def test_a_listening_port_passes_with_the_start_and_end_events(listening: 
     assert out.error is None
     assert verdicts(out) == {"T1": None}
     assert names(out, "T1") == ["TargetIn", "waitportStart", "waitportEnd", "TargetOut"]
-    assert payloads(out, "waitportStart") == [{
-        "Address": "127.0.0.1", "Port": listening, "Protocol": "tcp",
-        "CheckInterval": 100_000_000, "Timeout": 2_000_000_000,
-    }]
+    assert payloads(out, "waitportStart") == [
+        {
+            "Address": "127.0.0.1",
+            "Port": listening,
+            "Protocol": "tcp",
+            "CheckInterval": 100_000_000,
+            "Timeout": 2_000_000_000,
+        }
+    ]
     assert payloads(out, "waitportEnd") == [None]
 
 
@@ -65,8 +76,11 @@ async def test_without_a_target_parameter_the_target_addresses_are_dialled(
 ) -> None:
     out = await run_steps(
         [(WaitPort(), "S", params(listening))],
-        [LOCAL, Target("T2", fqdn="127.0.0.1"), Target("T3", primary_ipv6="::1",
-                                                        primary_ipv4="127.0.0.1")],
+        [
+            LOCAL,
+            Target("T2", fqdn="127.0.0.1"),
+            Target("T3", primary_ipv6="::1", primary_ipv4="127.0.0.1"),
+        ],
     )
     assert verdicts(out) == {"T1": None, "T2": None, "T3": None}
     assert payloads(out, "waitportStart", "T1")[0]["Address"] == ""
@@ -164,8 +178,9 @@ async def test_pause_keeps_the_deadline_and_does_not_start_again() -> None:
     # resumed after the deadline: it has passed, the wait does not start over
     await asyncio.sleep(1.0)
     t0 = time.monotonic()
-    late = await run_steps([(WaitPort(), "S", params(port, "1s", "100ms"))], [LOCAL],
-                           resume_state=first.resume_state)
+    late = await run_steps(
+        [(WaitPort(), "S", params(port, "1s", "100ms"))], [LOCAL], resume_state=first.resume_state
+    )
     assert time.monotonic() - t0 < 0.5
     assert verdicts(late) == {"T1": "context deadline exceeded"}
     assert names(late, "T1") == ["waitportEnd", "TargetErr"]
@@ -178,8 +193,11 @@ async def test_resumed_in_time_the_wait_goes_on() -> None:
     )
     server = await _serve(port)
     try:
-        second = await run_steps([(WaitPort(), "S", params(port, "10s", "100ms"))], [LOCAL],
-                                 resume_state=first.resume_state)
+        second = await run_steps(
+            [(WaitPort(), "S", params(port, "10s", "100ms"))],
+            [LOCAL],
+            resume_state=first.resume_state,
+        )
     finally:
         server.close()
         await server.wait_closed()

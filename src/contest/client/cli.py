@@ -80,32 +80,50 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("verb", nargs="?", default="", help="start, stop, status, retry, list, version")
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     p.add_argument(
-        "-a", "--addr", default=DEFAULT_ADDR,
+        "-a",
+        "--addr",
+        default=DEFAULT_ADDR,
         help="server [scheme://]host:port[/basepath] (default: %(default)s)",
     )
     p.add_argument(
-        "-r", "--requestor", default=DEFAULT_REQUESTOR,
+        "-r",
+        "--requestor",
+        default=DEFAULT_REQUESTOR,
         help="requestor of the API call (default: %(default)s)",
     )
     p.add_argument(
-        "-w", "--wait", action="store_true",
+        "-w",
+        "--wait",
+        action="store_true",
         help="after start, wait for the job to end; exit 0 only if it succeeded",
     )
     p.add_argument("-Y", "--yaml", action="store_true", help="the descriptor is YAML")
     p.add_argument(
-        "--states", action="append", default=[], metavar="S[,S...]",
+        "--states",
+        action="append",
+        default=[],
+        metavar="S[,S...]",
         help="list: jobs in any of these states",
     )
     p.add_argument(
-        "--tags", action="append", default=[], metavar="T[,T...]",
+        "--tags",
+        action="append",
+        default=[],
+        metavar="T[,T...]",
         help="list: jobs with all of these tags",
     )
     p.add_argument(
-        "--poll-interval", type=float, default=1.0, metavar="SECONDS",
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
         help="--wait: seconds between polls (default: %(default)s)",
     )
     p.add_argument(
-        "--reconnect", type=float, default=60.0, metavar="SECONDS",
+        "--reconnect",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
         help="--wait: how long to keep trying while the server is away (default: %(default)s)",
     )
     return p
@@ -126,9 +144,7 @@ def parse_job_id(text: str | None) -> int:
     t = text.strip()
     body = t[1:] if t[:1] in "+-" else t
     if t != text or not body.isascii() or not body.isdigit():
-        raise UsageError(
-            f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": invalid syntax'
-        )
+        raise UsageError(f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": invalid syntax')
     value = int(t)
     if value <= 0:
         raise UsageError(f"Invalid job ID: {text}: it must be positive")
@@ -239,8 +255,10 @@ def wait_for_job(
                     use_rest = False
                     resp = transport.status(requestor, job_id)
                     if resp["Err"] is not None:
-                        print(f"contestcli: server responded with an error: {resp['Err']}",
-                              file=sys.stderr)
+                        print(
+                            f"contestcli: server responded with an error: {resp['Err']}",
+                            file=sys.stderr,
+                        )
                         return EXIT_FAILED
                     prog = progress_from_status(resp["Data"].get("Status"))
                     prog["Elapsed"] = round(time.monotonic() - started, 3)
@@ -251,8 +269,9 @@ def wait_for_job(
                     away_since = now
                     print(f"contestcli: {exc}; retrying", file=sys.stderr)
                 if now - away_since > reconnect:
-                    print(f"contestcli: server unreachable for {reconnect:g}s: {exc}",
-                          file=sys.stderr)
+                    print(
+                        f"contestcli: server unreachable for {reconnect:g}s: {exc}", file=sys.stderr
+                    )
                     return EXIT_UNREACHABLE
                 time.sleep(min(poll, 1.0))
                 continue

@@ -364,9 +364,7 @@ class TestRunner:
                         try:
                             await pending
                         except Exception as exc:
-                            self.fail_step(
-                                st, EventWriteError(st.label, "target injection", exc)
-                            )
+                            self.fail_step(st, EventWriteError(st.label, "target injection", exc))
                             return
                 assert ts.result is not None
                 outcome = await ts.result
@@ -552,9 +550,7 @@ class TestRunner:
             ts = self.states.get(target_id)
             target = ts.target if ts is not None else Target(target_id)
             assert st.emitter is not None
-            pending = _write(
-                st.emitter, VARIABLE_EMITTED, target, {"Name": name, "Value": text}
-            )
+            pending = _write(st.emitter, VARIABLE_EMITTED, target, {"Name": name, "Value": text})
             if pending is not None:
                 self._track(pending)
 
@@ -631,9 +627,7 @@ class TestRunner:
             if self._variables.has_target(tid):
                 entry["V"] = self._variables.for_target(tid)
             targets[tid] = entry
-        blobs = [
-            _blob_to_json(st.paused_state if st.started else st.blob) for st in self.steps
-        ]
+        blobs = [_blob_to_json(st.paused_state if st.started else st.blob) for st in self.steps]
         state = {"V": RESUME_STATE_VERSION, "J": job_id, "R": run_id, "T": targets, "SRS": blobs}
         return json.dumps(state, separators=(",", ":")).encode()
 

@@ -307,9 +307,7 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def _job_op(
-    op_id: str, summary: str, ok: dict[str, Any], *extra: dict[str, Any]
-) -> dict[str, Any]:
+def _job_op(op_id: str, summary: str, ok: dict[str, Any], *extra: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": ok, "400": _ERROR, "404": _ERROR, "503": _ERROR}
     for more in extra:
         responses.update(more)

@@ -402,9 +402,7 @@ class RestAPI:
         elif isinstance(desc, str) and desc.strip():
             text = desc
         else:
-            raise ApiError(
-                400, "descriptor must be a JSON object or a non-empty JSON or YAML text"
-            )
+            raise ApiError(400, "descriptor must be a JSON object or a non-empty JSON or YAML text")
         requestor = _requestor(body)
         try:
             job_id = await self.jobs.submit(text, requestor)

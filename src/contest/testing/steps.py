@@ -92,8 +92,14 @@ class Noop(TestStep):
 
     name = "Noop"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def one(ctx: StepContext, target: Target) -> None:
             return None
 
@@ -105,8 +111,14 @@ class Fail(TestStep):
 
     name = "Fail"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def one(ctx: StepContext, target: Target) -> None:
             raise ContestError(f"Integration test failure for {target}")
 
@@ -118,8 +130,14 @@ class Crash(TestStep):
 
     name = "Crash"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         raise ContestError("TestStep crashed")
 
 
@@ -132,8 +150,14 @@ class Panic(TestStep):
 
     name = "Panic"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         raise StepPanic("panic step")
 
 
@@ -142,8 +166,14 @@ class Hanging(TestStep):
 
     name = "Hanging"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         await asyncio.Event().wait()
 
 
@@ -152,8 +182,14 @@ class NoReturn(TestStep):
 
     name = "NoReturn"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async for target in ch.input:
             await ch.output.put(StepResult(target))
         await asyncio.Event().wait()
@@ -164,8 +200,14 @@ class Channels(TestStep):
 
     name = "Channels"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async for target in ch.input:
             await ch.output.put(StepResult(target))
         ch.output.close()
@@ -177,8 +219,14 @@ class BadTargets(TestStep):
 
     name = "BadTargets"
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async for target in ch.input:
             if ctx.is_cancelled():
                 raise Cancelled()
@@ -220,8 +268,14 @@ class SlowEcho(TestStep):
         if self.seconds < 0:
             raise ParameterError(f"seconds cannot be negative, got {self.seconds}")
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         text = params.get_one("text")
 
         async def one(ctx: StepContext, target: Target) -> None:
@@ -237,8 +291,14 @@ class ReadMeta(TestStep):
     name = "readmeta"
     events = ("MetadataEvent",)
 
-    async def run(self, ctx: StepContext, ch: StepChannels, params: StepParameters,
-                  ev: EventEmitter, resume_state: bytes | None) -> None:
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
         async def one(ctx: StepContext, target: Target) -> None:
             if not ctx.job_id or not ctx.run_id:
                 raise ContestError("job id or run id missing from the step context")

@@ -70,7 +70,7 @@ class RollingBuffer:
 
     def text(self, since: int = 0) -> str:
         """What the window holds from ``since`` on, decoded (for logs and failure texts)."""
-        return bytes(self._data[max(0, since - self._start):]).decode("utf-8", "replace")
+        return bytes(self._data[max(0, since - self._start) :]).decode("utf-8", "replace")
 
     def feed(self, data: bytes) -> None:
         if not data or self._closed:

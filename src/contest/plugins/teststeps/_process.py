@@ -104,8 +104,11 @@ def _errno_text(exc: OSError) -> str:
 def spawn_error_text(exc: OSError, path: str, cwd: str | None) -> str:
     """Go's texts for a command that could not start: ``chdir <dir>: ...`` when the working
     directory is the problem, ``fork/exec <path>: ...`` otherwise."""
-    if cwd and exc.filename == cwd and exc.errno in (errno_mod.ENOENT, errno_mod.ENOTDIR,
-                                                       errno_mod.EACCES):
+    if (
+        cwd
+        and exc.filename == cwd
+        and exc.errno in (errno_mod.ENOENT, errno_mod.ENOTDIR, errno_mod.EACCES)
+    ):
         return f"chdir {cwd}: {_errno_text(exc)}"
     return f"fork/exec {path}: {_errno_text(exc)}"
 
@@ -161,8 +164,9 @@ class OutputPump:
     ``sink`` None: nothing is handed on, but the head and tail are still kept for the log.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, sink: ChunkSink | None,
-                 limits: OutputLimits) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, sink: ChunkSink | None, limits: OutputLimits
+    ) -> None:
         self._reader = reader
         self._sink = sink
         self._limits = limits
@@ -315,7 +319,6 @@ class _Pipes:
                 os.close(fd)
         self.fds.clear()
 
-
     async def reader(self, fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
         """A stream on the read end ``fd``; the transport owns (and closes) the fd from now."""
         self.fds.remove(fd)
@@ -415,13 +418,17 @@ async def run_command(
         # the output: to EOF, unless someone else still holds the pipes
         _done, pending = await asyncio.wait(tasks, timeout=drain_delay)
         if pending:
-            _log.info("process %d: output still open %.1fs after the end; not reading on",
-                      proc.pid, drain_delay)
+            _log.info(
+                "process %d: output still open %.1fs after the end; not reading on",
+                proc.pid,
+                drain_delay,
+            )
             for t in transports:
                 t.close()  # the pumps see EOF, flush and mark
             await asyncio.wait(tasks, timeout=drain_delay)
-        return CommandResult(ending, proc.returncode, proc.pid, stdout, stderr,
-                             time.monotonic() - started, stopped)
+        return CommandResult(
+            ending, proc.returncode, proc.pid, stdout, stderr, time.monotonic() - started, stopped
+        )
     except BaseException:
         # our task was cancelled (or something broke): nothing we started may outlive us
         signal_group(proc.pid, signal.SIGKILL)

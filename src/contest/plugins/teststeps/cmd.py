@@ -172,9 +172,7 @@ class Cmd(TestStep):
             try:
                 cwd = self.dir.expand(target)
             except ParameterError as exc:
-                raise CommandFailed(
-                    f"failed to expand argument dir '{self.dir}': {exc}"
-                ) from exc
+                raise CommandFailed(f"failed to expand argument dir '{self.dir}': {exc}") from exc
             await self._run_one(ctx, ev, target, [self.executable, *args], cwd)
 
         await for_each_target(ctx, ch, one)
@@ -215,9 +213,16 @@ class Cmd(TestStep):
         ctx.log.info(
             "target %s: command %s in %r ended (%s, %s) after %.3fs; stdout %d bytes, ...%r; "
             "stderr %d bytes, ...%r",
-            target.id, argv, cwd, result.ending.value, result.error_text or "exit status 0",
-            result.duration, result.stdout.total, result.stdout.tail_text(),
-            result.stderr.total, result.stderr.tail_text(),
+            target.id,
+            argv,
+            cwd,
+            result.ending.value,
+            result.error_text or "exit status 0",
+            result.duration,
+            result.stdout.total,
+            result.stdout.tail_text(),
+            result.stderr.total,
+            result.stderr.tail_text(),
         )
         if result.ending is Ending.CANCELLED:
             raise Cancelled()

@@ -61,7 +61,10 @@ class Echo(TestStep):
             output = text.expand(target)
             ctx.log.info(
                 "This is job %d, run %d on target %s with text '%s'",
-                ctx.job_id, ctx.run_id, target.id, output,
+                ctx.job_id,
+                ctx.run_id,
+                target.id,
+                output,
             )
 
         await for_each_target(ctx, ch, one)

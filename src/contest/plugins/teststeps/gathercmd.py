@@ -169,8 +169,12 @@ class GatherCmd(TestStep):
             return text
         ctx.log.info(
             "GatherCmd: %s ended (%s, %s) after %.3fs; stdout ...%r; stderr ...%r",
-            argv, result.ending.value, result.error_text or "exit status 0", result.duration,
-            result.stdout.tail_text(), result.stderr.tail_text(),
+            argv,
+            result.ending.value,
+            result.error_text or "exit status 0",
+            result.duration,
+            result.stdout.tail_text(),
+            result.stderr.tail_text(),
         )
         error = result.error_text
         if result.ending is Ending.TIMED_OUT:

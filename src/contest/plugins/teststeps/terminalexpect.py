@@ -220,6 +220,7 @@ class TerminalExpect(TestStep):
             open_error = f"cannot open serial port {self.port}: {exc}"
             ctx.log.error("%s", open_error)
         try:
+
             async def one(ctx: StepContext, target: Target) -> None:
                 if open_error is not None:
                     raise ExpectFailed(open_error)

@@ -169,22 +169,28 @@ class WaitPort(TestStep):
                         raise WaitPortFailed(
                             f"cannot expand target parameter '{settings.target}': '{exc}'"
                         ) from exc
-                await ev.emit(EVENT_START, target, {
-                    "Address": address,
-                    "Port": settings.port,
-                    "Protocol": settings.protocol,
-                    "CheckInterval": settings.check_interval_ns,
-                    "Timeout": settings.timeout_ns,
-                })
+                await ev.emit(
+                    EVENT_START,
+                    target,
+                    {
+                        "Address": address,
+                        "Port": settings.port,
+                        "Protocol": settings.protocol,
+                        "CheckInterval": settings.check_interval_ns,
+                        "Timeout": settings.timeout_ns,
+                    },
+                )
                 twd.data = {
                     "D": int((time.time() + settings.timeout_ns / 1e9) * 1000),
                     "A": address,
                 }
             address = twd.data["A"]
             deadline = twd.data["D"] / 1000
-            hosts = [address] if address else [
-                h for h in (target.fqdn, target.primary_ipv4, target.primary_ipv6) if h
-            ]
+            hosts = (
+                [address]
+                if address
+                else [h for h in (target.fqdn, target.primary_ipv4, target.primary_ipv6) if h]
+            )
             hosts = [h[1:-1] if h.startswith("[") and h.endswith("]") else h for h in hosts]
             try:
                 await self._wait(ctx, hosts, settings, interval, deadline, target.id)
@@ -198,8 +204,13 @@ class WaitPort(TestStep):
         await for_each_target_with_resume(ctx, ch, resume_state, STATE_VERSION, one)
 
     async def _wait(
-        self, ctx: StepContext, hosts: list[str], settings: _Settings, interval: float,
-        deadline: float, target_id: str,
+        self,
+        ctx: StepContext,
+        hosts: list[str],
+        settings: _Settings,
+        interval: float,
+        deadline: float,
+        target_id: str,
     ) -> None:
         if not hosts:
             raise WaitPortFailed(
@@ -215,12 +226,23 @@ class WaitPort(TestStep):
                 attempt += 1
                 try:
                     if await _within(ctx, dial(host, settings.port, settings.protocol), left):
-                        ctx.log.info("target %s: connected to %s port %d (%s)",
-                                     target_id, host, settings.port, settings.protocol)
+                        ctx.log.info(
+                            "target %s: connected to %s port %d (%s)",
+                            target_id,
+                            host,
+                            settings.port,
+                            settings.protocol,
+                        )
                         return
                 except OSError as exc:
-                    ctx.log.debug("target %s: attempt %d: cannot connect to %s port %d: %s",
-                                  target_id, attempt, host, settings.port, exc)
+                    ctx.log.debug(
+                        "target %s: attempt %d: cannot connect to %s port %d: %s",
+                        target_id,
+                        attempt,
+                        host,
+                        settings.port,
+                        exc,
+                    )
             left = deadline - time.time()
             if left <= 0:
                 raise WaitPortFailed(DEADLINE_EXCEEDED)
