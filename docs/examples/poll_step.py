@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from contest.durations import parse_duration
+from contest.golang.time import parse_duration
 from contest.teststep import (
     EventEmitter,
     ParameterError,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contest import __version__
-from contest.durations import parse_duration
+from contest.golang.time import parse_duration
 from contest.settings import DEFAULT_DB_URL, DEFAULT_LISTEN, ServeSettings
 
 EXIT_OK = 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from contest.errors import ContestError
+from contest.golang.strconv import NumError, parse_float
 
 __all__ = [
     "OPERATORS",
@@ -34,7 +35,6 @@ __all__ = [
     "format_go_2f",
     "parse_expression",
     "parse_go_float",
-    "strconv_quote",
 ]
 
 
@@ -64,174 +64,12 @@ _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
 }
 
 
-# --- Go's strconv, as far as comparison expressions need it -----------------------------------
-
-
-def strconv_quote(s: str) -> str:
-    """Go's ``strconv.Quote``, which ``strconv.NumError`` uses to show the input.
-
-    Printable characters stay (Go's ``unicode.IsPrint`` and Python's ``str.isprintable`` agree:
-    letters, marks, numbers, punctuation, symbols and the ASCII space); the rest is escaped.
-    """
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:  # not valid UTF-8: Go would show U+FFFD
-            out.append("\ufffd")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES: Final = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-_DEC_DIGITS = frozenset("0123456789")
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def _syntax_error(s: str) -> ComparisonError:
-    return ComparisonError(f"strconv.ParseFloat: parsing {strconv_quote(s)}: invalid syntax")
-
-
-def _range_error(s: str) -> ComparisonError:
-    return ComparisonError(f"strconv.ParseFloat: parsing {strconv_quote(s)}: value out of range")
-
-
-def _special(s: str) -> tuple[float, int] | None:
-    """Go's ``special``: ``inf``/``infinity`` (optionally signed) or unsigned ``nan``."""
-    if not s:
-        return None
-    sign, n_sign, rest = 1.0, 0, s
-    if s[0] in "+-":
-        sign, n_sign, rest = (-1.0 if s[0] == "-" else 1.0), 1, s[1:]
-    elif s[0] in "nN":
-        return (math.nan, 3) if s[:3].lower() == "nan" else None
-    if rest[:1] not in ("i", "I"):
-        return None
-    n = 0
-    for a, b in zip(rest.lower(), "infinity", strict=False):
-        if a != b:
-            break
-        n += 1
-    if 3 < n < 8:
-        n = 3
-    if n in (3, 8):
-        return sign * math.inf, n_sign + n
-    return None
-
-
-def _underscore_ok(s: str) -> bool:
-    """Go's ``underscoreOK``: underscores only between digits (or after a base prefix)."""
-    saw = "^"
-    i = 0
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    hexa = False
-    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
-        i, saw, hexa = 2, "0", s[1].lower() == "x"
-    while i < len(s):
-        ch = s[i]
-        if ch in _DEC_DIGITS or (hexa and ch in _HEX_DIGITS):
-            saw = "0"
-        elif ch == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        else:
-            if saw == "_":
-                return False
-            saw = "!"
-        i += 1
-    return saw != "_"
-
-
-def _read_float(s: str) -> tuple[int, bool] | None:
-    """Go's ``readFloat`` syntax check: where the number ends and whether it is hexadecimal."""
-    i, n = 0, len(s)
-    if i < n and s[i] in "+-":
-        i += 1
-    hexa = False
-    digits = _DEC_DIGITS
-    exp_char = "e"
-    if i + 2 < n and s[i] == "0" and s[i + 1] in "xX":
-        hexa, digits, exp_char = True, _HEX_DIGITS, "p"
-        i += 2
-    saw_dot = saw_digits = underscores = False
-    while i < n:
-        ch = s[i]
-        if ch == "_":
-            underscores = True
-        elif ch == ".":
-            if saw_dot:
-                break
-            saw_dot = True
-        elif ch in digits:
-            saw_digits = True
-        else:
-            break
-        i += 1
-    if not saw_digits:
-        return None
-    if i < n and s[i].lower() == exp_char:
-        i += 1
-        if i < n and s[i] in "+-":
-            i += 1
-        if i >= n or s[i] not in _DEC_DIGITS:
-            return None
-        while i < n and (s[i] in _DEC_DIGITS or s[i] == "_"):
-            underscores = underscores or s[i] == "_"
-            i += 1
-    elif hexa:
-        return None  # a hexadecimal float must have a p exponent
-    if underscores and not _underscore_ok(s[:i]):
-        return None
-    return i, hexa
-
-
 def parse_go_float(s: str) -> float:
-    """Go's ``strconv.ParseFloat(s, 64)``: its grammar, its rounding, its error texts.
-
-    Python's ``float`` differs in ways a user would notice: it accepts surrounding blanks and
-    ``+nan``, rejects hexadecimal floats, and turns ``1e400`` into ``inf`` instead of failing.
-    """
-    special = _special(s)
-    if special is not None:
-        value, n = special
-        if n != len(s):
-            raise _syntax_error(s)
-        return value
-    read = _read_float(s)
-    if read is None or read[0] != len(s):
-        raise _syntax_error(s)
-    clean = s.replace("_", "")
-    if read[1]:
-        try:
-            return float.fromhex(clean)
-        except OverflowError:
-            raise _range_error(s) from None
-    value = float(clean)
-    if math.isinf(value):
-        raise _range_error(s)
-    return value
+    """Go's ``strconv.ParseFloat(s, 64)``, its error as a :class:`ComparisonError`."""
+    try:
+        return parse_float(s)
+    except NumError as exc:
+        raise ComparisonError(str(exc)) from None
 
 
 def format_go_2f(value: float) -> str:

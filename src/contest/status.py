@@ -7,7 +7,6 @@ users' scripts read it.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,35 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contest.events import TestEvent
+from contest.golang.time import ZERO_TIME, go_time
 from contest.target import Target
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS" (a job's events share few)
-
-
-def go_time(ts: float | None) -> str:
-    """A Unix time as Go's RFC3339Nano in UTC (trailing zeros of the fraction trimmed)."""
-    if ts is None or ts <= 0:
-        return ZERO_TIME
-    whole = int(ts)
-    frac_ns = round((ts - whole) * 1e9)
-    if frac_ns >= 1_000_000_000:
-        whole, frac_ns = whole + 1, frac_ns - 1_000_000_000
-    base = _SECONDS.get(whole)
-    if base is None:
-        if len(_SECONDS) > 100_000:
-            _SECONDS.clear()
-        base = _SECONDS[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S"
-        )
-    if frac_ns:
-        # %-formatting: a third faster than the format spec, and this runs twice per target
-        # and step of a run's status
-        return base + "." + ("%09d" % frac_ns).rstrip("0") + "Z"  # noqa: UP031
-    return base + "Z"
-
 
 _gc_depth = 0
 _gc_was_enabled = False

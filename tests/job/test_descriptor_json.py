@@ -9,20 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contest.job.descriptor import (
-    ExtendedDescriptor,
-    FetchedTest,
-    JobDescriptor,
-    ReporterConfig,
-    Reporting,
-    RetryParameters,
-    StepDescriptor,
-    TestDescriptor,
-    decode_descriptor,
-    decode_steps,
-    parse_document,
-)
-from contest.job.descriptor_json import (
+from contest.golang.json import (
     JsonNumber,
     JsonObject,
     JsonSyntaxError,
@@ -35,6 +22,19 @@ from contest.job.descriptor_json import (
     loads_json,
     loads_yaml,
     to_python,
+)
+from contest.job.descriptor import (
+    ExtendedDescriptor,
+    FetchedTest,
+    JobDescriptor,
+    ReporterConfig,
+    Reporting,
+    RetryParameters,
+    StepDescriptor,
+    TestDescriptor,
+    decode_descriptor,
+    decode_steps,
+    parse_document,
 )
 
 EXAMPLE_A = """{

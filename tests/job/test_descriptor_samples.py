@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from contest.golang.json import JsonObject
 from contest.job.descriptor import (
     ExtendedDescriptor,
     FetchedTest,
@@ -17,7 +18,6 @@ from contest.job.descriptor import (
     validate_descriptor,
     validate_extended_descriptor,
 )
-from contest.job.descriptor_json import JsonObject
 from contest.testing.paths import samples_dir
 
 SAMPLES = samples_dir()

@@ -37,6 +37,7 @@ from contest.events import (
     TestEventHeader,
     TestEventQuery,
 )
+from contest.golang import json as gojson
 from contest.job import status as js
 from contest.job import statusdoc
 from contest.job.model import Job
@@ -45,7 +46,6 @@ from contest.job.runner import JobRunner
 from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.teststeps.sleep import Sleep
-from contest.server import gojson
 from contest.signals import Scope
 from contest.status import RunStatus, TargetStatus, TestStatus, TestStepStatus
 from contest.storage import JobRequest, Storage, open_storage
@@ -613,7 +613,7 @@ def test_go_time_equals_the_plain_formatting() -> None:
     """``go_time`` (tuned: it formats two times per target and step) against the plain way."""
     import datetime as dt
 
-    from contest.status import go_time
+    from contest.golang.time import go_time
 
     def plain(ts: float | None) -> str:
         if ts is None or ts <= 0:

@@ -12,8 +12,8 @@ from contest.comparison import (
     format_go_2f,
     parse_expression,
     parse_go_float,
-    strconv_quote,
 )
+from contest.golang.strconv import quote as strconv_quote
 
 RHS = "could not extract right hand side of the expression: "
 PCT = ComparisonType.PERCENTAGE

@@ -12,7 +12,7 @@ import pytest
 
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
-from contest.job.descriptor_json import loads_json
+from contest.golang.json import loads_json
 from contest.locking import LockConflict
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.targetmanagers import csvfile, targetlist

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from contest.client.jobdesc import DescriptorFormatError, to_request_json
 from contest.client.transport import DEFAULT_ADDR, HTTPTransport, TransportError
-from contest.server.gojson import encode_indent
+from contest.golang.json import encode_indent
 
 EXIT_OK = 0
 EXIT_FAILED = 1

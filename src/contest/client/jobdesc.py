@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contest.job.descriptor_json import (
+from contest.golang.json import (
     JsonNumber,
     JsonObject,
     JsonSyntaxError,

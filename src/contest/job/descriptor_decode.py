@@ -11,7 +11,7 @@ Users' descriptors were written for ConTest, so what ConTest accepts must mean t
   ``json: cannot unmarshal string into Go struct field Descriptor.Runs of type uint``, and decoding
   goes on; unlike Go we report every such error, each with its path (``Runs``);
 * ``Runs`` is unsigned (``-1`` and ``1.0`` are errors), ``NumRetries`` is a ``uint32``;
-* durations must be quoted Go duration strings (see ``contest.durations``).
+* durations must be quoted Go duration strings (see ``contest.golang.time``).
 
 Two ConTest checks are made here rather than in validation because they are about the shape of the
 document: a ``null`` test descriptor ("test description is null") and a ``null`` step ("test step
@@ -24,13 +24,11 @@ syntax errors are worded by Python's parser, with line and column.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from contest.durations import DurationError, parse_duration
-from contest.job.descriptor_json import (
+from contest.golang.json import (
     JsonNumber,
     JsonObject,
     JsonSyntaxError,
@@ -42,6 +40,8 @@ from contest.job.descriptor_json import (
     loads_json,
     loads_yaml,
 )
+from contest.golang.time import DurationError, parse_duration
+from contest.golang.unmarshal import type_error_text, uint_of, value_kind
 from contest.job.descriptor_model import (
     DescriptorDecodeError,
     DescriptorError,
@@ -74,7 +74,6 @@ DescriptorFormat = Literal["json", "yaml"]
 NULL_TEST_MESSAGE = "test description is null"
 NULL_STEP_MESSAGE = "test step description is null"
 
-_UINT_RE = re.compile(r"[0-9]+")
 T = TypeVar("T")
 
 
@@ -127,12 +126,8 @@ class _Decoder:
         self.errors.append(DescriptorError(path, message))
 
     def type_error(self, path: str, ctx: _Ctx, what: str, gotype: str) -> None:
-        if ctx.struct is None:
-            msg = f"json: cannot unmarshal {what} into Go value of type {gotype}"
-        else:
-            field = f"{ctx.struct}.{'.'.join(ctx.stack)}"
-            msg = f"json: cannot unmarshal {what} into Go struct field {field} of type {gotype}"
-        self.error(path, msg)
+        field = None if ctx.struct is None else f"{ctx.struct}.{'.'.join(ctx.stack)}"
+        self.error(path, type_error_text(what, gotype, field))
 
     # --- scalars ------------------------------------------------------------------------------
 
@@ -148,10 +143,10 @@ class _Decoder:
         if value is None:
             return _SKIP
         if isinstance(value, JsonNumber):
-            text = value.text
-            if _UINT_RE.fullmatch(text) and int(text) < (1 << bits):
-                return int(text)
-            self.type_error(path, ctx, f"number {text}", gotype)
+            got = uint_of(value, bits)
+            if got is not None:
+                return got
+            self.type_error(path, ctx, value_kind(value), gotype)
             return _SKIP
         self.type_error(path, ctx, json_kind(value), gotype)
         return _SKIP
@@ -174,7 +169,7 @@ class _Decoder:
             except DurationError as exc:
                 self.error(path, str(exc))
                 return _SKIP
-        got = f"number {value.text}" if isinstance(value, JsonNumber) else json_kind(value)
+        got = value_kind(value)
         self.error(
             path,
             "not a properly double-quoted string: a duration must be a quoted Go duration "

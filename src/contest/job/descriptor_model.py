@@ -9,7 +9,7 @@ plugins own their format and ConTest hands them the bytes, not a decoded value. 
 key was absent, which differs from JSON ``null`` (text ``"null"``): ConTest's CSV and TargetList
 target managers accept ``null`` release parameters but reject missing ones.
 
-Durations are ``float`` seconds; see ``contest.durations`` for the Go syntax on the wire.
+Durations are ``float`` seconds; see ``contest.golang.time`` for the Go syntax on the wire.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
-from contest.durations import format_duration
 from contest.errors import ContestError
-from contest.job.descriptor_json import JsonNumber, JsonObject, JsonValue, dumps, loads_json
+from contest.golang.json import JsonNumber, JsonObject, JsonValue, dumps, loads_json
+from contest.golang.time import format_duration
 
 __all__ = [
     "CURRENT_DESCRIPTOR_VERSION",

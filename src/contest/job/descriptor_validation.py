@@ -32,6 +32,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from contest.golang.strconv import NumError, atoi, quote
 from contest.job.descriptor_decode import decode_fetch_parameters
 from contest.job.descriptor_model import (
     CURRENT_DESCRIPTOR_VERSION,
@@ -61,7 +62,6 @@ __all__ = [
 #: Tags starting with it are reserved for the server (its instance tag).
 INTERNAL_TAG_PREFIX: Final = "_"
 _TAG_RE: Final = re.compile(r"[a-zA-Z0-9_-]+")
-_ATOI_RE: Final = re.compile(r"[+-]?[0-9]+")
 # What Go's strings.TrimSpace trims (unicode.IsSpace), which is not quite Python's str.isspace.
 _GO_SPACE: Final = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
 
@@ -70,37 +70,6 @@ def too_long(data_name: str, value: str, max_len: int) -> str | None:
     """ConTest's length limit message (``Job name is too long: 65 > 64``), lengths in bytes."""
     length = len(value.encode("utf-8", "surrogatepass"))
     return f"{data_name} is too long: {length} > {max_len}" if length > max_len else None
-
-
-def go_strconv_quote(s: str) -> str:
-    """Quote like Go's ``strconv.Quote`` (used by ``strconv.Atoi`` in its error messages)."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append("\\" + "abfnrtv"["\a\b\f\n\r\t\v".index(ch)])
-        elif ch.isprintable():
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _atoi(s: str) -> tuple[int | None, str]:
-    """Go's ``strconv.Atoi`` on a 64-bit platform: the value, or ``None`` and Go's error text."""
-    if not _ATOI_RE.fullmatch(s):
-        return None, f"strconv.Atoi: parsing {go_strconv_quote(s)}: invalid syntax"
-    value = int(s)
-    if not -(1 << 63) <= value < (1 << 63):
-        return None, f"strconv.Atoi: parsing {go_strconv_quote(s)}: value out of range"
-    return value, ""
 
 
 def check_version(version: str) -> str | None:
@@ -116,10 +85,10 @@ def check_version(version: str) -> str | None:
         return f"version Error: Incorrect Job Descriptor Version {version}"
     numbers = []
     for part in parts:
-        value, error = _atoi(part)
-        if value is None:
-            return f"version Error: {error}"
-        numbers.append(value)
+        try:
+            numbers.append(atoi(part))
+        except NumError as exc:
+            return f"version Error: {exc}"
     major, minor = (int(n) for n in CURRENT_DESCRIPTOR_VERSION.split("."))
     if numbers[0] != major or numbers[1] > minor:
         return (
@@ -141,17 +110,15 @@ def check_tags(
     for i, tag in enumerate(tags):
         where = f"{path}[{i}]"
         if not _TAG_RE.fullmatch(tag):
-            errors.append(DescriptorError(where, f"{go_strconv_quote(tag)} is not a valid tag"))
+            errors.append(DescriptorError(where, f"{quote(tag)} is not a valid tag"))
             continue
         if not allow_internal and tag.startswith(INTERNAL_TAG_PREFIX):
             errors.append(
-                DescriptorError(
-                    where, f"{go_strconv_quote(tag)} is an internal tag and is not allowed"
-                )
+                DescriptorError(where, f"{quote(tag)} is an internal tag and is not allowed")
             )
             continue
         if tag in seen:
-            errors.append(DescriptorError(where, f"duplicate tag {go_strconv_quote(tag)}"))
+            errors.append(DescriptorError(where, f"duplicate tag {quote(tag)}"))
             continue
         seen.add(tag)
         long = too_long("Tag", tag, MAX_TAG_LEN)

@@ -385,7 +385,7 @@ class JobManager:
 
 
 def _go_seconds(seconds: float) -> str:
-    from contest.durations import format_duration
+    from contest.golang.time import format_duration
 
     return format_duration(round(seconds, 6))
 

@@ -37,7 +37,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from contest.context import PluginContext
-from contest.durations import format_duration
 from contest.errors import Cancelled, ContestError, Paused, StepError
 from contest.events import (
     RUN_STARTED,
@@ -50,6 +49,7 @@ from contest.events import (
     FrameworkEvent,
     TestEventHeader,
 )
+from contest.golang.time import format_duration
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.job.pause import PausePayload

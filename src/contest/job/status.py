@@ -41,16 +41,15 @@ from contest.events import (
     TestEventHeader,
     TestEventQuery,
 )
+from contest.golang.time import ZERO_TIME, go_time
 from contest.job.model import Job
 from contest.status import (
-    ZERO_TIME,
     RunStatus,
     TargetStatus,
     TestStatus,
     TestStepStatus,
     event_json,
     gc_paused,
-    go_time,
 )
 from contest.target import Target
 

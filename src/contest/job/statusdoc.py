@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from contest.events import RUN_STARTED, EventReader, FrameworkEventQuery
+from contest.golang.time import go_time
 from contest.job.model import Job
 from contest.job.status import build_run_statuses, saved_run_jsons
-from contest.status import gc_paused, go_time
+from contest.status import gc_paused
 from contest.storage.models import JobReport, JobRequest, JobState, Report
 
 COMPLETION_STATES = frozenset(

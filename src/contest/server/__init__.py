@@ -4,8 +4,8 @@ signal semantics of ConTest's server.
 * :func:`serve` runs ``contest serve`` (see :mod:`contest.server.lifecycle`);
 * :func:`create_app` builds the ASGI application over a job manager (tests use it in-process).
 
-Both are imported on first use: ``contestcli`` shares :mod:`contest.server.gojson` and should
-not pay for loading uvicorn and Starlette.
+Both are imported on first use, so that importing this package does not pay for loading uvicorn
+and Starlette.
 """
 
 from __future__ import annotations

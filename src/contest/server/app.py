@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from contest.golang.json import marshal
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
-from contest.server.gojson import marshal
 from contest.server.restapi import RestJobs, create_rest_app
 
 log = logging.getLogger(__name__)

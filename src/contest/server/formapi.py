@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from contest.durations import format_duration
+from contest.golang import json as gojson
+from contest.golang.strconv import NumError, parse_int64, quote
+from contest.golang.time import format_duration
 from contest.job.descriptor_model import DescriptorDecodeError, DescriptorValidationError
-from contest.job.descriptor_validation import check_tags, go_strconv_quote
-from contest.server import gojson
+from contest.job.descriptor_validation import check_tags
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,8 @@ def job_id_or_error(text: str) -> int:
     if not text.strip():
         raise BadRequest("job ID cannot be empty")
     try:
-        value = gojson.parse_int64(text)
-    except gojson.GoNumError as exc:
+        value = parse_int64(text)
+    except NumError as exc:
         raise BadRequest(str(exc)) from None
     return value % (1 << 64)
 
@@ -312,7 +313,7 @@ class FormAPI:
             for name in states_text.split(","):
                 state = LISTABLE_STATES.get(name)
                 if state is None:
-                    bad_state = f"List failed: invalid job state {go_strconv_quote(name)}"
+                    bad_state = f"List failed: invalid job state {quote(name)}"
                     break
                 states.append(state)
             if not states:

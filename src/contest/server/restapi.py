@@ -39,11 +39,11 @@ from contest.events import (
     TestEvent,
     TestEventQuery,
 )
+from contest.golang.time import go_time
 from contest.job.descriptor_model import DescriptorValidationError
 from contest.job.statusdoc import COMPLETION_STATES, job_report_json
 from contest.server import openapi
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
-from contest.status import go_time
 from contest.storage.errors import ParameterTooLong, StorageError
 from contest.storage.models import JobRequest, JobState
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote_plus
 
+from contest.golang.strconv import is_print
+
 from .gofmt import format_verb
 from .printf import sprint
-from .strconv import is_print
 from .values import (
     MISSING,
     GoFuncError,

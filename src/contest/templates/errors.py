@@ -8,7 +8,7 @@ always give ``LINE:COL`` so that a message names the parameter and the exact spo
 
 from __future__ import annotations
 
-from .strconv import quote
+from contest.golang.strconv import quote
 
 
 class TemplateError(Exception):

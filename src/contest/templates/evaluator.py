@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from contest.golang.strconv import quote
+
 from .errors import TemplateExecError, exec_error
 from .expressions import compile_command, compile_pipeline, last_at
 from .gofmt import format_v, sorted_keys
@@ -37,7 +39,6 @@ from .runtime import (
     print_value,
     set_var,
 )
-from .strconv import quote
 from .values import MISSING, GoFuncError, Kind, kind_of, truth
 
 

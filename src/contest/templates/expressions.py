@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from contest.golang.strconv import quote
+
 from .builtins import (
     arity_message,
     error_text,
@@ -59,7 +61,6 @@ from .runtime import (
     set_var,
     var_value,
 )
-from .strconv import quote
 from .values import MISSING, GoFuncError, Kind, go_type_name, kind_of, truth
 
 # --------------------------------------------------------------------------- arguments

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from .strconv import (
+from contest.golang.strconv import (
     LDIGITS,
     UDIGITS,
     can_backquote,
@@ -26,6 +26,7 @@ from .strconv import (
     quote,
     quote_rune,
 )
+
 from .values import MISSING, GoFuncError, Kind, go_type_name, kind_of, to_go_bytes
 
 _MAX_DEPTH: Final = 100  # nesting of lists/dicts we agree to print

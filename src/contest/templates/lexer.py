@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from .strconv import format_unicode_char, quote
+from contest.golang.strconv import format_unicode_char, quote
 
 LEFT_DELIM: Final = "{{"
 RIGHT_DELIM: Final = "}}"

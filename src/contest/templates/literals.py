@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .strconv import quote
+from contest.golang.strconv import NumError, parse_float, quote, underscore_ok
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -19,33 +19,6 @@ _UINT64_MAX = (1 << 64) - 1
 
 class LiteralError(ValueError):
     """A literal Go would reject; ``str()`` is Go's message."""
-
-
-def underscore_ok(s: str) -> bool:
-    """Go's rule: an underscore only between digits, or between a base prefix and a digit."""
-    saw = "^"
-    i = 0
-    if s and s[0] in "+-":
-        s = s[1:]
-    hexa = False
-    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
-        i = 2
-        saw = "0"
-        hexa = s[1].lower() == "x"
-    while i < len(s):
-        c = s[i]
-        if "0" <= c <= "9" or (hexa and "a" <= c.lower() <= "f"):
-            saw = "0"
-        elif c == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        else:
-            if saw == "_":
-                return False
-            saw = "!"
-        i += 1
-    return saw != "_"
 
 
 def _parse_uint(s: str) -> int | None:
@@ -92,29 +65,12 @@ def _parse_int(s: str) -> int | None:
 
 
 def _parse_float(s: str) -> float | None:
-    """``strconv.ParseFloat(s, 64)`` for the texts the lexer can produce; None when it fails."""
-    if "_" in s:
-        if not underscore_ok(s):
-            return None
-        s = s.replace("_", "")
-    body = s.lstrip("+-")
-    if len(s) - len(body) > 1 or not body:
-        return None
-    if body[:2].lower() == "0x":
-        if "p" not in body.lower():
-            return None  # a hex float needs its binary exponent
-        try:
-            v = float.fromhex(s)
-        except (ValueError, OverflowError):
-            return None
-        return v if _finite(v) else None
-    if not all(c in "0123456789.eE+-" for c in body):
-        return None
+    """``strconv.ParseFloat(s, 64)`` for the texts the lexer can produce; None when it fails
+    (out of range included: Go reports it as an error)."""
     try:
-        v = float(s)
-    except ValueError:
+        return parse_float(s)
+    except NumError:
         return None
-    return v if _finite(v) else None  # Go reports out-of-range as an error
 
 
 @dataclass(slots=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Final, NoReturn
 
+from contest.golang.strconv import quote
+
 from .errors import line_col, syntax_error
 from .lexer import T, Token, lex
 from .literals import LiteralError, parse_number, unquote
@@ -38,7 +40,6 @@ from .nodes import (
     VariableNode,
     WithNode,
 )
-from .strconv import quote
 
 BUILTIN_NAMES: Final = frozenset(
     {

@@ -35,7 +35,7 @@ from contest.comparison import ComparisonError, ComparisonType, Expression, pars
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.events import EventReader
-from contest.plugins.targetmanagers.goparams import GoStruct
+from contest.golang.unmarshal import GoStruct
 from contest.reporter import Reporter
 
 if TYPE_CHECKING:

@@ -43,8 +43,9 @@ from typing import Any
 
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
+from contest.golang.net import parse_ip
+from contest.golang.unmarshal import GoStruct
 from contest.locking import LockerError
-from contest.plugins.targetmanagers.goparams import GoStruct, parse_ip
 from contest.plugins.targetmanagers.targetlist import copy_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager

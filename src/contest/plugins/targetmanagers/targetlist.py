@@ -21,8 +21,9 @@ from typing import Any
 
 from contest.context import PluginContext
 from contest.errors import ParameterError
-from contest.job.descriptor_json import to_python
-from contest.plugins.targetmanagers.goparams import GoStruct, parse_ip, where
+from contest.golang.json import to_python
+from contest.golang.net import parse_ip
+from contest.golang.unmarshal import GoStruct, where
 from contest.target import Target
 from contest.targetmanager import TargetManager
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from contest.context import PluginContext
-from contest.durations import format_duration
 from contest.errors import ContestError, ParameterError
+from contest.golang.time import format_duration
+from contest.golang.unmarshal import GoStruct
 from contest.job.descriptor import decode_steps_document
-from contest.plugins.targetmanagers.goparams import GoStruct
 from contest.testfetcher import TestFetcher
 
 if TYPE_CHECKING:

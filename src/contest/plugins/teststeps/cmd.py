@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contest.durations import DurationError, format_duration, parse_duration
+from contest.golang.time import DurationError, format_duration, parse_duration
 from contest.plugins.teststeps._process import (
     CommandFailed,
     Ending,

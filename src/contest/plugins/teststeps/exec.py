@@ -60,8 +60,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from contest.durations import duration_from_json
 from contest.errors import Cancelled
+from contest.golang.time import duration_from_json
 from contest.plugins.teststeps.exec_ocp import EVENTS as OCP_EVENTS
 from contest.plugins.teststeps.exec_ocp import TEST_END, TEST_START, OCPParser
 from contest.plugins.teststeps.exec_ssh import (

@@ -19,8 +19,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from contest.context import StepContext
-from contest.durations import format_duration, parse_duration
 from contest.errors import Cancelled, ParameterError
+from contest.golang.time import format_duration, parse_duration
 from contest.params import Param
 
 T = TypeVar("T")

@@ -34,8 +34,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contest.durations import format_duration
 from contest.errors import ResumeStateError
+from contest.golang.time import format_duration
 from contest.plugins.teststeps._process import (
     CommandFailed,
     CommandResult,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from contest.durations import parse_duration
+from contest.golang.time import parse_duration
 from contest.teststep import (
     EventEmitter,
     ParameterError,

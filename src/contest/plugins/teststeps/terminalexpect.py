@@ -37,7 +37,7 @@ from typing import Any
 
 import serial  # type: ignore[import-untyped]
 
-from contest.durations import DurationError, format_duration, parse_duration
+from contest.golang.time import DurationError, format_duration, parse_duration
 from contest.plugins.teststeps._expect import RollingBuffer, StreamClosed
 from contest.teststep import (
     EventEmitter,

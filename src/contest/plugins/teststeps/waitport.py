@@ -34,7 +34,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from contest.durations import DurationError, parse_duration_ns
+from contest.golang.time import DurationError, parse_duration_ns
 from contest.teststep import (
     EventEmitter,
     Param,

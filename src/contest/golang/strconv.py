@@ -1,9 +1,15 @@
-"""Go's ``strconv`` conversions that fmt and the parser rely on: quoting and float formatting.
+"""Go's ``strconv``: quoting, float formatting, and parsing numbers with Go's grammar and errors.
 
-``%q``, error messages (``unexpected "x" in operand``) and ``%#U`` quote like Go's
-``strconv.Quote``; ``%v`` of a float64 is ``strconv.FormatFloat(f, 'g', -1, 64)``, whose
-shortest form switches to an exponent from 1e+06 on (so a template prints ``1e+06``, not
-``1000000``, exactly as Go does).
+Quoting: templates' ``%q``, their error messages (``unexpected "x" in operand``) and ``%#U``,
+ConTest's validation messages (``"a bad one" is not a valid tag``) and every ``strconv`` error
+(``strconv.Atoi: parsing "x": invalid syntax``) show text as Go's ``strconv.Quote`` does.
+
+Formatting: ``%v`` of a float64 is ``strconv.FormatFloat(f, 'g', -1, 64)``, whose shortest form
+switches to an exponent from 1e+06 on (so a template prints ``1e+06``, not ``1000000``).
+
+Parsing: ``ParseFloat`` (comparison expressions, template literals) and ``ParseInt``/``Atoi``
+(job IDs in the form API, descriptor versions) accept exactly what Go accepts and fail with Go's
+words, because users' scripts and descriptors were written against ConTest.
 """
 
 from __future__ import annotations
@@ -11,6 +17,22 @@ from __future__ import annotations
 import math
 import struct
 from typing import Final
+
+__all__ = [
+    "NumError",
+    "atoi",
+    "can_backquote",
+    "format_float",
+    "format_float_v",
+    "format_unicode_char",
+    "is_print",
+    "parse_float",
+    "parse_int64",
+    "quote",
+    "quote_rune",
+    "shortest_digits",
+    "underscore_ok",
+]
 
 LDIGITS: Final = "0123456789abcdefx"
 UDIGITS: Final = "0123456789ABCDEFX"
@@ -236,3 +258,173 @@ def format_float_v(v: float) -> str:
     if v == int(v) and abs(v) < 1e6:
         return str(int(v)) if v or math.copysign(1.0, v) > 0 else "-0"
     return format_float(v, "g", -1)
+
+
+# --------------------------------------------------------------------------- strconv parsing
+
+
+class NumError(ValueError):
+    """Go's ``*strconv.NumError``; ``str()`` is Go's message, word for word."""
+
+
+def _num_error(func: str, s: str, why: str) -> NumError:
+    return NumError(f"strconv.{func}: parsing {quote(s)}: {why}")
+
+
+_MAX_UINT64: Final = (1 << 64) - 1
+
+
+def parse_int64(s: str, func: str = "ParseInt") -> int:
+    """Go's ``strconv.ParseInt(s, 10, 64)``: an optional sign and decimal digits, nothing else.
+
+    Go scans left to right and stops at the first problem, so ``"99999999999999999999x"`` is out
+    of range rather than a syntax error; so do we. ``func`` names the Go function in the error.
+    """
+
+    def fail(why: str) -> NumError:
+        return _num_error(func, s, why)
+
+    body = s[1:] if s[:1] in ("+", "-") else s
+    if not body:
+        raise fail("invalid syntax")
+    n = 0
+    for ch in body:
+        if not ("0" <= ch <= "9"):
+            raise fail("invalid syntax")
+        n = n * 10 + (ord(ch) - 48)
+        if n > _MAX_UINT64:
+            raise fail("value out of range")
+    if s[:1] == "-":
+        if n > 1 << 63:
+            raise fail("value out of range")
+        return -n
+    if n >= 1 << 63:
+        raise fail("value out of range")
+    return n
+
+
+def atoi(s: str) -> int:
+    """Go's ``strconv.Atoi`` on a 64-bit platform (``ParseInt(s, 10, 0)`` named ``Atoi``)."""
+    return parse_int64(s, "Atoi")
+
+
+_DEC_DIGITS: Final = frozenset("0123456789")
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def underscore_ok(s: str) -> bool:
+    """Go's ``underscoreOK``: underscores only between digits (or after a base prefix)."""
+    saw = "^"
+    i = 0
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    hexa = False
+    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
+        i, saw, hexa = 2, "0", s[1].lower() == "x"
+    while i < len(s):
+        ch = s[i]
+        if ch in _DEC_DIGITS or (hexa and ch in _HEX_DIGITS):
+            saw = "0"
+        elif ch == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        else:
+            if saw == "_":
+                return False
+            saw = "!"
+        i += 1
+    return saw != "_"
+
+
+def _special(s: str) -> tuple[float, int] | None:
+    """Go's ``special``: ``inf``/``infinity`` (optionally signed) or unsigned ``nan``."""
+    if not s:
+        return None
+    sign, n_sign, rest = 1.0, 0, s
+    if s[0] in "+-":
+        sign, n_sign, rest = (-1.0 if s[0] == "-" else 1.0), 1, s[1:]
+    elif s[0] in "nN":
+        return (math.nan, 3) if s[:3].lower() == "nan" else None
+    if rest[:1] not in ("i", "I"):
+        return None
+    n = 0
+    for a, b in zip(rest.lower(), "infinity", strict=False):
+        if a != b:
+            break
+        n += 1
+    if 3 < n < 8:
+        n = 3
+    if n in (3, 8):
+        return sign * math.inf, n_sign + n
+    return None
+
+
+def _read_float(s: str) -> tuple[int, bool] | None:
+    """Go's ``readFloat`` syntax check: where the number ends and whether it is hexadecimal."""
+    i, n = 0, len(s)
+    if i < n and s[i] in "+-":
+        i += 1
+    hexa = False
+    digits = _DEC_DIGITS
+    exp_char = "e"
+    if i + 2 < n and s[i] == "0" and s[i + 1] in "xX":
+        hexa, digits, exp_char = True, _HEX_DIGITS, "p"
+        i += 2
+    saw_dot = saw_digits = underscores = False
+    while i < n:
+        ch = s[i]
+        if ch == "_":
+            underscores = True
+        elif ch == ".":
+            if saw_dot:
+                break
+            saw_dot = True
+        elif ch in digits:
+            saw_digits = True
+        else:
+            break
+        i += 1
+    if not saw_digits:
+        return None
+    if i < n and s[i].lower() == exp_char:
+        i += 1
+        if i < n and s[i] in "+-":
+            i += 1
+        if i >= n or s[i] not in _DEC_DIGITS:
+            return None
+        while i < n and (s[i] in _DEC_DIGITS or s[i] == "_"):
+            underscores = underscores or s[i] == "_"
+            i += 1
+    elif hexa:
+        return None  # a hexadecimal float must have a p exponent
+    if underscores and not underscore_ok(s[:i]):
+        return None
+    return i, hexa
+
+
+def parse_float(s: str) -> float:
+    """Go's ``strconv.ParseFloat(s, 64)``: its grammar, its rounding, its error texts.
+
+    Python's ``float`` differs in ways a user would notice: it accepts surrounding blanks and
+    ``+nan``, rejects hexadecimal floats, and turns ``1e400`` into ``inf`` instead of failing.
+    """
+    special = _special(s)
+    if special is not None:
+        value, n = special
+        if n != len(s):
+            raise _num_error("ParseFloat", s, "invalid syntax")
+        return value
+    read = _read_float(s)
+    if read is None or read[0] != len(s):
+        raise _num_error("ParseFloat", s, "invalid syntax")
+    clean = s.replace("_", "")
+    if read[1]:
+        try:
+            return float.fromhex(clean)
+        except OverflowError:
+            raise _num_error("ParseFloat", s, "value out of range") from None
+    value = float(clean)
+    if math.isinf(value):
+        raise _num_error("ParseFloat", s, "value out of range")
+    return value

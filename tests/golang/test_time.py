@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contest.durations import (
+from contest.golang.time import (
     HOUR,
     MAX_DURATION_NS,
     MICROSECOND,

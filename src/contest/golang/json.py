@@ -1,4 +1,6 @@
-"""A JSON document model that keeps what Go's decoder sees and Python's ``json`` loses.
+"""Go's ``encoding/json``: a document model that keeps what Go's decoder sees, and Go's writers.
+
+Go's JSON-into-struct rules that read this model are in :mod:`contest.golang.unmarshal`.
 
 Decoding a descriptor the way ConTest does needs three things plain ``json.loads`` throws away:
 
@@ -18,6 +20,19 @@ YAML is read into the same tree. ConTest's client turns YAML into JSON with Go's
 which follows the YAML 1.2 core schema; PyYAML's ``safe_load`` follows YAML 1.1, where ``on``/``no``
 are booleans, ``1:30`` is the integer 90 and ``2024-01-01`` a date. :func:`loads_yaml` uses a loader
 with the 1.2 core resolvers so a YAML descriptor means here what it means to ConTest.
+
+Writing plain data the way ConTest's Go server writes it (:func:`encode`, :func:`marshal`,
+:func:`encode_indent`), so its clients read the same bytes. Go has two writers in play and they
+differ:
+
+* the success envelope goes through ``json.Encoder`` with ``SetEscapeHTML(false)``: compact, the
+  text as it is (UTF-8), ``U+2028``/``U+2029`` escaped, and a trailing newline;
+* the 400 ``{"Msg"}`` body goes through ``json.Marshal``: the same, but ``<``, ``>`` and ``&`` are
+  escaped as ``\\u003c``, ``\\u003e``, ``\\u0026``, and there is no trailing newline.
+
+Python's ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` matches Go for everything
+else we write (control characters, ``\\b``/``\\f`` as modern Go writes them, key order = insertion
+order, which the status document builds in Go's field order).
 """
 
 from __future__ import annotations
@@ -36,11 +51,14 @@ __all__ = [
     "JsonSyntaxError",
     "JsonValue",
     "dumps",
+    "encode",
+    "encode_indent",
     "from_python",
     "go_float",
     "json_kind",
     "loads_json",
     "loads_yaml",
+    "marshal",
     "to_python",
 ]
 
@@ -470,3 +488,31 @@ def to_python(value: JsonValue) -> Any:
     if isinstance(value, list):
         return [to_python(v) for v in value]
     return value
+
+
+# --- Go's writers for plain data -----------------------------------------------------------------
+
+_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
+_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _compact(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.translate(_LINE_SEPARATORS)
+
+
+def encode(value: Any) -> bytes:
+    """``json.Encoder`` with HTML escaping off: compact, newline-terminated."""
+    return (_compact(value) + "\n").encode("utf-8", "replace")
+
+
+def marshal(value: Any) -> bytes:
+    """``json.Marshal``: compact, HTML-escaped, no trailing newline."""
+    return _compact(value).translate(_HTML).encode("utf-8", "replace")
+
+
+def encode_indent(value: Any, indent: str = " ") -> str:
+    """``json.Encoder`` with ``SetIndent("", indent)`` and HTML escaping off (what contestcli
+    prints): Go puts no space before a colon, one after, and ends with a newline."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
+    return text.translate(_LINE_SEPARATORS) + "\n"

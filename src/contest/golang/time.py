@@ -20,6 +20,7 @@ into 30 ns.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
@@ -32,11 +33,13 @@ __all__ = [
     "MIN_DURATION_NS",
     "NANOSECOND",
     "SECOND",
+    "ZERO_TIME",
     "DurationError",
     "duration_from_json",
     "format_duration",
     "format_duration_ns",
     "go_quote",
+    "go_time",
     "parse_duration",
     "parse_duration_ns",
     "seconds_to_ns",
@@ -278,3 +281,33 @@ def duration_from_json(value: Any) -> float:
         "not a properly double-quoted string: a duration must be a quoted Go duration "
         f'such as "30s" or "1m30s", got {shown}'
     )
+
+
+# --- time.Time -----------------------------------------------------------------------------------
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS" (a job's events share few)
+
+
+def go_time(ts: float | None) -> str:
+    """A Unix time as Go's RFC3339Nano in UTC (trailing zeros of the fraction trimmed)."""
+    if ts is None or ts <= 0:
+        return ZERO_TIME
+    whole = int(ts)
+    frac_ns = round((ts - whole) * 1e9)
+    if frac_ns >= 1_000_000_000:
+        whole, frac_ns = whole + 1, frac_ns - 1_000_000_000
+    base = _SECONDS.get(whole)
+    if base is None:
+        if len(_SECONDS) > 100_000:
+            _SECONDS.clear()
+        base = _SECONDS[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+    if frac_ns:
+        # %-formatting: a third faster than the format spec, and this runs twice per target
+        # and step of a run's status
+        return base + "." + ("%09d" % frac_ns).rstrip("0") + "Z"  # noqa: UP031
+    return base + "Z"

@@ -13,20 +13,22 @@ means, so :class:`GoStruct` applies the same rules:
   AcquireParameters.MinNumberDevices of type uint32``.
 
 Parameters may arrive as plain Python data (``json.loads`` output, what the job builder hands
-over), as the order-keeping tree of :mod:`contest.job.descriptor_json`, or as raw JSON text (what
+over), as the order-keeping tree of :mod:`contest.golang.json`, or as raw JSON text (what
 the descriptor stores); ``None`` is JSON ``null``. A missing parameters key is treated like
 ``null``: ConTest fails it with "unexpected end of JSON input", which helps nobody.
 
-It lives here, with the target managers that use it most; the fetchers and reporters import it.
+The job descriptor's decoder (:mod:`contest.job.descriptor.decode`) applies the same rules and
+shares the Go wording below (:func:`type_error_text`, :func:`value_kind`, :func:`uint_of`); it
+collects every error instead of stopping at the first.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
+import re
+from typing import Any, Final
 
 from contest.errors import ParameterError
-from contest.job.descriptor_json import (
+from contest.golang.json import (
     JsonNumber,
     JsonObject,
     JsonSyntaxError,
@@ -37,7 +39,14 @@ from contest.job.descriptor_json import (
     loads_json,
 )
 
-__all__ = ["GoStruct", "parse_ip", "to_tree", "where"]
+__all__ = [
+    "GoStruct",
+    "to_tree",
+    "type_error_text",
+    "uint_of",
+    "value_kind",
+    "where",
+]
 
 
 def to_tree(value: Any) -> JsonValue:
@@ -53,21 +62,30 @@ def to_tree(value: Any) -> JsonValue:
         raise ParameterError(f"parameters are not JSON: {exc}") from None
 
 
-def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """Go's ``net.ParseIP``: dotted IPv4 or IPv6 text, no zone, no port; ``None`` if invalid.
+_UINT_RE: Final = re.compile(r"[0-9]+")
 
-    An IPv4-mapped IPv6 address is returned as the IPv4 address, since that is what Go prints
-    for it (``::ffff:1.2.3.4`` shows as ``1.2.3.4``).
-    """
-    if "%" in text:  # Python accepts scoped IPv6 addresses (fe80::1%eth0); Go does not
-        return None
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+
+def value_kind(value: JsonValue) -> str:
+    """A value as Go's type errors name it: ``number 1.0`` (with its text), ``string``, ..."""
+    if isinstance(value, JsonNumber):
+        return f"number {value.text}"
+    return json_kind(value)
+
+
+def type_error_text(what: str, gotype: str, field: str | None = None) -> str:
+    """Go's ``*json.UnmarshalTypeError`` text; ``field`` is the struct field chain
+    (``Descriptor.Runs``), ``None`` for a value that is not inside a struct."""
+    into = f"Go struct field {field}" if field is not None else "Go value"
+    return f"json: cannot unmarshal {what} into {into} of type {gotype}"
+
+
+def uint_of(value: JsonNumber, bits: int) -> int | None:
+    """The number as Go reads it into a ``uint<bits>``: digits only (``-1``, ``1.0`` and ``1e2``
+    are type errors) and below ``2**bits``; ``None`` when Go would refuse it."""
+    text = value.text
+    if _UINT_RE.fullmatch(text) and int(text) < (1 << bits):
+        return int(text)
+    return None
 
 
 def where(path: str, message: str) -> str:
@@ -106,12 +124,7 @@ class GoStruct:
         elif isinstance(tree, JsonObject):
             self.pairs = list(tree)
         else:
-            into = f"Go struct field {chain}" if chain is not None else "Go value"
-            raise ParameterError(
-                where(
-                    path, f"json: cannot unmarshal {json_kind(tree)} into {into} of type {gotype}"
-                )
-            )
+            raise ParameterError(where(path, type_error_text(json_kind(tree), gotype, chain)))
 
     def nested(self, value: JsonValue, gotype: str, name: str, path: str) -> GoStruct:
         """The struct held by field ``name`` (or by one element of it), found at ``path``."""
@@ -128,14 +141,10 @@ class GoStruct:
         return bool(self.values(name))
 
     def type_error(self, name: str, value: JsonValue, gotype: str) -> ParameterError:
-        what = json_kind(value)
-        if isinstance(value, JsonNumber):
-            what = f"number {value.text}"
         return ParameterError(
             where(
                 _join(self.path, name),
-                f"json: cannot unmarshal {what} into Go struct field "
-                f"{self.chain}.{name} of type {gotype}",
+                type_error_text(value_kind(value), gotype, f"{self.chain}.{name}"),
             )
         )
 
@@ -171,10 +180,10 @@ class GoStruct:
                 continue
             if not isinstance(v, JsonNumber):
                 raise self.type_error(name, v, gotype)
-            text = v.text
-            if not text.isdigit() or int(text) >= 1 << bits:
+            got = uint_of(v, bits)
+            if got is None:
                 raise self.type_error(name, v, gotype)
-            result = int(text)
+            result = got
         return result
 
     def boolean(self, name: str) -> bool:
@@ -213,8 +222,7 @@ class GoStruct:
                 raise ParameterError(
                     where(
                         f"{_join(self.path, name)}[{i}]",
-                        f"json: cannot unmarshal {json_kind(item)} into Go struct field "
-                        f"{self.chain}.{name} of type string",
+                        type_error_text(json_kind(item), "string", f"{self.chain}.{name}"),
                     )
                 )
         return out
