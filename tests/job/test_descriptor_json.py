@@ -33,6 +33,7 @@ from contest.job.descriptor import (
     StepDescriptor,
     TestDescriptor,
     decode_descriptor,
+    decode_extended_descriptor,
     decode_steps,
     parse_document,
 )
@@ -191,7 +192,7 @@ def test_round_trip_keeps_raw_numbers_and_absence() -> None:
 
 def test_job_descriptor_from_json() -> None:
     d = decode_descriptor(EXAMPLE_A)
-    assert JobDescriptor.from_json(d.to_json()) == d
+    assert decode_descriptor(d.to_json(), fmt="json") == d
 
 
 def test_extended_descriptor_json() -> None:
@@ -226,8 +227,8 @@ def test_extended_descriptor_json() -> None:
             ],
         },
     ]
-    assert ExtendedDescriptor.from_json(ext.to_json()) == ext
-    assert ExtendedDescriptor.from_json(ext.to_json(indent=None)) == ext
+    assert decode_extended_descriptor(ext.to_json()) == ext
+    assert decode_extended_descriptor(ext.to_json(indent=None)) == ext
 
 
 def test_extended_descriptor_decoding_errors_name_the_go_struct() -> None:
@@ -246,7 +247,7 @@ def test_extended_descriptor_decoding_errors_name_the_go_struct() -> None:
 
 
 def test_extended_descriptor_reads_fb_without_cleanup_steps() -> None:
-    ext = ExtendedDescriptor.from_json(
+    ext = decode_extended_descriptor(
         '{"JobName": "j", "TestStepsDescriptors": [{"TestName": "T", "TestSteps": '
         '[{"Name": "echo", "Label": "a", "Parameters": {"text": ["hi"]}}]}]}'
     )

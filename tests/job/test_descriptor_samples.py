@@ -12,6 +12,7 @@ from contest.job.descriptor import (
     FetchedTest,
     JobDescriptor,
     decode_descriptor,
+    decode_extended_descriptor,
     decode_fetch_parameters,
     decode_steps_document,
     parse_document,
@@ -96,7 +97,7 @@ def test_extended_descriptor_round_trips(path: Path) -> None:
     ext = ExtendedDescriptor(d, fetch(d, server_dir))
     assert validate_extended_descriptor(ext) == []
     text = ext.to_json()
-    back = ExtendedDescriptor.from_json(text)
+    back = decode_extended_descriptor(text)
     assert back == ext
     assert back.to_json() == text
 

@@ -6,7 +6,7 @@ numbers, JSON read into structs (keys matched ignoring case, ``json: cannot unma
 bytes of its JSON replies. Descriptors, templates, comparison expressions, the form API, target
 managers, fetchers, reporters and steps all import these modules instead of writing their own:
 
-* :mod:`contest.golang.strconv` -- ``Quote``, ``FormatFloat``, ``ParseFloat``, ``ParseInt``/``Atoi``;
+* :mod:`contest.golang.strconv` -- ``Quote``, ``FormatFloat``, ``ParseFloat``, ``Atoi``;
 * :mod:`contest.golang.time` -- ``ParseDuration``, ``Duration.String``, RFC 3339 times;
 * :mod:`contest.golang.json` -- ``encoding/json``'s view of a document (key order, number text)
   and its writers (``Marshal``, ``Encoder``, ``MarshalIndent``), and YAML read as ``yaml.v3`` does;

@@ -25,7 +25,7 @@ from contest.events import (
     FrameworkEventQuery,
 )
 from contest.job.build import load_job, rebuild_job
-from contest.job.descriptor import ExtendedDescriptor
+from contest.job.descriptor import decode_extended_descriptor
 from contest.job.model import Job
 from contest.job.pause import PausePayload
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
@@ -374,7 +374,7 @@ class JobManager:
     async def _rebuild(self, req: JobRequest) -> Job:
         if not req.extended_descriptor:
             raise JobManagerError(f"job {req.job_id} has no extended descriptor")
-        ext = ExtendedDescriptor.from_json(req.extended_descriptor)
+        ext = decode_extended_descriptor(req.extended_descriptor)
         return await rebuild_job(ext, self.registry, req.job_id)
 
     def _check_instance(self, job_id: int, req: JobRequest) -> None:

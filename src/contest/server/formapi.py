@@ -23,8 +23,7 @@ from typing import Any, Protocol, TypeVar
 from contest.golang import json as gojson
 from contest.golang.strconv import NumError, parse_int64, quote
 from contest.golang.time import format_duration
-from contest.job.descriptor_model import DescriptorDecodeError, DescriptorValidationError
-from contest.job.descriptor_validation import check_tags
+from contest.job.descriptor import DescriptorDecodeError, DescriptorValidationError, check_tags
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)

@@ -81,7 +81,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def check_settings(settings: ServeSettings) -> str:
     """Refuse settings ConTest refuses; returns the server ID."""
-    from contest.job.descriptor_validation import check_tags
+    from contest.job.descriptor import check_tags
 
     server_id = settings.resolved_server_id()
     if len(server_id.encode()) > MAX_SERVER_ID_BYTES:

@@ -40,7 +40,7 @@ from contest.events import (
     TestEventQuery,
 )
 from contest.golang.time import go_time
-from contest.job.descriptor_model import DescriptorValidationError
+from contest.job.descriptor import DescriptorValidationError
 from contest.job.statusdoc import COMPLETION_STATES, job_report_json
 from contest.server import openapi
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
@@ -374,7 +374,7 @@ class RestAPI:
             states = [JOB_STATES[n] for n in names]
         tags = _query_list(request, "tag")
         if tags is not None:
-            from contest.job.descriptor_validation import check_tags
+            from contest.job.descriptor import check_tags
 
             problems = check_tags(tags, allow_internal=True, path="tag")
             if problems:

@@ -1,8 +1,9 @@
 """Job descriptors: read them as ConTest does, check them, and write them back as ConTest does.
 
-This module is the public face of ``descriptor_json`` (the JSON/YAML document model),
-``descriptor_model`` (dataclasses, errors, canonical JSON), ``descriptor_decode`` (Go's
-``encoding/json`` rules) and ``descriptor_validation`` (ConTest's checks, all errors at once).
+This package's public face; import from here. Inside, one module per idea, each importing only
+the ones before it: ``model`` (dataclasses, errors, limits, ConTest's canonical JSON), ``decode``
+(Go's ``encoding/json`` rules, from :mod:`contest.golang`) and ``validate`` (ConTest's checks, all
+errors at once). The JSON/YAML document model they read is :mod:`contest.golang.json`.
 
 Typical use::
 
@@ -12,7 +13,7 @@ Typical use::
 
 A fetcher reads steps with :func:`decode_steps` / :func:`decode_fetch_parameters`; the job
 builder freezes what the fetchers returned in an :class:`ExtendedDescriptor`, so status and resume
-rebuild the job from ``ExtendedDescriptor.from_json`` without fetching again.
+rebuild the job from :func:`decode_extended_descriptor` without fetching again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contest.job.descriptor_decode import (
+from contest.job.descriptor.decode import (
     NULL_STEP_MESSAGE,
     NULL_TEST_MESSAGE,
     DescriptorFormat,
@@ -33,7 +34,7 @@ from contest.job.descriptor_decode import (
     try_decode_descriptor,
     try_decode_extended_descriptor,
 )
-from contest.job.descriptor_model import (
+from contest.job.descriptor.model import (
     CURRENT_DESCRIPTOR_VERSION,
     DEFAULT_TARGET_MANAGER_ACQUIRE_TIMEOUT,
     DEFAULT_TARGET_MANAGER_RELEASE_TIMEOUT,
@@ -55,7 +56,7 @@ from contest.job.descriptor_model import (
     StepDescriptor,
     TestDescriptor,
 )
-from contest.job.descriptor_validation import (
+from contest.job.descriptor.validate import (
     INTERNAL_TAG_PREFIX,
     check_tags,
     check_version,

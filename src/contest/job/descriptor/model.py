@@ -303,13 +303,6 @@ class JobDescriptor:
         """
         return dumps(JsonObject(self.to_pairs()), indent)
 
-    @classmethod
-    def from_json(cls, data: str | bytes) -> JobDescriptor:
-        """Decode JSON with Go's rules; raises :class:`DescriptorDecodeError` (no validation)."""
-        from contest.job.descriptor_decode import decode_descriptor
-
-        return decode_descriptor(data, fmt="json")
-
 
 def _opt_duration(seconds: float | None) -> JsonValue:
     return None if seconds is None else format_duration(seconds)
@@ -351,10 +344,3 @@ class ExtendedDescriptor:
         pairs = self.descriptor.to_pairs()
         pairs.append(("TestStepsDescriptors", [t.to_tree() for t in self.tests]))
         return dumps(JsonObject(pairs), indent)
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> ExtendedDescriptor:
-        """Decode ConTest's extended-descriptor JSON; raises :class:`DescriptorDecodeError`."""
-        from contest.job.descriptor_decode import decode_extended_descriptor
-
-        return decode_extended_descriptor(data)

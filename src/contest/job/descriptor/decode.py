@@ -42,7 +42,7 @@ from contest.golang.json import (
 )
 from contest.golang.time import DurationError, parse_duration
 from contest.golang.unmarshal import type_error_text, uint_of, value_kind
-from contest.job.descriptor_model import (
+from contest.job.descriptor.model import (
     DescriptorDecodeError,
     DescriptorError,
     ExtendedDescriptor,

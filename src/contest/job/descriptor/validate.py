@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from contest.golang.strconv import NumError, atoi, quote
-from contest.job.descriptor_decode import decode_fetch_parameters
-from contest.job.descriptor_model import (
+from contest.job.descriptor.decode import decode_fetch_parameters
+from contest.job.descriptor.model import (
     CURRENT_DESCRIPTOR_VERSION,
     MAX_JOB_NAME_LEN,
     MAX_REPORTER_NAME_LEN,
