@@ -6,7 +6,6 @@ them), including the spelling "paniced".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,19 +43,6 @@ class EventNotAllowed(ContestError):
 
 class ResumeStateError(ContestError):
     """A resume state cannot be used: bad JSON, wrong version, or another job's state."""
-
-
-def state_to_bytes(state: Any) -> bytes | None:
-    """Normalise what a step hands to ``Paused`` into the bytes it gets back on resume."""
-    if state is None:
-        return None
-    if isinstance(state, bytes):
-        return state
-    if isinstance(state, bytearray | memoryview):
-        return bytes(state)
-    if isinstance(state, str):
-        return state.encode()
-    return json.dumps(state, separators=(",", ":")).encode()
 
 
 # --- the runner's step errors ------------------------------------------------------------------

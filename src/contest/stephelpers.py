@@ -9,14 +9,14 @@ those targets are started again with their data, before any new target.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from contest.channels import StepChannels, StepResult
 from contest.context import StepContext
-from contest.errors import Cancelled, ContestError, Paused, ResumeStateError
+from contest.errors import Cancelled, ContestError, Paused
+from contest.resume import decode_targets_state, encode_targets_state
 from contest.signals import pausable
 from contest.target import Target
 
@@ -117,42 +117,6 @@ async def for_each_target(
     await workers.wait()
 
 
-STATE_KEY_VERSION = "V"
-STATE_KEY_TARGETS = "TWD"
-
-
-def _decode_state(resume_state: bytes | None, version: int) -> list[TargetWithData]:
-    if not resume_state:
-        return []
-    try:
-        obj = json.loads(resume_state)
-    except ValueError as exc:
-        raise ResumeStateError(f"invalid resume state: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ResumeStateError("invalid resume state: not a JSON object")
-    got = obj.get(STATE_KEY_VERSION)
-    if got != version:
-        raise ResumeStateError(f"incompatible resume state: want {version}, got {got}")
-    saved = []
-    for item in obj.get(STATE_KEY_TARGETS) or []:
-        try:
-            target = Target.from_json_obj(item["Target"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResumeStateError(f"invalid resume state: bad target entry: {exc}") from exc
-        saved.append(TargetWithData(target, item.get("Data")))
-    return saved
-
-
-def encode_state(paused: list[TargetWithData], version: int) -> bytes:
-    return json.dumps(
-        {
-            STATE_KEY_VERSION: version,
-            STATE_KEY_TARGETS: [{"Target": t.target.to_json_obj(), "Data": t.data} for t in paused],
-        },
-        separators=(",", ":"),
-    ).encode()
-
-
 async def for_each_target_with_resume(
     ctx: StepContext,
     ch: StepChannels,
@@ -167,7 +131,7 @@ async def for_each_target_with_resume(
     the versioned state of every paused target. On resume, ``fn`` runs again for those targets,
     with their data, before any new target.
     """
-    saved = _decode_state(resume_state, version)
+    saved = [TargetWithData(t, data) for t, data in decode_targets_state(resume_state, version)]
     workers = _Workers()
     paused: list[TargetWithData] = []
     output = ch.output
@@ -207,4 +171,4 @@ async def for_each_target_with_resume(
             f"received: [{ids}]"
         )
     if ctx.is_paused():
-        raise Paused(encode_state(paused, version))
+        raise Paused(encode_targets_state(((t.target, t.data) for t in paused), version))

@@ -190,7 +190,7 @@ async def test_resume_with_another_payload_version_fails_and_keeps_locks(
     assert sorted(await jm_env.locked()) == ["id1", "id2"]
 
     if bump == "server":  # ConTest's test: the restarted server speaks another version
-        monkeypatch.setattr("contest.job.pause.PAUSE_PAYLOAD_VERSION", 2)
+        monkeypatch.setattr("contest.resume.PAUSE_PAYLOAD_VERSION", 2)
         want, got = 2, 1
     else:  # the stored payload is from a newer server
         (paused,) = await jm_env.events_named(job_id, "JobStatePaused")

@@ -6,10 +6,10 @@ import pytest
 from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of, tuples
 
 from contest.errors import ContestError
-from contest.job.pause import PausePayload
 from contest.job.runner import JobError, JobRunner
 from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
+from contest.resume import PausePayload
 from contest.signals import Scope
 
 

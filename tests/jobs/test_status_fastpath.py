@@ -41,11 +41,11 @@ from contest.golang import json as gojson
 from contest.job import status as js
 from contest.job import statusdoc
 from contest.job.model import Job
-from contest.job.pause import PausePayload
 from contest.job.runner import JobRunner
 from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.teststeps.sleep import Sleep
+from contest.resume import PausePayload
 from contest.signals import Scope
 from contest.status import RunStatus, TargetStatus, TestStatus, TestStepStatus
 from contest.storage import JobRequest, Storage, open_storage

@@ -27,10 +27,10 @@ from contest.events import (
 from contest.job.build import load_job, rebuild_job
 from contest.job.descriptor import decode_extended_descriptor
 from contest.job.model import Job
-from contest.job.pause import PausePayload
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
 from contest.job.statusdoc import job_status_document
 from contest.registry import PluginRegistry, default_registry
+from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
 from contest.storage.models import JobReport, JobRequest, JobState, Report

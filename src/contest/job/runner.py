@@ -52,8 +52,8 @@ from contest.events import (
 from contest.golang.time import format_duration
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
-from contest.job.pause import PausePayload
 from contest.job.status import build_run_statuses, save_run_status
+from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
 from contest.signals import Scope
 from contest.storage.models import Report

@@ -29,9 +29,6 @@ pause: everything stops, and ``run`` raises ``Cancelled``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import json
 import logging
 import traceback
 from collections.abc import Awaitable, Sequence
@@ -57,7 +54,6 @@ from contest.errors import (
     StepReturnedNoTarget,
     StepReturnedUnexpectedResult,
     StepsNeverReturned,
-    state_to_bytes,
 )
 from contest.events import (
     TARGET_ERR,
@@ -70,6 +66,7 @@ from contest.events import (
     TestEventHeader,
 )
 from contest.params import current_variables
+from contest.resume import Phase, TargetPosition, TestRunState, state_to_bytes
 from contest.signals import Scope
 from contest.target import Target
 from contest.variables import StepVariables, VariableStore
@@ -77,13 +74,6 @@ from contest.variables import StepVariables, VariableStore
 log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
-RESUME_STATE_VERSION = 2
-
-# Per-target phases; the numbers are part of the stored resume state.
-INIT = 1  # moved to a step, not yet offered
-BEGIN = 2  # being offered to the step
-RUN = 3  # inside the step, waiting for its result
-END = 5  # finished this step (terminal if failed or last step)
 
 _RELEASED: Any = object()  # result of a target whose step stopped without reporting it
 
@@ -112,7 +102,7 @@ class _TargetState:
 
     __slots__ = ("error", "pending", "phase", "result", "step", "target")
 
-    def __init__(self, target: Target, step: int = 0, phase: int = INIT) -> None:
+    def __init__(self, target: Target, step: int = 0, phase: Phase = Phase.INIT) -> None:
         self.target = target
         self.step = step
         self.phase = phase
@@ -181,7 +171,7 @@ class _Step:
 
     def handoff(self, ts: _TargetState) -> None:
         """The step took ``ts.target``: it is inside now. Called synchronously at the hand-off."""
-        ts.phase = RUN
+        ts.phase = Phase.RUN
         ts.result = asyncio.get_running_loop().create_future()
         self.waiting[ts.target.id] = ts
         assert self.emitter is not None
@@ -200,14 +190,14 @@ class _Step:
         if ts is None:
             known = runner.states.get(target.id)
             if known is not None and (
-                known.step > self.index or (known.step == self.index and known.phase == END)
+                known.step > self.index or (known.step == self.index and known.phase == Phase.END)
             ):
                 runner.fail_step(self, StepReturnedDuplicateResult(self.label, target.id))
             else:
                 runner.fail_step(self, StepReturnedUnexpectedResult(self.label, target.id))
             return None
         err = result.error
-        ts.phase = END
+        ts.phase = Phase.END
         assert self.emitter is not None and ts.result is not None
         if err is None:
             pending = _write(self.emitter, TARGET_OUT, ts.target)
@@ -312,14 +302,14 @@ class TestRunner:
 
         # targets inside a step when we paused: that step starts now and brings them back
         for ts in self.states.values():
-            if ts.phase == RUN:
+            if ts.phase == Phase.RUN:
                 st = self.steps[ts.step]
                 ts.result = asyncio.get_running_loop().create_future()
                 st.waiting[ts.target.id] = ts
                 if not st.started:
                     self._start_step(st)
 
-        walking = [ts for ts in self.states.values() if ts.phase != END]
+        walking = [ts for ts in self.states.values() if ts.phase != Phase.END]
         self._alive = len(walking)
         self._all_left = asyncio.get_running_loop().create_future()
         if self._alive == 0:
@@ -349,7 +339,7 @@ class TestRunner:
                 if ts.result is None:
                     if self._stopping:
                         return
-                    ts.phase = BEGIN
+                    ts.phase = Phase.BEGIN
                     if not st.started:
                         self._start_step(st)
                     if st.done:
@@ -370,7 +360,7 @@ class TestRunner:
                 outcome = await ts.result
                 ts.result = None
                 if outcome is _RELEASED:
-                    ts.phase = RUN
+                    ts.phase = Phase.RUN
                     return
                 if outcome is not None:
                     ts.error = outcome
@@ -378,7 +368,7 @@ class TestRunner:
                 if ts.step == last:
                     return  # passed every step: phase END at the last step
                 ts.step += 1
-                ts.phase = INIT
+                ts.phase = Phase.INIT
         finally:
             self._leave(ts)
 
@@ -516,9 +506,9 @@ class TestRunner:
 
     def _count_left(self) -> None:
         for ts in self.states.values():
-            if ts.phase == END:
+            if ts.phase == Phase.END:
                 continue
-            first = ts.step + 1 if ts.phase == RUN else ts.step
+            first = ts.step + 1 if ts.phase == Phase.RUN else ts.step
             for st in self.steps[first:]:
                 st.left += 1
         for st in self.steps:
@@ -532,7 +522,7 @@ class TestRunner:
             st.input.close()
 
     def _leave(self, ts: _TargetState) -> None:
-        first = ts.step + 1 if ts.phase in (RUN, END) else ts.step
+        first = ts.step + 1 if ts.phase in (Phase.RUN, Phase.END) else ts.step
         for st in self.steps[first:]:
             self._passed(st)
         self._alive -= 1
@@ -561,75 +551,44 @@ class TestRunner:
     def _place_targets(
         self, targets: Sequence[Target], resume_state: bytes | None, job_id: int
     ) -> None:
-        saved: dict[str, Any] = {}
+        saved: dict[str, TargetPosition] = {}
         if resume_state:
-            saved = self._decode_state(resume_state, job_id)
+            state = TestRunState.decode(resume_state, job_id, len(self.steps))
+            for st, blob in zip(self.steps, state.step_states, strict=False):
+                st.blob = blob
+            saved = state.targets
         for target in targets:
             if target.id in self.states:
                 raise ValueError(f"duplicate target id {target.id!r}")
-            entry = saved.get(target.id)
-            if entry is None:
+            pos = saved.get(target.id)
+            if pos is None:
                 self.states[target.id] = _TargetState(target)
                 continue
-            step, phase = entry.get("S", 0), entry.get("P", INIT)
-            if not (0 <= step < max(1, len(self.steps))) or phase not in (INIT, BEGIN, RUN, END):
-                raise ResumeStateError(
-                    f"invalid resume state: target {target.id} at step {step}, phase {phase}"
-                )
-            if phase == BEGIN:
-                phase = INIT
+            step, phase = pos.resumed(target.id, len(self.steps))
             ts = _TargetState(target, step, phase)
-            if "R" in entry:
-                ts.error = entry["R"]
+            ts.error = pos.error
             self.states[target.id] = ts
-            if entry.get("V"):
-                self._variables.load_target(target.id, entry["V"])
+            if pos.variables:
+                self._variables.load_target(target.id, pos.variables)
         missing = set(saved) - set(self.states)
         if missing:
             raise ResumeStateError(
                 f"invalid resume state: targets {sorted(missing)} are not among the given targets"
             )
 
-    def _decode_state(self, resume_state: bytes, job_id: int) -> dict[str, Any]:
-        try:
-            obj = json.loads(resume_state)
-        except ValueError as exc:
-            raise ResumeStateError(f"invalid resume state: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise ResumeStateError("invalid resume state: not a JSON object")
-        version = obj.get("V", 0)
-        if version != RESUME_STATE_VERSION:
-            raise ResumeStateError(
-                f"incompatible resume state version {version} (want {RESUME_STATE_VERSION})"
-            )
-        if obj.get("J", job_id) != job_id:
-            raise ResumeStateError(f"wrong resume state, job id {obj.get('J')} (want {job_id})")
-        blobs = obj.get("SRS") or []
-        if len(blobs) > len(self.steps):
-            raise ResumeStateError(
-                f"invalid resume state: {len(blobs)} step states for {len(self.steps)} steps"
-            )
-        for st, blob in zip(self.steps, blobs, strict=False):
-            st.blob = _blob_from_json(blob)
-        targets = obj.get("T") or {}
-        if not isinstance(targets, dict):
-            raise ResumeStateError("invalid resume state: T is not an object")
-        return targets
-
     def _encode_state(self, job_id: int, run_id: int) -> bytes:
-        targets: dict[str, Any] = {}
-        for tid, ts in self.states.items():
-            entry: dict[str, Any] = {"P": ts.phase}
-            if ts.step:
-                entry["S"] = ts.step
-            if ts.error is not None:
-                entry["R"] = ts.error
-            if self._variables.has_target(tid):
-                entry["V"] = self._variables.for_target(tid)
-            targets[tid] = entry
-        blobs = [_blob_to_json(st.paused_state if st.started else st.blob) for st in self.steps]
-        state = {"V": RESUME_STATE_VERSION, "J": job_id, "R": run_id, "T": targets, "SRS": blobs}
-        return json.dumps(state, separators=(",", ":")).encode()
+        vs = self._variables
+        return TestRunState(
+            job_id,
+            run_id,
+            {
+                tid: TargetPosition(
+                    ts.step, ts.phase, ts.error, vs.for_target(tid) if vs.has_target(tid) else None
+                )
+                for tid, ts in self.states.items()
+            },
+            [st.paused_state if st.started else st.blob for st in self.steps],
+        ).encode()
 
     def _outcome(self, job_id: int, run_id: int) -> TestRunResult:
         if self._parent is not None and self._parent.cancel.is_set():
@@ -639,32 +598,13 @@ class TestRunner:
         finished = {
             tid: ts.error
             for tid, ts in self.states.items()
-            if ts.error is not None or (ts.phase == END and ts.step == len(self.steps) - 1)
+            if ts.error is not None or (ts.phase == Phase.END and ts.step == len(self.steps) - 1)
         }
         result = TestRunResult(finished, variables=self._variables)
         if self.scope.pause.is_set() and len(finished) < len(self.states):
             for ts in self.states.values():
-                st = self.steps[ts.step] if ts.phase == RUN else None
+                st = self.steps[ts.step] if ts.phase == Phase.RUN else None
                 if st is not None and not st.paused:
                     raise StepLostTargets(st.label, [ts.target.id])
             result.resume_state = self._encode_state(job_id, run_id)
         return result
-
-
-def _blob_to_json(blob: bytes | None) -> Any:
-    """A step's state inside ours: its JSON as is when it is JSON, else base64."""
-    if blob is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return {"json": json.loads(blob)}
-    return {"b64": base64.b64encode(blob).decode()}
-
-
-def _blob_from_json(obj: Any) -> bytes | None:
-    if obj is None:
-        return None
-    if isinstance(obj, dict) and "json" in obj:
-        return json.dumps(obj["json"], separators=(",", ":")).encode()
-    if isinstance(obj, dict) and "b64" in obj:
-        return base64.b64decode(obj["b64"])
-    raise ResumeStateError("invalid resume state: bad step state")

@@ -1,0 +1,307 @@
+"""The resume state: everything a pause saves and a resume reads back, encoded here only.
+
+A paused job is three states, one inside the other, each versioned on its own:
+
+* :class:`PausePayload`, the job runner's (ConTest's ``jobStateVersion1`` with linuxboot's
+  additions): which run, test and attempt, the targets held. It is stored as the payload of the
+  ``JobStatePaused`` event and handed back to the job runner on resume.
+* :class:`TestRunState`, the test runner's (``TRS``/``CRS`` in the payload): where each target
+  stands (step index and :class:`Phase`, its error, its variables) and each step's own state.
+* a step's own state: the bytes it gave to ``Paused`` (:func:`state_to_bytes`); the helper
+  ``for_each_target_with_resume`` writes its own (:func:`encode_targets_state`).
+
+Bytes inside JSON are embedded in one way (:func:`embed`): a step's bytes may be anything, so they
+are tagged ``{"json": ...}`` or ``{"b64": ...}``; the test runner's state, always a JSON object,
+is embedded as it is (``raw``), as ConTest embeds it (a ``json.RawMessage``), with the same
+``{"b64": ...}`` fallback. The formats are what stored paused jobs hold: changing one needs a new
+version number.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contest.errors import ResumeStateError
+from contest.target import Target
+
+__all__ = [
+    "PAUSE_PAYLOAD_VERSION",
+    "TEST_RUN_STATE_VERSION",
+    "PausePayload",
+    "Phase",
+    "TargetPosition",
+    "TestRunState",
+    "decode_targets_state",
+    "embed",
+    "encode_targets_state",
+    "state_to_bytes",
+    "unembed",
+]
+
+PAUSE_PAYLOAD_VERSION = 1
+TEST_RUN_STATE_VERSION = 2
+
+
+# --- bytes inside JSON ---------------------------------------------------------------------------
+
+
+def state_to_bytes(state: Any) -> bytes | None:
+    """Normalise what a step hands to ``Paused`` into the bytes it gets back on resume."""
+    if state is None:
+        return None
+    if isinstance(state, bytes):
+        return state
+    if isinstance(state, bytearray | memoryview):
+        return bytes(state)
+    if isinstance(state, str):
+        return state.encode()
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def embed(blob: bytes | None, *, raw: bool = False) -> Any:
+    """Bytes as a JSON value: ``{"json": value}`` when they are JSON (the value itself when
+    ``raw``), else ``{"b64": base64}``; ``None`` stays ``None``."""
+    if blob is None:
+        return None
+    with contextlib.suppress(ValueError):
+        value = json.loads(blob)
+        return value if raw else {"json": value}
+    return {"b64": base64.b64encode(blob).decode()}
+
+
+def unembed(obj: Any, *, raw: bool = False) -> bytes | None:
+    """The bytes :func:`embed` embedded (with the same ``raw``)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict) and set(obj) == {"b64"} and raw:
+        return base64.b64decode(obj["b64"])
+    if raw:
+        return json.dumps(obj, separators=(",", ":")).encode()
+    if isinstance(obj, dict) and "json" in obj:
+        return json.dumps(obj["json"], separators=(",", ":")).encode()
+    if isinstance(obj, dict) and "b64" in obj:
+        return base64.b64decode(obj["b64"])
+    raise ResumeStateError("invalid resume state: bad step state")
+
+
+# --- the job runner's state ----------------------------------------------------------------------
+
+
+@dataclass
+class PausePayload:
+    job_id: int
+    run_id: int  # 1-based
+    test_index: int = 0  # 0-based here; stored 1-based as "T" (0 = none, omitted)
+    start_at: float | None = None  # when the next run starts (paused between runs)
+    targets: list[Target] | None = None  # held targets (locked, not released)
+    test_state: bytes | None = None  # the test runner's resume state
+    cleanup_state: bytes | None = None  # the cleanup runner's resume state
+    attempt: int = 0
+    next_attempt_at: float | None = None
+    run_started: bool = False  # RunStarted of run_id already emitted
+    test_results: dict[str, str | None] | None = None  # the test steps' verdicts, when paused
+    # after them: in cleanup or before release (the resumed attempt skips the steps and is
+    # judged on these, not counted as failed)
+    version: int = PAUSE_PAYLOAD_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"V": self.version, "J": self.job_id, "R": self.run_id}
+        if self.test_index or self.targets is not None:
+            out["T"] = self.test_index + 1
+        if self.start_at is not None:
+            out["S"] = self.start_at
+        if self.targets is not None:
+            out["TT"] = [t.to_json_obj() for t in self.targets]
+        if self.test_state is not None:
+            out["TRS"] = embed(self.test_state, raw=True)
+        out["TA"] = self.attempt
+        if self.next_attempt_at is not None:
+            out["NTA"] = self.next_attempt_at
+        if self.cleanup_state is not None:
+            out["CRS"] = embed(self.cleanup_state, raw=True)
+        if self.run_started:
+            out["RS"] = True
+        if self.test_results is not None:
+            out["TR"] = self.test_results
+        return out
+
+    @classmethod
+    def from_json_obj(cls, obj: Any) -> PausePayload:
+        if not isinstance(obj, dict):
+            raise ResumeStateError("invalid pause payload: not a JSON object")
+        version = obj.get("V")
+        if version != PAUSE_PAYLOAD_VERSION:
+            raise ResumeStateError(
+                f"incompatible resume state version (want {PAUSE_PAYLOAD_VERSION}, got {version})"
+            )
+        try:
+            targets = obj.get("TT")
+            return cls(
+                job_id=int(obj["J"]),
+                run_id=int(obj["R"]),
+                test_index=max(0, int(obj.get("T", 0)) - 1),
+                start_at=obj.get("S"),
+                targets=[Target.from_json_obj(t) for t in targets] if targets is not None else None,
+                test_state=unembed(obj.get("TRS"), raw=True),
+                cleanup_state=unembed(obj.get("CRS"), raw=True),
+                attempt=int(obj.get("TA", 0)),
+                next_attempt_at=obj.get("NTA"),
+                run_started=bool(obj.get("RS", False)),
+                test_results=obj.get("TR"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResumeStateError(f"invalid pause payload: {exc}") from exc
+
+
+# --- the test runner's state ---------------------------------------------------------------------
+
+
+class Phase(enum.IntEnum):
+    """Where a target stands in its current step; the numbers are stored (4 was never used)."""
+
+    INIT = 1  #: moved to a step, not yet offered
+    BEGIN = 2  #: being offered to the step
+    RUN = 3  #: inside the step, waiting for its result
+    END = 5  #: finished this step (terminal if failed or last step)
+
+
+@dataclass
+class TargetPosition:
+    """One target in a paused test run: its step, its phase, its error, its variables.
+
+    ``step`` and ``phase`` are as stored; :meth:`resumed` checks them against the test.
+    """
+
+    step: int = 0
+    phase: int = Phase.INIT
+    error: str | None = None
+    variables: dict[str, dict[str, Any]] | None = None
+
+    def resumed(self, target_id: str, n_steps: int) -> tuple[int, Phase]:
+        """The step and phase to resume at. A target that was being offered is offered again:
+        the step never took it."""
+        if not (0 <= self.step < max(1, n_steps)) or self.phase not in tuple(Phase):
+            raise ResumeStateError(
+                f"invalid resume state: target {target_id} at step {self.step}, phase {self.phase}"
+            )
+        phase = Phase(self.phase)
+        return self.step, Phase.INIT if phase == Phase.BEGIN else phase
+
+
+@dataclass
+class TestRunState:
+    """The test runner's resume state (version 2): per target its position, per step its state
+    (``None`` for a step that had none)."""
+
+    __test__ = False
+
+    job_id: int
+    run_id: int
+    targets: dict[str, TargetPosition] = field(default_factory=dict)
+    step_states: list[bytes | None] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        targets: dict[str, Any] = {}
+        for tid, pos in self.targets.items():
+            entry: dict[str, Any] = {"P": int(pos.phase)}
+            if pos.step:
+                entry["S"] = pos.step
+            if pos.error is not None:
+                entry["R"] = pos.error
+            if pos.variables is not None:
+                entry["V"] = pos.variables
+            targets[tid] = entry
+        state = {
+            "V": TEST_RUN_STATE_VERSION,
+            "J": self.job_id,
+            "R": self.run_id,
+            "T": targets,
+            "SRS": [embed(blob) for blob in self.step_states],
+        }
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, blob: bytes, job_id: int, n_steps: int) -> TestRunState:
+        """Read a state for job ``job_id``'s test of ``n_steps`` steps, or ResumeStateError."""
+        try:
+            obj = json.loads(blob)
+        except ValueError as exc:
+            raise ResumeStateError(f"invalid resume state: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise ResumeStateError("invalid resume state: not a JSON object")
+        version = obj.get("V", 0)
+        if version != TEST_RUN_STATE_VERSION:
+            raise ResumeStateError(
+                f"incompatible resume state version {version} (want {TEST_RUN_STATE_VERSION})"
+            )
+        if obj.get("J", job_id) != job_id:
+            raise ResumeStateError(f"wrong resume state, job id {obj.get('J')} (want {job_id})")
+        blobs = obj.get("SRS") or []
+        if len(blobs) > n_steps:
+            raise ResumeStateError(
+                f"invalid resume state: {len(blobs)} step states for {n_steps} steps"
+            )
+        step_states = [unembed(b) for b in blobs]
+        targets = obj.get("T") or {}
+        if not isinstance(targets, dict):
+            raise ResumeStateError("invalid resume state: T is not an object")
+        return cls(
+            job_id,
+            obj.get("R", 0),
+            {
+                tid: TargetPosition(
+                    entry.get("S", 0), entry.get("P", Phase.INIT), entry.get("R"), entry.get("V")
+                )
+                for tid, entry in targets.items()
+            },
+            step_states,
+        )
+
+
+# --- for_each_target_with_resume's state ----------------------------------------------------------
+
+_KEY_VERSION = "V"
+_KEY_TARGETS = "TWD"
+
+
+def encode_targets_state(paused: Iterable[tuple[Target, Any]], version: int) -> bytes:
+    """The helper's state: the paused targets and the data each stored, under the step's own
+    ``version``."""
+    return json.dumps(
+        {
+            _KEY_VERSION: version,
+            _KEY_TARGETS: [{"Target": t.to_json_obj(), "Data": data} for t, data in paused],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_targets_state(resume_state: bytes | None, version: int) -> Sequence[tuple[Target, Any]]:
+    """What :func:`encode_targets_state` wrote, if the version is the step's; else
+    ResumeStateError."""
+    if not resume_state:
+        return []
+    try:
+        obj = json.loads(resume_state)
+    except ValueError as exc:
+        raise ResumeStateError(f"invalid resume state: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ResumeStateError("invalid resume state: not a JSON object")
+    got = obj.get(_KEY_VERSION)
+    if got != version:
+        raise ResumeStateError(f"incompatible resume state: want {version}, got {got}")
+    saved = []
+    for item in obj.get(_KEY_TARGETS) or []:
+        try:
+            target = Target.from_json_obj(item["Target"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResumeStateError(f"invalid resume state: bad target entry: {exc}") from exc
+        saved.append((target, item.get("Data")))
+    return saved
