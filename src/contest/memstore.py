@@ -7,11 +7,11 @@ For tests, for the conformance kit and for a throw-away ``contest run --db memor
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Unpack
 
 from contest.events import FrameworkEvent, MemoryEventSink
-from contest.storage.models import JobReport, JobRequest, JobState, Report
+from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 
 
 @dataclass
@@ -40,16 +40,10 @@ class MemoryStore(MemoryEventSink):
         job = self.jobs.get(job_id)
         return replace(job) if job is not None else None
 
-    async def list_jobs(
-        self,
-        *,
-        states: Sequence[JobState] | None = None,
-        tags: Sequence[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]:
+    async def list_jobs(self, **query: Unpack[JobQuery]) -> list[int]:
+        states, tags = query.get("states"), query.get("tags")
+        server_id, requestor = query.get("server_id"), query.get("requestor")
+        limit, order = query.get("limit"), query.get("order", "asc")
         out = []
         for job_id, job in sorted(self.jobs.items(), reverse=order == "desc"):
             if states and job.state not in states:

@@ -1,23 +1,36 @@
 """Live progress of a job: targets per step, in flight, passed and failed.
 
-``ProgressStore`` wraps a job store and counts the runner's routing events as they are written,
-so a live view costs nothing per poll, however big the job.
+Progress is counted from the runner's routing events (``TargetIn``, ``TargetOut``, ``TargetErr``)
+for the latest run and, per test, its latest attempt (:class:`RoutingCounts`), and shown in one
+shape (:func:`progress_json`), the live view's. Two ways to feed the counts:
+
+* :class:`ProgressStore` wraps a job store and counts the events as they are written
+  (``contest run``), so a live view costs nothing per poll, however big the job;
+* :class:`ProgressTracker` reads them back from the store (the REST API's ``/progress``), only
+  the events since the previous poll.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from contest.events import (
+    RUN_STARTED,
     TARGET_ERR,
     TARGET_IN,
     TARGET_OUT,
+    EventReader,
     FrameworkEvent,
+    FrameworkEventQuery,
     TestEvent,
+    TestEventQuery,
 )
+from contest.job.statusdoc import COMPLETION_STATES
+from contest.storage.models import JobRequest, JobState
 
 
 @dataclass
@@ -30,35 +43,81 @@ class StepProgress:
 
     @property
     def in_flight(self) -> int:
-        return self.entered - self.passed - self.failed
+        return max(self.entered - self.passed - self.failed, 0)
+
+
+@dataclass
+class RoutingCounts:
+    """Routing-event counts per (test, step label), for the latest run and, per test, its latest
+    attempt: a new run or a retried test starts again from nothing."""
+
+    run: int = 0
+    steps: dict[tuple[str, str], StepProgress] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, ev: TestEvent) -> None:
+        """Count one routing event (other events are ignored)."""
+        if ev.name not in (TARGET_IN, TARGET_OUT, TARGET_ERR):
+            return
+        h = ev.header
+        if h.run_id > self.run:
+            self.run, self.steps, self.attempts = h.run_id, {}, {}
+        elif h.run_id < self.run:
+            return
+        attempt = self.attempts.get(h.test_name, -1)
+        if h.test_attempt > attempt:
+            self.attempts[h.test_name] = h.test_attempt
+            for key in [k for k in self.steps if k[0] == h.test_name]:
+                del self.steps[key]
+        elif h.test_attempt < attempt:
+            return
+        key = (h.test_name, h.step_label)
+        row = self.steps.get(key)
+        if row is None:
+            row = self.steps[key] = StepProgress(h.test_name, h.step_label)
+        if ev.name == TARGET_IN:
+            row.entered += 1
+        elif ev.name == TARGET_OUT:
+            row.passed += 1
+        else:
+            row.failed += 1
+
+    def rows(self, run: int) -> list[StepProgress]:
+        """The rows of run ``run`` (none when its first routing event has not come yet)."""
+        return list(self.steps.values()) if run == self.run else []
+
+
+def progress_json(state: str, run: int, elapsed: float, rows: list[StepProgress]) -> dict[str, Any]:
+    """The live view's shape (``contest run``, ``/progress``, ``contestcli --wait``)."""
+    return {
+        "State": state,
+        "Run": run,
+        "Elapsed": round(max(elapsed, 0.0), 3),
+        "Steps": [
+            {
+                "Test": s.test,
+                "Step": s.label,
+                "InFlight": s.in_flight,
+                "Passed": s.passed,
+                "Failed": s.failed,
+            }
+            for s in rows
+        ],
+    }
 
 
 @dataclass
 class Progress:
     started: float = field(default_factory=time.time)
-    steps: dict[tuple[str, str], StepProgress] = field(default_factory=dict)
+    counts: RoutingCounts = field(default_factory=RoutingCounts)
     state: str = "JobStateUnknown"
     run: int = 0
 
     def rows(self) -> list[StepProgress]:
-        return list(self.steps.values())
+        return self.counts.rows(self.run)
 
     def to_json_obj(self) -> dict[str, Any]:
-        return {
-            "State": self.state,
-            "Run": self.run,
-            "Elapsed": round(time.time() - self.started, 3),
-            "Steps": [
-                {
-                    "Test": s.test,
-                    "Step": s.label,
-                    "InFlight": s.in_flight,
-                    "Passed": s.passed,
-                    "Failed": s.failed,
-                }
-                for s in self.steps.values()
-            ],
-        }
+        return progress_json(self.state, self.run, time.time() - self.started, self.rows())
 
 
 class ProgressStore:
@@ -72,19 +131,7 @@ class ProgressStore:
         return getattr(self._store, name)
 
     def write_test_event(self, event: TestEvent) -> Awaitable[None] | None:
-        name = event.name
-        if name in (TARGET_IN, TARGET_OUT, TARGET_ERR):
-            h = event.header
-            key = (h.test_name, h.step_label)
-            row = self.progress.steps.get(key)
-            if row is None:
-                row = self.progress.steps[key] = StepProgress(h.test_name, h.step_label)
-            if name == TARGET_IN:
-                row.entered += 1
-            elif name == TARGET_OUT:
-                row.passed += 1
-            else:
-                row.failed += 1
+        self.progress.counts.add(event)
         result: Awaitable[None] | None = self._store.write_test_event(event)
         return result
 
@@ -93,6 +140,68 @@ class ProgressStore:
             self.progress.state = event.name
         elif event.name == "RunStarted" and isinstance(event.payload, dict):
             self.progress.run = int(event.payload.get("RunID", 0))
-            self.progress.steps = {}  # each run starts from nothing
         result: Awaitable[None] | None = self._store.write_framework_event(event)
         return result
+
+
+@dataclass
+class _JobCounts:
+    """One job's counts and how far its events were read."""
+
+    after: int = 0
+    counts: RoutingCounts = field(default_factory=RoutingCounts)
+
+
+class ProgressTracker:
+    """Per-job progress for ``/progress``: a poll reads only the events since the last one, so
+    following a 20,000-target job costs what it emitted since, not what it emitted in all."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._jobs: OrderedDict[int, _JobCounts] = OrderedDict()
+
+    async def progress(self, store: EventReader, req: JobRequest) -> dict[str, Any]:
+        job_id = req.job_id
+        prog = self._jobs.pop(job_id, None) or _JobCounts()
+        self._jobs[job_id] = prog
+        while len(self._jobs) > self.capacity:
+            self._jobs.popitem(last=False)
+        while True:
+            batch: list[TestEvent] = await store.test_events(
+                TestEventQuery(
+                    job_id=job_id,
+                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
+                    after_sequence=prog.after,
+                    limit=50_000,
+                )
+            )
+            for ev in batch:
+                prog.counts.add(ev)
+                prog.after = max(prog.after, ev.sequence)
+            if len(batch) < 50_000:
+                break
+        states: list[FrameworkEvent] = await store.framework_events(
+            FrameworkEventQuery(
+                job_id=job_id,
+                event_names=[s.event_name for s in JobState if s is not JobState.UNKNOWN]
+                + [RUN_STARTED],
+            )
+        )
+        run = prog.counts.run
+        started = None
+        ended = None
+        state = JobState.UNKNOWN  # the last state event's (the jobs row may lag behind it)
+        for fev in states:
+            if fev.name == RUN_STARTED:
+                if isinstance(fev.payload, dict) and isinstance(fev.payload.get("RunID"), int):
+                    run = max(run, fev.payload["RunID"])
+                continue
+            state = JobState.from_event_name(fev.name) or state
+            if state is JobState.STARTED and started is None:
+                started = fev.emit_time
+            elif state in COMPLETION_STATES:
+                ended = fev.emit_time
+        if state not in COMPLETION_STATES:
+            ended = None
+        elapsed = ((ended or time.time()) - started) if started is not None else 0.0
+        return progress_json(state.event_name, run, elapsed, prog.counts.rows(run))

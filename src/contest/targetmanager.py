@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 from contest.context import PluginContext
+from contest.locking import TargetLocker
 from contest.target import Target
 
 
@@ -31,7 +32,7 @@ class TargetManager(abc.ABC):
         job_id: int,
         lock_timeout: float,
         params: Any,
-        locker: Any,  # contest.locking.TargetLocker
+        locker: TargetLocker,
     ) -> list[Target]:
         """Return the targets; ``lock_timeout`` is the lease to use if the manager locks them
         itself through ``locker`` (CSVFileTargetManager's try-lock does)."""

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from contest.errors import Cancelled, ContestError
 from contest.events import (
@@ -29,11 +29,12 @@ from contest.job.descriptor import decode_extended_descriptor
 from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
 from contest.job.statusdoc import job_status_document
+from contest.locking import TargetLocker
 from contest.registry import PluginRegistry, default_registry
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
-from contest.storage.models import JobReport, JobRequest, JobState, Report
+from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.target import Target
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,36 @@ class JobStore(EventSink, EventReader, Protocol):
 
     async def get_job(self, job_id: int) -> JobRequest | None: ...
 
-    async def list_jobs(
-        self,
-        *,
-        states: Sequence[JobState] | None = None,
-        tags: Sequence[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]: ...
+    async def list_jobs(self, **query: Unpack[JobQuery]) -> list[int]: ...
 
     async def store_report(self, report: Report) -> None: ...
 
     async def job_report(self, job_id: int) -> JobReport: ...
+
+
+class JobService(Protocol):
+    """The job manager as the server sees it: the form API's and the REST API's verbs, the
+    store they read through, and the signal handling's pause and cancel. :class:`JobManager`
+    is the one implementation; a test may hand the server a fake of it."""
+
+    server_id: str
+    store: JobStore
+
+    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
+
+    async def stop(self, job_id: int) -> None: ...
+
+    async def status(self, job_id: int) -> dict[str, Any]: ...
+
+    async def retry(self, job_id: int, requestor: str) -> int: ...
+
+    async def list(self, **query: Unpack[JobQuery]) -> list[int]: ...
+
+    async def request(self, job_id: int) -> JobRequest | None: ...
+
+    def pause_all(self) -> None: ...
+
+    def cancel_all(self) -> None: ...
 
 
 @dataclass
@@ -87,7 +104,7 @@ class JobManager:
     def __init__(
         self,
         store: JobStore,
-        locker: Any,  # contest.locking.TargetLocker
+        locker: TargetLocker,
         *,
         registry: PluginRegistry | None = None,
         server_id: str | None = None,
@@ -188,27 +205,14 @@ class JobManager:
         self._check_instance(job_id, req)
         return await self.submit(req.descriptor, requestor)
 
-    async def list(
-        self,
-        *,
-        states: Sequence[JobState] | None = None,
-        tags: Sequence[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]:
-        tags = list(tags or [])
+    async def list(self, **query: Unpack[JobQuery]) -> list[int]:
+        """The jobs ``query`` asks for; with an instance tag, only this instance's."""
+        tags = list(query.get("tags") or [])
         if self.instance_tag and self.instance_tag not in tags:
             tags.append(self.instance_tag)
-        return await self.store.list_jobs(
-            states=states,
-            tags=tags or None,
-            server_id=server_id,
-            requestor=requestor,
-            limit=limit,
-            order=order,
-        )
+        mine = query.copy()
+        mine["tags"] = tags or None
+        return await self.store.list_jobs(**mine)
 
     async def status(self, job_id: int) -> dict[str, Any]:
         """ConTest's status document for ``job_id``."""

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contest.context import PluginContext
@@ -53,11 +54,13 @@ from contest.golang.time import format_duration
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.job.status import build_run_statuses, save_run_status
+from contest.locking import TargetLocker
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
 from contest.signals import Scope
 from contest.storage.models import Report
 from contest.target import Target
+from contest.variables import VariableStore
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,41 @@ class _AcquireFailed(Exception):
 HoldTargets = Callable[[int, Sequence[Target] | None], None]
 
 
+@dataclass
+class _Attempt:
+    """One attempt of one test, as each of its phases needs it."""
+
+    job: Job
+    scope: Scope
+    run_id: int
+    index: int
+    number: int
+    emitter: EventEmitter
+    ctx: PluginContext
+
+    @property
+    def test(self) -> JobTest:
+        return self.job.tests[self.index]
+
+    def paused(self, **kw: Any) -> PausePayload:
+        """The payload that resumes this attempt (mid-run, at this test and attempt)."""
+        return PausePayload(
+            self.job.id, self.run_id, self.index, attempt=self.number, run_started=True, **kw
+        )
+
+
+@dataclass
+class _StepsOutcome:
+    """What the test steps left for cleanup and release: the states given on resume, each
+    target's verdict, the failure that broke the steps, the variables they emitted."""
+
+    test_state: bytes | None = None
+    cleanup_state: bytes | None = None
+    results: dict[str, str | None] | None = None
+    failure: BaseException | None = None
+    variables: VariableStore | None = None
+
+
 def _no_hold(job_id: int, targets: Sequence[Target] | None) -> None:
     return None
 
@@ -92,7 +130,7 @@ class JobRunner:
         sink: EventSink,
         reader: EventReader,
         reports: ReportStore,
-        locker: Any,  # contest.locking.TargetLocker
+        locker: TargetLocker,
         lock_duration: float = DEFAULT_LOCK_DURATION,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         hold_targets: HoldTargets = _no_hold,
@@ -186,106 +224,144 @@ class JobRunner:
     ) -> PausePayload | bool:
         """One attempt: acquire, test, cleanup, release. True if every target passed."""
         jt = job.tests[index]
-        emitter = EventEmitter(
-            self.sink, TestEventHeader(job.id, run_id, jt.name, "", attempt), None
+        at = _Attempt(
+            job,
+            scope,
+            run_id,
+            index,
+            attempt,
+            EventEmitter(self.sink, TestEventHeader(job.id, run_id, jt.name, "", attempt), None),
+            PluginContext(scope=scope, job_id=job.id, run_id=run_id),
         )
-        ctx = PluginContext(scope=scope, job_id=job.id, run_id=run_id)
+        targets = await self._attempt_targets(at, resume)
+        if targets is None:
+            return False
+        self.hold_targets(job.id, targets)
+        if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
+            return at.paused(targets=targets)
+        steps = await self._attempt_steps(at, targets, resume)
+        if isinstance(steps, PausePayload):
+            return steps
+        paused = await self._attempt_cleanup(at, targets, resume, steps)
+        if paused is not None:
+            return paused
+        return await self._attempt_release(at, targets, steps)
 
-        def paused(**kw: Any) -> PausePayload:
-            return PausePayload(job.id, run_id, index, attempt=attempt, run_started=True, **kw)
-
-        # 1. targets: fresh, or the ones we held when we paused
+    async def _attempt_targets(
+        self, at: _Attempt, resume: PausePayload | None
+    ) -> list[Target] | None:
+        """1. The targets: fresh, or the ones we held when we paused; None if the attempt failed
+        to get them (``TargetAcquireErr`` emitted)."""
+        job, jt, emitter = at.job, at.test, at.emitter
         if resume is not None and resume.targets is not None:
             targets = resume.targets
             try:
                 await self.locker.refresh_locks(job.id, self.lock_duration, targets)
             except Exception as exc:
                 await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
-                return False
+                return None
         else:
             try:
-                targets = await self._acquire(ctx, job, jt)
+                targets = await self._acquire(at.ctx, job, jt)
             except _AcquireFailed as exc:
                 await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
-                return False
+                return None
             await self._emit_each(emitter, TARGET_ACQUIRED, targets)
-        self.hold_targets(job.id, targets)
-        if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
-            return paused(targets=targets)
+        return targets
 
-        # 2. the test steps (skipped when we paused after them: in cleanup, or before release)
-        test_state = resume.test_state if resume else None
-        cleanup_state = resume.cleanup_state if resume else None
-        results: dict[str, str | None] | None = None
-        failure: BaseException | None = None
-        variables = None
-        if cleanup_state is None and (resume is None or resume.test_results is None):
+    async def _attempt_steps(
+        self, at: _Attempt, targets: list[Target], resume: PausePayload | None
+    ) -> _StepsOutcome | PausePayload:
+        """2. The test steps (skipped when we paused after them: in cleanup, or before release);
+        a payload if the attempt pauses here."""
+        job, scope, jt = at.job, at.scope, at.test
+        out = _StepsOutcome(
+            test_state=resume.test_state if resume else None,
+            cleanup_state=resume.cleanup_state if resume else None,
+        )
+        if out.cleanup_state is None and (resume is None or resume.test_results is None):
             try:
                 result = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
                     jt.test,
                     targets,
                     job_id=job.id,
-                    run_id=run_id,
-                    attempt=attempt,
+                    run_id=at.run_id,
+                    attempt=at.number,
                     scope=scope,
-                    resume_state=test_state,
+                    resume_state=out.test_state,
                 )
                 if result.paused:
-                    return paused(targets=targets, test_state=result.resume_state)
-                results, variables = result.targets, result.variables
+                    return at.paused(targets=targets, test_state=result.resume_state)
+                out.results, out.variables = result.targets, result.variables
             except (Cancelled, StepError, ContestError) as exc:
-                failure = exc
+                out.failure = exc
         else:
-            results = resume.test_results if resume is not None else None
+            out.results = resume.test_results if resume is not None else None
 
         # a pause that came while the steps finished their targets (steps that do not pause
         # finish what they hold): stop before release, like ConTest's test runner, which then
         # returns pause; the resumed attempt goes straight to release
         if (
-            failure is None
-            and results is not None
+            out.failure is None
+            and out.results is not None
             and not jt.test.cleanup_steps  # with cleanup steps, the cleanup runner pauses
             and scope.pause.is_set()
             and not scope.cancel.is_set()
         ):
-            return paused(targets=targets, test_results=results)
+            return at.paused(targets=targets, test_results=out.results)
+        return out
 
-        # 3. cleanup steps on every acquired target, whatever happened (not after a cancel)
-        if jt.test.cleanup_steps and not isinstance(failure, Cancelled):
-            try:
-                cres = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
-                    jt.test,
-                    targets,
-                    job_id=job.id,
-                    run_id=run_id,
-                    attempt=attempt,
-                    scope=scope,
-                    resume_state=cleanup_state,
-                    steps=jt.test.cleanup_steps,
-                    test_name=jt.name + CLEANUP_SUFFIX,
-                    variables=variables,
+    async def _attempt_cleanup(
+        self,
+        at: _Attempt,
+        targets: list[Target],
+        resume: PausePayload | None,
+        steps: _StepsOutcome,
+    ) -> PausePayload | None:
+        """3. Cleanup steps on every acquired target, whatever happened (not after a cancel); a
+        payload if the attempt pauses here. A cancel inside becomes the attempt's failure."""
+        job, jt = at.job, at.test
+        if not jt.test.cleanup_steps or isinstance(steps.failure, Cancelled):
+            return None
+        try:
+            cres = await TestRunner(self.sink, shutdown_timeout=self.shutdown_timeout).run(
+                jt.test,
+                targets,
+                job_id=job.id,
+                run_id=at.run_id,
+                attempt=at.number,
+                scope=at.scope,
+                resume_state=steps.cleanup_state,
+                steps=jt.test.cleanup_steps,
+                test_name=jt.name + CLEANUP_SUFFIX,
+                variables=steps.variables,
+            )
+            if cres.paused and steps.failure is None:
+                return at.paused(
+                    targets=targets,
+                    test_state=steps.test_state,
+                    cleanup_state=cres.resume_state,
+                    test_results=steps.results,
                 )
-                if cres.paused and failure is None:
-                    return paused(
-                        targets=targets,
-                        test_state=test_state,
-                        cleanup_state=cres.resume_state,
-                        test_results=results,
-                    )
-            except Cancelled as exc:
-                failure = failure or exc
-            except ContestError as exc:
-                log.warning("job %d: cleanup of test %r failed: %s", job.id, jt.name, exc)
+        except Cancelled as exc:
+            steps.failure = steps.failure or exc
+        except ContestError as exc:
+            log.warning("job %d: cleanup of test %r failed: %s", job.id, jt.name, exc)
+        return None
 
-        # 4. release (also after a cancel or a failure), bounded by the release timeout
-        await self._release(ctx, job, jt, targets, emitter)
-        if isinstance(failure, Cancelled) or scope.cancel.is_set():
+    async def _attempt_release(
+        self, at: _Attempt, targets: list[Target], steps: _StepsOutcome
+    ) -> bool:
+        """4. Release (also after a cancel or a failure), bounded by the release timeout; then
+        the verdict: True if every target passed, Cancelled or JobError if the attempt broke."""
+        await self._release(at.ctx, at.job, at.test, targets, at.emitter)
+        if isinstance(steps.failure, Cancelled) or at.scope.cancel.is_set():
             raise Cancelled()
-        if failure is not None:
-            raise JobError(str(failure)) from failure
-        if results is None:
+        if steps.failure is not None:
+            raise JobError(str(steps.failure)) from steps.failure
+        if steps.results is None:
             return False
-        return len(results) == len(targets) and all(v is None for v in results.values())
+        return len(steps.results) == len(targets) and all(v is None for v in steps.results.values())
 
     # --- acquire and release ---------------------------------------------------------------------
 

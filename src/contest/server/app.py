@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from contest.golang.json import marshal
+from contest.job.manager import JobService
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
-from contest.server.restapi import RestJobs, create_rest_app
+from contest.server.restapi import create_rest_app
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ async def _send_reply(send: Send, reply: Reply) -> None:
 class ContestApp:
     """ASGI entry point: dispatches to the form API or the REST app."""
 
-    def __init__(self, jobs: RestJobs, form: FormAPI) -> None:
+    def __init__(self, jobs: JobService, form: FormAPI) -> None:
         self.form = form
         self.rest = create_rest_app(jobs)
 
@@ -113,6 +114,6 @@ class ContestApp:
                 return
 
 
-def create_app(jobs: RestJobs, server_id: str, *, process_timeout: float = 3.0) -> ContestApp:
+def create_app(jobs: JobService, server_id: str, *, process_timeout: float = 3.0) -> ContestApp:
     """The whole HTTP surface over one job manager."""
     return ContestApp(jobs, FormAPI(jobs, server_id, timeout=process_timeout))

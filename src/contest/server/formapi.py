@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from contest.golang import json as gojson
 from contest.golang.strconv import NumError, parse_int64, quote
 from contest.golang.time import format_duration
 from contest.job.descriptor import DescriptorDecodeError, DescriptorValidationError, check_tags
+from contest.job.manager import JobService
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)
@@ -54,29 +55,6 @@ RESPONSE_TYPES = {
 
 #: the states a list query may name (ConTest refuses JobStateUnknown over HTTP)
 LISTABLE_STATES = {s.event_name: s for s in JobState if s is not JobState.UNKNOWN}
-
-
-class JobService(Protocol):
-    """What the API needs of the job manager (``contest.job.manager.JobManager``)."""
-
-    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
-
-    async def stop(self, job_id: int) -> None: ...
-
-    async def status(self, job_id: int) -> dict[str, Any]: ...
-
-    async def retry(self, job_id: int, requestor: str) -> int: ...
-
-    async def list(
-        self,
-        *,
-        states: Sequence[JobState] | None = None,
-        tags: Sequence[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 import uvicorn
 
+from contest.locking import TargetLocker
 from contest.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,18 @@ def check_settings(settings: ServeSettings) -> str:
     return server_id
 
 
-def make_locker(kind: str, store: Any) -> Any:
+def make_locker(kind: str, store: Any) -> TargetLocker:
     """``auto`` is the DB locker, on the storage's own engine: locks must outlive the process
     for a restarted server to resume its paused jobs (an in-memory lease is gone by then)."""
     from contest.registry import default_registry
 
     reg = default_registry()
+    locker: TargetLocker
     if kind == "inmemory":
-        return reg.get("targetlockers", "InMemory").factory()
-    return reg.get("targetlockers", "DBLocker").factory(engine=store.engine)
+        locker = reg.get("targetlockers", "InMemory").factory()
+    else:
+        locker = reg.get("targetlockers", "DBLocker").factory(engine=store.engine)
+    return locker
 
 
 async def run(settings: ServeSettings) -> int:

@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,10 +27,6 @@ from starlette.routing import Route
 
 from contest import __version__
 from contest.events import (
-    RUN_STARTED,
-    TARGET_ERR,
-    TARGET_IN,
-    TARGET_OUT,
     FrameworkEvent,
     FrameworkEventQuery,
     TestEvent,
@@ -41,7 +34,9 @@ from contest.events import (
 )
 from contest.golang.time import go_time
 from contest.job.descriptor import DescriptorValidationError
-from contest.job.statusdoc import COMPLETION_STATES, job_report_json
+from contest.job.manager import JobService
+from contest.job.statusdoc import job_report_json
+from contest.progress import ProgressTracker
 from contest.server import openapi
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
 from contest.storage.errors import ParameterTooLong, StorageError
@@ -67,135 +62,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details
-
-
-class RestJobs(Protocol):
-    """What the REST API needs: the job manager's verbs and its store's reads."""
-
-    server_id: str
-    store: Any
-
-    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
-
-    async def stop(self, job_id: int) -> None: ...
-
-    async def status(self, job_id: int) -> dict[str, Any]: ...
-
-    async def retry(self, job_id: int, requestor: str) -> int: ...
-
-    async def list(
-        self,
-        *,
-        states: Sequence[JobState] | None = None,
-        tags: Sequence[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]: ...
-
-    async def request(self, job_id: int) -> JobRequest | None: ...
-
-
-# --- progress --------------------------------------------------------------------------------
-
-
-@dataclass
-class _JobProgress:
-    """Routing-event counts of one job, read incrementally (only events past ``after``)."""
-
-    after: int = 0
-    run: int = 0
-    # (test, step label) -> [entered, passed, failed], for the latest run and, per test, its
-    # latest attempt
-    rows: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, ev: TestEvent) -> None:
-        h = ev.header
-        if h.run_id > self.run:
-            self.run, self.rows, self.attempts = h.run_id, {}, {}
-        elif h.run_id < self.run:
-            return
-        attempt = self.attempts.get(h.test_name, -1)
-        if h.test_attempt > attempt:
-            self.attempts[h.test_name] = h.test_attempt
-            for key in [k for k in self.rows if k[0] == h.test_name]:
-                del self.rows[key]
-        elif h.test_attempt < attempt:
-            return
-        row = self.rows.setdefault((h.test_name, h.step_label), [0, 0, 0])
-        row[{TARGET_IN: 0, TARGET_OUT: 1, TARGET_ERR: 2}[ev.name]] += 1
-
-
-class ProgressTracker:
-    """Per-job progress for ``/progress``: a poll reads only the events since the last one, so
-    following a 20,000-target job costs what it emitted since, not what it emitted in all."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._jobs: OrderedDict[int, _JobProgress] = OrderedDict()
-
-    async def progress(self, store: Any, req: JobRequest) -> dict[str, Any]:
-        job_id = req.job_id
-        prog = self._jobs.pop(job_id, None) or _JobProgress()
-        self._jobs[job_id] = prog
-        while len(self._jobs) > self.capacity:
-            self._jobs.popitem(last=False)
-        while True:
-            batch: list[TestEvent] = await store.test_events(
-                TestEventQuery(
-                    job_id=job_id,
-                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
-                    after_sequence=prog.after,
-                    limit=50_000,
-                )
-            )
-            for ev in batch:
-                prog.add(ev)
-                prog.after = max(prog.after, ev.sequence)
-            if len(batch) < 50_000:
-                break
-        states: list[FrameworkEvent] = await store.framework_events(
-            FrameworkEventQuery(
-                job_id=job_id,
-                event_names=[s.event_name for s in JobState if s is not JobState.UNKNOWN]
-                + [RUN_STARTED],
-            )
-        )
-        run = prog.run
-        started = None
-        ended = None
-        state = JobState.UNKNOWN  # the last state event's (the jobs row may lag behind it)
-        for fev in states:
-            if fev.name == RUN_STARTED:
-                if isinstance(fev.payload, dict) and isinstance(fev.payload.get("RunID"), int):
-                    run = max(run, fev.payload["RunID"])
-                continue
-            state = JobState.from_event_name(fev.name) or state
-            if state is JobState.STARTED and started is None:
-                started = fev.emit_time
-            elif state in COMPLETION_STATES:
-                ended = fev.emit_time
-        if state not in COMPLETION_STATES:
-            ended = None
-        elapsed = ((ended or time.time()) - started) if started is not None else 0.0
-        rows = prog.rows if run == prog.run else {}
-        return {
-            "State": state.event_name,
-            "Run": run,
-            "Elapsed": round(max(elapsed, 0.0), 3),
-            "Steps": [
-                {
-                    "Test": test,
-                    "Step": step,
-                    "InFlight": max(counts[0] - counts[1] - counts[2], 0),
-                    "Passed": counts[1],
-                    "Failed": counts[2],
-                }
-                for (test, step), counts in rows.items()
-            ],
-        }
 
 
 # --- JSON shapes ------------------------------------------------------------------------------
@@ -334,7 +200,7 @@ async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
 class RestAPI:
     """The routes, bound to one job manager."""
 
-    def __init__(self, jobs: RestJobs) -> None:
+    def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
         self.progress_tracker = ProgressTracker()
 
@@ -546,7 +412,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, exc.status_code, headers=headers)
 
 
-def create_rest_app(jobs: RestJobs) -> Starlette:
+def create_rest_app(jobs: JobService) -> Starlette:
     """The REST routes (and ``/openapi.json``, ``/healthz``) as one Starlette app."""
     api = RestAPI(jobs)
     p = "/api/v1"

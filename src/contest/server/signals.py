@@ -21,17 +21,12 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Protocol
+
+from contest.job.manager import JobService
 
 log = logging.getLogger(__name__)
 
 EXIT_FORCED = 1
-
-
-class Jobs(Protocol):
-    def pause_all(self) -> None: ...
-
-    def cancel_all(self) -> None: ...
 
 
 class ShutdownController:
@@ -39,7 +34,7 @@ class ShutdownController:
 
     def __init__(
         self,
-        jobs: Jobs,
+        jobs: JobService,
         stop_api: Callable[[], None],
         pause_timeout: float,
         *,

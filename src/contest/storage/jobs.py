@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.storage import limits as L
-from contest.storage.models import JobRequest, JobState
+from contest.storage.models import JobQuery, JobRequest, JobState
 from contest.storage.schema import job_tags, jobs
 
 # Above this, the extended descriptor goes in its own statement, so neither statement can
@@ -80,17 +79,11 @@ async def fetch_job(conn: AsyncConnection, job_id: int) -> JobRequest | None:
     )
 
 
-async def select_job_ids(
-    conn: AsyncConnection,
-    *,
-    states: Collection[JobState | int | str] | None = None,
-    tags: Collection[str] | None = None,
-    server_id: str | None = None,
-    requestor: str | None = None,
-    limit: int | None = None,
-    order: str = "asc",
-) -> list[int]:
+async def select_job_ids(conn: AsyncConnection, **query: Unpack[JobQuery]) -> list[int]:
     """IDs of the jobs in any of ``states`` that carry all of ``tags`` (and the other filters)."""
+    states, tags = query.get("states"), query.get("tags")
+    server_id, requestor = query.get("server_id"), query.get("requestor")
+    limit, order = query.get("limit"), query.get("order", "asc")
     stmt: Any = select(jobs.c.job_id)
     if states is not None:
         stmt = stmt.where(jobs.c.state.in_(sorted({int(JobState.parse(s)) for s in states})))

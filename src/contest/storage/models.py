@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 
 class JobState(enum.IntEnum):
@@ -59,6 +60,23 @@ _BY_NAME = {name: state for state, name in _NAMES.items()}
 
 #: framework event names that change ``jobs.state`` (Unknown is never emitted)
 STATE_EVENT_NAMES = frozenset(n for s, n in _NAMES.items() if s is not JobState.UNKNOWN)
+
+
+class JobQuery(TypedDict, total=False):
+    """Which jobs a list asks for; every filter is optional, and the answer is job IDs.
+
+    Jobs in any of ``states`` (a state, its number or its event name; Unknown = no state event
+    yet) carrying all of ``tags``, of one ``server_id`` and one ``requestor``; by job ID,
+    ``order`` ``"asc"`` (the default) or ``"desc"``, the ``limit`` first ones. Storage, job
+    manager and APIs all take it as keywords (``list_jobs(states=[...], tags=[...])``).
+    """
+
+    states: Collection[JobState | int | str] | None
+    tags: Collection[str] | None
+    server_id: str | None
+    requestor: str | None
+    limit: int | None
+    order: str
 
 
 @dataclass(slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import URL
@@ -19,7 +19,7 @@ from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
 from contest.storage.engine import create_engine
 from contest.storage.limits import Limits
-from contest.storage.models import JobReport, JobRequest, JobState, Report
+from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.storage.retry import RetryPolicy, Transactor
 from contest.storage.urls import backend_name, redact
 from contest.storage.writer import Ack, GroupCommitWriter
@@ -184,31 +184,10 @@ class Storage:
         """The stored request (with tags, state and state time), or None for an unknown ID."""
         return await self.transactor.read(lambda c: jb.fetch_job(c, job_id), "reading a job")
 
-    async def list_jobs(
-        self,
-        *,
-        states: Collection[JobState | int | str] | None = None,
-        tags: Collection[str] | None = None,
-        server_id: str | None = None,
-        requestor: str | None = None,
-        limit: int | None = None,
-        order: str = "asc",
-    ) -> list[int]:
-        """Job IDs in any of ``states`` (Unknown = no state event yet) having all of ``tags``,
-        optionally of one server and one requestor; by job ID, ``limit`` first ones."""
+    async def list_jobs(self, **query: Unpack[JobQuery]) -> list[int]:
+        """The IDs of the jobs ``query`` asks for (see :class:`JobQuery`)."""
         await self._writer.flush()  # states follow framework events
-        return await self.transactor.read(
-            lambda c: jb.select_job_ids(
-                c,
-                states=states,
-                tags=tags,
-                server_id=server_id,
-                requestor=requestor,
-                limit=limit,
-                order=order,
-            ),
-            "listing jobs",
-        )
+        return await self.transactor.read(lambda c: jb.select_job_ids(c, **query), "listing jobs")
 
     async def job_state(self, job_id: int) -> JobState | None:
         """The job's last state (None for an unknown job)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from contest.context import PluginContext
 from contest.errors import ContestError
+from contest.locking import TargetLocker
 from contest.plugins.targetmanagers.targetlist import AcquireParameters, decode_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager
@@ -77,7 +78,7 @@ class TargetListWithState(TargetManager):
         job_id: int,
         lock_timeout: float,
         params: Any,
-        locker: Any,
+        locker: TargetLocker,
     ) -> list[Target]:
         ap = params
         if not isinstance(ap, AcquireParameters):

@@ -45,7 +45,7 @@ from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct
-from contest.locking import LockerError
+from contest.locking import LockerError, TargetLocker
 from contest.plugins.targetmanagers.targetlist import copy_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager
@@ -215,7 +215,7 @@ class CSVFileTargetManager(TargetManager):
         job_id: int,
         lock_timeout: float,
         params: Any,
-        locker: Any,
+        locker: TargetLocker,
     ) -> list[Target]:
         ap = params
         if not isinstance(ap, AcquireParameters):

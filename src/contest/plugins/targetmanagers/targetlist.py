@@ -24,6 +24,7 @@ from contest.errors import ParameterError
 from contest.golang.json import to_python
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct, where
+from contest.locking import TargetLocker
 from contest.target import Target
 from contest.targetmanager import TargetManager
 
@@ -116,7 +117,7 @@ class TargetList(TargetManager):
         job_id: int,
         lock_timeout: float,
         params: Any,
-        locker: Any,
+        locker: TargetLocker,
     ) -> list[Target]:
         ap = params
         if not isinstance(ap, AcquireParameters):
