@@ -11,6 +11,8 @@ from contest.events import EventReader
 if TYPE_CHECKING:
     from contest.status import RunStatus
 
+__all__ = ["Reporter"]
+
 
 class Reporter(abc.ABC):
     """Run reports come after every run, final reports once at the end; each returns

@@ -9,6 +9,8 @@ from contest.context import PluginContext
 from contest.locking import TargetLocker
 from contest.target import Target
 
+__all__ = ["TargetManager"]
+
 
 class TargetManager(abc.ABC):
     """Acquires the targets of a test and releases them afterwards.

@@ -10,6 +10,8 @@ from contest.context import PluginContext
 if TYPE_CHECKING:
     from contest.job.descriptor import StepDescriptor
 
+__all__ = ["TestFetcher"]
+
 
 class TestFetcher(abc.ABC):
     """Turns ``TestFetcherFetchParameters`` into a test name and its step descriptors.

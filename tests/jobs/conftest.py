@@ -26,13 +26,13 @@ import pytest
 from contest.events import FrameworkEvent, FrameworkEventQuery, TestEventQuery
 from contest.job.manager import JobManager
 from contest.locking import TargetLocker
-from contest.memstore import MemoryStore
 from contest.plugins.targetlockers import dblocker
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.registry import PluginRegistry, default_registry
 from contest.storage import JobReport, JobState, Storage, open_storage
 from contest.storage.models import STATE_EVENT_NAMES
 from contest.testing.databases import Kind, server_available, temporary_database
+from contest.testing.memstore import MemoryStore
 
 #: (store, locker) pairs every job-manager catalog test runs on
 STORES: list[tuple[str, str]] = [

@@ -15,12 +15,12 @@ from contest.bundle import TestStepBundle
 from contest.context import PluginContext
 from contest.job.model import Job
 from contest.job.runner import JobRunner
-from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.teststeps.sleep import Sleep
 from contest.resume import PausePayload
 from contest.signals import Scope
 from contest.target import Target
+from contest.testing.memstore import MemoryStore
 
 TARGETS = ["T1", "T2", "T3"]
 

@@ -7,10 +7,10 @@ from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of, tuples
 
 from contest.errors import ContestError
 from contest.job.runner import JobError, JobRunner
-from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.resume import PausePayload
 from contest.signals import Scope
+from contest.testing.memstore import MemoryStore
 
 
 def runner(store: MemoryStore, locker: InMemoryLocker | None = None) -> JobRunner:

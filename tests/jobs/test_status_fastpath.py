@@ -42,7 +42,6 @@ from contest.job import status as js
 from contest.job import statusdoc
 from contest.job.model import Job
 from contest.job.runner import JobRunner
-from contest.memstore import MemoryStore
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.teststeps.sleep import Sleep
 from contest.resume import PausePayload
@@ -56,6 +55,7 @@ from contest.testing.databases import (
     server_available,
     temporary_database,
 )
+from contest.testing.memstore import MemoryStore
 
 # --- the reference ------------------------------------------------------------------------------
 

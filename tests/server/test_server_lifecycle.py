@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from contest.server.lifecycle import StartupError, check_settings, parse_listen, serve
-from contest.server.signals import ShutdownController
+from contest.server.shutdown import ShutdownController
 from contest.settings import ServeSettings
 
 

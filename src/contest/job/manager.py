@@ -49,7 +49,8 @@ class JobManagerError(ContestError):
 
 
 class JobStore(EventSink, EventReader, Protocol):
-    """What the job manager needs from storage (``contest.storage.Storage``, ``MemoryStore``)."""
+    """What the job manager needs from storage (``contest.storage.Storage``,
+    ``contest.testing.memstore.MemoryStore``)."""
 
     async def store_job(self, request: JobRequest) -> int: ...
 

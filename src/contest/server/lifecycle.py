@@ -6,7 +6,7 @@ otherwise fail the first server's running jobs as zombies). Then: open (and migr
 database, choose the target locker, start the job manager (which fails this server's zombie jobs,
 then resumes its paused ones), and serve.
 
-The end: a signal (see :mod:`contest.server.signals`) stops the listener and pauses, cancels or
+The end: a signal (see :mod:`contest.server.shutdown`) stops the listener and pauses, cancels or
 drains the jobs; the server waits for every job to end or pause, refreshes the paused jobs' locks
 one last time, flushes the event writer and exits 0.
 
@@ -120,7 +120,7 @@ async def run(settings: ServeSettings) -> int:
     """Serve until a signal says to stop; the exit status."""
     from contest.job.manager import JobManager
     from contest.server.app import create_app
-    from contest.server.signals import ShutdownController
+    from contest.server.shutdown import ShutdownController
     from contest.storage import open_storage
     from contest.storage.urls import redact
 

@@ -1,7 +1,6 @@
 """An in-memory job store: everything the job manager needs from storage, in lists and dicts.
 
-For tests, for the conformance kit and for a throw-away ``contest run --db memory``; the SQL
-``Storage`` is the real thing.
+For tests and for the conformance kit; the SQL ``Storage`` is the real thing.
 """
 
 from __future__ import annotations
