@@ -1,5 +1,5 @@
 """What ``contestcli`` sends: the descriptor re-written as ConTest's Go client writes it, and the
-form encoded as Go encodes it, compared with the bytes recorded on the wire (spec 05)."""
+form encoded as Go encodes it, compared with the bytes ConTest's client sends on the wire."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Core conformance tests: every async test must leave no task behind (ConTest's goroutine-leak
-check, catalog item 20)."""
+check, ``tests/common/goroutine_leak_check``)."""
 
 from __future__ import annotations
 

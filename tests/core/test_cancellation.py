@@ -1,5 +1,6 @@
-"""Cancellation is bounded and wins over pause (01-core.md §2.6, §3.6); nothing is left running
-after a run, whatever the steps did (every test here also goes through conftest's task check)."""
+"""Cancellation is bounded and wins over pause (ConTest's ``pkg/runner/test_runner.go``); nothing is
+left running after a run, whatever the steps did (every test here also goes through conftest's task
+check)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""ConTest's runner integration test (01-core.md §5.9, item 85): three ``Example`` steps built
-from the registry, five targets."""
+"""ConTest's runner integration test (``tests/integ/plugins/testrunner_test.go``): three ``Example``
+steps built from the registry, five targets."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Step parameters and their per-target template expansion (01-core.md §1.3-1.4, catalog §5.6
-items 62-74), and the target's string and JSON forms (§5.7, items 75-76)."""
+"""Step parameters and their per-target template expansion (ConTest's
+``pkg/test/param_expander_test.go``), and the target's string and JSON forms
+(``pkg/target/target_test.go``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The plugin registry (01-core.md §1.2, catalog item 81, 00-python-api.md §1) and the event
-emitter's declared-events check (§1.5, item 82, 00-python-api.md §4)."""
+"""The plugin registry (ConTest's ``pkg/pluginregistry/pluginregistry_test.go``) and the event
+emitter's declared-events check (``pkg/event/testevent/test_test.go``)."""
 
 from __future__ import annotations
 

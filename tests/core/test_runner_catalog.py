@@ -1,5 +1,5 @@
-"""The test runner against ConTest's own runner tests (01-core.md §5.1 items 1-20 and the LB
-repeats §5.2 items 21-24, 26-33): same fixtures, events compared as
+"""The test runner against ConTest's own runner tests (``pkg/runner/test_runner_test.go``,
+FB's and LB's): same fixtures, events compared as
 (label, target, event, payload) tuples.
 
 Every case runs with FB's label style ("Step 1") and LB's ("Step1"); LB's extra checks on the

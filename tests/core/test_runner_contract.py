@@ -1,7 +1,7 @@
-"""Runner-level versions of LB's step-runner tests (01-core.md §5.3 items 36-45), LB's variables
-test (item 35), and the misbehaviours where we deliberately differ from ConTest
-(00-python-api.md §4, 01-core.md §2.6): a result without a target, an early return, a pause
-nobody asked for, a failing event store."""
+"""Runner-level versions of LB's step-runner tests (``pkg/runner/step_runner_test.go``), LB's
+variables test (``pkg/runner/test_runner_test.go``), and the misbehaviours where we deliberately
+differ from ConTest (``contest.teststep``'s contract): a result without a target, an early return, a
+pause nobody asked for, a failing event store."""
 
 from __future__ import annotations
 
@@ -379,7 +379,7 @@ async def test_41b_panic_and_crash_are_step_crashes(step: TestStep) -> None:
         assert "TestStep crashed" in str(out.error)
 
 
-# --- 42 and §2.6: early return, no target, unasked pause ------------------------------------------
+# --- early return, no target, unasked pause -------------------------------------------------------
 
 
 async def test_42_early_return_strands_targets() -> None:
@@ -496,7 +496,7 @@ async def test_no_targets_no_step_started() -> None:
     assert out.events() == []
 
 
-# --- §2.6: the event store fails under the runner -------------------------------------------------
+# --- the event store fails under the runner -------------------------------------------------------
 
 
 class FailingSink(MemoryEventSink):

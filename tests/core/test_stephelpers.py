@@ -1,5 +1,6 @@
-"""``for_each_target`` and ``for_each_target_with_resume`` on bare channels (01-core.md §5.5,
-items 52-61, and §3.8). Every test also checks, through conftest.py, that no task is left."""
+"""``for_each_target`` and ``for_each_target_with_resume`` on bare channels (ConTest's
+``plugins/teststeps/teststeps_test.go``). Every test also checks, through conftest.py, that no task
+is left."""
 
 from __future__ import annotations
 

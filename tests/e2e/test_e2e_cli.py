@@ -1,4 +1,4 @@
-"""``contestcli`` against a real ``contest serve``: ConTest's e2e catalog (spec 02 §6.11, 97-99)
+"""``contestcli`` against a real ``contest serve``: ConTest's ``tests/e2e/e2e_test.go``
 and every verb: start (JSON, YAML, stdin), status, list with filters, stop, retry, version, and
 ``--wait`` with its exit codes."""
 
@@ -139,7 +139,7 @@ def test_start_json_status_list_version(shared_server: ServerProcess, tmp_path: 
 
     version = contestcli("version", addr=server.url)
     assert version.returncode == 0
-    # exactly what ConTest's client prints (spec 05)
+    # exactly what ConTest's client prints (cmds/clients/contestcli/cli/verbs.go)
     assert version.stdout == (
         '{\n "ServerID": "vm",\n "Data": {\n  "Version": 5\n },\n "Err": null\n}\n'
     )

@@ -1,4 +1,5 @@
-"""The server's signals and restarts, on real processes (spec 02 §2.5, §3.9).
+"""The server's signals and restarts, on real processes (ConTest's
+``cmds/contest/server/server.go``).
 
 * SIGTERM mid-job with ``--pause-timeout``: the job pauses, the process exits quickly; the next
   server on the same database resumes it, and the event log is that of an uninterrupted run.

@@ -1,4 +1,4 @@
-"""The requests ConTest's own Go client sends (spec 05, recorded on the wire), sent byte for byte
+"""The requests ConTest's own Go client sends (recorded on the wire), sent byte for byte
 to a real ``contest serve``; the replies are compared byte for byte where the data are the same.
 
 The server is started with ``--server-id vm`` (the capture's host name) and a first job is made

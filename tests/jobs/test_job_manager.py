@@ -1,5 +1,5 @@
-"""The job manager, ConTest's integration catalog (01-core.md §5.10 items 87-94, 100-103;
-02-jobs-api-storage.md §6.3 items 37-51, 58), on every store and locker (see conftest.py).
+"""The job manager, ConTest's integration tests
+(``tests/integ/jobmanager/common.go``), on every store and locker (see conftest.py).
 
 The descriptors are ConTest's integration ones (TargetList with id1 and id2, literal fetcher,
 TargetSuccess ``>0%``, tag ``integration_testing``), built by ``jm_env.descriptor``.

@@ -1,6 +1,6 @@
 """The job manager across a shutdown: cancel, pause, resume by a new manager, failed resume,
-zombies, lock refresh (01-core.md §4.3, §4.5, §4.8, §5.10 items 95-99; 02-jobs-api-storage.md
-§3.9, §6.3 items 52-57), on every store and locker (see conftest.py).
+zombies, lock refresh (ConTest's ``tests/integ/jobmanager/common.go`` and
+``pkg/jobmanager/resume.go``), on every store and locker (see conftest.py).
 
 A "restart" is a new ``JobManager`` on the same store with the same server ID (and, for the DB
 locker, a new locker on the same database). Pauses are requested when the stored events show
@@ -306,7 +306,7 @@ async def test_start_up_fails_zombies_then_resumes_paused_jobs(jm_env) -> None:
     assert await jm_env.locked() == []
 
 
-# --- lock refresh (§4.3) ---------------------------------------------------------------------
+# --- lock refresh (pkg/runner/job_runner.go) ------------------------------------------------------
 
 
 async def test_locks_outlive_their_lease_while_the_job_runs_and_pauses(jm_env) -> None:

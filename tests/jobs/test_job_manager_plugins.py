@@ -1,6 +1,6 @@
-"""Plugins that break: a target manager or reporter raising an unexpected exception fails its
-job with a message naming the plugin, and the other jobs go on (01-core.md §4.2; the issue's
-"a plugin that raises in acquire/release/report fails that job"); an expected error
+"""Plugins that break: a target manager or reporter raising an unexpected exception fails its job
+with a message naming the plugin, and the other jobs go on (ConTest's ``pkg/jobmanager/start.go``;
+the issue's "a plugin that raises in acquire/release/report fails that job"); an expected error
 (``ContestError``) from acquire is only a failed attempt (LB). On every store and locker.
 """
 
@@ -195,8 +195,9 @@ async def test_an_acquire_error_is_a_failed_attempt_not_a_failed_job(
 
 
 async def test_plugins_get_the_job_and_run_ids(jm_env, registry: PluginRegistry) -> None:
-    """02 §6.3 item 38: the readmeta job's target manager, step and reporters all find the job
-    and run IDs in their context."""
+    """ConTest's ``TestJobManagerTargetManagerMetadataAvailable``
+    (``tests/integ/jobmanager/common.go``): the readmeta job's target manager, step and reporters
+    all find the job and run IDs in their context."""
     jm: JobManager = await jm_env.started(registry=registry)
     descriptor = jm_env.descriptor(
         [jm_env.step("readmeta", "readmeta_label")],

@@ -1,4 +1,4 @@
-"""The job runner, ConTest's job_runner_test catalog (01-core.md §5.4, items 46-51)."""
+"""The job runner, ConTest's ``pkg/runner/job_runner_test.go``."""
 
 from __future__ import annotations
 

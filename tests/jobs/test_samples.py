@@ -3,7 +3,7 @@ ConTest accepts is accepted here and, where what it needs exists here, runs to c
 through a job manager on SQLite (with the DB locker, as a server runs); every one ConTest
 rejects is rejected with a clear message naming the field.
 
-Verdicts, decided per file from the file itself, ConTest's code and 03-plugins-and-demand.md §4
+Verdicts, decided per file from the file itself, ConTest's code and its plugins' sources
 (FB's label rule applies: any label of at most 32 bytes; LB's identifier rule is not enforced):
 
 * rejected: both ``lspci.json`` (its step has no label); both ``debug.json`` (a RandEcho without

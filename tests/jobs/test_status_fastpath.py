@@ -1,10 +1,10 @@
 """The status fast paths against a straightforward reference built from the same events.
 
-The reference is the status builder as it was first written (spec 02 §5.2 read literally: one
-query per test, every event as a ``TestEvent``, grouped by label). The fast paths are the
-single-pass builder over lean rows, and the snapshot a finished run is saved as. Equality is
-byte equality of the status JSON as the server writes it, and equality of the ``RunStatus``
-objects reporters get.
+The reference is the status builder as it was first written (ConTest's ``pkg/runner/job_status.go``
+read literally: one query per test, every event as a ``TestEvent``, grouped by label). The fast
+paths are the single-pass builder over lean rows, and the snapshot a finished run is saved as.
+Equality is byte equality of the status JSON as the server writes it, and equality of the
+``RunStatus`` objects reporters get.
 
 Two sources of shapes: random event logs (every odd case the builder must get right: retries,
 acquire errors, unknown labels, target-less events, repeated and out-of-order routing events,

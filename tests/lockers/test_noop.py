@@ -1,4 +1,5 @@
-"""The noop locker (catalog 36): it never fails, and try_lock honours the limit."""
+"""The noop locker (ConTest's ``plugins/targetlocker/noop/noop_test.go``): it never fails, and
+try_lock honours the limit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Comparison expressions: ConTest's catalog (spec 02 §4.6, §6.9 item 88) and Go's number rules."""
+"""Comparison expressions: ConTest's ``pkg/lib/comparison/comparison_test.go`` and
+Go's number rules."""
 
 from __future__ import annotations
 

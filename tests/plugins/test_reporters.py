@@ -1,4 +1,5 @@
-"""Reporters: noop and TargetSuccess (spec 02 §4.5), with the final report we implement."""
+"""Reporters: noop and TargetSuccess (ConTest's
+``plugins/reporters/targetsuccess/targetsuccess.go``), with the final report we implement."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Target managers: TargetList, CSVFileTargetManager and the test-only TargetListWithState
-(spec 02 §4.3, spec 03 §2.15), with ConTest's sample ``hosts.csv`` files."""
+(ConTest's ``plugins/targetmanagers/``), with ConTest's sample ``hosts.csv`` files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Test fetchers: literal and URI (spec 02 §4.4, §1.5), URI over a real HTTP server on 127.0.0.1."""
+"""Test fetchers: literal and URI (ConTest's ``plugins/testfetchers/``), URI over a real HTTP server
+on 127.0.0.1."""
 
 from __future__ import annotations
 

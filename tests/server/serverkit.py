@@ -27,7 +27,7 @@ def descriptor(
     tags: tuple[str, ...] = ("test", "csv"),
     runs: int = 1,
 ) -> dict[str, Any]:
-    """The capture's descriptor (spec 05), one run by default so tests stay fast."""
+    """The descriptor of ConTest's ``start.json`` sample, one run by default so tests stay fast."""
     return {
         "JobName": name,
         "Runs": runs,

@@ -1,4 +1,5 @@
-"""ConTest's form API in-process: every error path of spec 02 §2.2 / 05 with its exact status and
+"""ConTest's form API in-process: every error path of ConTest's ``pkg/api`` and
+``pkg/transport/http`` with its exact status and
 body, and the verbs' happy paths (start, status, stop, retry, list, version)."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def envelope(type_: str, data: Any, error: str | None) -> bytes:
 
 # --- the error cases of the capture, byte for byte ---------------------------------------------
 
-# (method, path, body) -> (status, exact body); spec 05 "Error and edge cases sent with curl"
+# (method, path, body) -> (status, exact body), as ConTest's server answers them with curl
 CAPTURED: list[tuple[str, str, str, int, bytes]] = [
     ("GET", "/version", "", 400, b"Only POST requests are supported"),
     ("POST", "/bogus", "requestor=x", 400, b'{"Msg":"unknown verb: bogus"}'),

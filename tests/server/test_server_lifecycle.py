@@ -1,4 +1,5 @@
-"""Server start-up checks and the signal state machine (spec 02 §2.5), without processes."""
+"""Server start-up checks and the signal state machine (ConTest's
+``cmds/contest/server/server.go``), without processes."""
 
 from __future__ import annotations
 

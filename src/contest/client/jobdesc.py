@@ -1,11 +1,12 @@
 """The descriptor ``contestcli start`` sends: the file re-written as ConTest's client writes it.
 
-ConTest's client does not send the file verbatim: it reads JSON (or YAML with ``-Y``) into a
-generic map and writes it back with ``json.MarshalIndent(v, "", "    ")``: keys sorted at every
-level, four-space indent, no trailing newline, ``<``, ``>`` and ``&`` escaped as ``\\u003c``...
-(spec 05). We do the same, so a server (ours or ConTest's) receives what ConTest's client would
-send, and a YAML file reaches a ConTest server as JSON. One difference: an integer is kept exactly
-(Go turns every JSON number into a float64, which rounds integers above 2^53).
+ConTest's client does not send the file verbatim: it reads JSON (or YAML with ``-Y``) into a generic
+map and writes it back with ``json.MarshalIndent(v, "", "    ")``: keys sorted at every level,
+four-space indent, no trailing newline, ``<``, ``>`` and ``&`` escaped as ``\\u003c``...
+(``cmds/clients/contestcli/cli/verbs.go``). We do the same, so a server (ours or ConTest's) receives
+what ConTest's client would send, and a YAML file reaches a ConTest server as JSON. One difference:
+an integer is kept exactly (Go turns every JSON number into a float64, which rounds integers above
+2^53).
 """
 
 from __future__ import annotations

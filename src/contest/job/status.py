@@ -4,7 +4,7 @@ the status of a finished run so that the status API need not build it again.
 For each run and each test, only the last attempt counts (ConTest LB): its steps' events become
 per-step and per-target statuses; routing events become in/out times and errors; the test's own
 target statuses come from its ``TargetAcquired`` (the target's status in the last step that saw
-it) and ``TargetAcquireErr`` events (spec 02 §5.2).
+it) and ``TargetAcquireErr`` events (ConTest's ``pkg/runner/job_status.go``).
 
 The builder makes one pass over a run's events, read lean where the store can
 (:meth:`contest.storage.Storage.status_rows`: only the needed columns, each target decoded

@@ -1,12 +1,13 @@
 """ConTest's HTTP API: ``POST /start /stop /status /retry /list /version`` with form fields.
 
 This is what ConTest's own client (and every script written against it) speaks, so it is matched
-byte for byte (spec 02 §2.1-2.2, 05-wire-captures): the form is read from the body only, with Go's
-parsing rules; the answer is either HTTP 200 with the envelope
+byte for byte (ConTest's ``pkg/api/api.go``, ``pkg/transport/http/http.go``; pinned by
+``tests/server/test_server_formapi.py`` and ``tests/e2e/test_e2e_wire.py``): the form is read from
+the body only, with Go's parsing rules; the answer is either HTTP 200 with the envelope
 ``{"ServerID","Type","Data","Error"}`` (job-manager errors travel in ``Error``) or HTTP 400 with
-``{"Msg"}`` (bad input, a missing or too long requestor, a timed-out call); any other method gets
-a plain-text 400. Every failure of ours, expected or not, becomes one of those answers: the form
-API never answers 500.
+``{"Msg"}`` (bad input, a missing or too long requestor, a timed-out call); any other method gets a
+plain-text 400. Every failure of ours, expected or not, becomes one of those answers: the form API
+never answers 500.
 
 Where we differ on purpose: ``retry`` works (a new job from the stored descriptor), and a bad
 descriptor's ``Error`` names its first problem only as ConTest does, while the REST API lists all.

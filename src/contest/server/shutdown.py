@@ -1,4 +1,5 @@
-"""What the server does on SIGINT, SIGTERM and SIGUSR1: ConTest's semantics (spec 02 §2.5).
+"""What the server does on SIGINT, SIGTERM and SIGUSR1: ConTest's semantics
+(``cmds/contest/server/server.go``; pinned by ``tests/e2e/test_e2e_signals.py``).
 
 * SIGINT / SIGTERM: stop taking API requests, then, by ``--pause-timeout``:
   ``0`` cancel every job at once; ``> 0`` pause every job and cancel whatever has not paused

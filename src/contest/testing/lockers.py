@@ -1,9 +1,10 @@
 """The target-locker conformance suite: every behaviour a :class:`TargetLocker` must show.
 
-The cases are ConTest's own locker tests (numbered as in the spec's catalog, 1-35) plus the
-rules it leaves implicit (error types, lease boundary, take-over, ordering, duplicates) and races
-between concurrent callers. They are plain coroutines, so a third-party locker runs them with any
-test framework; with pytest::
+The cases are ConTest's own locker tests
+(``tests/plugins/targetlocker/targetlocker_common_test.go``, numbered 1-35) plus the rules it leaves
+implicit (error types, lease boundary, take-over, ordering, duplicates) and races between concurrent
+callers. They are plain coroutines, so a third-party locker runs them with any test framework; with
+pytest::
 
     import pytest
     from contest.testing.lockers import CASES, SingleLockerBackend
@@ -130,7 +131,7 @@ CaseBody = Callable[[CaseContext], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ConformanceCase:
-    """One scenario: ``catalog`` lists the spec's catalog numbers it covers (empty: ours)."""
+    """One scenario: ``catalog`` lists the numbers of ConTest's cases it covers (empty: ours)."""
 
     name: str
     body: CaseBody

@@ -1,4 +1,4 @@
-"""Where the project's shared test data lives (ConTest's sample descriptors, the spec).
+"""Where the project's shared test data lives (ConTest's sample descriptors).
 
 The repository sits beside a ``shared/`` folder (in development and in CI alike); the
 ``CONTEST_SHARED_DIR`` environment variable points elsewhere.
