@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from contest.client.jobdesc import DescriptorFormatError, to_request_json
 from contest.client.transport import DEFAULT_ADDR, HTTPTransport, TransportError
 from contest.golang.json import encode_indent
+from contest.golang.strconv import NumError, atoi
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -141,17 +142,12 @@ def parse_job_id(text: str | None) -> int:
     """ConTest's client rules: missing, not an int, or not positive are usage errors."""
     if not text:
         raise UsageError("missing job ID")
-    t = text.strip()
-    body = t[1:] if t[:1] in "+-" else t
-    if t != text or not body.isascii() or not body.isdigit():
-        raise UsageError(f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": invalid syntax')
-    value = int(t)
+    try:
+        value = atoi(text)
+    except NumError as exc:
+        raise UsageError(f"Invalid job ID: {text}: {exc}") from None
     if value <= 0:
         raise UsageError(f"Invalid job ID: {text}: it must be positive")
-    if value >= 1 << 63:
-        raise UsageError(
-            f'Invalid job ID: {text}: strconv.Atoi: parsing "{text}": value out of range'
-        )
     return value
 
 

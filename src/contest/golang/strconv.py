@@ -26,6 +26,7 @@ __all__ = [
     "format_float_v",
     "format_unicode_char",
     "is_print",
+    "parse_bool",
     "parse_float",
     "parse_int64",
     "quote",
@@ -428,3 +429,16 @@ def parse_float(s: str) -> float:
     if math.isinf(value):
         raise _num_error("ParseFloat", s, "value out of range")
     return value
+
+
+_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_bool(s: str) -> bool:
+    """Go's ``strconv.ParseBool`` (ConTest's boolean step parameters: ``"t"``, ``"1"``, ...)."""
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise _num_error("ParseBool", s, "invalid syntax")

@@ -35,9 +35,9 @@ Pause: not supported (as in ConTest): a pause lets the commands in flight finish
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from contest.golang.strconv import parse_bool as parse_go_bool
 from contest.golang.time import DurationError, format_duration, parse_duration
 from contest.plugins.teststeps._process import (
     CommandFailed,
@@ -66,19 +66,6 @@ EVENT_END = "CmdEnd"
 EVENT_STDOUT = "CmdStdout"
 EVENT_STDERR = "CmdStderr"
 EVENTS = (EVENT_START, EVENT_END, EVENT_STDOUT, EVENT_STDERR)
-
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def parse_go_bool(text: str) -> bool:
-    """Go's ``strconv.ParseBool``, with its error text (descriptors written for ConTest say
-    ``"t"`` or ``"1"``)."""
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"strconv.ParseBool: parsing {json.dumps(text)}: invalid syntax")
 
 
 def parse_timeout(params: StepParameters, name: str = "timeout") -> float | None:

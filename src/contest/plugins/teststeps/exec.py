@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contest.errors import Cancelled
+from contest.golang.strconv import parse_bool
 from contest.golang.time import duration_from_json
 from contest.plugins.teststeps.exec_ocp import EVENTS as OCP_EVENTS
 from contest.plugins.teststeps.exec_ocp import TEST_END, TEST_START, OCPParser
@@ -85,7 +86,6 @@ from contest.plugins.teststeps.exec_util import (
     format_seconds,
     is_template,
     one_line_tail,
-    parse_go_bool,
     port_number,
     read_secret_env,
     read_secret_file,
@@ -179,7 +179,7 @@ def _bool(path: str, value: Any, default: bool = False) -> bool:
         return value
     if isinstance(value, str):
         try:
-            return parse_go_bool(value)
+            return parse_bool(value)
         except ValueError as exc:
             raise ParameterError(f"{path}: {exc}") from exc
     raise ParameterError(f"{path}: must be a boolean, got {_kind(value)}")

@@ -20,13 +20,12 @@ from typing import Any, TypeVar
 
 from contest.context import StepContext
 from contest.errors import Cancelled, ParameterError
+from contest.golang.strconv import parse_bool
 from contest.golang.time import format_duration, parse_duration
 from contest.params import Param
 
 T = TypeVar("T")
 
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 # How long stopping what a target started may take on cancel or time-out; well inside the
 # runner's shutdown bound (30 s in ConTest, 3 s in the test harness).
@@ -39,15 +38,6 @@ ERROR_OUTPUT_LIMIT = 300
 
 class TargetTimeout(Exception):
     """A per-target time limit expired; the message is the target's failure."""
-
-
-def parse_go_bool(value: str) -> bool:
-    """Go's ``strconv.ParseBool``, which ConTest uses for its boolean parameters."""
-    if value in _GO_TRUE:
-        return True
-    if value in _GO_FALSE:
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
 
 
 def is_template(param: Param) -> bool:
@@ -68,7 +58,7 @@ def bool_param(name: str, param: Param, default: bool = False) -> bool:
     if param.is_empty():
         return default
     try:
-        return parse_go_bool(str(param))
+        return parse_bool(str(param))
     except ValueError as exc:
         raise ParameterError(f"{name}: {exc}") from exc
 
