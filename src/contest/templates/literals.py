@@ -64,7 +64,7 @@ def _parse_int(s: str) -> int | None:
     return v if _INT64_MIN <= v <= _INT64_MAX else None
 
 
-def _parse_float(s: str) -> float | None:
+def _float_or_none(s: str) -> float | None:
     """``strconv.ParseFloat(s, 64)`` for the texts the lexer can produce; None when it fails
     (out of range included: Go reports it as an error)."""
     try:
@@ -124,7 +124,7 @@ def parse_number(text: str, kind: str) -> Number:
         n.simplify_complex()
         return n
     if text.endswith("i"):
-        f = _parse_float(text[:-1])
+        f = _float_or_none(text[:-1])
         if f is not None:
             n.is_complex = True
             n.complex128 = complex(0, f)
@@ -148,7 +148,7 @@ def parse_number(text: str, kind: str) -> Number:
         n.is_float = True
         n.float64 = float(n.uint64)
     else:
-        f = _parse_float(text)
+        f = _float_or_none(text)
         if f is not None:
             if not any(c in text for c in ".eEpP"):
                 # ParseFloat read it, so it is an integer too large for 64 bits
