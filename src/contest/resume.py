@@ -90,6 +90,17 @@ def unembed(obj: Any, *, raw: bool = False) -> bytes | None:
     raise ResumeStateError("invalid resume state: bad step state")
 
 
+def _json_object(blob: bytes) -> dict[str, Any]:
+    """A state's JSON object, or ResumeStateError."""
+    try:
+        obj = json.loads(blob)
+    except ValueError as exc:
+        raise ResumeStateError(f"invalid resume state: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ResumeStateError("invalid resume state: not a JSON object")
+    return obj
+
+
 # --- the job runner's state ----------------------------------------------------------------------
 
 
@@ -230,12 +241,7 @@ class TestRunState:
     @classmethod
     def decode(cls, blob: bytes, job_id: int, n_steps: int) -> TestRunState:
         """Read a state for job ``job_id``'s test of ``n_steps`` steps, or ResumeStateError."""
-        try:
-            obj = json.loads(blob)
-        except ValueError as exc:
-            raise ResumeStateError(f"invalid resume state: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise ResumeStateError("invalid resume state: not a JSON object")
+        obj = _json_object(blob)
         version = obj.get("V", 0)
         if version != TEST_RUN_STATE_VERSION:
             raise ResumeStateError(
@@ -288,12 +294,7 @@ def decode_targets_state(resume_state: bytes | None, version: int) -> Sequence[t
     ResumeStateError."""
     if not resume_state:
         return []
-    try:
-        obj = json.loads(resume_state)
-    except ValueError as exc:
-        raise ResumeStateError(f"invalid resume state: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ResumeStateError("invalid resume state: not a JSON object")
+    obj = _json_object(resume_state)
     got = obj.get(_KEY_VERSION)
     if got != version:
         raise ResumeStateError(f"incompatible resume state: want {version}, got {got}")

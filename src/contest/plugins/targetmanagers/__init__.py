@@ -5,6 +5,6 @@
 * ``CSVFileTargetManager`` (:mod:`.csvfile`): the targets are rows of a CSV file, try-locked
   between a minimum and a maximum count.
 
-Both read their parameters with Go's JSON rules (:mod:`.goparams`), as ConTest's do. The test-only
-``TargetListWithState`` lives in :mod:`contest.testing.targetmanagers`.
+Both read their parameters with Go's JSON rules (:mod:`contest.golang.unmarshal`), as ConTest's
+do. The test-only ``TargetListWithState`` lives in :mod:`contest.testing.targetmanagers`.
 """
