@@ -34,6 +34,9 @@ VARIABLE_EMITTED = "VariableEmitted"
 TARGET_ACQUIRED = "TargetAcquired"
 TARGET_RELEASED = "TargetReleased"
 TARGET_ACQUIRE_ERR = "TargetAcquireErr"
+# an acquisition waiting for targets other jobs hold, and the end of that wait
+TARGETS_WAITING = "TargetsWaiting"
+TARGETS_WAIT_ENDED = "TargetsWaitEnded"
 # framework events
 RUN_STARTED = "RunStarted"
 

@@ -226,6 +226,15 @@ class JobManager:
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)
 
+    def running(self, job_id: int) -> bool:
+        """True while this manager runs ``job_id`` (neither paused nor ended): it can stop it."""
+        entry = self.jobs.get(job_id)
+        return entry is not None and entry.task is not None and not entry.task.done()
+
+    def holding(self, target_id: str) -> tuple[int, ...]:
+        """The jobs of this manager (running or paused) that hold ``target_id``."""
+        return tuple(j for j, e in self.jobs.items() if any(t.id == target_id for t in e.targets))
+
     # --- running jobs --------------------------------------------------------------------------
 
     def _launch(self, job: Job, resume: PausePayload | None) -> None:

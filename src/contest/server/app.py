@@ -1,9 +1,11 @@
-"""The server's ASGI application: ConTest's form API on every path but the REST ones.
+"""The server's ASGI application: the REST API, the web pages, and ConTest's form API.
 
-ConTest routes by the whole path (``/start``, ``/status``...; anything else is an "unknown verb"),
-so the form API takes every path except ``/api/...``, ``/openapi.json`` and ``/healthz``, which
-go to the REST app. The form side is plain ASGI rather than Starlette so that its answers carry
-exactly ConTest's bytes and headers.
+``/api/...``, ``/openapi.json`` and ``/healthz`` go to the REST app; a browser's ``GET``s (and
+the pages' buttons) to the web view (:func:`contest.server.web.owns`), which answers 404 for a
+path it does not know. Everything else is ConTest's: it routes by the whole path (``/start``,
+``/status``...; anything else is an "unknown verb") and answers any other method, ``GET`` of its
+verbs included, "Only POST requests are supported". The form side is plain ASGI rather than
+Starlette so that its answers carry exactly ConTest's bytes and headers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contest.golang.json import marshal
 from contest.job.manager import JobService
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.restapi import create_rest_app
+from contest.server.web import create_web_app, owns
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,11 @@ class ContestApp:
     def __init__(self, jobs: JobService, form: FormAPI) -> None:
         self.form = form
         self.rest = create_rest_app(jobs)
+        self.web = create_web_app(jobs)
+
+    def close(self) -> None:
+        """The server is stopping: end what would keep connections open (live pages)."""
+        self.web.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,6 +87,9 @@ class ContestApp:
         path: str = scope.get("path", "/")
         if path in REST_PATHS or path.startswith(REST_PREFIXES):
             await self.rest(scope, receive, send)
+            return
+        if owns(scope["method"], path):
+            await self.web(scope, receive, send)
             return
         await self._form(scope, receive, send)
 

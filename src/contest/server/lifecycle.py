@@ -161,6 +161,7 @@ async def run(settings: ServeSettings) -> int:
 
                 def stop_api() -> None:
                     server.should_exit = True
+                    app.close()
 
                 controller = ShutdownController(jm, stop_api, settings.pause_timeout)
                 loop = asyncio.get_running_loop()

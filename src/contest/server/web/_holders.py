@@ -1,0 +1,67 @@
+"""Who waits for which targets, and who holds a target: the one place the pages ask.
+
+A job waits for targets while its latest ``TargetsWaiting`` event has no ``TargetsWaitEnded``
+after it; the event names the targets and the job that held each when the wait began. The
+holder of a target now is the DB target locker's unexpired row, or else a job this server runs
+with the target in hand (the in-memory locker keeps no table). When the job manager offers live
+holders of a waiting job, this module is what switches to them; the pages do not change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from contest.server.web import _queries as Q
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A job waiting for targets: each target with the job holding it (None: unknown)."""
+
+    targets: list[tuple[str, int | None]]
+    since: float
+    timeout: str
+
+
+def _waiting(event: Q.EventRow) -> Waiting:
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    raw_targets = payload.get("Targets")
+    names = [t for t in raw_targets if isinstance(t, str)] if isinstance(raw_targets, list) else []
+    held = payload.get("HeldBy")
+    held_by = held if isinstance(held, dict) else {}
+
+    def holder(target: str) -> int | None:
+        value = held_by.get(target)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    timeout = payload.get("Timeout")
+    return Waiting(
+        [(t, holder(t)) for t in names],
+        event.emit_time,
+        timeout if isinstance(timeout, str) else "",
+    )
+
+
+async def waiting(store: Any, job_ids: Sequence[int]) -> dict[int, Waiting]:
+    """The jobs among ``job_ids`` that wait for targets now."""
+    waits = await store.run_read(lambda c: Q.latest_waits(c, job_ids), "reading target waits")
+    return {job_id: _waiting(w) for job_id, (w, ended) in waits.items() if ended is None}
+
+
+@dataclass(slots=True)
+class Holder:
+    job_id: int
+    until: float | None  # lease end (None: held by a running job of this server, no lease)
+
+
+async def holder(store: Any, jobs: Any, target_id: str) -> Holder | None:
+    """The job holding ``target_id`` now, if any."""
+    row = await store.run_read(lambda c: Q.lock_row(c, target_id), "reading a target lock")
+    if row is not None and row[1] > time.time():
+        return Holder(row[0], row[1])
+    for job_id in jobs.holding(target_id):
+        return Holder(job_id, None)
+    return None
