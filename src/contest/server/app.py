@@ -78,6 +78,10 @@ class ContestApp:
         """The server is stopping: end what would keep connections open (live pages)."""
         self.web.close()
 
+    def warm(self) -> None:
+        """Prepare what the first requests would otherwise wait for (blocking: a thread's)."""
+        self.web.warm()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)

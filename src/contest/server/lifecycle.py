@@ -173,6 +173,7 @@ async def run(settings: ServeSettings) -> int:
                     while not server.started and not serving.done():  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                     if server.started:
+                        loop.run_in_executor(None, app.warm)
                         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
                         print(
                             f"contest serve: listening on http://{url_host}:{bound_port} "

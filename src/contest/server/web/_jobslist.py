@@ -3,16 +3,16 @@ progress (its latest run's targets passed, failed, in flight) and the targets it
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.datastructures import QueryParams
 
 from contest.server.web import _queries as Q
+from contest.server.web._cache import Memory
 from contest.server.web._holders import Waiting, waiting
-from contest.server.web._jobview import BadParameter, Shapes
-from contest.server.web._model import ACTIVE_STATES, Progress, counts_by_job, progress
+from contest.server.web._jobview import BadParameter
+from contest.server.web._model import ACTIVE_STATES, Progress, progress
 from contest.storage.models import JobState
 
 PER_PAGE = 25
@@ -84,26 +84,9 @@ class ListedJob:
         return None if self.row.state in ACTIVE_STATES else self.row.state_time
 
 
-class ProgressCache:
-    """Progress of ended jobs (it never changes again), by job ID, the last few kept."""
-
-    def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._done: OrderedDict[int, Progress] = OrderedDict()
-
-    def get(self, job_id: int) -> Progress | None:
-        return self._done.get(job_id)
-
-    def put(self, job_id: int, value: Progress) -> None:
-        self._done[job_id] = value
-        while len(self._done) > self.capacity:
-            self._done.popitem(last=False)
-
-
 async def build_list(
     store: Any,
-    shapes: Shapes,
-    done: ProgressCache,
+    memory: Memory,
     params: ListParams,
     instance_tag: str | None,
 ) -> list[ListedJob]:
@@ -126,22 +109,15 @@ async def build_list(
             limit=params.per,
         )
         times = await Q.job_times(conn, [r.job_id for r in rows])
-        todo = [
-            (r.job_id, times[r.job_id].run)
-            for r in rows
-            if times[r.job_id].run and done.get(r.job_id) is None
-        ]
-        counts = counts_by_job(await Q.run_counts(conn, todo))
+        runs = [(r.job_id, times[r.job_id].run) for r in rows if times[r.job_id].run]
+        upto, _ = await Q.max_sequence(conn)
+        counts = await memory.counts(conn, runs, upto)
         out = []
         for r in rows:
             t = times[r.job_id]
-            prog = done.get(r.job_id)
-            if prog is None:
-                active = r.state in ACTIVE_STATES
-                shape = await shapes.read(conn, r.job_id)
-                prog = progress(shape, t.run, counts.get(r.job_id, {}), active)
-                if not active:
-                    done.put(r.job_id, prog)
+            shape = await memory.shape(conn, r.job_id)
+            active = r.state in ACTIVE_STATES
+            prog = progress(shape, t.run, counts.get((r.job_id, t.run), {}), active)
             out.append(ListedJob(r, t, prog, None))
         return out
 

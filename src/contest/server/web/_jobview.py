@@ -3,7 +3,6 @@ targets with their cells. Built by the page and, at the same snapshot, by its li
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -11,17 +10,16 @@ from starlette.datastructures import QueryParams
 
 from contest.events import TARGET_ACQUIRED
 from contest.server.web import _queries as Q
+from contest.server.web._cache import Memory
 from contest.server.web._holders import Waiting, waiting
 from contest.server.web._model import (
     ACTIVE_STATES,
     Counts,
     Grid,
-    JobShape,
     StepCount,
     StepShape,
     TestShape,
     attempts_of,
-    job_shape,
     step_counts,
     steps_of,
     tests_of,
@@ -142,33 +140,6 @@ class JobPage:
             )
 
 
-class Shapes:
-    """Job shapes by job ID: an extended descriptor never changes, and a 10,000-target one is
-    a megabyte of JSON, so each is read and parsed once (the last few kept)."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._shapes: OrderedDict[int, JobShape] = OrderedDict()
-
-    def get(self, job_id: int) -> JobShape | None:
-        shape = self._shapes.get(job_id)
-        if shape is not None:
-            self._shapes.move_to_end(job_id)
-        return shape
-
-    def put(self, job_id: int, shape: JobShape) -> None:
-        self._shapes[job_id] = shape
-        while len(self._shapes) > self.capacity:
-            self._shapes.popitem(last=False)
-
-    async def read(self, conn: Any, job_id: int) -> JobShape:
-        shape = self.get(job_id)
-        if shape is None:
-            shape = job_shape(await Q.extended_descriptor(conn, job_id))
-            self.put(job_id, shape)
-        return shape
-
-
 def _latest_test(tests: list[TestShape], counts: Counts) -> TestShape | None:
     """The test running (or last run) in the run: tests run in order, each starting with its
     acquisition."""
@@ -181,7 +152,7 @@ def _latest_test(tests: list[TestShape], counts: Counts) -> TestShape | None:
 
 async def build(
     store: Any,
-    shapes: Shapes,
+    memory: Memory,
     job_id: int,
     view: ViewParams,
     *,
@@ -200,13 +171,13 @@ async def build(
         if job is None:
             return None
         times = (await Q.job_times(conn, [job_id]))[job_id]
-        shape = await shapes.read(conn, job_id)
+        shape = await memory.shape(conn, job_id)
         page = JobPage(job, times, view, snap, job.state in ACTIVE_STATES)
         page.runs = list(range(1, times.run + 1))
         page.run = view.run if view.run is not None else times.run
         if page.run:
-            rows = await Q.run_counts(conn, [(job_id, page.run)], snap[0])
-            page.counts = {(t, a, s, e): n for _, t, a, s, e, n in rows}
+            run = (job_id, page.run)
+            page.counts = (await memory.counts(conn, [run], snap[0]))[run]
         page.tests = tests_of(shape, page.counts)
         if view.test is not None:
             page.test = next((t for t in page.tests if t.name == view.test), None)

@@ -13,7 +13,7 @@ A cell is one target in one step of one attempt:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,15 +102,6 @@ def job_shape(extended_descriptor: str | None) -> JobShape:
 
 #: (test, attempt, step label, event name) -> count, for one run of one job
 Counts = dict[tuple[str, int, str, str], int]
-
-
-def counts_by_job(
-    rows: Iterable[tuple[int, str, int, str, str, int]],
-) -> dict[int, Counts]:
-    out: dict[int, Counts] = {}
-    for job_id, test, attempt, step, event, n in rows:
-        out.setdefault(job_id, {})[(test, attempt, step, event)] = n
-    return out
 
 
 def tests_of(shape: JobShape, counts: Counts) -> list[TestShape]:

@@ -21,9 +21,10 @@ from contest.events import TARGET_ERR
 from contest.server.formapi import MAX_JOB_ID
 from contest.server.web import _queries as Q
 from contest.server.web._access import may_change, requestor
+from contest.server.web._cache import Memory
 from contest.server.web._holders import holder
-from contest.server.web._jobslist import STATES, ListParams, ProgressCache, build_list
-from contest.server.web._jobview import MAX_INT, BadParameter, JobPage, Shapes, ViewParams, build
+from contest.server.web._jobslist import STATES, ListParams, build_list
+from contest.server.web._jobview import MAX_INT, BadParameter, JobPage, ViewParams, build
 from contest.server.web._live import EventStreamResponse, Streams, job_frames, list_frames
 from contest.server.web._model import Grid
 from contest.server.web._render import environment, query
@@ -89,8 +90,7 @@ class Pages:
         self.jobs = jobs
         self.store = jobs.store
         self.env = environment()
-        self.shapes = Shapes()
-        self.done = ProgressCache()
+        self.memory = Memory()
         self.streams = Streams(refresh, max_streams)
         self.list_refresh = list_refresh
 
@@ -138,7 +138,7 @@ class Pages:
     # --- the jobs list ---------------------------------------------------------------------
 
     async def _jobs_context(self, params: ListParams) -> dict[str, Any]:
-        jobs = await build_list(self.store, self.shapes, self.done, params, self.jobs.instance_tag)
+        jobs = await build_list(self.store, self.memory, params, self.jobs.instance_tag)
         older = jobs[-1].row.job_id if len(jobs) == params.per else None
         filtered = bool(params.states or params.tags or params.requestor or params.name)
         return {"jobs": jobs, "params": params, "older": older, "filtered": filtered}
@@ -170,7 +170,7 @@ class Pages:
     async def job_page(self, request: Request) -> Response:
         job_id = _job_id(request)
         view = ViewParams.parse(request.query_params)
-        page = await build(self.store, self.shapes, job_id, view)
+        page = await build(self.store, self.memory, job_id, view)
         if page is None:
             raise PageError(404, "No such job", f"There is no job {job_id}.")
         allowed = may_change(request)
@@ -201,7 +201,7 @@ class Pages:
         view = ViewParams.parse(request.query_params)
         upto = (_int_param(request, "after"), _int_param(request, "fafter"))
         self._stream_slot()
-        page = await build(self.store, self.shapes, job_id, view, upto=upto, full=False)
+        page = await build(self.store, self.memory, job_id, view, upto=upto, full=False)
         if page is None:
             raise PageError(404, "No such job", f"There is no job {job_id}.")
         page.follow = request.query_params.get("follow") == "1"
@@ -307,6 +307,8 @@ class Pages:
 
     async def target_page(self, request: Request) -> Response:
         target_id: str = request.path_params["target_id"]
+        if not target_id:
+            raise PageError(404, "Not found", "A target's page is at /targets/ID.")
         before_text = request.query_params.get("before", "").strip()
         before = _int_param(request, "before", 1) if before_text else None
 

@@ -222,10 +222,14 @@ async def max_sequence(conn: AsyncConnection) -> tuple[int, int]:
 
 
 async def run_counts(
-    conn: AsyncConnection, job_ids_runs: Sequence[tuple[int, int]], upto: int | None = None
+    conn: AsyncConnection,
+    job_ids_runs: Sequence[tuple[int, int]],
+    upto: int | None = None,
+    after: int | None = None,
 ) -> list[tuple[int, str, int, str, str, int]]:
     """``(job, test, attempt, step, event, count)`` of the routing and acquisition events of
-    each given ``(job, run)``, counted by the database."""
+    each given ``(job, run)`` numbered above ``after`` and up to ``upto``, counted by the
+    database."""
     if not job_ids_runs:
         return []
     which = or_(*(and_(te.c.job_id == j, te.c.run_id == r) for j, r in job_ids_runs))
@@ -235,6 +239,8 @@ async def run_counts(
     ]
     if upto is not None:
         conds.append(te.c.sequence <= upto)
+    if after is not None:
+        conds.append(te.c.sequence > after)
     stmt = (
         select(
             te.c.job_id,

@@ -1,0 +1,322 @@
+"""The web pages in a real browser (Debian's chromium, driven by Playwright) against a real
+``contest serve`` on a real database.
+
+One server and one browser serve the whole module. A 10,000-target job of five steps is run by
+``contest run`` in the background from the start of the module on a database of its own; the
+last test serves that database with ``contest serve`` and opens the job's page (which also shows
+that the server lists the jobs of ``contest run``). Screenshots go to the module's temporary
+folder (printed at the end of each test that takes one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2ekit import CONTEST, ServerProcess, literal_job, sleep_job, write_descriptor
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
+from contest.storage import open_storage
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 20_000  # the longest a page may take to show what a test waits for
+BIG_TARGETS = 10_000
+BIG_STEPS = 5
+# an element count a page of 100 rows of 5 cells stays under (10,000 rows would be ~130,000)
+MAX_ELEMENTS = 3000
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def big_run(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``contest run`` of the 10,000 x 5 job, started as the module starts."""
+    desc = literal_job(
+        name="ten thousand",
+        targets=[{"ID": f"dut{i:05d}"} for i in range(BIG_TARGETS)],
+        steps=[{"name": "noop", "label": f"step{i}", "parameters": {}} for i in range(BIG_STEPS)],
+        success="=100%",
+    )
+    path = write_descriptor(folder, "big.json", desc)
+    with (folder / "big-run.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [*CONTEST, "run", str(path), "--json", "--db", f"sqlite:///{folder / 'big.db'}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(folder, f"sqlite:///{folder / 'web.db'}", "--allow-local-exec").start()
+    try:
+        yield srv
+    finally:
+        try:
+            srv.stop()
+        finally:
+            srv.kill()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield p
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def shot(p: Page, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    p.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+def submit(server: ServerProcess, desc: dict[str, Any]) -> int:
+    resp = httpx.post(f"{server.url}/api/v1/jobs", json={"descriptor": desc}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    job_id: int = resp.json()["job_id"]
+    return job_id
+
+
+def stamp(p: Page) -> None:
+    """Mark the document: a full reload would lose the mark, a live update keeps it."""
+    p.evaluate("window.__contestStamp = 1")
+
+
+def still_stamped(p: Page) -> bool:
+    return bool(p.evaluate("window.__contestStamp === 1"))
+
+
+def cell_states(p: Page) -> list[str]:
+    states: list[str] = p.eval_on_selector_all(
+        "table.grid td.cell", "tds => tds.map(td => td.className.replace('cell s-', ''))"
+    )
+    return states
+
+
+def flaky_job() -> dict[str, Any]:
+    """Four targets through a probe that prints and takes a moment, t3 failing it, then a
+    sleep."""
+    script = "sleep 1; echo probing {{ .ID }}; echo oops >&2; test {{ .ID }} != t3"
+    return literal_job(
+        name="flaky",
+        targets=[{"ID": f"t{i}"} for i in range(1, 5)],
+        steps=[
+            {
+                "name": "cmd",
+                "label": "probe",
+                "parameters": {
+                    "executable": ["sh"],
+                    "args": ["-c", script],
+                    "emit_stdout": ["true"],
+                    "emit_stderr": ["true"],
+                },
+            },
+            {"name": "sleep", "label": "soak", "parameters": {"duration": ["2s"]}},
+        ],
+        success="=100%",
+    )
+
+
+def test_the_grid_fills_in_live_and_a_failed_cell_says_why(
+    server: ServerProcess, page: Page, folder: Path
+) -> None:
+    job = submit(server, flaky_job())
+    page.goto(f"{server.url}/jobs/{job}")
+    stamp(page)
+    seen: list[list[str]] = []
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while page.inner_text("#job-state") != "Completed":
+        assert time.monotonic() < deadline, seen[-1:]
+        states = cell_states(page)
+        if not seen or states != seen[-1]:
+            seen.append(states)
+        page.wait_for_timeout(100)
+    seen.append(cell_states(page))
+    assert still_stamped(page), "the page was reloaded, not updated"
+    # the grid went through running cells to its end: t3 failed the probe, the others passed
+    assert any("running" in states for states in seen[:-1]), seen
+    assert seen[-1] == ["passed", "passed"] * 2 + ["failed", "none"] + ["passed", "passed"]
+    assert "✓ 3 ✗ 1" in page.inner_text("#counts")
+    shot(page, folder, "grid-done")
+
+    page.click('tr[data-target="t3"] td.s-failed button')
+    page.wait_for_selector("#cell-error")
+    assert page.inner_text("#cell-error") == "exit status 1"
+    detail = page.inner_text("#detail")
+    assert "probing t3" in detail and "oops" in detail and "TargetErr" in detail
+    assert page.get_attribute('tr[data-target="t3"] td.s-failed button', "aria-pressed")
+    shot(page, folder, "failed-cell")
+
+
+def test_stop_a_running_job_from_its_page(server: ServerProcess, page: Page, folder: Path) -> None:
+    job = submit(server, sleep_job("60s", n_targets=2, name="to stop"))
+    page.goto(f"{server.url}/jobs/{job}")
+    page.wait_for_selector("td.s-running", timeout=WAIT_MS)
+    stamp(page)
+    page.click("text=Stop job")
+    page.wait_for_selector("#job-state:has-text('Cancelled')", timeout=WAIT_MS)
+    assert still_stamped(page)
+    assert page.query_selector("text=Stop job") is None  # nothing left to stop
+    assert server.state(job) == "JobStateCancelled"
+    shot(page, folder, "stopped")
+
+
+def write_events(db_url: str, events: list[TestEvent]) -> None:
+    """Store events for a job of the server, through the storage, from this process (in a
+    thread of its own: Playwright's synchronous API keeps an event loop in this one)."""
+
+    async def write() -> None:
+        store = await open_storage(db_url)
+        try:
+            for event in events:
+                await store.write_test_event(event)
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result(60)
+
+
+def test_a_waiting_jobs_panel(server: ServerProcess, page: Page, folder: Path) -> None:
+    job = submit(server, sleep_job("60s", name="waits"))
+    server.wait_state(job, "JobStateStarted")
+    page.goto(f"{server.url}/jobs/{job}")
+    stamp(page)
+    header = TestEventHeader(job, 1, "Literal test", "", 0)
+    waiting = {"Targets": ["dut1", "dut2"], "HeldBy": {"dut1": 41, "dut2": 42}, "Timeout": "5m0s"}
+    write_events(server.db_url, [TestEvent(header, None, TARGETS_WAITING, waiting, time.time())])
+    page.wait_for_selector("#waiting-h", timeout=WAIT_MS)  # pushed to the open page
+    panel = page.inner_text("section.waiting")
+    assert "dut1" in panel and "job 41" in panel and "job 42" in panel and "5m0s" in panel
+    assert still_stamped(page)
+    shot(page, folder, "waiting")
+
+    ended = {"Acquired": True, "Waited": "2s"}
+    write_events(server.db_url, [TestEvent(header, None, TARGETS_WAIT_ENDED, ended, time.time())])
+    page.wait_for_selector("#waiting-h", state="detached", timeout=WAIT_MS)
+    httpx.post(f"{server.url}/api/v1/jobs/{job}/stop", timeout=30)
+
+
+def test_the_jobs_list_updates_live_and_the_api_docs_render(
+    server: ServerProcess, page: Page, folder: Path
+) -> None:
+    page.goto(f"{server.url}/")
+    stamp(page)
+    job = submit(server, literal_job(name="appears live"))
+    page.wait_for_selector(f"#job-{job}", timeout=WAIT_MS)
+    page.wait_for_selector(f"#job-{job} .badge:has-text('Completed')", timeout=WAIT_MS)
+    assert still_stamped(page)
+    page.select_option("#f-state", "completed")
+    page.wait_for_url("**/?state=completed*")
+    assert page.query_selector(f"#job-{job}") is not None
+    shot(page, folder, "jobs")
+
+    page.goto(f"{server.url}/docs")
+    page.wait_for_selector(".opblock", timeout=WAIT_MS)
+    assert "/api/v1/jobs/{job_id}/stop" in page.inner_text("#swagger-ui")
+
+
+def test_a_phone_and_the_keyboard(server: ServerProcess, browser: Browser, folder: Path) -> None:
+    job = submit(server, flaky_job())
+    server.wait_state(job, "JobStateCompleted")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        p = context.new_page()
+        p.goto(f"{server.url}/jobs/{job}")
+        # nothing wider than the screen but the grid, which scrolls in its own box
+        assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        p.focus("#c0-0 button")
+        p.keyboard.press("ArrowDown")
+        p.keyboard.press("ArrowDown")
+        assert p.evaluate("document.activeElement.closest('tr').dataset.target") == "t3"
+        p.keyboard.press("Enter")
+        p.wait_for_selector("#cell-error")
+        assert "exit status 1" in p.inner_text("#detail")
+        shot(p, folder, "phone")
+    finally:
+        context.close()
+
+
+def test_a_ten_thousand_target_job_page(
+    big_run: subprocess.Popen[bytes], page: Page, folder: Path
+) -> None:
+    assert big_run.wait(300) == 0, (folder / "big-run.log").read_text()[-2000:]
+    srv = ServerProcess(folder, f"sqlite:///{folder / 'big.db'}", name="big").start()
+    try:
+        page.goto(f"{srv.url}/")  # the jobs of `contest run` on the same database
+        listed = page.inner_text("#job-1")
+        assert "ten thousand" in listed and "10000/10000 passed" in listed
+        started = time.perf_counter()
+        page.goto(f"{srv.url}/jobs/1")
+        page.wait_for_selector("#grid")
+        took = time.perf_counter() - started
+        timing = page.evaluate(
+            "JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())"
+        )
+        nav = json.loads(timing)
+        elements = page.evaluate("document.getElementsByTagName('*').length")
+        print(
+            f"10,000 x 5 job page: {took * 1000:.0f} ms to the grid, server answer "
+            f"{nav['responseEnd'] - nav['requestStart']:.0f} ms, DOM complete "
+            f"{nav['domComplete']:.0f} ms, {elements} elements"
+        )
+        assert elements < MAX_ELEMENTS
+        assert len(page.query_selector_all("table.grid tbody tr")) == 100
+        assert "targets 1 to 100 of 10000" in page.inner_text("caption")
+        assert page.inner_text("#counts").count("✓ 10000") == BIG_STEPS
+        page.click("text=Last")
+        page.wait_for_selector('tr[data-target="dut09999"]', timeout=WAIT_MS)
+        shot(page, folder, "ten-thousand")
+    finally:
+        srv.stop()

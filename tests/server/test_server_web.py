@@ -1,0 +1,324 @@
+"""The web pages in-process, over real jobs on each database: routing (pages, 404s, ConTest's
+verbs untouched), the jobs list and its filters, a job's grid, counts, cells and paging, runs and
+attempts, the waiting panel, the buttons and the roles that see them, a target's history.
+
+The live side (server-sent events) needs a real socket: see tests/e2e/test_e2e_browser.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import httpx
+import pytest
+from serverkit import SERVER_ID, ApiEnv, descriptor, sleepy
+from webkit import Page
+
+from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
+from contest.storage import JobState
+
+DONE = (JobState.COMPLETED, JobState.FAILED)
+TEST = "Literal test"
+
+
+def probe(failing: str) -> dict[str, Any]:
+    """A Cmd step that prints to both streams and fails the target ``failing``."""
+    script = f"echo hello {{{{ .ID }}}}; echo warn >&2; test {{{{ .ID }}}} != {failing}"
+    return {
+        "name": "cmd",
+        "label": "probe",
+        "parameters": {
+            "executable": ["sh"],
+            "args": ["-c", script],
+            "emit_stdout": ["true"],
+            "emit_stderr": ["true"],
+        },
+    }
+
+
+def failing_job(targets: tuple[str, ...] = ("a", "b", "c"), **kw: Any) -> dict[str, Any]:
+    steps = [probe("b"), {"name": "noop", "label": "after", "parameters": {}}]
+    return descriptor(targets=targets, steps=steps, **kw)
+
+
+async def page(api: ApiEnv, path: str, status: int = 200, **params: Any) -> Page:
+    resp = await api.client.get(path, params=params)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+    return Page(resp.text)
+
+
+async def run_job(api: ApiEnv, desc: dict[str, Any], requestor: str = "tester") -> int:
+    job_id = await api.start(desc, requestor)
+    await api.wait_state(job_id, *DONE, timeout=30)
+    return job_id
+
+
+# --- on each database ---------------------------------------------------------------------------
+
+
+async def test_a_finished_job_on_every_page(any_api: ApiEnv) -> None:
+    api = any_api
+    job = await run_job(api, failing_job(name="first", tags=("web", "nightly")), "alice")
+    other = await run_job(api, descriptor(name="Second Job", tags=("web",)), "bob")
+
+    # the grid: b failed the probe and never reached "after"
+    p = await page(api, f"/jobs/{job}")
+    assert p.by_id("job-state").text == "Completed"
+    assert p.steps() == ["probe", "after"]
+    assert p.cells() == {
+        ("a", "probe"): "passed",
+        ("a", "after"): "passed",
+        ("b", "probe"): "failed",
+        ("b", "after"): "none",
+        ("c", "probe"): "passed",
+        ("c", "after"): "passed",
+    }
+    assert "exit status 1" in p.cell_title("b", "probe")
+    counts = p.by_id("counts").text
+    assert counts.startswith("3 targets") and "✓ 2 ✗ 1" in counts and "✓ 2 ✗ 0" in counts
+    assert "Run 1, test Literal test, attempt 0: targets 1 to 3 of 3" in p.text
+    assert "TargetSuccess" in p.text  # the run's report
+
+    # the failed cell: the error, both output streams, every event of b in the probe
+    cell = await page(
+        api, f"/jobs/{job}/cell", run=1, test=TEST, attempt=0, step="probe", target="b"
+    )
+    assert cell.by_id("cell-error").text == "exit status 1"
+    assert "hello b" in cell.text and "warn" in cell.text
+    events = [li.find_all("strong")[0].text for li in cell.root.find_all("li")]
+    assert events[0] == "TargetIn" and events[-1] == "TargetErr" and "CmdStdout" in events
+
+    # narrowing the grid: failures only, an ID search, pages of one
+    assert (await page(api, f"/jobs/{job}", show="failed")).grid_targets() == ["b"]
+    assert (await page(api, f"/jobs/{job}", q="c")).grid_targets() == ["c"]
+    paged = await page(api, f"/jobs/{job}", per=1, page=2)
+    assert paged.grid_targets() == ["b"] and "page 2 of 3" in paged.text
+    assert "✓ 2 ✗ 1" in paged.by_id("counts").text  # the counts cover every target
+
+    # the list: newest first, progress, filters
+    listing = await page(api, "/")
+    assert listing.job_ids() == [other, job]
+    row = listing.by_id(f"job-{job}").text
+    assert "2/3 passed" in row and "1 failed" in row and "alice" in row and "nightly" in row
+    assert (await page(api, "/", tag="nightly")).job_ids() == [job]
+    assert (await page(api, "/", tag="web nightly")).job_ids() == [job]
+    assert (await page(api, "/", requestor="bob")).job_ids() == [other]
+    assert (await page(api, "/", name="second")).job_ids() == [other]
+    assert (await page(api, "/", state="completed")).job_ids() == [other, job]
+    assert (await page(api, "/", state="failed")).job_ids() == []
+    assert (await page(api, "/", per=1)).job_ids() == [other]
+    assert (await page(api, "/", per=1, before=other)).job_ids() == [job]
+
+    # the target: its jobs, how it fared, its last failure
+    target = await page(api, "/targets/b")
+    assert target.by_id("last-error").text == "exit status 1"
+    assert "✗ probe" in target.text and "first" in target.text
+    assert target.by_id("holder").text == "nobody"
+    assert "No job acquired this target" in (await page(api, "/targets/zzz")).text
+
+
+async def test_the_waiting_panel_follows_the_wait_events(any_api: ApiEnv) -> None:
+    api = any_api
+    job = await api.start(sleepy("30s", targets=("dut1", "dut2")))
+    await api.wait_state(job, JobState.STARTED)
+    header = TestEventHeader(job, 1, TEST, "", 0)
+
+    async def emit(name: str, payload: dict[str, Any]) -> None:
+        pending = api.store.write_test_event(TestEvent(header, None, name, payload, time.time()))
+        await pending
+
+    await emit(
+        TARGETS_WAITING,
+        {"Targets": ["dut1", "dut2"], "HeldBy": {"dut1": 7, "dut2": 8}, "Timeout": "5m0s"},
+    )
+    p = await page(api, f"/jobs/{job}")
+    panel = p.by_id("waiting-h")
+    assert panel.text == "Waiting for targets"
+    assert "for at most 5m0s" in p.text
+    assert re.search(r"dut1 job 7 dut2 job 8", p.text)
+    assert "waiting for 2 targets" in (await page(api, "/")).by_id(f"job-{job}").text
+
+    await emit(TARGETS_WAIT_ENDED, {"Acquired": True, "Waited": "1.5s"})
+    assert not (await page(api, f"/jobs/{job}")).has("waiting-h")
+    assert "waiting" not in (await page(api, "/")).by_id(f"job-{job}").text
+    await api.jm.stop(job)
+
+
+# --- SQLite only ----------------------------------------------------------------------------------
+
+
+async def test_routes_pages_404s_and_contest_verbs(api: ApiEnv) -> None:
+    c = api.client
+    home = await c.get("/")
+    assert home.status_code == 200 and "No jobs." in Page(home.text).text
+    for path in ("/nope", "/jobs/99", "/jobs/abc", "/static/nope.js", "/jobs/1/nope", "/targets"):
+        resp = await c.get(path)
+        assert resp.status_code == 404, path
+        assert resp.headers["content-type"].startswith("text/html")
+    # ConTest's form API keeps its answers: its verbs refuse GET, other methods, any path
+    for verb in ("start", "stop", "status", "retry", "list", "version"):
+        resp = await c.get(f"/{verb}")
+        assert (resp.status_code, resp.content) == (400, b"Only POST requests are supported")
+    assert (await c.head("/status")).content == b""
+    assert (await c.put("/")).content == b"Only POST requests are supported"
+    assert (await c.post("/bogus", data={"requestor": "x"})).content == (
+        b'{"Msg":"unknown verb: bogus"}'
+    )
+    assert (await c.post("/jobs/1/nope")).content == b'{"Msg":"unknown verb: jobs/1/nope"}'
+    # the REST side is untouched
+    assert (await c.get("/openapi.json")).json()["openapi"].startswith("3.")
+    assert (await c.get("/healthz")).json()["server_id"] == SERVER_ID
+
+
+async def test_every_asset_is_served_by_the_server(api: ApiEnv) -> None:
+    c = api.client
+    job = await run_job(api, failing_job())
+    pages = [await c.get(p) for p in ("/", f"/jobs/{job}", "/targets/a", "/docs")]
+    refs = set()
+    for resp in pages:
+        assert resp.status_code == 200
+        refs.update(re.findall(r'(?:src|href)="([^"]+)"', resp.text))
+    external = {r for r in refs if "//" in r}
+    assert external == set(), "pages must load nothing from elsewhere"
+    assets = {r for r in refs if r.startswith("/static/")}
+    assert {
+        "/static/htmx/htmx.min.js",
+        "/static/htmx/sse.min.js",
+        "/static/app.js",
+        "/static/app.css",
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/swagger-ui/swagger-ui.css",
+        "/static/docs.js",
+    } <= assets
+    for asset in assets:
+        resp = await c.get(asset)
+        assert resp.status_code == 200, asset
+        kind = "javascript" if asset.endswith(".js") else "css"
+        assert kind in resp.headers["content-type"], asset
+    licences = ("htmx/LICENSE", "htmx/LICENSE-htmx-ext-sse", "swagger-ui/LICENSE", "README.md")
+    for name in licences:
+        assert (await c.get(f"/static/{name}")).status_code == 200, name
+
+
+async def test_bad_parameters_get_a_400_page_naming_them(api: ApiEnv) -> None:
+    job = await run_job(api, failing_job())
+    for path, params, word in [
+        (f"/jobs/{job}", {"show": "some"}, "show"),
+        (f"/jobs/{job}", {"per": "100000"}, "per"),
+        (f"/jobs/{job}", {"run": "-1"}, "run"),
+        (f"/jobs/{job}/cell", {"run": "1", "test": TEST, "attempt": "0"}, "target"),
+        ("/", {"state": "sleeping"}, "state"),
+        ("/", {"before": "x"}, "before"),
+        ("/targets/a", {"before": "x"}, "before"),
+    ]:
+        p = await page(api, path, 400, **params)
+        assert word in p.text, (path, params)
+
+
+async def test_runs_and_attempts_are_selectable(api: ApiEnv) -> None:
+    desc = failing_job(targets=("a", "b"), runs=2)
+    desc["RunInterval"] = "0s"
+    desc["TestDescriptors"][0]["RetryParameters"] = {"NumRetries": 1, "RetryInterval": "0s"}
+    job = await run_job(api, desc)
+
+    latest = await page(api, f"/jobs/{job}")
+    assert "Run 2, test Literal test, attempt 1:" in latest.text
+    runs = [o.text for o in latest.by_id("v-run").find_all("option")]
+    attempts = [o.text for o in latest.by_id("v-attempt").find_all("option")]
+    assert runs == ["latest (2)", "1", "2"] and attempts == ["latest (1)", "0", "1"]
+    first = await page(api, f"/jobs/{job}", run=1, attempt=0)
+    assert "Run 1, test Literal test, attempt 0:" in first.text
+    assert first.cells()[("b", "probe")] == "failed"
+    options = first.by_id("v-run").find_all("option")
+    assert [o.text for o in options if "selected" in o.attrs] == ["1"]
+    # htmx asks for the live part only
+    part = await api.client.get(
+        f"/jobs/{job}", params={"run": 1}, headers={"HX-Request": "true", "HX-Target": "live"}
+    )
+    assert part.text.startswith('<div id="live"') and "<html" not in part.text
+
+
+@dataclass
+class Principal:
+    """What the authentication middleware puts in the scope (its role an ordered enum)."""
+
+    name: str
+    role: Role
+
+
+class Role(IntEnum):
+    VIEWER = 0
+    SUBMITTER = 1
+    ADMIN = 2
+
+
+class AsPrincipal:
+    """The app as the authentication middleware hands it a request from ``principal``."""
+
+    def __init__(self, app: Any, principal: Principal) -> None:
+        self.app = app
+        self.principal = principal
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope["contest.principal"] = self.principal
+        await self.app(scope, receive, send)
+
+
+def client_as(api: ApiEnv, principal: Principal) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=AsPrincipal(api.app, principal))
+    return httpx.AsyncClient(transport=transport, base_url="http://contest.test")
+
+
+async def test_stop_and_retry_buttons_follow_the_role(api: ApiEnv) -> None:
+    job = await api.start(sleepy("30s"))
+    await api.wait_state(job, JobState.STARTED)
+    anonymous = Page((await api.client.get(f"/jobs/{job}")).text).buttons()
+    assert "Stop job" in anonymous and "Retry as a new job" in anonymous
+    async with client_as(api, Principal("carol", Role.VIEWER)) as viewer:
+        p = Page((await viewer.get(f"/jobs/{job}")).text)
+        assert "Stop job" not in p.buttons() and "Retry as a new job" not in p.buttons()
+        for action in ("stop", "retry"):
+            denied = await viewer.post(f"/jobs/{job}/{action}")
+            assert denied.status_code == 403 and "may not" in denied.text
+    async with client_as(api, Principal("dave", Role.SUBMITTER)) as submitter:
+        p = Page((await submitter.get(f"/jobs/{job}")).text)
+        assert "Stop job" in p.buttons()
+        retried = await submitter.post(f"/jobs/{job}/retry", headers={"HX-Request": "true"})
+        new = int(retried.headers["hx-redirect"].removeprefix("/jobs/"))
+        assert (await api.store.get_job(new)).requestor == "dave"  # type: ignore[union-attr]
+    # a form post without script: stop, then back to the job's page
+    stopped = await api.client.post(f"/jobs/{job}/stop")
+    assert (stopped.status_code, stopped.headers["location"]) == (303, f"/jobs/{job}")
+    await api.wait_state(job, JobState.CANCELLED)
+    assert "Stop job" not in Page((await api.client.get(f"/jobs/{job}")).text).buttons()
+    again = await api.client.post(f"/jobs/{job}/stop")
+    assert again.status_code == 409 and "unknown job ID" in again.text
+    retried = await api.client.post(f"/jobs/{new}/retry")
+    assert retried.status_code == 303 and retried.headers["location"].startswith("/jobs/")
+
+
+async def test_a_target_held_by_a_running_job(api: ApiEnv) -> None:
+    job = await api.start(sleepy("30s", targets=("dut9",)))
+    await api.wait_state(job, JobState.STARTED)
+    deadline = time.monotonic() + 10
+    while "job" not in (held := (await page(api, "/targets/dut9")).by_id("holder").text):
+        assert time.monotonic() < deadline, held
+    assert held.startswith(f"job {job} (lease until")
+    await api.jm.stop(job)
+    await api.wait_state(job, JobState.CANCELLED)
+    assert (await page(api, "/targets/dut9")).by_id("holder").text == "nobody"
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+async def test_pages_are_labelled_for_assistive_technology(api: ApiEnv, path: str) -> None:
+    p = await page(api, path)
+    html = p.html
+    assert '<html lang="en">' in html and 'name="viewport"' in html
+    assert 'class="skip" href="#main"' in html
+    for control in p.root.find_all("input") + p.root.find_all("select"):
+        assert f'for="{control.attrs["id"]}"' in html, control.attrs
