@@ -223,7 +223,13 @@ async def test_bad_parameters_get_a_400_page_naming_them(api: ApiEnv) -> None:
 async def test_runs_and_attempts_are_selectable(api: ApiEnv) -> None:
     desc = failing_job(targets=("a", "b"), runs=2)
     desc["RunInterval"] = "0s"
-    desc["TestDescriptors"][0]["RetryParameters"] = {"NumRetries": 1, "RetryInterval": "0s"}
+    td = desc["TestDescriptors"][0]
+    td["RetryParameters"] = {"NumRetries": 1, "RetryInterval": "0s"}
+    td["CleanupFetcherName"] = "literal"
+    td["CleanupFetcherFetchParameters"] = {
+        "TestName": "tidy",
+        "Steps": [{"name": "noop", "label": "tidy", "parameters": {}}],
+    }
     job = await run_job(api, desc)
 
     latest = await page(api, f"/jobs/{job}")
@@ -236,6 +242,12 @@ async def test_runs_and_attempts_are_selectable(api: ApiEnv) -> None:
     assert first.cells()[("b", "probe")] == "failed"
     options = first.by_id("v-run").find_all("option")
     assert [o.text for o in options if "selected" in o.attrs] == ["1"]
+    # cleanup steps: a test of their own, on the targets their test acquired
+    tests = [o.text for o in latest.by_id("v-test").find_all("option")]
+    assert tests == ["latest (Literal test)", TEST, f"{TEST} [CLEANUP]"]
+    cleanup = await page(api, f"/jobs/{job}", test=f"{TEST} [CLEANUP]", run=1, attempt=0)
+    assert cleanup.cells() == {("a", "tidy"): "passed", ("b", "tidy"): "passed"}
+    assert cleanup.by_id("counts").text.startswith("2 targets")
     # htmx asks for the live part only
     part = await api.client.get(
         f"/jobs/{job}", params={"run": 1}, headers={"HX-Request": "true", "HX-Target": "live"}

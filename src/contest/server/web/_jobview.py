@@ -3,6 +3,7 @@ targets with their cells. Built by the page and, at the same snapshot, by its li
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,9 +17,11 @@ from contest.server.web._model import (
     ACTIVE_STATES,
     Counts,
     Grid,
+    JobShape,
     StepCount,
     StepShape,
     TestShape,
+    acquirer,
     attempts_of,
     step_counts,
     steps_of,
@@ -119,6 +122,7 @@ class JobPage:
     waiting: Waiting | None = None
     reports: JobReport | None = None
     follow: bool = False  # the view moves on to the newest run, test and attempt
+    shape: JobShape = field(default_factory=JobShape)
 
     def __post_init__(self) -> None:
         self.follow = self.view.follow
@@ -165,54 +169,73 @@ async def build(
     if flush is not None:
         await flush()  # what this process wrote so far is on the page
 
-    async def read(conn: Any) -> JobPage | None:
+    async def head(conn: Any) -> JobPage | None:
         snap = upto or await Q.max_sequence(conn)
         job = await Q.job_row(conn, job_id)
         if job is None:
             return None
         times = (await Q.job_times(conn, [job_id]))[job_id]
-        shape = await memory.shape(conn, job_id)
         page = JobPage(job, times, view, snap, job.state in ACTIVE_STATES)
+        page.shape = await memory.shape(conn, job_id)
         page.runs = list(range(1, times.run + 1))
         page.run = view.run if view.run is not None else times.run
-        if page.run:
-            run = (job_id, page.run)
-            page.counts = (await memory.counts(conn, [run], snap[0]))[run]
-        page.tests = tests_of(shape, page.counts)
-        if view.test is not None:
-            page.test = next((t for t in page.tests if t.name == view.test), None)
-            if page.test is None:
-                page.test = TestShape(view.test, ())
-        else:
-            page.test = _latest_test(page.tests, page.counts)
-        if page.test is None:
-            return page
-        page.attempts = attempts_of(page.counts, page.test.name) or [0]
-        page.attempt = view.attempt if view.attempt is not None else page.attempts[-1]
-        page.steps = steps_of(page.test, page.counts, page.attempt)
-        page.recount()
-        key = page.key
-        if key is None:
-            return page
-        page.targets, page.total = await Q.grid_targets(
-            conn,
-            key,
-            failed_only=view.show == "failed",
-            search=view.q,
-            offset=(view.page - 1) * view.per,
-            limit=view.per,
-            upto=snap[0],
-        )
-        page.grid = Grid.empty(page.targets, [s.label for s in page.steps], page.active)
-        for target, step, event, when, payload in await Q.cell_rows(
-            conn, key, page.targets, snap[0]
-        ):
-            page.grid.apply(target, step, event, when, payload)
-        page.grid.settle_all()
         return page
 
-    page: JobPage | None = await store.run_read(read, "reading a job page")
-    if page is not None and full:
+    page: JobPage | None = await store.run_read(head, "reading a job")
+    if page is None or not page.run:
+        return page
+    run = (job_id, page.run)
+    # Counting a big run is the page's longest read: it runs on a connection of its own while
+    # this one finds the attempt to show (from the acquisitions alone) and reads its cells.
+    counting = asyncio.ensure_future(
+        store.run_read(lambda c: memory.counts(c, [run], page.upto[0]), "counting a run")
+    )
+    try:
+        cells = await store.run_read(lambda c: _grid(c, page), "reading a job's grid")
+        page.counts = (await counting)[run]
+    finally:
+        counting.cancel()
+    if page.test is not None:
+        page.steps = steps_of(page.test, page.counts, page.attempt)
+        page.recount()
+        page.grid = Grid.empty(page.targets, [s.label for s in page.steps], page.active)
+        for target, step, event, when, payload in cells:
+            page.grid.apply(target, step, event, when, payload)
+        page.grid.settle_all()
+    if full:
         page.waiting = (await waiting(store, [job_id])).get(job_id)
         page.reports = await store.job_report(job_id)
     return page
+
+
+async def _grid(conn: Any, page: JobPage) -> list[tuple[str, str, str, float, Any]]:
+    """Choose the test and attempt to show, and read the page of targets and their cells."""
+    view = page.view
+    acquired: Counts = {
+        (test, attempt, "", TARGET_ACQUIRED): n
+        for test, attempt, n in await Q.acquisitions(conn, page.job.job_id, page.run, page.upto[0])
+    }
+    page.tests = tests_of(page.shape, acquired)
+    if view.test is not None:
+        page.test = next((t for t in page.tests if t.name == view.test), None)
+        if page.test is None:
+            page.test = TestShape(view.test, ())
+    else:
+        page.test = _latest_test(page.tests, acquired)
+    if page.test is None:
+        return []
+    page.attempts = attempts_of(acquired, page.test.name) or [0]
+    page.attempt = view.attempt if view.attempt is not None else page.attempts[-1]
+    key = page.key
+    assert key is not None
+    page.targets, page.total = await Q.grid_targets(
+        conn,
+        key,
+        failed_only=view.show == "failed",
+        search=view.q,
+        offset=(view.page - 1) * view.per,
+        limit=view.per,
+        upto=page.upto[0],
+        acquired_by=acquirer(page.test.name),
+    )
+    return await Q.cell_rows(conn, key, page.targets, page.upto[0])

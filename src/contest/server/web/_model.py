@@ -116,8 +116,14 @@ def tests_of(shape: JobShape, counts: Counts) -> list[TestShape]:
     return tests
 
 
+def acquirer(test: str) -> str:
+    """The test whose acquisition gave ``test`` its targets: cleanup steps run on the targets
+    their test acquired (and are named after it)."""
+    return test.removesuffix(CLEANUP_SUFFIX)
+
+
 def attempts_of(counts: Counts, test: str) -> list[int]:
-    return sorted({a for t, a, _, _ in counts if t == test})
+    return sorted({a for t, a, _, _ in counts if t in (test, acquirer(test))})
 
 
 def steps_of(test: TestShape, counts: Counts, attempt: int) -> list[StepShape]:
@@ -148,7 +154,7 @@ def step_counts(
     counts: Counts, test: str, attempt: int, steps: Sequence[StepShape], active: bool
 ) -> tuple[int, list[StepCount]]:
     """The attempt's number of targets and, per step, its targets by cell state."""
-    acquired = counts.get((test, attempt, "", TARGET_ACQUIRED), 0)
+    acquired = counts.get((acquirer(test), attempt, "", TARGET_ACQUIRED), 0)
     out: list[StepCount] = []
     upstream = acquired
     for step in steps:

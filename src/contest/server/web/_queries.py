@@ -258,6 +258,27 @@ async def run_counts(
     ]
 
 
+async def acquisitions(
+    conn: AsyncConnection, job_id: int, run_id: int, upto: int | None = None
+) -> list[tuple[str, int, int]]:
+    """``(test, attempt, targets acquired)`` of one run: its tests and attempts, for much less
+    than counting all its events."""
+    conds = [
+        te.c.job_id == job_id,
+        te.c.run_id == run_id,
+        te.c.step_label == "",
+        te.c.event_name == TARGET_ACQUIRED,
+    ]
+    if upto is not None:
+        conds.append(te.c.sequence <= upto)
+    stmt = (
+        select(te.c.test_name, te.c.test_attempt, func.count())
+        .where(*conds)
+        .group_by(te.c.test_name, te.c.test_attempt)
+    )
+    return [(t, int(a), int(n)) for t, a, n in (await conn.execute(stmt)).all()]
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptKey:
     """One attempt of one test in one run of a job: the grid's rows are its targets."""
@@ -285,9 +306,18 @@ async def grid_targets(
     offset: int = 0,
     limit: int = 100,
     upto: int | None = None,
+    acquired_by: str | None = None,
 ) -> tuple[list[str], int]:
-    """The attempt's targets in the order they were acquired (one page), and how many match."""
-    conds = [*key.where(), te.c.step_label == "", te.c.event_name == TARGET_ACQUIRED]
+    """The attempt's targets in the order they were acquired (one page), and how many match.
+    Cleanup steps' targets are those their test acquired (``acquired_by``)."""
+    conds = [
+        te.c.job_id == key.job_id,
+        te.c.run_id == key.run_id,
+        te.c.test_name == (acquired_by or key.test_name),
+        te.c.test_attempt == key.attempt,
+        te.c.step_label == "",
+        te.c.event_name == TARGET_ACQUIRED,
+    ]
     if upto is not None:
         conds.append(te.c.sequence <= upto)
     if search:
