@@ -31,13 +31,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from jobs import descriptor
 from playwright.sync_api import sync_playwright
 
 from contest.job.manager import JobManager
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.storage import open_storage
 from contest.testing.databases import KINDS, Kind, server_available, temporary_database
+from jobs import descriptor
 
 LOAD_BAR_S = 1.0
 CHROMIUM = "/usr/bin/chromium"
