@@ -36,21 +36,11 @@ from playwright.sync_api import sync_playwright
 from contest.job.manager import JobManager
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.storage import open_storage
+from contest.testing.browser import launch
 from contest.testing.databases import KINDS, Kind, server_available, temporary_database
 from jobs import descriptor
 
 LOAD_BAR_S = 1.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
@@ -92,7 +82,7 @@ def serve(url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 def load_pages(base: str, job_id: int, loads: int) -> list[dict[str, Any]]:
     out = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/docs")  # the browser and the static files warmed first

@@ -26,18 +26,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
 from contest.storage import open_storage
+from contest.testing.browser import launch
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 20_000  # the longest a page may take to show what a test waits for
 BIG_TARGETS = 10_000
 BIG_STEPS = 5
@@ -95,7 +85,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    b = launch(playwright)
     try:
         yield b
     finally:

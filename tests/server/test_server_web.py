@@ -7,6 +7,7 @@ The live side (server-sent events) needs a real socket: see tests/e2e/test_e2e_b
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -19,7 +20,12 @@ from serverkit import SERVER_ID, ApiEnv, descriptor, sleepy
 from webkit import Page
 
 from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
+from contest.job.manager import JobManager
+from contest.server import create_app
+from contest.server.web._jobview import ViewParams, build
+from contest.server.web._live import Streams, job_frames
 from contest.storage import JobState
+from contest.target import Target
 
 DONE = (JobState.COMPLETED, JobState.FAILED)
 TEST = "Literal test"
@@ -334,3 +340,53 @@ async def test_pages_are_labelled_for_assistive_technology(api: ApiEnv, path: st
     assert 'class="skip" href="#main"' in html
     for control in p.root.find_all("input") + p.root.find_all("select"):
         assert f'for="{control.attrs["id"]}"' in html, control.attrs
+
+
+async def test_a_server_with_an_instance_tag_lists_only_its_jobs(api: ApiEnv) -> None:
+    mine = await run_job(api, failing_job(name="untagged"))
+    blue_jm = JobManager(api.store, api.jm.locker, server_id="blue", instance_tag="_blue")
+    blue = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(blue_jm, "blue")),
+        base_url="http://contest.test",
+    )
+    async with blue:
+        theirs = await blue_jm.submit(json.dumps(failing_job(name="blue")), "tester")
+        await api.wait_state(theirs, *DONE, timeout=30)
+        assert Page((await blue.get("/")).text).job_ids() == [theirs]
+    assert (await page(api, "/")).job_ids() == [theirs, mine]
+
+
+async def test_the_live_stream_patches_cells_and_asks_for_a_reload(api: ApiEnv) -> None:
+    """The job page's stream over real stored events: a routing event of a target on the page
+    redraws its cells and the counts; a new attempt starting asks the page to reload."""
+    job = await api.start(sleepy("30s", targets=("x", "y")))
+    await api.wait_state(job, JobState.STARTED)
+    pages = api.app.web.pages
+    view = ViewParams()
+    deadline = time.monotonic() + 10
+    while (built := await build(api.store, pages.memory, job, view)) is None or not all(
+        built.grid.rows.get(t, [None])[0] is not None and built.grid.rows[t][0].state == "running"
+        for t in ("x", "y")
+    ):
+        assert time.monotonic() < deadline
+    assert built.follow and built.steps[0].label == "nap"
+    streams = Streams(refresh=0.01, limit=10)
+    frames = job_frames(streams, api.store, built, pages._live_parts)
+    assert await anext(frames) == b"retry: 2000\n\n"
+
+    header = TestEventHeader(job, 1, TEST, "nap", 0)
+    target = Target("y")
+    await api.store.write_test_event(TestEvent(header, target, "TargetErr", {"Error": "boom"}))
+    cells = (await anext(frames)).decode()
+    assert cells.startswith("id: ") and "event: cells" in cells
+    assert 'id="c1-0" class="cell s-failed" hx-swap-oob="true"' in cells and "boom" in cells
+    assert 'id="c0-0"' not in cells  # x did not change
+    counts = (await anext(frames)).decode()
+    assert "event: counts" in counts and "✗ 1" in counts
+
+    retry = TestEventHeader(job, 1, TEST, "", 1)
+    await api.store.write_test_event(TestEvent(retry, Target("x"), "TargetAcquired"))
+    assert (await anext(frames)).decode() == "event: reload\ndata: attempt\n\n"
+    streams.close()
+    assert [chunk async for chunk in frames] == []
+    await api.jm.stop(job)
