@@ -292,8 +292,21 @@ def test_other_databases(kind: str, tmp_path: Path, server_factory: type[ServerP
 
 
 def test_no_options_serves_sqlite_here_on_port_8080(tmp_path: Path) -> None:
-    """``contest serve`` alone: SQLite in the current folder, 127.0.0.1:8080."""
+    """``contest serve`` alone: SQLite in the current folder, 127.0.0.1:8080, where a browser
+    finds the jobs ``contest run`` (here as ``python -m contest run``) stored in that folder."""
     import socket
+    import sys
+
+    import httpx
+
+    job = write_descriptor(tmp_path, "run.json", literal_job(name="run here"))
+    ran = subprocess.run(
+        [sys.executable, "-m", "contest", "run", str(job), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
 
     with socket.socket() as probe:
         try:
@@ -312,6 +325,8 @@ def test_no_options_serves_sqlite_here_on_port_8080(tmp_path: Path) -> None:
         assert "sqlite" in text and (tmp_path / "contest.db").exists()
         out = _ok(contestcli("version"))  # contestcli's default address finds it
         assert out["Data"] == {"Version": 5}
+        page = httpx.get("http://127.0.0.1:8080/", timeout=30)
+        assert page.status_code == 200 and "run here" in page.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
