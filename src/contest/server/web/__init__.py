@@ -26,6 +26,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from contest.job.manager import JobService
 from contest.server.formapi import RESPONSE_TYPES
 from contest.server.web._pages import Pages
 
@@ -73,7 +74,7 @@ class WebApp:
 
 
 def create_web_app(
-    jobs: Any,
+    jobs: JobService,
     *,
     refresh: float = REFRESH,
     list_refresh: float = LIST_REFRESH,

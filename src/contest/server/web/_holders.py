@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from contest.job.manager import JobService
 from contest.server.web import _queries as Q
+from contest.storage import Storage
 
 
 @dataclass(slots=True)
@@ -45,7 +46,7 @@ def _waiting(event: Q.EventRow) -> Waiting:
     )
 
 
-async def waiting(store: Any, job_ids: Sequence[int]) -> dict[int, Waiting]:
+async def waiting(store: Storage, job_ids: Sequence[int]) -> dict[int, Waiting]:
     """The jobs among ``job_ids`` that wait for targets now."""
     waits = await store.run_read(lambda c: Q.latest_waits(c, job_ids), "reading target waits")
     return {job_id: _waiting(w) for job_id, (w, ended) in waits.items() if ended is None}
@@ -57,7 +58,7 @@ class Holder:
     until: float | None  # lease end (None: held by a running job of this server, no lease)
 
 
-async def holder(store: Any, jobs: Any, target_id: str) -> Holder | None:
+async def holder(store: Storage, jobs: JobService, target_id: str) -> Holder | None:
     """The job holding ``target_id`` now, if any."""
     row = await store.run_read(lambda c: Q.lock_row(c, target_id), "reading a target lock")
     if row is not None and row[1] > time.time():

@@ -13,6 +13,7 @@ from contest.server.web._cache import Memory
 from contest.server.web._holders import Waiting, waiting
 from contest.server.web._jobview import BadParameter
 from contest.server.web._model import ACTIVE_STATES, Progress, progress
+from contest.storage import Storage
 from contest.storage.models import JobState
 
 PER_PAGE = 25
@@ -85,7 +86,7 @@ class ListedJob:
 
 
 async def build_list(
-    store: Any,
+    store: Storage,
     memory: Memory,
     params: ListParams,
     instance_tag: str | None,

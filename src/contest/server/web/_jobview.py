@@ -27,6 +27,7 @@ from contest.server.web._model import (
     steps_of,
     tests_of,
 )
+from contest.storage import Storage
 from contest.storage.models import JobReport
 
 PER_PAGE = 100
@@ -155,7 +156,7 @@ def _latest_test(tests: list[TestShape], counts: Counts) -> TestShape | None:
 
 
 async def build(
-    store: Any,
+    store: Storage,
     memory: Memory,
     job_id: int,
     view: ViewParams,

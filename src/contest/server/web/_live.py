@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
@@ -34,6 +35,7 @@ from contest.events import (
 )
 from contest.server.web import _queries as Q
 from contest.server.web._jobview import JobPage
+from contest.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ async def _quiet(streams: Streams) -> AsyncGenerator[bytes, None]:
 
 async def job_frames(
     streams: Streams,
-    store: Any,
+    store: Storage,
     page: JobPage,
     render: Callable[[JobPage, list[str], bool], list[tuple[str, str]]],
 ) -> AsyncGenerator[bytes, None]:
@@ -168,7 +170,7 @@ async def job_frames(
             for _ in range(MAX_BATCHES):
                 since = events[-1].sequence if events else after
                 batch = await store.run_read(
-                    lambda c, since=since: Q.events_after(c, page.job.job_id, since, BATCH),
+                    partial(Q.events_after, job_id=page.job.job_id, after=since, limit=BATCH),
                     "reading job events",
                 )
                 events.extend(batch)
@@ -234,7 +236,7 @@ def _apply(
 
 async def list_frames(
     streams: Streams,
-    store: Any,
+    store: Storage,
     upto: tuple[int, int],
     render: Callable[[], Awaitable[str]],
     refresh: float,

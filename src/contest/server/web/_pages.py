@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from contest.events import TARGET_ERR
+from contest.job.manager import JobService
 from contest.server.formapi import MAX_JOB_ID
 from contest.server.web import _queries as Q
 from contest.server.web._access import may_change, requestor
@@ -28,6 +29,7 @@ from contest.server.web._jobview import MAX_INT, BadParameter, JobPage, ViewPara
 from contest.server.web._live import EventStreamResponse, Streams, job_frames, list_frames
 from contest.server.web._model import Grid
 from contest.server.web._render import environment, query
+from contest.storage import Storage
 from contest.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -86,9 +88,12 @@ def _wants(request: Request, target: str) -> bool:
 class Pages:
     """The endpoints, over one job manager and its storage."""
 
-    def __init__(self, jobs: Any, *, refresh: float, list_refresh: float, max_streams: int):
+    def __init__(
+        self, jobs: JobService, *, refresh: float, list_refresh: float, max_streams: int
+    ) -> None:
         self.jobs = jobs
-        self.store = jobs.store
+        # the pages read SQL (aggregates, pages of rows): the job manager's store is a Storage
+        self.store = cast(Storage, jobs.store)
         self.env = environment()
         self.memory = Memory()
         self.streams = Streams(refresh, max_streams)
