@@ -183,9 +183,19 @@ async def build(
         return page
 
     page: JobPage | None = await store.run_read(head, "reading a job")
-    if page is None or not page.run:
-        return page
-    run = (job_id, page.run)
+    if page is None:
+        return None
+    if page.run:
+        await _run(store, memory, page)
+    if full:
+        page.waiting = (await waiting(store, [job_id])).get(job_id)
+        page.reports = await store.job_report(job_id)
+    return page
+
+
+async def _run(store: Storage, memory: Memory, page: JobPage) -> None:
+    """Fill in the page's run: its counts, the test and attempt shown, their grid."""
+    run = (page.job.job_id, page.run)
     # Counting a big run is the page's longest read: it runs on a connection of its own while
     # this one finds the attempt to show (from the acquisitions alone) and reads its cells.
     counting = asyncio.ensure_future(
@@ -203,10 +213,6 @@ async def build(
         for target, step, event, when, payload in cells:
             page.grid.apply(target, step, event, when, payload)
         page.grid.settle_all()
-    if full:
-        page.waiting = (await waiting(store, [job_id])).get(job_id)
-        page.reports = await store.job_report(job_id)
-    return page
 
 
 async def _grid(conn: Any, page: JobPage) -> list[tuple[str, str, str, float, Any]]:
