@@ -4,8 +4,8 @@
 One server and one browser serve the whole module. A 10,000-target job of five steps is run by
 ``contest run`` in the background from the start of the module on a database of its own; the
 last test serves that database with ``contest serve`` and opens the job's page (which also shows
-that the server lists the jobs of ``contest run``). Screenshots go to the module's temporary
-folder (printed at the end of each test that takes one).
+that the server lists the jobs of ``contest run``). Screenshots go to ``test-artifacts/web/``
+(each test that takes one prints where).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ BIG_TARGETS = 10_000
 BIG_STEPS = 5
 # an element count a page of 100 rows of 5 cells stays under (10,000 rows would be ~130,000)
 MAX_ELEMENTS = 3000
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +106,11 @@ def page(browser: Browser) -> Iterator[Page]:
     assert errors == [], errors
 
 
-def shot(p: Page, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
+def shot(p: Page, name: str) -> None:
+    """A screenshot in ``test-artifacts/web/`` at the top of the checkout (ignored by git): it
+    outlives the temporary folders, which later test runs clean up."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
     p.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
 
@@ -159,7 +163,7 @@ def flaky_job() -> dict[str, Any]:
 
 
 def test_the_grid_fills_in_live_and_a_failed_cell_says_why(
-    server: ServerProcess, page: Page, folder: Path
+    server: ServerProcess, page: Page
 ) -> None:
     job = submit(server, flaky_job())
     page.goto(f"{server.url}/jobs/{job}")
@@ -178,7 +182,7 @@ def test_the_grid_fills_in_live_and_a_failed_cell_says_why(
     assert any("running" in states for states in seen[:-1]), seen
     assert seen[-1] == ["passed", "passed"] * 2 + ["failed", "none"] + ["passed", "passed"]
     assert "✓ 3 ✗ 1" in page.inner_text("#counts")
-    shot(page, folder, "grid-done")
+    shot(page, "grid-done")
 
     page.click('tr[data-target="t3"] td.s-failed button')
     page.wait_for_selector("#cell-error")
@@ -186,10 +190,10 @@ def test_the_grid_fills_in_live_and_a_failed_cell_says_why(
     detail = page.inner_text("#detail")
     assert "probing t3" in detail and "oops" in detail and "TargetErr" in detail
     assert page.get_attribute('tr[data-target="t3"] td.s-failed button', "aria-pressed")
-    shot(page, folder, "failed-cell")
+    shot(page, "failed-cell")
 
 
-def test_stop_a_running_job_from_its_page(server: ServerProcess, page: Page, folder: Path) -> None:
+def test_stop_a_running_job_from_its_page(server: ServerProcess, page: Page) -> None:
     job = submit(server, sleep_job("60s", n_targets=2, name="to stop"))
     page.goto(f"{server.url}/jobs/{job}")
     page.wait_for_selector("td.s-running", timeout=WAIT_MS)
@@ -199,7 +203,7 @@ def test_stop_a_running_job_from_its_page(server: ServerProcess, page: Page, fol
     assert still_stamped(page)
     assert page.query_selector("text=Stop job") is None  # nothing left to stop
     assert server.state(job) == "JobStateCancelled"
-    shot(page, folder, "stopped")
+    shot(page, "stopped")
 
 
 def write_events(db_url: str, events: list[TestEvent]) -> None:
@@ -218,7 +222,7 @@ def write_events(db_url: str, events: list[TestEvent]) -> None:
         pool.submit(asyncio.run, write()).result(60)
 
 
-def test_a_waiting_jobs_panel(server: ServerProcess, page: Page, folder: Path) -> None:
+def test_a_waiting_jobs_panel(server: ServerProcess, page: Page) -> None:
     job = submit(server, sleep_job("60s", name="waits"))
     server.wait_state(job, "JobStateStarted")
     page.goto(f"{server.url}/jobs/{job}")
@@ -230,7 +234,7 @@ def test_a_waiting_jobs_panel(server: ServerProcess, page: Page, folder: Path) -
     panel = page.inner_text("section.waiting")
     assert "dut1" in panel and "job 41" in panel and "job 42" in panel and "5m0s" in panel
     assert still_stamped(page)
-    shot(page, folder, "waiting")
+    shot(page, "waiting")
 
     ended = {"Acquired": True, "Waited": "2s"}
     write_events(server.db_url, [TestEvent(header, None, TARGETS_WAIT_ENDED, ended, time.time())])
@@ -239,7 +243,7 @@ def test_a_waiting_jobs_panel(server: ServerProcess, page: Page, folder: Path) -
 
 
 def test_the_jobs_list_updates_live_and_the_api_docs_render(
-    server: ServerProcess, page: Page, folder: Path
+    server: ServerProcess, page: Page
 ) -> None:
     page.goto(f"{server.url}/")
     stamp(page)
@@ -250,14 +254,14 @@ def test_the_jobs_list_updates_live_and_the_api_docs_render(
     page.select_option("#f-state", "completed")
     page.wait_for_url("**/?state=completed*")
     assert page.query_selector(f"#job-{job}") is not None
-    shot(page, folder, "jobs")
+    shot(page, "jobs")
 
     page.goto(f"{server.url}/docs")
     page.wait_for_selector(".opblock", timeout=WAIT_MS)
     assert "/api/v1/jobs/{job_id}/stop" in page.inner_text("#swagger-ui")
 
 
-def test_a_phone_and_the_keyboard(server: ServerProcess, browser: Browser, folder: Path) -> None:
+def test_a_phone_and_the_keyboard(server: ServerProcess, browser: Browser) -> None:
     job = submit(server, flaky_job())
     server.wait_state(job, "JobStateCompleted")
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -273,7 +277,7 @@ def test_a_phone_and_the_keyboard(server: ServerProcess, browser: Browser, folde
         p.keyboard.press("Enter")
         p.wait_for_selector("#cell-error")
         assert "exit status 1" in p.inner_text("#detail")
-        shot(p, folder, "phone")
+        shot(p, "phone")
     finally:
         context.close()
 
@@ -307,6 +311,6 @@ def test_a_ten_thousand_target_job_page(
         assert page.inner_text("#counts").count("✓ 10000") == BIG_STEPS
         page.click("text=Last")
         page.wait_for_selector('tr[data-target="dut09999"]', timeout=WAIT_MS)
-        shot(page, folder, "ten-thousand")
+        shot(page, "ten-thousand")
     finally:
         srv.stop()
