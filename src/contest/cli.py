@@ -1,4 +1,4 @@
-"""The ``contest`` command: ``serve``, ``run``, ``validate``, ``plugins``."""
+"""The ``contest`` command: ``serve``, ``run``, ``events``, ``validate``, ``plugins``."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import asyncio
 import contextlib
 import gc
 import json
-import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from contest import __version__
-from contest.golang.time import parse_duration
-from contest.settings import DEFAULT_DB_URL, DEFAULT_LISTEN, ServeSettings
+from contest.golang.time import format_duration, parse_duration
+from contest.settings import DEFAULT_DB_URL, DEFAULT_LISTEN, DEFAULT_PAUSE_TIMEOUT, ServeSettings
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -29,6 +29,22 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+_duration.contest_format = format_duration  # type: ignore[attr-defined]  # --print-config
+
+
+def _log_options(p: argparse.ArgumentParser, level: str) -> None:
+    from contest.logs import FORMATS, LEVELS
+
+    p.add_argument(
+        "--log-level", default=level, choices=LEVELS,
+        help="debug also shows other packages' warnings (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--log-format", default="text", choices=FORMATS,
+        help="log lines on stderr as text or one JSON object each (default: %(default)s)",
+    )  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--pause-timeout",
         type=_duration,
-        default=0.0,
-        help="on SIGINT/SIGTERM: 0 cancels jobs, >0 pauses then cancels after it, <0 pauses "
-        "[-pauseTimeout]",
+        default=DEFAULT_PAUSE_TIMEOUT,
+        help="on SIGINT/SIGTERM: pause the jobs, cancel those not paused after it (default "
+        f"{format_duration(DEFAULT_PAUSE_TIMEOUT)}); 0 cancels at once (ConTest's default); "
+        "<0 pauses with no limit [-pauseTimeout]",
     )
     s.add_argument(
         "--resume-jobs",
@@ -78,56 +95,89 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the Exec step run commands on this machine",
     )
+    _log_options(s, "info")
     s.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
-    )
+        "--config", metavar="FILE",
+        help="a TOML file of these options (keys as the options' names: pause_timeout = "
+        '"2m"); also CONTEST_CONFIG. Every option is also CONTEST_<OPTION>; flags win over '
+        "the environment, which wins over the file",
+    )  # fmt: skip
+    s.add_argument(
+        "--print-config", action="store_true",
+        help="print the effective options, each with where it came from, as TOML; then exit",
+    )  # fmt: skip
 
     r = sub.add_parser("run", help="run one job in this process and wait for it")
     r.add_argument("descriptor", help="job descriptor file (JSON or YAML); - for stdin")
     r.add_argument("--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL (default: %(default)s)")
     r.add_argument("--shutdown-timeout", type=_duration, default=30.0)
-    r.add_argument("--json", action="store_true", help="JSON progress lines even on a terminal")
+    r.add_argument(
+        "--json", action="store_true",
+        help="machine output: JSON progress lines even on a terminal, the summary as JSON",
+    )  # fmt: skip
+    r.add_argument("--junit", metavar="FILE", help="also write the outcome as JUnit XML to FILE")
     r.add_argument(
         "--allow-local-exec",
         action="store_true",
         help="let the Exec step run commands on this machine",
     )
-    r.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error", "critical"]
-    )
+    _log_options(r, "warning")
+
+    e = sub.add_parser("events", help="print a job's events from a database, one a line")
+    e.add_argument("job_id", type=int, metavar="ID")
+    e.add_argument("--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL (default: %(default)s)")
+    e.add_argument("--target", action="append", default=[], metavar="T", help="of this target")
+    e.add_argument("--step", action="append", default=[], metavar="LABEL", help="of this step")
+    e.add_argument("--name", action="append", default=[], metavar="EVENT", help="this event")
+    e.add_argument("-f", "--follow", action="store_true", help="until the job ends")
+    e.add_argument("--json", action="store_true", help="one JSON object per line")
+    e.add_argument(
+        "--poll-interval", type=_duration, default=1.0, metavar="D",
+        help="--follow: how often to look for new events (default: 1s)",
+    )  # fmt: skip
 
     v = sub.add_parser("validate", help="check job descriptors as `start` would; print every error")
     v.add_argument("descriptors", nargs="+")
 
     sub.add_parser("plugins", help="list every registered plugin with its summary")
+    import shtab
+
+    shtab.add_argument_to(p, ["--print-completion"])
     return p
 
 
 def _read(path: str) -> str:
-    return sys.stdin.read() if path == "-" else Path(path).read_text()
+    from contest.descfile import read_text
+
+    return read_text(path)
 
 
 # --- run ---------------------------------------------------------------------------------------
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from contest.descfile import DescriptorFileError
     from contest.job.descriptor import DescriptorValidationError
     from contest.job.manager import JobManager
     from contest.liveview import LiveView
     from contest.plugins.targetlockers.inmemory import InMemoryLocker
     from contest.progress import ProgressStore
+    from contest.server.lifecycle import redact_url
     from contest.storage import open_storage
-    from contest.storage.models import JobState
+    from contest.storage.errors import database_message
 
     try:
         text = _read(args.descriptor)
-    except OSError as exc:
-        print(f"contest run: cannot read {args.descriptor}: {exc}", file=sys.stderr)
+    except DescriptorFileError as exc:
+        print(f"contest run: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     try:
         store = await open_storage(args.db)
     except Exception as exc:
-        print(f"contest run: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        print(
+            f"contest run: cannot open the database {redact_url(args.db)}: {database_message(exc)}",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     tracked = ProgressStore(store)
     locker = InMemoryLocker()
@@ -149,55 +199,148 @@ async def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         interrupted = 0
 
-        def on_signal() -> None:
+        def on_signal(name: str) -> None:
             nonlocal interrupted
             interrupted += 1
             if interrupted == 1:
                 print("\ncontest run: cancelling the job (again to quit at once)", file=sys.stderr)
-                jm.cancel_all()
+                jm.cancel_all(f"interrupted ({name})")
             else:
                 os._exit(EXIT_JOB_FAILED)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, on_signal)
+                loop.add_signal_handler(sig, on_signal, sig.name)
         view_out = sys.stdout
         with LiveView(f"job {job_id}", view_out, json_lines=args.json) as view:
             while not await jm.wait_all(timeout=0.25):
                 view.update(tracked.progress.to_json_obj())
             view.update(tracked.progress.to_json_obj())
-        req = await store.get_job(job_id)
-        report = await store.job_report(job_id)
-        state = req.state if req is not None else JobState.UNKNOWN
-        reports = [r for run in report.run_reports for r in run] + report.final_reports
-        summary = {
-            "JobID": job_id,
-            "State": state.event_name,
-            "Reports": [
-                {
-                    "RunID": r.run_id,
-                    "Reporter": r.reporter_name,
-                    "Success": r.success,
-                    "Data": r.data,
-                }
-                for r in reports
-            ],
-        }
-        if state is JobState.FAILED:
-            doc = await jm.status(job_id)
-            summary["Error"] = doc.get("StateErrMsg", "")
-        print(json.dumps(summary, indent=2))
-        ok = state is JobState.COMPLETED and all(r.success for r in reports)
-        return EXIT_OK if ok else EXIT_JOB_FAILED
+        summary = await _job_summary(jm, store, job_id)
+        if args.junit:
+            from contest import junit
+
+            try:
+                await asyncio.to_thread(Path(args.junit).write_bytes, junit.render(summary))
+            except OSError as exc:
+                print(f"contest run: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
+                return EXIT_UNREACHABLE
+        if args.json:
+            doc = summary.to_json_obj()
+            if summary.state == "JobStateFailed":
+                doc["Error"] = summary.reason
+            print(json.dumps(doc, indent=2))
+        else:
+            from contest.summary import render_text
+
+            sys.stdout.write(render_text(summary))
+        return EXIT_OK if summary.succeeded else EXIT_JOB_FAILED
     finally:
         await jm.close()
         await store.close()
+
+
+async def _job_summary(jm: Any, store: Any, job_id: int) -> Any:
+    """The failure summary of a job of this process's store (with its cancellation's reason)."""
+    from contest.events import FrameworkEventQuery
+    from contest.summary import summarize
+
+    doc = await jm.status(job_id)
+    reason = ""
+    if doc.get("State") == "JobStateCancelled":
+        events = await store.framework_events(
+            FrameworkEventQuery(job_id=job_id, event_names=["JobStateCancelled"])
+        )
+        payload = events[-1].payload if events else None
+        if isinstance(payload, dict) and isinstance(payload.get("Reason"), str):
+            reason = payload["Reason"]
+    return summarize(job_id, doc, reason)
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def _events(args: argparse.Namespace) -> int:
+    """``contest events ID --db URL``: as ``contestcli events``, on a database directly."""
+    from contest.eventview import Filters, show, writer
+    from contest.server.lifecycle import redact_url
+    from contest.storage import open_storage
+    from contest.storage.errors import database_message
+
+    with asyncio.Runner() as runner:
+        try:
+            store = runner.run(open_storage(args.db, migrate_schema=False))
+        except Exception as exc:
+            print(
+                f"contest events: cannot open the database {redact_url(args.db)}: "
+                f"{database_message(exc)}",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
+        try:
+            source = _StoreEvents(runner, store, args.job_id)
+            if runner.run(store.get_job(args.job_id)) is None:
+                print(f"contest events: job {args.job_id} not found", file=sys.stderr)
+                return EXIT_JOB_FAILED
+            filters = Filters(targets=args.target, steps=args.step, names=args.name)
+            show(
+                source,
+                filters,
+                writer(sys.stdout, as_json=args.json),
+                follow=args.follow,
+                poll=max(args.poll_interval, 0.05),
+            )
+        finally:
+            runner.run(store.close())
+    return EXIT_OK
+
+
+class _StoreEvents:
+    """A job's events from a storage (an ``EventSource``), on the runner's event loop."""
+
+    def __init__(self, runner: asyncio.Runner, store: Any, job_id: int) -> None:
+        self.runner = runner
+        self.store = store
+        self.job_id = job_id
+
+    def page(self, kind: str, filters: Any, after: int, limit: int) -> list[dict[str, Any]]:
+        from contest.events import FrameworkEventQuery, TestEventQuery
+        from contest.server.restapi import framework_event_json, test_event_json
+
+        names = list(filters.names) or None
+        if kind == "framework":
+            fw = self.runner.run(
+                self.store.framework_events(
+                    FrameworkEventQuery(
+                        job_id=self.job_id, event_names=names, after_sequence=after, limit=limit
+                    )
+                )
+            )
+            return [framework_event_json(e) for e in fw]
+        te = self.runner.run(
+            self.store.test_events(
+                TestEventQuery(
+                    job_id=self.job_id,
+                    target_ids=list(filters.targets) or None,
+                    step_labels=list(filters.steps) or None,
+                    event_names=names,
+                    after_sequence=after,
+                    limit=limit,
+                )
+            )
+        )
+        return [test_event_json(e) for e in te]
+
+    def state(self) -> str:
+        req = self.runner.run(self.store.get_job(self.job_id))
+        return "" if req is None else str(req.state.event_name)
 
 
 # --- validate ---------------------------------------------------------------------------------
 
 
 async def _validate(paths: Sequence[str]) -> int:
+    from contest.descfile import DescriptorFileError
     from contest.job.build import load_job
     from contest.job.descriptor import DescriptorValidationError
     from contest.registry import default_registry
@@ -212,9 +355,9 @@ async def _validate(paths: Sequence[str]) -> int:
             print(f"{path}: {len(exc.errors)} error(s)")
             for e in exc.errors:
                 print(f"  {e}")
-        except OSError as exc:
+        except DescriptorFileError as exc:
             bad += 1
-            print(f"{path}: cannot read: {exc}")
+            print(f"{path}: {exc}")
     return EXIT_JOB_FAILED if bad else EXIT_OK
 
 
@@ -255,12 +398,37 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    raise KeyError(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(_negative_durations(sys.argv[1:] if argv is None else argv))
+    from contest import config, logs
+
+    argv = _negative_durations(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    command = next((a for a in argv if not a.startswith("-")), "")
+    layers = None
+    if command == "serve":
+        serve_argv = argv[argv.index("serve") + 1 :]
+        try:
+            layers = config.apply(_subparser(parser, "serve"), serve_argv, os.environ)
+        except config.ConfigError as exc:
+            print(f"contest serve: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.print_config and layers is not None:
+        serve_parser = _subparser(parser, "serve")
+        flags = config.given_flags(serve_parser, serve_argv)
+        sys.stdout.write(config.render(serve_parser, args, layers, flags))
+        return EXIT_OK
     if args.command in ("serve", "run"):
         _tune_gc()
-    level = getattr(args, "log_level", "warning").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     if getattr(args, "allow_local_exec", False):
         from contest.plugins.teststeps.exec import allow_local_execution
 
@@ -281,11 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             process_timeout=args.process_timeout,
             allow_local_exec=args.allow_local_exec,
             log_level=args.log_level,
+            log_format=args.log_format,
         )
         code: int = serve(settings)
         return code
     if args.command == "run":
         return asyncio.run(_run(args))
+    if args.command == "events":
+        return _events(args)
     if args.command == "validate":
         return asyncio.run(_validate(args.descriptors))
     if args.command == "plugins":

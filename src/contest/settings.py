@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 DEFAULT_DB_URL = "sqlite:///contest.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
+# SIGTERM pauses the running jobs (a restarted server resumes them) and cancels those not
+# paused after this long: within a service manager's usual stop timeout (systemd's is 90s)
+DEFAULT_PAUSE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -16,7 +19,8 @@ class ServeSettings:
     db: str = DEFAULT_DB_URL
     server_id: str = ""
     instance_tag: str | None = None
-    pause_timeout: float = 0.0  # 0: cancel on the first signal; >0 pause, then cancel; <0 pause
+    # 0: cancel on the first signal (ConTest's default); >0 pause, then cancel; <0 pause
+    pause_timeout: float = DEFAULT_PAUSE_TIMEOUT
     resume_jobs: bool = True
     target_locker: str = "auto"  # auto | inmemory | db
     target_lock_duration: float = 600.0
@@ -24,6 +28,7 @@ class ServeSettings:
     process_timeout: float = 3.0  # how long an API request may take
     allow_local_exec: bool = False
     log_level: str = "info"
+    log_format: str = "text"  # or json
 
     def resolved_server_id(self) -> str:
         return self.server_id or socket.gethostname()

@@ -221,9 +221,49 @@ def test_wait_on_a_terminal_ends_with_a_summary() -> None:
     code, out = run_cli(["start", "-w", "--poll-interval", "0.01"], server, stdin=DESC, tty=True)
     assert code == 0
     assert "nap" in out and "passed" in out  # the live table
-    summary = json.loads(out[out.rindex('{\n "JobID"') :])
-    assert summary["Succeeded"] is True and summary["State"] == "JobStateCompleted"
-    assert summary["Reports"][0]["ReporterName"] == "TargetSuccess"
+    summary = out[out.index("Job 7"):]
+    assert summary.startswith('Job 7 "job" succeeded: completed, every report succeeded')
+    assert "run 1   TargetSuccess    ok" in summary
+
+
+def test_wait_off_a_terminal_keeps_contests_documents_and_summarises_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    failed = FakeServer(["JobStateCompleted"], rest=False, success=False)
+    code, out = run_cli(["start", "-w", "--poll-interval", "0.01"], failed, stdin=DESC)
+    assert code == 1
+    assert [json.loads(d)["Data"] for d in _docs(out)][0] == {"JobID": 7}  # stdout: JSON only
+    err = capsys.readouterr().err
+    assert 'Job 7 "job" did not succeed: completed' in err
+    assert "reason: report TargetSuccess (run 1) failed: x" in err
+    # --json: machine output only, nothing on stderr but the live view's lines
+    code, out = run_cli(["start", "-w", "--json", "--poll-interval", "0.01"], failed, stdin=DESC)
+    assert len(_docs(out)) == 2 and "did not succeed" not in capsys.readouterr().err
+
+
+def test_status_human_and_report_name_the_failed_target() -> None:
+    class Failing(FakeServer):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/status":
+                doc = status_doc("JobStateCompleted", success=False, failed_target=True)
+                return envelope("ResponseTypeStatus", {"Status": doc})
+            return super().__call__(request)
+
+    server = Failing(["JobStateCompleted"], rest=False)
+    code, out = run_cli(["status", "7", "--human"], server)
+    assert code == 0
+    assert 'FAILED T1 in step "nap": boom' in out
+    assert 'NOT FINISHED T2 in step "nap"' in out
+    assert "0 passed, 1 failed, 1 not finished, 0 not run" in out
+    code, out = run_cli(["status", "7"], server)  # off a terminal: ConTest's JSON
+    assert json.loads(out)["Data"]["Status"]["State"] == "JobStateCompleted"
+    code, out = run_cli(["report", "7", "--json"], server)
+    assert code == 1
+    report = json.loads(out)
+    assert report["Succeeded"] is False
+    assert report["Tests"][0]["Targets"][0] == {
+        "Target": "T1", "Verdict": "failed", "Step": "nap", "Error": "boom", "Output": []
+    }
 
 
 def test_progress_from_a_status_document() -> None:

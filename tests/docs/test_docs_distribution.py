@@ -84,9 +84,11 @@ def test_the_guide_job_validates_and_runs(installed: Path, tmp_path: Path) -> No
     assert (proc.returncode, proc.stdout) == (0, f"{name}: ok\n"), proc.stderr
 
     db = tmp_path / "x.db"
-    proc = run_contest("run", name, "--db", f"sqlite:///{db}", cwd=tmp_path, pythonpath=installed)
+    proc = run_contest(
+        "run", name, "--db", f"sqlite:///{db}", "--json", cwd=tmp_path, pythonpath=installed
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # stdout: JSON progress lines (not a terminal), then the job's summary
+    # stdout: JSON progress lines (--json), then the job's summary as JSON
     summary = json.loads(proc.stdout[proc.stdout.index("{\n") :])
     assert summary["State"] == "JobStateCompleted"
     assert [(r["Reporter"], r["Success"]) for r in summary["Reports"]] == [("TargetSuccess", True)]

@@ -4,8 +4,9 @@
 * SIGTERM mid-job with ``--pause-timeout``: the job pauses, the process exits quickly; the next
   server on the same database resumes it, and the event log is that of an uninterrupted run.
 * ``kill -9``: the next server fails the job as a zombie, with a message saying so, and serves.
-* ``--pause-timeout 0`` (the default): SIGTERM or SIGINT cancels; a second signal cancels a job
-  that is slow to pause; a positive timeout escalates to cancel.
+* the default: SIGTERM pauses (a minute before escalating to cancel); ``--pause-timeout 0``
+  (ConTest's default): SIGTERM or SIGINT cancels; a second signal cancels a job that is slow to
+  pause; a positive timeout escalates to cancel, and the job's summary says so.
 * SIGUSR1 drains: no new requests, running jobs finish, then the process exits.
 """
 
@@ -156,7 +157,7 @@ def test_pause_timeout_zero_cancels_at_the_first_signal(
     sig: signal.Signals, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'cancel.db'}"
-    server = server_factory(tmp_path, db).start()  # --pause-timeout defaults to 0
+    server = server_factory(tmp_path, db, "--pause-timeout", "0").start()  # ConTest's default
     job_id = start_job(server, sleep_job("60s", 3))
     wait_in_flight(server, job_id, "nap", 3, timeout=30)
     server.send(sig)

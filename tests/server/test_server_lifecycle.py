@@ -58,12 +58,14 @@ def test_a_busy_port_fails_before_the_database_is_touched(tmp_path: object) -> N
 class FakeJobs:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.reasons: list[str] = []
 
     def pause_all(self) -> None:
         self.calls.append("pause")
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, reason: str = "") -> None:
         self.calls.append("cancel")
+        self.reasons.append(reason)
 
 
 def controller(pause_timeout: float) -> tuple[ShutdownController, FakeJobs, list[str], list[int]]:
@@ -80,6 +82,7 @@ async def test_zero_pause_timeout_cancels_at_once() -> None:
     ctl, jobs, api, _ = controller(0)
     ctl.on_signal(signal.SIGTERM)
     assert jobs.calls == ["cancel"] and api == ["stop"] and ctl.stopping.is_set()
+    assert jobs.reasons == ["the server was stopped (SIGTERM, --pause-timeout 0)"]
 
 
 async def test_negative_pause_timeout_pauses_and_never_escalates() -> None:
@@ -97,6 +100,7 @@ async def test_positive_pause_timeout_escalates_after_it() -> None:
     assert jobs.calls == ["pause"]
     await asyncio.sleep(0.15)
     assert jobs.calls == ["pause", "cancel"]
+    assert jobs.reasons == ["pause timeout reached"]  # what the failure summary says
     ctl.on_signal(signal.SIGTERM)
     assert jobs.calls == ["pause", "cancel", "cancel"]
 

@@ -13,6 +13,13 @@ Where we do better than ConTest's client:
   documents). It survives a server restart (a paused job resumes) for ``--reconnect`` seconds.
 * Without ``--wait``, an answer carrying ``Err`` exits 1 (ConTest's exits 0).
 * Usage errors (no verb, a bad job ID, an unreadable file) exit 2.
+* At the end of ``--wait``, and for ``status`` on a terminal, a failure summary (see
+  :mod:`contest.summary`): which targets failed, in which step, why, with the end of the step's
+  output. Off a terminal ``--wait`` prints it on stderr (stdout keeps ConTest's documents);
+  ``--json`` keeps to machine output, ``--human`` asks for the summary even off a terminal.
+* ``start FILE`` reads YAML without ``-Y`` when the file's name or content says it is YAML.
+* Verbs of ours: ``events ID`` (a job's events, one a line; ``--follow`` until it ends) and
+  ``report ID`` (the failure summary; ``--junit`` as JUnit XML), from the REST API.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contest.client.jobdesc import DescriptorFormatError, to_request_json
+from contest.client.rest import RestError, RestEvents, job_summary
 from contest.client.transport import DEFAULT_ADDR, HTTPTransport, TransportError
+from contest.descfile import DescriptorFileError, decode, looks_like_yaml
 from contest.golang.json import encode_indent
 from contest.golang.strconv import NumError, atoi
+from contest.summary import render_text, summarize
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,7 +46,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_REQUESTOR = "contestcli-http"
-VERBS = ("start", "stop", "status", "retry", "list", "version")
+VERBS = ("start", "stop", "status", "retry", "list", "version", "events", "report")
+JOB_VERBS = ("stop", "status", "retry", "events", "report")
 STATE_NAMES = (
     "JobStateStarted",
     "JobStateCompleted",
@@ -60,6 +71,9 @@ commands:
   retry ID       start a new job from the descriptor of job ID
   list           list job IDs [--states S,...] (any of) [--tags T,...] (all of)
   version        the server's API version
+  events ID      the job's events, one a line [--target T] [--step LABEL] [--name EVENT]...
+                 [--follow] [--json] (a contest-py server's REST API)
+  report ID      the job's failure summary; --junit: as JUnit XML; --json: as JSON
 
 exit status: 0 ok; 1 the server answered with an error, or (--wait) the job did not complete
 successfully; 2 usage error, or the server could not be reached.
@@ -78,7 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("verb", nargs="?", default="", help="start, stop, status, retry, list, version")
+    verb = p.add_argument(
+        "verb",
+        nargs="?",
+        default="",
+        help="start, stop, status, retry, list, version, events, report",
+    )
+    verb.complete = {"bash": "_contestcli_verbs", "zsh": f"({' '.join(VERBS)})"}  # type: ignore[attr-defined]
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     p.add_argument(
         "-a",
@@ -127,7 +147,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="--wait: how long to keep trying while the server is away (default: %(default)s)",
     )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="machine output only: ConTest's JSON for status and --wait, JSON lines for events",
+    )
+    out.add_argument(
+        "--human",
+        action="store_true",
+        help="the failure summary for status and --wait even when stdout is not a terminal",
+    )
+    out.add_argument("--junit", action="store_true", help="report: the job as JUnit XML")
+    p.add_argument(
+        "--target", action="append", default=[], metavar="T", help="events: of this target"
+    )
+    p.add_argument(
+        "--step", action="append", default=[], metavar="LABEL", help="events: of this step label"
+    )
+    p.add_argument(
+        "--name", action="append", default=[], metavar="EVENT", help="events: with this name"
+    )
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="events: keep printing until the job ends"
+    )
+    import shtab
+
+    shtab.add_argument_to(p, ["--print-completion"], preamble=_COMPLETION_PREAMBLE)
     return p
+
+
+# bash: the verbs for the first positional argument (zsh gets them as a list)
+_COMPLETION_PREAMBLE = {
+    "bash": "_contestcli_verbs() {\n  compgen -W '" + " ".join(VERBS) + '\' -- "$1"\n}\n'
+}
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -194,37 +247,15 @@ def progress_from_status(status: dict[str, Any] | None) -> dict[str, Any]:
 
 def job_succeeded(status: dict[str, Any] | None) -> bool:
     """Completed, and every run and final report a success (reports that exist)."""
-    if not isinstance(status, dict) or status.get("State") != "JobStateCompleted":
-        return False
-    report = status.get("JobReport") or {}
-    reports = [r for run in report.get("RunReports") or [] for r in run or []]
-    reports += report.get("FinalReports") or []
-    return all(bool(r.get("Success")) for r in reports)
+    return summarize(0, status).succeeded
 
 
-def summary(job_id: int, status: dict[str, Any] | None) -> dict[str, Any]:
-    """What a person at a terminal wants at the end (the full document can be megabytes)."""
-    status = status or {}
-    report = status.get("JobReport") or {}
-    reports = [r for run in report.get("RunReports") or [] for r in run or []]
-    reports += report.get("FinalReports") or []
-    return {
-        "JobID": job_id,
-        "State": status.get("State"),
-        "StateErrMsg": status.get("StateErrMsg", ""),
-        "StartTime": status.get("StartTime"),
-        "EndTime": status.get("EndTime"),
-        "Reports": [
-            {
-                "RunID": r.get("RunID", 0),
-                "ReporterName": r.get("ReporterName"),
-                "Success": r.get("Success"),
-                "Data": r.get("Data"),
-            }
-            for r in reports
-        ],
-        "Succeeded": job_succeeded(status),
-    }
+def print_summary(
+    transport: HTTPTransport, job_id: int, status: dict[str, Any] | None, out: TextIO
+) -> None:
+    """The failure summary of the job (see :mod:`contest.summary`) as text."""
+    out.write(render_text(job_summary(transport, job_id, status)))
+    out.flush()
 
 
 def wait_for_job(
@@ -235,8 +266,11 @@ def wait_for_job(
     poll: float,
     reconnect: float,
     out: TextIO,
+    output: str = "auto",
 ) -> int:
-    """Poll until the job ends; print its final status; the exit status."""
+    """Poll until the job ends; print its final status; the exit status. ``output``: ``auto``
+    (the summary on a terminal; off one ConTest's document on stdout and the summary on
+    stderr), ``json`` (ConTest's document only) or ``human`` (the summary on stdout)."""
     from contest.liveview import LiveView
 
     view_out = out if out.isatty() else sys.stderr
@@ -284,10 +318,13 @@ def wait_for_job(
         print(f"contestcli: server responded with an error: {final['Err']}", file=sys.stderr)
         return EXIT_FAILED
     status = final["Data"].get("Status")
-    if out.isatty():
-        _print(out, summary(job_id, status))
+    if output == "json":
+        _print(out, final)
+    elif output == "human" or out.isatty():
+        print_summary(transport, job_id, status, out)
     else:
         _print(out, final)
+        print_summary(transport, job_id, status, sys.stderr)
     return EXIT_OK if job_succeeded(status) else EXIT_FAILED
 
 
@@ -325,13 +362,17 @@ def run(
         for s in states:
             if s not in STATE_NAMES:
                 raise UsageError(f'invalid job state "{s}"')
-    job_id = parse_job_id(extra[0] if extra else None) if verb in ("stop", "status", "retry") else 0
+    job_id = parse_job_id(extra[0] if extra else None) if verb in JOB_VERBS else 0
+    output = "json" if args.json else "human" if args.human else "auto"
     descriptor = ""
     if verb == "start":
-        raw = _read_descriptor(extra[0] if extra else None, stdin)
+        path = extra[0] if extra else None
+        raw = _read_descriptor(path, stdin)
         try:
-            descriptor = to_request_json(raw, yaml=args.yaml)
-        except DescriptorFormatError as exc:
+            text = decode(raw, path or "stdin")
+            yaml = args.yaml or looks_like_yaml(path, text)
+            descriptor = to_request_json(text, yaml=yaml)
+        except (DescriptorFormatError, DescriptorFileError) as exc:
             raise UsageError(str(exc)) from None
     try:
         with connect(args.addr) as transport:
@@ -348,11 +389,20 @@ def run(
                         poll=max(args.poll_interval, 0.05),
                         reconnect=max(args.reconnect, 0.0),
                         out=out,
+                        output=output,
                     )
             elif verb == "stop":
                 resp = transport.stop(args.requestor, job_id)
             elif verb == "status":
                 resp = transport.status(args.requestor, job_id)
+                human = output == "human" or (output == "auto" and out.isatty())
+                if human and resp["Err"] is None:
+                    print_summary(transport, job_id, (resp["Data"] or {}).get("Status"), out)
+                    return EXIT_OK
+            elif verb == "events":
+                return _events(transport, job_id, args, out)
+            elif verb == "report":
+                return _report(transport, args.requestor, job_id, args, out)
             elif verb == "retry":
                 resp = transport.retry(args.requestor, job_id)
             elif verb == "list":
@@ -364,6 +414,48 @@ def run(
         return EXIT_UNREACHABLE
     _print(out, resp)
     return EXIT_FAILED if resp.get("Err") is not None else EXIT_OK
+
+
+def _events(transport: HTTPTransport, job_id: int, args: argparse.Namespace, out: TextIO) -> int:
+    from contest.eventview import Filters, show, writer
+
+    filters = Filters(targets=args.target, steps=args.step, names=args.name)
+    try:
+        show(
+            RestEvents(transport, job_id),
+            filters,
+            writer(out, as_json=args.json),
+            follow=args.follow,
+            poll=max(args.poll_interval, 0.05),
+        )
+    except RestError as exc:
+        print(f"contestcli: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _report(
+    transport: HTTPTransport, requestor: str, job_id: int, args: argparse.Namespace, out: TextIO
+) -> int:
+    """The job's summary (text, ``--json``) or JUnit XML (``--junit``); exit 0 only if the job
+    succeeded, as ``--wait`` does."""
+    import json
+
+    from contest import junit
+
+    resp = transport.status(requestor, job_id)
+    if resp["Err"] is not None:
+        print(f"contestcli: server responded with an error: {resp['Err']}", file=sys.stderr)
+        return EXIT_FAILED
+    s = job_summary(transport, job_id, (resp["Data"] or {}).get("Status"))
+    if args.junit:
+        out.write(junit.render(s).decode())
+    elif args.json:
+        out.write(json.dumps(s.to_json_obj(), indent=2) + "\n")
+    else:
+        out.write(render_text(s))
+    out.flush()
+    return EXIT_OK if s.succeeded else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

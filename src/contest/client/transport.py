@@ -133,6 +133,19 @@ class HTTPTransport:
 
     # --- ours ---------------------------------------------------------------------------------
 
+    def get_json(self, path: str, params: Sequence[tuple[str, str | int]] = ()) -> tuple[int, Any]:
+        """GET a REST path (``/api/v1/...``): the status code and the JSON body (None when the
+        body is not JSON, as from a ConTest server, which has no REST API)."""
+        url = f"{self.addr}{path}"
+        try:
+            resp = self._client.get(url, params=list(params))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+        try:
+            return resp.status_code, resp.json()
+        except ValueError:
+            return resp.status_code, None
+
     def progress(self, job_id: int) -> dict[str, Any] | None:
         """The job's progress from the REST API; None if the server has none (ConTest's)."""
         url = f"{self.addr}/api/v1/jobs/{job_id}/progress"

@@ -30,6 +30,7 @@ from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
 from contest.job.statusdoc import job_status_document
 from contest.locking import TargetLocker
+from contest.logs import bind_job
 from contest.registry import PluginRegistry, default_registry
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
@@ -102,6 +103,12 @@ class _Entry:
     started: float = field(default_factory=time.time)
     paused_payload: PausePayload | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_reason: str = ""  # said by JobStateCancelled (the failure summary shows it)
+
+    def cancel(self, reason: str) -> None:
+        if not self.scope.cancel.is_set():
+            self.cancel_reason = reason
+        self.scope.cancel.set()
 
 
 class JobManager:
@@ -150,9 +157,10 @@ class JobManager:
         for entry in self.jobs.values():
             entry.scope.pause.set()
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, reason: str = "") -> None:
+        """Cancel every job; ``reason`` is recorded in their ``JobStateCancelled`` events."""
         for entry in self.jobs.values():
-            entry.scope.cancel.set()
+            entry.cancel(reason)
 
     async def wait_all(self, timeout: float | None = None) -> bool:
         """Wait for every running job to end or pause; False on timeout."""
@@ -200,7 +208,7 @@ class JobManager:
         entry = self.jobs.get(job_id)
         if entry is None or entry.task is None or entry.task.done():
             raise JobManagerError(f"could not stop job: unknown job ID: {job_id}")
-        entry.scope.cancel.set()
+        entry.cancel("stopped by a stop request")
         await self._state(job_id, JobState.CANCELLING)
 
     async def retry(self, job_id: int, requestor: str) -> int:
@@ -249,6 +257,7 @@ class JobManager:
 
     async def _run(self, entry: _Entry, resume: PausePayload | None) -> None:
         job = entry.job
+        bind_job(job.id)  # every log line of this task and the tasks it starts names the job
         try:
             await self._state(job.id, JobState.STARTED)
         except Exception as exc:
@@ -258,7 +267,8 @@ class JobManager:
         try:
             payload = await self.runner.run(job, entry.scope, resume)
         except Cancelled:
-            await self._state(job.id, JobState.CANCELLED)
+            reason = {"Reason": entry.cancel_reason} if entry.cancel_reason else None
+            await self._state(job.id, JobState.CANCELLED, reason)
             self._forget(entry)
             return
         except Exception as exc:
@@ -328,7 +338,7 @@ class JobManager:
                 await self.locker.refresh_locks(entry.job.id, self.lock_duration, entry.targets)
             except Exception as exc:
                 log.error("job %d: lost its target locks (%s): aborting job", entry.job.id, exc)
-                entry.scope.cancel.set()
+                entry.cancel(f"lost its target locks: {exc}")
 
         await asyncio.gather(*(refresh(e) for e in held))
 

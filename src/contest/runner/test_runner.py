@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ from contest.events import (
     EventSink,
     TestEventHeader,
 )
+from contest.logs import bind_step
+from contest.metrics import step_timer, track_runner
 from contest.params import current_variables
 from contest.resume import Phase, TargetPosition, TestRunState, state_to_bytes
 from contest.signals import Scope
@@ -100,7 +103,7 @@ class TestRunResult:
 class _TargetState:
     """Where one target stands: step index, phase, and (once failed) its error."""
 
-    __slots__ = ("error", "pending", "phase", "result", "step", "target")
+    __slots__ = ("entered", "error", "pending", "phase", "result", "step", "target")
 
     def __init__(self, target: Target, step: int = 0, phase: Phase = Phase.INIT) -> None:
         self.target = target
@@ -108,6 +111,7 @@ class _TargetState:
         self.phase = phase
         self.error: str | None = None
         self.result: asyncio.Future[Any] | None = None
+        self.entered = 0.0  # when it entered its step (monotonic; 0: before a resume)
         self.pending: Awaitable[None] | None = None  # durability of the TargetIn just recorded
 
 
@@ -146,6 +150,7 @@ class _Step:
         "runner",
         "started",
         "task",
+        "timer",
         "waiting",
     )
 
@@ -164,6 +169,7 @@ class _Step:
         self.paused_state: bytes | None = None  # resume state the step returned
         self.error: StepError | None = None
         self.emitter: EventEmitter | None = None
+        self.timer = step_timer(bundle.label)  # contest_step_target_seconds
 
     @property
     def label(self) -> str:
@@ -173,6 +179,7 @@ class _Step:
         """The step took ``ts.target``: it is inside now. Called synchronously at the hand-off."""
         ts.phase = Phase.RUN
         ts.result = asyncio.get_running_loop().create_future()
+        ts.entered = time.monotonic()
         self.waiting[ts.target.id] = ts
         assert self.emitter is not None
         ts.pending = _write(self.emitter, TARGET_IN, ts.target)
@@ -198,6 +205,8 @@ class _Step:
             return None
         err = result.error
         ts.phase = Phase.END
+        if ts.entered:
+            self.timer.add(time.monotonic() - ts.entered, err is not None)
         assert self.emitter is not None and ts.result is not None
         if err is None:
             pending = _write(self.emitter, TARGET_OUT, ts.target)
@@ -297,6 +306,7 @@ class TestRunner:
 
         self._place_targets(targets, resume_state, job_id)
         self._count_left()
+        track_runner(self)
         self.scope.pause.add_callback(self._on_pause)
         self.scope.cancel.add_callback(self._on_cancel)
 
@@ -396,6 +406,7 @@ class TestRunner:
         self, st: _Step, ctx: StepContext, ch: StepChannels, ev: EventEmitter
     ) -> None:
         current_variables.set(self._variables)
+        bind_step(st.label)  # what the step logs names it
         outcome: BaseException | None = None
         try:
             await st.bundle.step.run(ctx, ch, st.bundle.parameters, ev, st.blob)
@@ -528,6 +539,11 @@ class TestRunner:
         self._alive -= 1
         if self._alive == 0 and self._all_left is not None and not self._all_left.done():
             self._all_left.set_result(None)
+
+    def in_flight(self) -> list[tuple[str, str, int]]:
+        """(test name, step label, targets inside the step) per step (for the metrics)."""
+        test = self._header_args[2]
+        return [(test, st.label, len(st.waiting)) for st in self.steps if st.waiting]
 
     # --- headers and variables ------------------------------------------------------------------
 

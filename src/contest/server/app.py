@@ -1,21 +1,25 @@
 """The server's ASGI application: the REST API, the web pages, and ConTest's form API.
 
-``/api/...``, ``/openapi.json`` and ``/healthz`` go to the REST app; a browser's ``GET``s (and
+``/api/...``, ``/openapi.json`` and ``/healthz`` go to the REST app; ``GET /metrics`` to
+Prometheus' exposition (:mod:`contest.metrics`); a browser's ``GET``s (and
 the pages' buttons) to the web view (:func:`contest.server.web.owns`), which answers 404 for a
 path it does not know. Everything else is ConTest's: it routes by the whole path (``/start``,
 ``/status``...; anything else is an "unknown verb") and answers any other method, ``GET`` of its
 verbs included, "Only POST requests are supported". The form side is plain ASGI rather than
 Starlette so that its answers carry exactly ConTest's bytes and headers.
+Every request's latency is measured (``contest_http_request_seconds``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from contest.golang.json import marshal
 from contest.job.manager import JobService
+from contest import metrics
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.restapi import create_rest_app
 from contest.server.web import create_web_app, owns
@@ -70,6 +74,7 @@ class ContestApp:
     """ASGI entry point: dispatches to the form API or the REST app."""
 
     def __init__(self, jobs: JobService, form: FormAPI) -> None:
+        self.jobs = jobs
         self.form = form
         self.rest = create_rest_app(jobs)
         self.web = create_web_app(jobs)
@@ -89,13 +94,48 @@ class ContestApp:
         if scope["type"] != "http":
             return  # no websockets: the server refuses the upgrade
         path: str = scope.get("path", "/")
-        if path in REST_PATHS or path.startswith(REST_PREFIXES):
-            await self.rest(scope, receive, send)
-            return
-        if owns(scope["method"], path):
-            await self.web(scope, receive, send)
-            return
-        await self._form(scope, receive, send)
+        began = time.perf_counter()
+        try:
+            if path == "/metrics" and scope["method"] in ("GET", "HEAD"):
+                await self._metrics(scope, send)
+            elif path in REST_PATHS or path.startswith(REST_PREFIXES):
+                await self.rest(scope, receive, send)
+            elif owns(scope["method"], path):
+                await self.web(scope, receive, send)
+            else:
+                await self._form(scope, receive, send)
+        finally:
+            metrics.HTTP_REQUEST_SECONDS.labels(scope["method"], metrics.route_label(path)).observe(
+                time.perf_counter() - began
+            )
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """``GET /metrics``: Prometheus' text format (see :mod:`contest.metrics`)."""
+        jobs = self.jobs
+        running = [
+            job_id
+            for job_id, entry in getattr(jobs, "jobs", {}).items()
+            if entry.task is not None and not entry.task.done()
+        ]
+        try:
+            body = await metrics.render(jobs.store, running)
+            status, ctype = 200, metrics.CONTENT_TYPE
+        except Exception as exc:  # the database is away: say so, as /healthz does
+            log.warning("/metrics: %s", exc)
+            body, status, ctype = f"metrics unavailable: {exc}\n".encode(), 503, "text/plain"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        if scope["method"] == "HEAD":
+            body = b""
+        await send({"type": "http.response.body", "body": body})
 
     async def _form(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]

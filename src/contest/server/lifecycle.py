@@ -132,8 +132,12 @@ async def run(settings: ServeSettings) -> int:
         try:
             store = await open_storage(settings.db)
         except Exception as exc:
+            from contest.storage.errors import database_message
+
             where = redact_url(settings.db)
-            raise StartupError(f"cannot open the database {where}: {exc}") from None
+            raise StartupError(
+                f"cannot open the database {where}: {database_message(exc)}"
+            ) from None
         try:
             locker = make_locker(settings.target_locker, store)
             jm = JobManager(

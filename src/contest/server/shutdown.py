@@ -71,7 +71,7 @@ class ShutdownController:
         if self.interrupts == 1:
             if self.pause_timeout == 0:
                 log.warning("%s: cancelling every job", name)
-                self._cancel()
+                self._cancel(f"the server was stopped ({name}, --pause-timeout 0)")
             elif self.pause_timeout > 0:
                 log.warning(
                     "%s: pausing every job (cancelling those still running after %gs)",
@@ -86,21 +86,21 @@ class ShutdownController:
                 self.jobs.pause_all()
         elif self.interrupts == 2:
             log.warning("%s again: cancelling every job", name)
-            self._cancel()
+            self._cancel(f"the server was stopped ({name} while pausing)")
         else:
             log.error("%s a third time: exiting now", name)
             self.force_exit(EXIT_FORCED)
 
     def _escalate(self) -> None:
         log.warning("pause timeout reached: cancelling the jobs that have not paused")
-        self._cancel()
+        self._cancel("pause timeout reached")
 
-    def _cancel(self) -> None:
+    def _cancel(self, reason: str) -> None:
         if self._escalation is not None:
             self._escalation.cancel()
             self._escalation = None
         self.cancelled = True
-        self.jobs.cancel_all()
+        self.jobs.cancel_all(reason)
 
     def _stop_api(self) -> None:
         if not self.stopping.is_set():

@@ -36,3 +36,14 @@ class StorageUnavailable(StorageError):
 
 class StorageClosed(StorageError):
     """A write arrived after :meth:`Storage.close`."""
+
+
+def database_message(error: BaseException) -> str:
+    """What the database (or its driver) said, without SQLAlchemy's wrapping: the statement,
+    the parameters and the "Background on this error" link are for debugging, not for the
+    operator reading why the server did not start."""
+    orig = getattr(error, "orig", None)
+    if isinstance(error, StorageUnavailable) or orig is None:
+        return str(error)
+    text = str(orig).strip()
+    return text or type(orig).__name__

@@ -30,7 +30,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contest.storage import schema
-from contest.storage.errors import StorageUnavailable
+from contest.storage.errors import StorageUnavailable, database_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +40,22 @@ T = TypeVar("T")
 _MYSQL_TRANSIENT = {0, 1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
 # PostgreSQL SQLSTATEs worth a retry (class 08, connection exceptions, is checked apart)
 _PG_TRANSIENT = {"40001", "40P01", "53300", "57P01", "57P02", "57P03"}
+# A connection PostgreSQL refuses gives no SQLSTATE through libpq, only the server's message:
+# these say the refusal is for good (a wrong password or role, an unknown database, no right
+# to connect), and retrying for the whole budget would only hide it (a wrong role used to be
+# retried for 30 s with a warning each time). The server's other refusals (starting up, too
+# many clients, shutting down) stay retried.
+_PG_PERMANENT_CONNECT = (
+    "password authentication failed",
+    "authentication failed for user",
+    "no password supplied",
+    "does not exist",  # role "x" / database "x" does not exist
+    "no pg_hba.conf entry",
+    "permission denied",
+    "is not permitted to log in",
+    "invalid connection option",
+    "invalid dsn",
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -76,7 +92,10 @@ def _driver_error_transient(orig: BaseException | None) -> bool:
         return args[0] in _MYSQL_TRANSIENT
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate is not None or type(orig).__module__.startswith("psycopg"):
-        return sqlstate is None or sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT
+        if sqlstate is None:
+            text = str(orig).lower()
+            return not any(p in text for p in _PG_PERMANENT_CONNECT)
+        return sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT
     text = str(orig).lower()
     if "locked" in text or "busy" in text:  # SQLite
         return True
@@ -137,7 +156,7 @@ class Transactor:
         if now >= deadline:
             raise StorageUnavailable(
                 f"{what} failed: database unreachable for {now - self._down_since:.1f} s "
-                f"(retry limit {self.policy.retry_for:g} s): {error}"
+                f"(retry limit {self.policy.retry_for:g} s): {database_message(error)}"
             ) from error
         self.retries += 1
         delay = min(self.policy.first_delay * 2**attempt, self.policy.max_delay, deadline - now)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contest.metrics import EVENT_WRITE_SECONDS, EVENTS_WRITTEN
 from contest.storage.errors import StorageClosed, StorageError
 from contest.storage.retry import HeldSource, Transactor
 
@@ -49,9 +51,10 @@ class _Commit(asyncio.Future[None]):
 
 
 class _Batch(Generic[T]):
-    __slots__ = ("done", "error", "item_errors", "items")
+    __slots__ = ("done", "error", "item_errors", "items", "opened")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.opened = time.monotonic()  # when its first item came (contest_event_write_seconds)
         self.items: list[T] = []
         self.done: asyncio.Future[None] = _Commit(loop=loop)
         self.error: StorageError | None = None  # the whole batch failed
@@ -247,6 +250,8 @@ class GroupCommitWriter(Generic[T]):
             return
         self.batches_written += 1
         self.items_written += len(items)
+        EVENTS_WRITTEN.inc(len(items))
+        EVENT_WRITE_SECONDS.observe(time.monotonic() - batch.opened)
 
     async def _write_singly(self, batch: _Batch[T]) -> None:
         errors: dict[int, BaseException] = {}
@@ -254,6 +259,7 @@ class GroupCommitWriter(Generic[T]):
             try:
                 await self._tx.write(self._work([item]), "writing 1 item", self._source)
                 self.items_written += 1
+                EVENTS_WRITTEN.inc()
             except Exception as e:
                 errors[i] = e
         self.batches_written += 1

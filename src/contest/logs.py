@@ -1,0 +1,128 @@
+"""Logging for the commands: one line per record, as text or JSON, each line of a job naming the
+job and the step it is about; other packages' warnings out of sight unless debugging.
+
+The job and step come from context variables that the job manager (:func:`bind_job`, in the
+job's task) and the test runner (:func:`bind_step`, in each step's task) set. asyncio copies
+the context into every task it creates, so whatever a step or a plugin logs, from any task it
+starts, carries them without the plugin doing anything.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import sys
+import warnings
+from typing import TextIO
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+FORMATS = ("text", "json")
+
+_job: contextvars.ContextVar[int | None] = contextvars.ContextVar("contest_log_job", default=None)
+_step: contextvars.ContextVar[str | None] = contextvars.ContextVar("contest_log_step", default=None)
+
+# chatty at info, useful only when debugging (schema migrations, plugin set-up, connections)
+_QUIET_BELOW_DEBUG = ("alembic", "asyncssh", "httpx", "httpcore", "uvicorn.error")
+
+
+def bind_job(job_id: int) -> None:
+    """Log lines of the current task (and of the tasks it starts from now on) name this job."""
+    _job.set(job_id)
+
+
+def bind_step(label: str) -> None:
+    """Log lines of the current task (and of the tasks it starts) name this step label."""
+    _step.set(label)
+
+
+def current() -> tuple[int | None, str | None]:
+    """The job ID and step label the current task's log lines carry."""
+    return _job.get(), _step.get()
+
+
+class _Context(logging.Filter):
+    """Stamps each record with the job and step of the task that logs it (a handler's filter
+    runs in that task, so the context variables are the logger's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job_id = _job.get()
+        record.step = _step.get()
+        return True
+
+
+def _where(record: logging.LogRecord) -> str:
+    job = getattr(record, "job_id", None)
+    step = getattr(record, "step", None)
+    if job is None and not step:
+        return ""
+    parts = []
+    if job is not None:
+        parts.append(f"job {job}")
+    if step:
+        parts.append(f"step {step}")
+    return "[" + " ".join(parts) + "] "
+
+
+class TextFormatter(logging.Formatter):
+    """``2024-05-01 10:00:00,123 WARNING contest.step: [job 3 step flash] message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(where)s%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.where = _where(record)
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
+    ``job_id`` and ``step`` when known, ``exception`` with the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job = getattr(record, "job_id", None)
+        if job is not None:
+            out["job_id"] = job
+        step = getattr(record, "step", None)
+        if step:
+            out["step"] = step
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def quiet_warnings(level: str) -> None:
+    """Below debug, warnings raised by other packages (cryptography's deprecation of DSA, which
+    asyncssh triggers at import, is ten lines on every command) are dropped; at debug they are
+    logged, one line each. ``-W`` and ``PYTHONWARNINGS`` still decide when given."""
+    if sys.warnoptions:
+        return
+    if level == "debug":
+        logging.captureWarnings(True)
+        return
+    warnings.filterwarnings("ignore", module=r"(?!contest(\.|$))")
+
+
+def setup(level: str = "warning", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Configure the root logger for a command: ``level`` (one of :data:`LEVELS`), ``fmt``
+    (``text`` or ``json``), lines to ``stream`` (stderr)."""
+    quiet_warnings(level)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(_Context())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _QUIET_BELOW_DEBUG:
+        logging.getLogger(name).setLevel(logging.WARNING if level != "debug" else logging.NOTSET)
