@@ -34,10 +34,8 @@ from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # the events the job runner emits while a test waits for targets held by other jobs
 TARGETS_WAITING = "TargetsWaiting"
@@ -218,10 +216,14 @@ async def refresh(store: Any, running: Sequence[int]) -> None:
     _collector.waiting = await waiting_targets(store, running)
 
 
-async def render(store: Any, running: Sequence[int]) -> bytes:
-    """The text exposition of every metric, after :func:`refresh`."""
+async def render(store: Any, running: Sequence[int], accept: str = "") -> tuple[bytes, str]:
+    """Every metric, after :func:`refresh`, in the format the ``Accept`` header asks for
+    (OpenMetrics, or Prometheus' text format 0.0.4, which every Prometheus reads): the body
+    and its content type."""
     await refresh(store, running)
-    return generate_latest(REGISTRY)
+    encoder, content_type = choose_encoder(accept)
+    body: bytes = encoder(REGISTRY)
+    return body, content_type
 
 
 # --- HTTP routes as labels -------------------------------------------------------------------

@@ -178,7 +178,7 @@ def test_events_with_filters_and_follow_on_a_running_job(
     assert follower.returncode == 0, err
     lines = (first + out).splitlines()
     assert lines[-1].endswith("job  JobStateCompleted")
-    assert any("Literal test/hello  T1  CmdStdout" in line and '"hi T1\\n"' in line for line in lines)
+    assert any("/hello  T1  CmdStdout" in line and '"hi T1\\n"' in line for line in lines)
     assert sum("Literal test/nap  T2  TargetOut" in line for line in lines) == 1
     assert db_follower.returncode == 0, db_err
     nap = [json.loads(line) for line in db_out.splitlines()]
@@ -218,7 +218,7 @@ def _scrape(server: ServerProcess) -> dict[str, dict[tuple[tuple[str, str], ...]
     """name -> {sorted labels -> value}, through prometheus-client's own parser."""
     resp = httpx.get(f"{server.url}/metrics", timeout=30)
     assert resp.status_code == 200
-    assert resp.headers["content-type"].startswith("text/plain; version=")
+    assert resp.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(resp.text):
         for sample in family.samples:

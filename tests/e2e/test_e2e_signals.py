@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2ekit import ServerProcess, literal_job, sleep_job
+from e2ekit import ServerProcess, contestcli, literal_job, sleep_job
 
 from contest.storage import JobState
 
@@ -212,6 +212,36 @@ def test_a_positive_pause_timeout_escalates_to_cancel(
     assert time.monotonic() - began >= 0.9
     again = server_factory(tmp_path, db, name="restarted").start()
     assert again.state(job_id) == "JobStateCancelled"
+    # the failure summary says why, and which target was stopped where
+    proc = contestcli("status", str(job_id), "--human", addr=again.url)
+    assert f'Job {job_id} "stubborn" was cancelled after ' in proc.stdout
+    assert "  reason: cancelled: pause timeout reached\n" in proc.stdout
+    assert 'NOT FINISHED S1 in step "long"' in proc.stdout
+    proc = contestcli("report", str(job_id), "--junit", addr=again.url)
+    assert proc.returncode == 1
+    assert 'message="did not finish step &quot;long&quot;: cancelled: pause timeout reached"' in (
+        proc.stdout
+    )
+    assert again.stop() == 0
+
+
+def test_sigterm_pauses_by_default(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
+    """No --pause-timeout: SIGTERM pauses (the README's promise that jobs survive a restart),
+    and the next server resumes the job."""
+    db = f"sqlite:///{tmp_path / 'default.db'}"
+    server = server_factory(tmp_path, db).start()
+    job_id = start_job(server, sleep_job("3s", 2))
+    wait_in_flight(server, job_id, "nap", 2, timeout=30)
+    server.send(signal.SIGTERM)
+    assert server.wait(15) == 0
+    assert "SIGTERM: pausing every job (cancelling those still running after 60s)" in (
+        server.output()
+    )
+    with sqlite3.connect(tmp_path / "default.db") as conn:
+        (state,) = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    assert JobState(state) is JobState.PAUSED
+    again = server_factory(tmp_path, db, name="restarted").start()
+    assert again.wait_state(job_id, "JobStateCompleted", timeout=30) == "JobStateCompleted"
     assert again.stop() == 0
 
 

@@ -117,9 +117,13 @@ class ContestApp:
             for job_id, entry in getattr(jobs, "jobs", {}).items()
             if entry.task is not None and not entry.task.done()
         ]
+        accept = ""
+        for key, value in scope.get("headers", []):
+            if key == b"accept":
+                accept = value.decode("latin-1")
         try:
-            body = await metrics.render(jobs.store, running)
-            status, ctype = 200, metrics.CONTENT_TYPE
+            body, ctype = await metrics.render(jobs.store, running, accept)
+            status = 200
         except Exception as exc:  # the database is away: say so, as /healthz does
             log.warning("/metrics: %s", exc)
             body, status, ctype = f"metrics unavailable: {exc}\n".encode(), 503, "text/plain"

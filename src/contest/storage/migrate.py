@@ -58,6 +58,11 @@ def _upgrade(conn: Connection, target: str) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, target)
         conn.commit()
+    except BaseException:
+        # a failed statement (a missing privilege) aborts the transaction: end it, or the
+        # unlock below fails too and its "transaction is aborted" hides the server's message
+        conn.rollback()
+        raise
     finally:
         if dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})

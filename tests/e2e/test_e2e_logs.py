@@ -1,0 +1,76 @@
+"""Logs of the commands: other packages' warnings out of sight unless ``--log-level debug``, no
+schema-migration chatter at ``info``, every line of a job naming the job and the step,
+``--log-format json``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from e2ekit import CONTEST
+
+ROOT = Path(__file__).resolve().parents[2]
+FAILING = ROOT / "examples" / "failing.yaml"
+
+
+def test_commands_print_no_third_party_warnings(tmp_path: Path) -> None:
+    # asyncssh, loaded with the plugins, makes cryptography warn about DSA ten times
+    proc = subprocess.run([*CONTEST, "plugins"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+    assert "SSHCmd" in proc.stdout
+
+
+def test_warnings_show_as_log_lines_at_debug_only(tmp_path: Path) -> None:
+    (tmp_path / "noisy_dependency.py").write_text(
+        "import warnings\nwarnings.warn('this API is deprecated', DeprecationWarning)\n"
+        "warnings.warn('DSA is deprecated', UserWarning)\n"
+    )
+    program = (
+        "import sys\nfrom contest import logs\nlogs.setup(sys.argv[1])\n"
+        "import noisy_dependency\nimport warnings\n"
+        "warnings.warn('ours', UserWarning)\n"  # a warning of contest's own code
+    )
+
+    def run(level: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", program, level],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    quiet = run("info")
+    assert "deprecated" not in quiet
+    loud = run("debug")
+    lines = [line for line in loud.splitlines() if "py.warnings" in line]
+    assert any("DSA is deprecated" in line for line in lines), loud
+    assert all(" WARNING py.warnings: " in line for line in lines)
+
+
+def test_job_log_lines_name_the_job_and_step(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'logs.db'}"
+    proc = subprocess.run(
+        [*CONTEST, "run", str(FAILING), "--db", db, "--log-level", "info"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert not [line for line in lines if "alembic" in line]  # no migration chatter at info
+    steps = [line for line in lines if " contest.step: " in line]
+    assert len(steps) == 3, proc.stderr
+    assert all(" contest.step: [job 1 step check] target " in line for line in steps)
+    acquired = [line for line in lines if "Acquired 3 targets" in line]
+    assert acquired and "[job 1] Acquired" in acquired[0]
+
+    proc = subprocess.run(
+        [*CONTEST, "run", str(FAILING), "--db", db, "--log-level", "info", "--log-format", "json"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    records = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert records and {"time", "level", "logger", "message"} <= set(records[0])
+    steps = [r for r in records if r["logger"] == "contest.step"]
+    assert len(steps) == 3 and all((r["job_id"], r["step"]) == (2, "check") for r in steps)
+    assert all(r["level"] == "info" for r in steps)
