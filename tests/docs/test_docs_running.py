@@ -51,6 +51,7 @@ def help_text(*args: str) -> str:
         ("`contest run`", ("run",)),
         ("`contest serve`", ("serve",)),
         ("`contestcli`", ("contestcli",)),
+        ("Events", ("events",)),
     ],
 )
 def test_documented_options_exist(title: str, command: tuple[str, ...]) -> None:

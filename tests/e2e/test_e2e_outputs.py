@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -34,6 +35,10 @@ def contest(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     return subprocess.run(
         [*CONTEST, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
+
+
+def _timeless(text: str) -> str:
+    return re.sub(r"after \d+\.\ds", "after N.Ns", text)
 
 
 def check_junit(xml: str | bytes) -> ET.Element:
@@ -72,6 +77,12 @@ def test_contest_run_names_the_failed_target_its_step_and_why(tmp_path: Path) ->
     assert "    | checking bad\n    | bad: self-test failed\n" in out  # the step's output
     assert "ok1" not in out  # passed targets are counted, not listed
     assert proc.stderr == ""  # no warnings, no log lines at the default level
+    # what README.md and docs/running.md show is what it prints (the time aside)
+    for doc in (ROOT / "README.md", ROOT / "docs" / "running.md"):
+        text = doc.read_text()
+        start = text.index('Job 1 "failing" did not succeed')
+        shown = text[start : text.index("```", start)]
+        assert _timeless(shown) == _timeless(out), doc
 
     root = check_junit(junit.read_bytes())
     suite = root.find("testsuite[@name='failing run 1']")
