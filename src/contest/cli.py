@@ -267,19 +267,26 @@ def _events(args: argparse.Namespace) -> int:
     from contest.storage import open_storage
     from contest.storage.errors import database_message
 
+    where = redact_url(args.db)
+    if _missing_sqlite_file(args.db):  # opening it would create an empty database
+        print(f"contest events: no database at {where}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     with asyncio.Runner() as runner:
         try:
             store = runner.run(open_storage(args.db, migrate_schema=False))
         except Exception as exc:
-            print(
-                f"contest events: cannot open the database {redact_url(args.db)}: "
-                f"{database_message(exc)}",
-                file=sys.stderr,
-            )
+            print(f"contest events: cannot open the database {where}: {database_message(exc)}",
+                  file=sys.stderr)  # fmt: skip
             return EXIT_UNREACHABLE
         try:
             source = _StoreEvents(runner, store, args.job_id)
-            if runner.run(store.get_job(args.job_id)) is None:
+            try:  # (a database that is not contest's has no jobs table)
+                found = runner.run(store.get_job(args.job_id))
+            except Exception as exc:
+                print(f"contest events: cannot read jobs from {where}: {database_message(exc)}",
+                      file=sys.stderr)  # fmt: skip
+                return EXIT_UNREACHABLE
+            if found is None:
                 print(f"contest events: job {args.job_id} not found", file=sys.stderr)
                 return EXIT_JOB_FAILED
             filters = Filters(targets=args.target, steps=args.step, names=args.name)
@@ -293,6 +300,16 @@ def _events(args: argparse.Namespace) -> int:
         finally:
             runner.run(store.close())
     return EXIT_OK
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    from contest.storage.urls import backend_name, to_async_url
+
+    try:
+        aurl = to_async_url(url)
+    except Exception:
+        return False  # open_storage says what is wrong with it
+    return backend_name(aurl) == "sqlite" and not Path(aurl.database or "").exists()
 
 
 class _StoreEvents:

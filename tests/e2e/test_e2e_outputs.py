@@ -214,6 +214,9 @@ def test_events_with_filters_and_follow_on_a_running_job(
     assert proc.stdout.split("  ")[1:] == ["job", "RunStarted", '{"RunID": 1}\n']
     missing = contestcli("events", "999999", addr=server.url)
     assert missing.returncode == 1 and "job 999999 not found" in missing.stderr
+    proc = contest("events", "1", "--db", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
+    assert proc.returncode == 2 and "contest events: no database at " in proc.stderr
+    assert not (tmp_path / "none.db").exists()  # not created by looking
 
 
 def contestcli_argv(server: ServerProcess) -> list[str]:
