@@ -186,6 +186,17 @@ def json_docs(text: str) -> list[Any]:
     return out
 
 
+def wait_for_text(path: Path, needle: str, timeout: float = 30.0) -> str:
+    """The file's text once it holds ``needle`` (what it holds after ``timeout`` otherwise):
+    for a process whose output goes to a file, such as a server's "listening on" line."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline and needle not in text:
+        time.sleep(0.05)
+        text = path.read_text(errors="replace") if path.exists() else ""
+    return text
+
+
 def write_descriptor(folder: Path, name: str, desc: dict[str, Any] | str) -> Path:
     path = folder / name
     path.write_text(desc if isinstance(desc, str) else json.dumps(desc, indent=2))
