@@ -119,9 +119,11 @@ def setup(level: str = "warning", fmt: str = "text", stream: TextIO | None = Non
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Context())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.set_name("contest")
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in list(root.handlers):  # ours from an earlier call; others' handlers stay
+        if old.get_name() == "contest":
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in _QUIET_BELOW_DEBUG:

@@ -64,10 +64,12 @@ COMPLETION_STATES = frozenset(
 
 _EPILOG = """\
 commands:
-  start [FILE]   start a job from FILE (JSON, or YAML with -Y), or from stdin;
-                 with --wait, stdout has two JSON documents: the start and the final status
+  start [FILE]   start a job from FILE (JSON or YAML: -Y, or the file's name or content says
+                 so), or from stdin; with --wait, stdout has two JSON documents (the start
+                 and the final status) and stderr the failure summary (on a terminal: the
+                 summary instead of the final status)
   stop ID        stop a job by ID
-  status ID      get the status of a job by ID
+  status ID      get the status of a job by ID (on a terminal: the failure summary)
   retry ID       start a new job from the descriptor of job ID
   list           list job IDs [--states S,...] (any of) [--tags T,...] (all of)
   version        the server's API version
