@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from contest.summary import FINAL_STATES, go_time_value
+from contest.golang.time import parse_go_time
+from contest.summary import FINAL_STATES
 
 PAGE = 1000
 
@@ -47,7 +48,7 @@ class EventSource(Protocol):
 
 
 def _when(ev: dict[str, Any]) -> float:
-    return go_time_value(ev.get("emit_time")) or 0.0
+    return parse_go_time(ev.get("emit_time")) or 0.0
 
 
 def _pages(

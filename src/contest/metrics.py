@@ -37,6 +37,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from contest.events import EventReader, TestEventQuery
+
 # the events the job runner emits while a test waits for targets held by other jobs
 TARGETS_WAITING = "TargetsWaiting"
 TARGETS_WAIT_ENDED = "TargetsWaitEnded"
@@ -172,30 +174,9 @@ REGISTRY.register(_collector)
 # --- reading the database at scrape time -----------------------------------------------------
 
 
-async def job_state_counts(store: Any) -> dict[str, int]:
-    """Job state name -> number of jobs, over the whole database."""
-    from sqlalchemy import func, select
-
-    from contest.storage.models import JobState
-    from contest.storage.schema import jobs
-
-    async def count(conn: Any) -> dict[str, int]:
-        result = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
-        out: dict[str, int] = {}
-        for state, n in result:
-            name = JobState(state).event_name if state is not None else "JobStateUnknown"
-            out[name] = out.get(name, 0) + int(n)
-        return out
-
-    counts: dict[str, int] = await store.run_read(count, "counting jobs by state")
-    return counts
-
-
-async def waiting_targets(store: Any, job_ids: Sequence[int]) -> dict[int, list[str]]:
+async def waiting_targets(store: EventReader, job_ids: Sequence[int]) -> dict[int, list[str]]:
     """For each job of ``job_ids``, the targets it waits for now: the ``Targets`` of its latest
     ``TargetsWaiting`` event when no ``TargetsWaitEnded`` came after it (else none)."""
-    from contest.events import TestEventQuery
-
     out: dict[int, list[str]] = {}
     for job_id in job_ids:
         events = await store.test_events(
@@ -212,7 +193,7 @@ async def waiting_targets(store: Any, job_ids: Sequence[int]) -> dict[int, list[
 async def refresh(store: Any, running: Sequence[int]) -> None:
     """Read what the scrape reports from the database: jobs by state, and the targets the
     ``running`` jobs (this server's) wait for."""
-    _collector.job_states = await job_state_counts(store)
+    _collector.job_states = await store.job_state_counts()
     _collector.waiting = await waiting_targets(store, running)
 
 

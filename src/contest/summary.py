@@ -18,11 +18,12 @@ A target's verdict in a test, from its statuses in the test's steps, in order:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from contest.golang.time import parse_go_time
 
 PASSED = "passed"
 FAILED = "failed"
@@ -37,17 +38,6 @@ FINAL_STATES = frozenset(
 OUTPUT_LINES = 10  # lines of a failed step's output shown per target
 LINE_WIDTH = 200  # a longer output line is cut (a binary blob would fill the screen)
 MAX_TARGETS = 20  # failed (or unfinished) targets listed per test before "... and N more"
-
-
-def go_time_value(text: Any) -> float | None:
-    """A time of the status document (Go's RFC 3339) as a Unix time; None for Go's zero time,
-    a missing or an unreadable one."""
-    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -212,7 +202,7 @@ def _target_outcome(
             if outcome.start is not None:  # passed the steps before, never entered this one
                 outcome.verdict, outcome.step = NOT_FINISHED, label
             return outcome
-        t_in, t_out = go_time_value(ts.get("InTime")), go_time_value(ts.get("OutTime"))
+        t_in, t_out = parse_go_time(ts.get("InTime")), parse_go_time(ts.get("OutTime"))
         if outcome.start is None:
             outcome.start = t_in
         if t_out is not None:
@@ -279,8 +269,8 @@ def summarize(job_id: int, status: dict[str, Any] | None, cancel_reason: str = "
         succeeded=succeeded,
         tests=tests,
         reports=reports,
-        start=go_time_value(status.get("StartTime")),
-        end=go_time_value(status.get("EndTime")),
+        start=parse_go_time(status.get("StartTime")),
+        end=parse_go_time(status.get("EndTime")),
     )
 
 

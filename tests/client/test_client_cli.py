@@ -221,7 +221,7 @@ def test_wait_on_a_terminal_ends_with_a_summary() -> None:
     code, out = run_cli(["start", "-w", "--poll-interval", "0.01"], server, stdin=DESC, tty=True)
     assert code == 0
     assert "nap" in out and "passed" in out  # the live table
-    summary = out[out.index("Job 7"):]
+    summary = out[out.index("Job 7") :]
     assert summary.startswith('Job 7 "job" succeeded: completed, every report succeeded')
     assert "run 1   TargetSuccess    ok" in summary
 
@@ -263,7 +263,11 @@ def test_status_human_and_report_name_the_failed_target() -> None:
     report = json.loads(out)
     assert report["Succeeded"] is False
     assert report["Tests"][0]["Targets"][0] == {
-        "Target": "T1", "Verdict": "failed", "Step": "nap", "Error": "boom", "Output": []
+        "Target": "T1",
+        "Verdict": "failed",
+        "Step": "nap",
+        "Error": "boom",
+        "Output": [],
     }
 
 

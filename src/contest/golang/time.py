@@ -311,3 +311,15 @@ def go_time(ts: float | None) -> str:
         # and step of a run's status
         return base + "." + ("%09d" % frac_ns).rstrip("0") + "Z"  # noqa: UP031
     return base + "Z"
+
+
+def parse_go_time(text: object) -> float | None:
+    """A time as Go's encoding/json writes a ``time.Time`` (RFC 3339, any fraction, any
+    offset) as a Unix time; None for Go's zero time, a missing or an unreadable one (status
+    documents of ConTest's servers hold both)."""
+    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None

@@ -91,7 +91,9 @@ class JobService(Protocol):
 
     def pause_all(self) -> None: ...
 
-    def cancel_all(self) -> None: ...
+    def cancel_all(self, reason: str = "") -> None: ...
+
+    def running(self) -> Sequence[int]: ...
 
 
 @dataclass
@@ -161,6 +163,14 @@ class JobManager:
         """Cancel every job; ``reason`` is recorded in their ``JobStateCancelled`` events."""
         for entry in self.jobs.values():
             entry.cancel(reason)
+
+    def running(self) -> Sequence[int]:
+        """The jobs running in this process now (not the paused ones it keeps locks for)."""
+        return [
+            job_id
+            for job_id, entry in self.jobs.items()
+            if entry.task is not None and not entry.task.done()
+        ]
 
     async def wait_all(self, timeout: float | None = None) -> bool:
         """Wait for every running job to end or pause; False on timeout."""

@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from contest import metrics
 from contest.golang.json import marshal
 from contest.job.manager import JobService
-from contest import metrics
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.restapi import create_rest_app
 from contest.server.web import create_web_app, owns
@@ -112,11 +112,7 @@ class ContestApp:
     async def _metrics(self, scope: Scope, send: Send) -> None:
         """``GET /metrics``: Prometheus' text format (see :mod:`contest.metrics`)."""
         jobs = self.jobs
-        running = [
-            job_id
-            for job_id, entry in getattr(jobs, "jobs", {}).items()
-            if entry.task is not None and not entry.task.done()
-        ]
+        running = jobs.running()
         accept = ""
         for key, value in scope.get("headers", []):
             if key == b"accept":

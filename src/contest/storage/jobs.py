@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Unpack
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.storage import limits as L
@@ -99,3 +99,13 @@ async def select_job_ids(conn: AsyncConnection, **query: Unpack[JobQuery]) -> li
     if limit is not None:
         stmt = stmt.limit(limit)
     return [int(i) for i in (await conn.execute(stmt)).scalars()]
+
+
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    """Job state name (``JobStateStarted``...) -> how many jobs are in it."""
+    result = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+    out: dict[str, int] = {}
+    for state, n in result:
+        name = JobState(state).event_name if state is not None else "JobStateUnknown"
+        out[name] = out.get(name, 0) + int(n)
+    return out

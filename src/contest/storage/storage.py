@@ -189,6 +189,11 @@ class Storage:
         await self._writer.flush()  # states follow framework events
         return await self.transactor.read(lambda c: jb.select_job_ids(c, **query), "listing jobs")
 
+    async def job_state_counts(self) -> dict[str, int]:
+        """Job state name -> how many jobs of the database are in it (``/metrics``)."""
+        await self._writer.flush()  # states follow framework events
+        return await self.transactor.read(jb.count_by_state, "counting jobs by state")
+
     async def job_state(self, job_id: int) -> JobState | None:
         """The job's last state (None for an unknown job)."""
         job = await self.get_job(job_id)
