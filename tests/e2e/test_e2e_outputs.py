@@ -167,9 +167,10 @@ def test_events_with_filters_and_follow_on_a_running_job(
     server = shared_server
     job_id = start(server, _stepped_job("3s"), tmp_path, "stepped.json")
     server.wait_state(job_id, "JobStateStarted")
+    errors = (tmp_path / "follower.err").open("w")
     follower = subprocess.Popen(
         [*contestcli_argv(server), "events", str(job_id), "--follow", "--poll-interval", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=errors, text=True,
     )  # fmt: skip
     db_follower = subprocess.Popen(
         [*CONTEST, "events", str(job_id), "--db", server.db_url, "--follow", "--json",
@@ -181,12 +182,16 @@ def test_events_with_filters_and_follow_on_a_running_job(
         first = follower.stdout.readline()  # printed while the job runs
         assert "job  JobStateStarted" in first, first
         assert server.state(job_id) == "JobStateStarted"
-        out, err = follower.communicate(timeout=30)  # it ends by itself with the job
+        # the rest through the same buffered reader (communicate() reads the pipe beneath it,
+        # and would miss what readline() buffered): it ends by itself with the job
+        out = follower.stdout.read()
+        follower.wait(30)
         db_out, db_err = db_follower.communicate(timeout=30)
     finally:
         follower.kill()
         db_follower.kill()
-    assert follower.returncode == 0, err
+        errors.close()
+    assert follower.returncode == 0, (tmp_path / "follower.err").read_text()
     lines = (first + out).splitlines()
     assert lines[-1].endswith("job  JobStateCompleted")
     assert any("/hello  T1  CmdStdout" in line and '"hi T1\\n"' in line for line in lines)

@@ -9,7 +9,9 @@
   after it acts as a first one.
 
 Pausing is what makes a restart lose nothing: paused jobs keep their target locks for one more
-lease, and the next server with ``--resume-jobs`` continues them where they stopped.
+lease, and the next server with ``--resume-jobs`` continues them where they stopped. So the
+default here is a minute of pausing (``contest.settings.DEFAULT_PAUSE_TIMEOUT``), where ConTest's
+is ``0``. Each cancel says why (recorded in ``JobStateCancelled``, shown by the failure summary).
 
 The controller does not touch signals itself: :meth:`on_signal` is called by the loop's signal
 handlers (see :mod:`contest.server.lifecycle`), which keeps it testable with plain calls.
