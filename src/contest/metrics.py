@@ -213,15 +213,27 @@ _FORM_VERBS = frozenset({"/start", "/stop", "/status", "/retry", "/list", "/vers
 _JOB_PATH = re.compile(
     r"^/api/v1/jobs/[^/]+(/(?:status|descriptor|report|progress|events|stop|retry))?$"
 )
-_FIXED = frozenset({"/metrics", "/healthz", "/openapi.json", "/api/v1/jobs", "/api/v1/version"})
+_WEB_JOB_PATH = re.compile(r"^/jobs/[0-9]+(/(?:live|cell|stop|retry))?$")
+_FIXED = frozenset(
+    {"/metrics", "/healthz", "/openapi.json", "/api/v1/jobs", "/api/v1/version", "/", "/docs",
+     "/jobs/live"}
+)  # fmt: skip
 
 
 def route_label(path: str) -> str:
     """The route of a request path, with few enough values to be a label: ConTest's verbs,
-    ``/api/v1/jobs/{job_id}/...``, the fixed paths, or ``other``."""
+    ``/api/v1/jobs/{job_id}/...``, the web pages' (``/jobs/{job_id}``, ``/targets/{target_id}``,
+    ``/static``...), the fixed paths, or ``other``."""
     if path in _FORM_VERBS or path in _FIXED:
         return path
     m = _JOB_PATH.match(path)
     if m:
         return "/api/v1/jobs/{job_id}" + (m.group(1) or "")
+    m = _WEB_JOB_PATH.match(path)
+    if m:  # the web pages'
+        return "/jobs/{job_id}" + (m.group(1) or "")
+    if path.startswith("/targets/"):
+        return "/targets/{target_id}"
+    if path.startswith("/static/"):
+        return "/static"
     return "other"

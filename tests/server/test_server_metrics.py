@@ -75,3 +75,6 @@ def test_route_labels_are_few() -> None:
     assert route_label("/api/v1/jobs/12/whatever") == "other"
     assert route_label("/some/random/path/123") == "other"
     assert route_label("/metrics") == "/metrics"
+    assert route_label("/jobs/3/cell") == "/jobs/{job_id}/cell"
+    assert route_label("/targets/dut1/x") == "/targets/{target_id}"
+    assert route_label("/static/htmx.min.js") == "/static"

@@ -93,7 +93,7 @@ class JobService(Protocol):
 
     def cancel_all(self, reason: str = "") -> None: ...
 
-    def running(self) -> Sequence[int]: ...
+    def running_jobs(self) -> Sequence[int]: ...
 
 
 @dataclass
@@ -164,13 +164,9 @@ class JobManager:
         for entry in self.jobs.values():
             entry.cancel(reason)
 
-    def running(self) -> Sequence[int]:
-        """The jobs running in this process now (not the paused ones it keeps locks for)."""
-        return [
-            job_id
-            for job_id, entry in self.jobs.items()
-            if entry.task is not None and not entry.task.done()
-        ]
+    def running_jobs(self) -> Sequence[int]:
+        """The jobs this manager runs now (see :meth:`running`)."""
+        return [job_id for job_id in self.jobs if self.running(job_id)]
 
     async def wait_all(self, timeout: float | None = None) -> bool:
         """Wait for every running job to end or pause; False on timeout."""

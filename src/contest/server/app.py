@@ -112,7 +112,7 @@ class ContestApp:
     async def _metrics(self, scope: Scope, send: Send) -> None:
         """``GET /metrics``: Prometheus' text format (see :mod:`contest.metrics`)."""
         jobs = self.jobs
-        running = jobs.running()
+        running = jobs.running_jobs()
         accept = ""
         for key, value in scope.get("headers", []):
             if key == b"accept":
