@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--allow-local-exec",
         action="store_true",
-        help="let the Exec step run commands on this machine",
+        help="accept jobs whose steps run programs on this machine (Cmd, GatherCmd, Exec local)",
     )
     _log_options(s, "info")
     s.add_argument(
@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         "--print-config", action="store_true",
         help="print the effective options, each with where it came from, as TOML; then exit",
     )  # fmt: skip
+    _security_options(s)
 
     r = sub.add_parser("run", help="run one job in this process and wait for it")
     r.add_argument("descriptor", help="job descriptor file (JSON or YAML); - for stdin")
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--allow-local-exec",
         action="store_true",
-        help="let the Exec step run commands on this machine",
+        help="accepted for compatibility: contest run, your own process, always allows them",
     )
     _log_options(r, "warning")
 
@@ -140,10 +141,68 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("descriptors", nargs="+")
 
     sub.add_parser("plugins", help="list every registered plugin with its summary")
+
+    t = sub.add_parser("token", help="create, list and revoke the server's API tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True)
+    tc = tsub.add_parser("create", help="a new token for NAME; the token is the last line")
+    tc.add_argument("name", help="who uses it: it becomes the requestor of their jobs")
+    tc.add_argument("--role", required=True, choices=["viewer", "submitter", "admin"])
+    tl = tsub.add_parser("list", help="the tokens of FILE (their ids, names, roles; no secret)")
+    tr = tsub.add_parser("revoke", help="remove every token of NAME, or the token with that id")
+    tr.add_argument("name", metavar="NAME|ID")
+    for tp in (tc, tl, tr):
+        tp.add_argument("--auth-file", required=True, help="the token file of contest serve")
     import shtab
 
     shtab.add_argument_to(p, ["--print-completion"])
     return p
+
+
+def _security_options(s: argparse.ArgumentParser) -> None:
+    """``contest serve``'s options about who may use it and what jobs may touch on its host
+    (see docs/security.md)."""
+    s.add_argument(
+        "--auth-file",
+        default=None,
+        metavar="FILE",
+        help="require a token (contest token create) on every request; roles viewer, "
+        "submitter, admin",
+    )
+    s.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve ConTest's open API (no tokens) on a non-loopback --listen address",
+    )
+    s.add_argument(
+        "--public-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a URL users reach this server by (a proxy, a DNS name); its host and origin are "
+        "accepted (repeatable)",
+    )
+    s.add_argument("--tls-cert", default=None, metavar="FILE", help="serve HTTPS: certificate")
+    s.add_argument("--tls-key", default=None, metavar="FILE", help="serve HTTPS: private key")
+    s.add_argument(
+        "--secrets-dir",
+        default=None,
+        metavar="DIR",
+        help="the only folder password, key and known_hosts files are read from (default: none)",
+    )
+    s.add_argument(
+        "--fetch-root",
+        default=None,
+        metavar="DIR",
+        help="files jobs name (URI fetcher, CSV targets) are read under DIR (default: the "
+        "working folder)",
+    )
+    s.add_argument(
+        "--allow-fetch-url",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="let the URI fetcher fetch http(s) URLs under PREFIX (repeatable; default: none)",
+    )
 
 
 def _read(path: str) -> str:
@@ -157,6 +216,7 @@ def _read(path: str) -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     from contest.descfile import DescriptorFileError
+    from contest.hostpolicy import HostPolicy
     from contest.job.descriptor import DescriptorValidationError
     from contest.job.manager import JobManager
     from contest.liveview import LiveView
@@ -186,6 +246,8 @@ async def _run(args: argparse.Namespace) -> int:
         locker,
         server_id=f"{socket.gethostname()}-run-{os.getpid()}",
         shutdown_timeout=args.shutdown_timeout,
+        # the user's own process on the user's own files: local programs, any file or URL
+        policy=HostPolicy.unrestricted(),
     )
     try:
         await jm.start(resume_jobs=False)
@@ -393,6 +455,37 @@ def _plugins() -> int:
     return EXIT_OK
 
 
+# --- token ------------------------------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> int:
+    from contest.server.auth import AuthFileError, Role, TokenFile, check_name
+
+    tokens = TokenFile(args.auth_file)
+    try:
+        if args.token_command == "create":
+            check_name(args.name)
+            entry, token = tokens.create(args.name, Role.parse(args.role))
+            print(f"created token {entry.id} for {entry.name} ({entry.role}) in {tokens.path}")
+            print("it is shown once; send it as 'Authorization: Bearer TOKEN' (contestcli "
+                  "--token, CONTEST_TOKEN):")  # fmt: skip
+            print(token)
+        elif args.token_command == "list":
+            for e in tokens.entries():
+                print(f"{e.id}  {e.name:<32}  {e.role!s:<9}  {e.created}")
+        else:
+            gone = tokens.revoke(args.name)
+            if not gone:
+                print(f"contest token: no token named or with id {args.name!r}", file=sys.stderr)
+                return EXIT_JOB_FAILED
+            for e in gone:
+                print(f"revoked token {e.id} of {e.name} ({e.role})")
+    except (AuthFileError, ValueError) as exc:
+        print(f"contest token: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
 def _negative_durations(argv: Sequence[str]) -> list[str]:
     """``--pause-timeout -1s`` as ``--pause-timeout=-1s``: argparse would take ``-1s`` for an
     option, and a negative pause timeout is a documented value."""
@@ -446,10 +539,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("serve", "run"):
         _tune_gc()
     logs.setup(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
-    if getattr(args, "allow_local_exec", False):
-        from contest.plugins.teststeps.exec import allow_local_execution
-
-        allow_local_execution(True)
     if args.command == "serve":
         from contest.server import serve
 
@@ -467,9 +556,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_local_exec=args.allow_local_exec,
             log_level=args.log_level,
             log_format=args.log_format,
+            auth_file=args.auth_file,
+            insecure_no_auth=args.insecure_no_auth,
+            public_url=args.public_url,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            secrets_dir=args.secrets_dir,
+            fetch_root=args.fetch_root,
+            allow_fetch_url=args.allow_fetch_url,
         )
         code: int = serve(settings)
         return code
+    if args.command == "token":
+        return _token(args)
     if args.command == "run":
         return asyncio.run(_run(args))
     if args.command == "events":

@@ -4,7 +4,7 @@ brackets in ``--help``)."""
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_DB_URL = "sqlite:///contest.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -29,6 +29,15 @@ class ServeSettings:
     allow_local_exec: bool = False
     log_level: str = "info"
     log_format: str = "text"  # or json
+    # who may use the server, and what jobs may touch on its machine (docs/security.md)
+    auth_file: str | None = None  # the token file; None: ConTest's open API (loopback only)
+    insecure_no_auth: bool = False  # allow the open API on a non-loopback address
+    public_url: list[str] = field(default_factory=list)  # how users reach it (proxy, DNS name)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    secrets_dir: str | None = None  # the only place secret files are read from
+    fetch_root: str | None = None  # files jobs name are read under it (default: working folder)
+    allow_fetch_url: list[str] = field(default_factory=list)  # http(s) prefixes jobs may fetch
 
     def resolved_server_id(self) -> str:
         return self.server_id or socket.gethostname()

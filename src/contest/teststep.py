@@ -55,9 +55,23 @@ class TestStep(abc.ABC):
 
     name: ClassVar[str]
     events: ClassVar[Sequence[str]] = ()
+    #: True if the step starts processes on the server's machine (``Cmd``, ``GatherCmd``): such
+    #: a step is refused by ``contest serve`` unless it runs with ``--allow-local-exec``. A step
+    #: that does so only for some parameters overrides :meth:`uses_local_processes` instead.
+    runs_local_processes: ClassVar[bool] = False
+    #: Parameters that hold secrets, never shown by the API nor logged (``password`` always
+    #: is, at any depth). A dotted name reaches into a parameter's JSON value:
+    #: ``"bag.transport.options.password"``.
+    secret_parameters: ClassVar[frozenset[str]] = frozenset()
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
         """Check the parameters; raise ``ParameterError`` naming the bad one. Default: accept."""
+
+    def uses_local_processes(self) -> bool:
+        """Whether this step, as its parameters were validated, starts processes on the
+        server's machine (asked after ``validate_parameters``). Default: the class's
+        ``runs_local_processes``."""
+        return self.runs_local_processes
 
     @abc.abstractmethod
     async def run(

@@ -8,10 +8,12 @@ the field it is about, so a user sees them all at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from contest import hostpolicy
 from contest.bundle import Test, TestStepBundle, new_step_bundle
 from contest.context import PluginContext
 from contest.errors import ContestError
@@ -58,14 +60,17 @@ async def _bundles(
     registry: PluginRegistry, steps: list[StepDescriptor], path: str, errors: _Errors
 ) -> list[TestStepBundle]:
     out = []
+    policy = hostpolicy.current()
     for i, sd in enumerate(steps):
         where = f"{path}[{i}]"
         try:
-            out.append(
-                await new_step_bundle(
-                    registry, sd.name, sd.label, StepParameters(sd.parameters), check_label=False
-                )
+            bundle = await new_step_bundle(
+                registry, sd.name, sd.label, StepParameters(sd.parameters), check_label=False
             )
+            # the one check of local execution: at submission, retry and resume alike
+            if bundle.step.uses_local_processes():
+                policy.check_local_exec(f"step {bundle.name} (label {sd.label!r})")
+            out.append(bundle)
         except ContestError as exc:
             errors.add(where, str(exc))
     return out
@@ -285,6 +290,44 @@ async def load_job(
     if errors:
         raise DescriptorValidationError(_dedupe(errors))
     return d, job, ext
+
+
+@dataclass(slots=True)
+class BuiltJob:
+    """A job ready to store: what :func:`load_job` returns, plus the two texts stored with it."""
+
+    descriptor: JobDescriptor
+    job: Job
+    shown_descriptor: str  # compact, secrets redacted: what the API serves
+    extended_descriptor: str  # compact, complete: what resume and retry rebuild from
+
+
+async def load_job_in_worker(
+    data: str | bytes, registry: PluginRegistry, policy: hostpolicy.HostPolicy
+) -> BuiltJob:
+    """:func:`load_job` and the stored texts, in a worker thread with its own event loop, under
+    ``policy``.
+
+    Everything here is CPU work on the size of the descriptor (a 50,000-target descriptor takes
+    seconds): on the server's loop it would stall every job and request meanwhile. The steps'
+    ``validate_parameters`` and the fetchers run on the worker's loop then; what they create
+    is used later on the server's loop, so they must not keep objects tied to a loop (a running
+    task, a loop-bound future), as the plugin guide says."""
+
+    def work() -> BuiltJob:
+        with hostpolicy.using(policy):
+            return asyncio.run(_load_and_serialize(data, registry))
+
+    return await asyncio.to_thread(work)
+
+
+async def _load_and_serialize(data: str | bytes, registry: PluginRegistry) -> BuiltJob:
+    from contest.redaction import redact_descriptor
+
+    desc, job, ext = await load_job(data, registry)
+    # compact JSON: a 100,000-target descriptor fits MySQL's default packet size
+    shown = redact_descriptor(desc.to_json(indent=None), registry)
+    return BuiltJob(desc, job, shown, ext.to_json(indent=None))
 
 
 def _dedupe(errors: list[DescriptorError]) -> list[DescriptorError]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Unpack
 
+from contest import hostpolicy
 from contest.errors import Cancelled, ContestError
 from contest.events import (
     EventReader,
@@ -24,8 +25,12 @@ from contest.events import (
     FrameworkEvent,
     FrameworkEventQuery,
 )
-from contest.job.build import load_job, rebuild_job
-from contest.job.descriptor import decode_extended_descriptor
+from contest.job.build import load_job_in_worker, rebuild_job
+from contest.job.descriptor import (
+    DescriptorError,
+    DescriptorValidationError,
+    decode_extended_descriptor,
+)
 from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
 from contest.job.statusdoc import job_status_document
@@ -35,6 +40,7 @@ from contest.registry import PluginRegistry, default_registry
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
+from contest.storage.limits import Limits
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.target import Target
 
@@ -47,6 +53,34 @@ _STATUS_JOBS = 8  # rebuilt jobs kept for status requests
 class JobManagerError(ContestError):
     """A job cannot be found, stopped, resumed or rebuilt: unknown job ID, a job of another
     instance, or a stored job lacking its request, pause event or extended descriptor."""
+
+
+class SubmissionWithdrawn(ContestError):
+    """The caller withdrew a submission before its job was stored: there is no job."""
+
+
+class SubmitTicket:
+    """Lets a caller that gives up waiting (ConTest's ``--process-timeout``) withdraw a
+    submission, so that it is never told "no job" about a job that then runs: before the job is
+    stored, :meth:`withdraw` drops it; once it is being stored, :meth:`withdraw` says no and the
+    caller waits for the job's ID. Used on the event loop only (no lock needed)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state = "open"
+
+    def withdraw(self) -> bool:
+        """True if the submission will create no job; False if its job is (being) stored."""
+        if self._state == "open":
+            self._state = "withdrawn"
+        return self._state == "withdrawn"
+
+    def commit(self) -> bool:
+        """Called by the job manager just before it stores the job; False if withdrawn."""
+        if self._state == "open":
+            self._state = "committed"
+        return self._state == "committed"
 
 
 class JobStore(EventSink, EventReader, Protocol):
@@ -73,13 +107,19 @@ class JobService(Protocol):
     store: JobStore
     instance_tag: str | None
 
-    async def submit(self, descriptor: str | bytes, requestor: str) -> int: ...
+    registry: PluginRegistry
+
+    async def submit(
+        self, descriptor: str | bytes, requestor: str, *, ticket: SubmitTicket | None = None
+    ) -> int: ...
 
     async def stop(self, job_id: int) -> None: ...
 
     async def status(self, job_id: int) -> dict[str, Any]: ...
 
-    async def retry(self, job_id: int, requestor: str) -> int: ...
+    async def retry(
+        self, job_id: int, requestor: str, *, ticket: SubmitTicket | None = None
+    ) -> int: ...
 
     async def list(self, **query: Unpack[JobQuery]) -> list[int]: ...
 
@@ -126,8 +166,11 @@ class JobManager:
         instance_tag: str | None = None,
         lock_duration: float = DEFAULT_LOCK_DURATION,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        policy: hostpolicy.HostPolicy | None = None,
     ) -> None:
         self.store = store
+        # what jobs may touch on this machine: the server's flags; the user's own process else
+        self.policy = policy or hostpolicy.HostPolicy.unrestricted()
         self.locker = locker
         self.registry = registry or default_registry()
         self.server_id = server_id or socket.gethostname()
@@ -187,10 +230,27 @@ class JobManager:
 
     # --- the API's verbs -----------------------------------------------------------------------
 
-    async def submit(self, descriptor: str | bytes, requestor: str) -> int:
+    async def submit(
+        self, descriptor: str | bytes, requestor: str, *, ticket: SubmitTicket | None = None
+    ) -> int:
         """Validate, store and start a job. ``DescriptorValidationError`` lists every problem;
-        nothing is stored then."""
-        desc, job, ext = await load_job(descriptor, self.registry)
+        nothing is stored then, nor when ``ticket`` was withdrawn before the job was stored
+        (``SubmissionWithdrawn``).
+
+        Decoding, validation and fetching run in a worker thread (see ``load_job_in_worker``):
+        a 50,000-target descriptor takes seconds, which the event loop running the jobs and
+        answering requests must not wait for. The stored descriptor, which the API serves, has
+        its secrets redacted; the extended descriptor keeps them, to resume and retry the job.
+        """
+        limit = Limits().descriptor
+        if len(descriptor) > limit:
+            raise DescriptorValidationError(
+                [DescriptorError("", f"the job descriptor is larger than {limit} bytes")]
+            )
+        built = await load_job_in_worker(descriptor, self.registry, self.policy)
+        if ticket is not None and not ticket.commit():
+            raise SubmissionWithdrawn("the submission was withdrawn before its job was stored")
+        desc, job = built.descriptor, built.job
         tags = list(desc.tags)
         if self.instance_tag:
             tags.append(self.instance_tag)
@@ -199,9 +259,8 @@ class JobManager:
                 name=desc.job_name,
                 requestor=requestor,
                 server_id=self.server_id,
-                # compact JSON: a 100,000-target descriptor fits MySQL's default packet size
-                descriptor=desc.to_json(indent=None),
-                extended_descriptor=ext.to_json(indent=None),
+                descriptor=built.shown_descriptor,
+                extended_descriptor=built.extended_descriptor,
                 tags=tuple(dict.fromkeys(tags)),
             )
         )
@@ -217,13 +276,22 @@ class JobManager:
         entry.cancel("stopped by a stop request")
         await self._state(job_id, JobState.CANCELLING)
 
-    async def retry(self, job_id: int, requestor: str) -> int:
-        """A new job from the stored descriptor of ``job_id``."""
+    async def retry(
+        self, job_id: int, requestor: str, *, ticket: SubmitTicket | None = None
+    ) -> int:
+        """A new job from the descriptor of ``job_id``: the complete one, kept in its extended
+        descriptor (the stored descriptor has its secrets redacted)."""
         req = await self.store.get_job(job_id)
         if req is None:
             raise JobManagerError(f"could not find job request with id {job_id}")
         self._check_instance(job_id, req)
-        return await self.submit(req.descriptor, requestor)
+        text = req.descriptor
+        if req.extended_descriptor:
+            ext_text = req.extended_descriptor
+            text = await asyncio.to_thread(
+                lambda: decode_extended_descriptor(ext_text).descriptor.to_json(indent=None)
+            )
+        return await self.submit(text, requestor, ticket=ticket)
 
     async def list(self, **query: Unpack[JobQuery]) -> list[int]:
         """The jobs ``query`` asks for; with an instance tag, only this instance's."""
@@ -259,7 +327,10 @@ class JobManager:
     def _launch(self, job: Job, resume: PausePayload | None) -> None:
         entry = _Entry(job, Scope())
         self.jobs[job.id] = entry
-        entry.task = asyncio.ensure_future(self._run(entry, resume))
+        # the job, and every task it starts, runs under this manager's host policy
+        entry.task = asyncio.get_running_loop().create_task(
+            self._run(entry, resume), context=hostpolicy.job_context(self.policy)
+        )
 
     async def _run(self, entry: _Entry, resume: PausePayload | None) -> None:
         job = entry.job
@@ -382,7 +453,8 @@ class JobManager:
                     raise JobManagerError("no JobStatePaused event")
                 latest = max(events, key=lambda e: e.sequence)
                 payload = PausePayload.from_json_obj(latest.payload)
-                job = await self._rebuild(req)
+                with hostpolicy.using(self.policy):  # refused now if the flags no longer allow
+                    job = await self._rebuild(req)
                 job.requestor = req.requestor
             except Exception as exc:
                 log.error("failed to resume job %d: %s", job_id, exc)
@@ -400,7 +472,10 @@ class JobManager:
         a job always rebuilds it."""
         cached = self._status_jobs.pop(req.job_id, None)
         if cached is None or cached[0] != req.extended_descriptor:
-            cached = (req.extended_descriptor, await self._rebuild(req))
+            # a status runs nothing: it is built whatever the server's flags are now
+            with hostpolicy.using(hostpolicy.HostPolicy.unrestricted()):
+                job = await self._rebuild(req)
+            cached = (req.extended_descriptor, job)
         self._status_jobs[req.job_id] = cached  # most recently used last
         while len(self._status_jobs) > _STATUS_JOBS:
             del self._status_jobs[next(iter(self._status_jobs))]

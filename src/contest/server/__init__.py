@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from contest.server.app import ContestApp
+    from contest.server.guard import Access
     from contest.settings import ServeSettings
 
 __all__ = ["create_app", "serve"]
@@ -26,8 +27,11 @@ def serve(settings: ServeSettings) -> int:
     return _serve(settings)
 
 
-def create_app(jobs: Any, server_id: str, *, process_timeout: float = 3.0) -> ContestApp:
-    """The ASGI application (form API + REST API) over a job manager."""
+def create_app(
+    jobs: Any, server_id: str, *, process_timeout: float = 3.0, access: Access | None = None
+) -> ContestApp:
+    """The ASGI application (form API + REST API) over a job manager; ``access`` (see
+    :mod:`contest.server.guard`) checks hosts, origins, tokens and roles."""
     from contest.server.app import create_app as _create_app
 
-    return _create_app(jobs, server_id, process_timeout=process_timeout)
+    return _create_app(jobs, server_id, process_timeout=process_timeout, access=access)

@@ -20,7 +20,9 @@ from typing import Any
 from contest import metrics
 from contest.golang.json import marshal
 from contest.job.manager import JobService
+from contest.server.auth import principal_of
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
+from contest.server.guard import Access, Guard
 from contest.server.restapi import create_rest_app
 from contest.server.web import create_web_app, owns
 
@@ -56,6 +58,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _content_length(scope: Scope) -> int:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
 async def _send_reply(send: Send, reply: Reply) -> None:
     await send(
         {
@@ -71,13 +80,15 @@ async def _send_reply(send: Send, reply: Reply) -> None:
 
 
 class ContestApp:
-    """ASGI entry point: dispatches to the form API or the REST app."""
+    """ASGI entry point: dispatches to the form API or the REST app, once the access guard
+    (:mod:`contest.server.guard`: host, origin, token, role) has admitted the request."""
 
-    def __init__(self, jobs: JobService, form: FormAPI) -> None:
+    def __init__(self, jobs: JobService, form: FormAPI, access: Access | None = None) -> None:
         self.jobs = jobs
         self.form = form
         self.rest = create_rest_app(jobs)
         self.web = create_web_app(jobs)
+        self.guard = Guard(access)
 
     def close(self) -> None:
         """The server is stopping: end what would keep connections open (live pages)."""
@@ -93,6 +104,8 @@ class ContestApp:
             return
         if scope["type"] != "http":
             return  # no websockets: the server refuses the upgrade
+        if not await self.guard.admit(scope, receive, send):
+            return  # refused, or answered by the guard (the login page)
         path: str = scope.get("path", "/")
         began = time.perf_counter()
         try:
@@ -147,12 +160,16 @@ class ContestApp:
         body = b""
         if method == "POST":
             try:
+                if _content_length(scope) > MAX_FORM_BYTES:
+                    raise _TooLarge  # refused before a byte of it is read
                 body = await _read_body(receive, MAX_FORM_BYTES)
             except _TooLarge:
                 msg = f"request body too large: the limit is {MAX_FORM_BYTES} bytes"
                 await _send_reply(send, Reply(400, marshal({"Msg": msg})))
                 return
-        reply = await self.form.handle(method, scope.get("path", "/"), body, content_type)
+        reply = await self.form.handle(
+            method, scope.get("path", "/"), body, content_type, principal_of(scope)
+        )
         if method == "HEAD":
             reply = Reply(reply.status, b"")
         await _send_reply(send, reply)
@@ -169,6 +186,13 @@ class ContestApp:
                 return
 
 
-def create_app(jobs: JobService, server_id: str, *, process_timeout: float = 3.0) -> ContestApp:
-    """The whole HTTP surface over one job manager."""
-    return ContestApp(jobs, FormAPI(jobs, server_id, timeout=process_timeout))
+def create_app(
+    jobs: JobService,
+    server_id: str,
+    *,
+    process_timeout: float = 3.0,
+    access: Access | None = None,
+) -> ContestApp:
+    """The whole HTTP surface over one job manager; ``access`` None admits every request as
+    the anonymous admin (an app built in-process), ``contest serve`` always gives one."""
+    return ContestApp(jobs, FormAPI(jobs, server_id, timeout=process_timeout), access)

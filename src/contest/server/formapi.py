@@ -11,12 +11,20 @@ never answers 500.
 
 Where we differ on purpose: ``retry`` works (a new job from the stored descriptor), and a bad
 descriptor's ``Error`` names its first problem only as ConTest does, while the REST API lists all.
+A ``start`` (or ``retry``) that runs past the timeout either withdraws its job, if it was not
+stored yet, and says "time out", or waits for it to be stored and answers its ID: never the
+error for a job that then runs (ConTest answers the error and runs the job anyway). A requestor
+holding control characters is refused. With tokens (``--auth-file``), the requestor is the
+token's name, whatever the form says, and a submitter may stop or retry only its own jobs: else
+HTTP 403 with ``{"Msg"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,7 +33,8 @@ from contest.golang import json as gojson
 from contest.golang.strconv import NumError, parse_int64, quote
 from contest.golang.time import format_duration
 from contest.job.descriptor import DescriptorDecodeError, DescriptorValidationError, check_tags
-from contest.job.manager import JobService
+from contest.job.manager import JobService, SubmitTicket
+from contest.server.auth import ANONYMOUS, Principal, may_control
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)
@@ -40,6 +49,9 @@ MAX_FORM_BYTES = 32 * 1024 * 1024
 
 #: ConTest's limit on a requestor (``limits.ValidateRequestorName``), in UTF-8 bytes
 MAX_REQUESTOR_BYTES = 32
+#: Forms larger than this are parsed in a worker thread, not on the event loop.
+INLINE_FORM_BYTES = 64 * 1024
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
 ONLY_POST = b"Only POST requests are supported"
@@ -70,6 +82,10 @@ class BadRequest(Exception):
     """An API-level failure: HTTP 400 ``{"Msg": ...}``."""
 
 
+class Forbidden(Exception):
+    """The principal may not do this to this job: HTTP 403 ``{"Msg": ...}``."""
+
+
 def parse_form(body: bytes) -> dict[str, list[str]]:
     """Go's ``url.ParseQuery`` on a form body: pairs split on ``&``, a pair holding ``;`` or a bad
     ``%`` escape is skipped (Go records the error and goes on), ``+`` is a space."""
@@ -86,32 +102,18 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
     return out
 
 
-_HEX = b"0123456789abcdefABCDEF"
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _unescape(raw: bytes) -> str | None:
+    """Go's ``QueryUnescape``: ``+`` is a space, ``%XX`` a byte, any other ``%`` an error
+    (None). The library's unquoting works a chunk per escape, not a byte at a time: a 24 MB
+    form is decoded in a fraction of a second."""
     if b"%" not in raw and b"+" not in raw:
         return raw.decode("utf-8", "replace")
-    out = bytearray()
-    i = 0
-    n = len(raw)
-    while i < n:
-        c = raw[i]
-        if c == 0x25:  # %
-            if i + 2 >= n:
-                return None
-            h1, h2 = raw[i + 1], raw[i + 2]
-            if h1 not in _HEX or h2 not in _HEX:
-                return None
-            out.append(int(raw[i + 1 : i + 3], 16))
-            i += 3
-        elif c == 0x2B:  # +
-            out.append(0x20)
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return out.decode("utf-8", "replace")
+    if _BAD_ESCAPE.search(raw):
+        return None
+    return urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
 def job_id_or_error(text: str) -> int:
@@ -133,6 +135,10 @@ def check_requestor(requestor: str) -> None:
     size = len(requestor.encode("utf-8", "surrogatepass"))
     if size > MAX_REQUESTOR_BYTES:
         raise BadRequest(f"Requestor name is too long: {size} > {MAX_REQUESTOR_BYTES}")
+    # ConTest takes any bytes; a newline or an escape sequence in a requestor would forge lines
+    # in logs and listings
+    if _CONTROL.search(requestor):
+        raise BadRequest("requestor name may not contain control characters")
 
 
 def descriptor_error(exc: DescriptorValidationError) -> str:
@@ -162,16 +168,30 @@ class FormAPI:
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    async def handle(self, method: str, path: str, body: bytes, content_type: str) -> Reply:
+    async def handle(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        content_type: str,
+        principal: Principal = ANONYMOUS,
+    ) -> Reply:
         """Answer one request; never raises."""
         if method != "POST":
             return Reply(400, ONLY_POST)
         verb = path.lstrip("/")
-        form = parse_form(body) if _is_urlencoded(content_type) else {}
+        form: dict[str, list[str]] = {}
+        if _is_urlencoded(content_type):
+            if len(body) > INLINE_FORM_BYTES:  # a big descriptor: not on the event loop
+                form = await asyncio.to_thread(parse_form, body)
+            else:
+                form = parse_form(body)
         try:
-            return await self._dispatch(verb, form)
+            return await self._dispatch(verb, form, principal)
         except BadRequest as exc:
             return Reply(400, gojson.marshal({"Msg": str(exc)}))
+        except Forbidden as exc:
+            return Reply(403, gojson.marshal({"Msg": str(exc)}))
         except Exception as exc:  # a bug of ours: still a well-formed ConTest answer
             log.exception("form API %s failed", verb)
             return Reply(400, gojson.marshal({"Msg": f"internal error: {exc}"}))
@@ -189,25 +209,34 @@ class FormAPI:
             ),
         )
 
-    async def _dispatch(self, verb: str, form: dict[str, list[str]]) -> Reply:
+    async def _dispatch(self, verb: str, form: dict[str, list[str]], principal: Principal) -> Reply:
         def field(name: str) -> str:
             values = form.get(name)
             return values[0] if values else ""
 
-        requestor = field("requestor")
+        # with tokens, the job's requestor is who the token says, not what the form says
+        requestor = principal.name if principal.authenticated else field("requestor")
         if verb == "start":
             desc = field("jobDesc")
             if desc == "":
                 raise BadRequest("Missing job description")
-            return await self._verb("Start", requestor, lambda: self.start(desc, requestor))
+            return await self._creating_verb(
+                "Start", requestor, lambda t: self.start(desc, requestor, t)
+            )
         if verb in ("status", "stop", "retry"):
             title = verb.capitalize()
             try:
                 job_id = job_id_or_error(field("jobID"))
             except BadRequest as exc:
                 raise BadRequest(f"{title} failed: {exc}") from None
-            call = {"status": self.status, "stop": self.stop, "retry": self.retry}[verb]
-            return await self._verb(title, requestor, lambda: call(job_id, requestor))
+            if verb == "status":
+                return await self._verb(title, requestor, lambda: self.status(job_id, requestor))
+            await self._check_control(title, job_id, principal)
+            if verb == "stop":
+                return await self._verb(title, requestor, lambda: self.stop(job_id, requestor))
+            return await self._creating_verb(
+                title, requestor, lambda t: self.retry(job_id, requestor, t)
+            )
         if verb == "list":
             return await self._list(form, requestor)
         if verb == "version":
@@ -223,23 +252,62 @@ class FormAPI:
         except BadRequest as exc:
             raise BadRequest(f"{title} failed: {exc}") from None
 
+    async def _creating_verb(
+        self, title: str, requestor: str, call: Callable[[SubmitTicket], Awaitable[Reply]]
+    ) -> Reply:
+        """A verb that may create a job (start, retry): see :meth:`_submission`."""
+        try:
+            check_requestor(requestor)
+            return await self._submission(call)
+        except BadRequest as exc:
+            raise BadRequest(f"{title} failed: {exc}") from None
+
+    async def _check_control(self, title: str, job_id: int, principal: Principal) -> None:
+        """A submitter may stop or retry its own jobs only (an unknown job is left to the verb,
+        which says so as ConTest does)."""
+        if not principal.authenticated or not 0 < job_id <= MAX_JOB_ID:
+            return
+        req = await self._bounded(self.jobs.request(job_id))
+        if req is not None and not may_control(principal, req.requestor):
+            raise Forbidden(
+                f"{title} failed: {principal.name} ({principal.role}) may {title.lower()} only "
+                f"its own jobs; job {job_id} is {req.requestor}'s"
+            )
+
+    def _timed_out(self) -> BadRequest:
+        return BadRequest(f"time out waiting for response after {format_duration(self.timeout)}")
+
     async def _bounded(self, work: Awaitable[T]) -> T:
-        """ConTest's event timeout: the caller gets an error after ``timeout``; the work itself
-        goes on (a job being submitted is still submitted), as in ConTest."""
+        """ConTest's event timeout: the caller gets an error after ``timeout``; a read or a stop
+        goes on behind it, as in ConTest."""
         task = asyncio.ensure_future(work)
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.timeout)
         except TimeoutError:
             task.add_done_callback(_log_late_failure)
-            raise BadRequest(
-                f"time out waiting for response after {format_duration(self.timeout)}"
-            ) from None
+            raise self._timed_out() from None
+
+    async def _submission(self, make: Callable[[SubmitTicket], Awaitable[Reply]]) -> Reply:
+        """A call that may create a job, bounded by ``timeout`` without the lie ConTest tells:
+        past it, the job is withdrawn if it is not stored yet (the answer is the time-out, and
+        there is no job); if it is being stored, the answer waits for its ID."""
+        ticket = SubmitTicket()
+        task = asyncio.ensure_future(make(ticket))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+        except TimeoutError:
+            if ticket.withdraw():
+                task.add_done_callback(_log_late_failure)
+                raise self._timed_out() from None
+        return await task  # stored, or being stored: the caller gets the job's ID
 
     # --- the verbs (200 answers) -------------------------------------------------------------
 
-    async def start(self, descriptor: str, requestor: str) -> Reply:
+    async def start(
+        self, descriptor: str, requestor: str, ticket: SubmitTicket | None = None
+    ) -> Reply:
         try:
-            job_id = await self.jobs.submit(descriptor, requestor)
+            job_id = await self.jobs.submit(descriptor, requestor, ticket=ticket)
         except DescriptorValidationError as exc:
             return self.envelope("start", {"JobID": 0}, descriptor_error(exc))
         except Exception as exc:
@@ -267,11 +335,11 @@ class FormAPI:
             return self.envelope("status", {"Status": None}, msg)
         return self.envelope("status", {"Status": doc}, None)
 
-    async def retry(self, job_id: int, requestor: str) -> Reply:
+    async def retry(self, job_id: int, requestor: str, ticket: SubmitTicket | None = None) -> Reply:
         try:
             if not 0 < job_id <= MAX_JOB_ID:
                 raise LookupError(not_found(job_id))
-            new_id = await self.jobs.retry(job_id, requestor)
+            new_id = await self.jobs.retry(job_id, requestor, ticket=ticket)
         except DescriptorValidationError as exc:
             return self.envelope("retry", {"JobID": job_id, "NewJobID": 0}, descriptor_error(exc))
         except Exception as exc:

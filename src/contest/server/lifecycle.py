@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -27,7 +29,11 @@ from typing import Any
 
 import uvicorn
 
+from contest import hostpolicy
+from contest.hostpolicy import HostPolicy
 from contest.locking import TargetLocker
+from contest.server.auth import AuthFileError, TokenFile
+from contest.server.guard import Access
 from contest.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,75 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one (``""`` and ``0.0.0.0``,
+    every interface, are not)."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_loopback for info in infos
+    )
+
+
+def check_access(settings: ServeSettings, host: str) -> None:
+    """Refuse what would put an open server on a network, or a half-given TLS pair."""
+    if settings.auth_file is None and not settings.insecure_no_auth and not is_loopback(host):
+        raise StartupError(
+            f"--listen {settings.listen}: not a loopback address, and no --auth-file: anyone "
+            "who can reach it could run jobs. Create tokens (contest token create NAME --role "
+            "admin --auth-file FILE) and pass --auth-file FILE, or pass --insecure-no-auth "
+            "to serve ConTest's open API there anyway"
+        )
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise StartupError("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if path and not os.path.isfile(path):
+            raise StartupError(f"{flag} {path}: no such file")
+    for flag, folder in (
+        ("--secrets-dir", settings.secrets_dir),
+        ("--fetch-root", settings.fetch_root),
+    ):
+        if folder and not os.path.isdir(folder):
+            raise StartupError(f"{flag} {folder}: no such folder")
+
+
+def host_policy(settings: ServeSettings) -> HostPolicy:
+    try:
+        return HostPolicy.server(
+            allow_local_exec=settings.allow_local_exec,
+            secrets_dir=settings.secrets_dir,
+            fetch_root=settings.fetch_root,
+            fetch_urls=settings.allow_fetch_url,
+        )
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def access(settings: ServeSettings, host: str) -> Access:
+    tokens = None
+    if settings.auth_file is not None:
+        tokens = TokenFile(settings.auth_file)
+        try:
+            tokens.load()
+        except AuthFileError as exc:
+            raise StartupError(f"--auth-file: {exc}") from None
+    try:
+        return Access.for_server(
+            tokens=tokens,
+            listen_host=host,
+            public_urls=settings.public_url,
+            tls=bool(settings.tls_cert),
+        )
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
 def check_settings(settings: ServeSettings) -> str:
     """Refuse settings ConTest refuses; returns the server ID."""
     from contest.job.descriptor import check_tags
@@ -118,14 +193,30 @@ def make_locker(kind: str, store: Any) -> TargetLocker:
 
 async def run(settings: ServeSettings) -> int:
     """Serve until a signal says to stop; the exit status."""
+    server_id = check_settings(settings)
+    host, port = parse_listen(settings.listen)
+    check_access(settings, host)
+    policy = host_policy(settings)
+    guard = access(settings, host)
+    # nothing the server runs falls back to an open policy, whatever task or thread it is in
+    with hostpolicy.serving(policy):
+        return await _serve(settings, server_id, host, port, policy, guard)
+
+
+async def _serve(
+    settings: ServeSettings,
+    server_id: str,
+    host: str,
+    port: int,
+    policy: HostPolicy,
+    guard: Access,
+) -> int:
     from contest.job.manager import JobManager
     from contest.server.app import create_app
     from contest.server.shutdown import ShutdownController
     from contest.storage import open_storage
     from contest.storage.urls import redact
 
-    server_id = check_settings(settings)
-    host, port = parse_listen(settings.listen)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     try:
@@ -147,12 +238,17 @@ async def run(settings: ServeSettings) -> int:
                 instance_tag=settings.instance_tag or None,
                 lock_duration=settings.target_lock_duration or 600.0,
                 shutdown_timeout=settings.shutdown_timeout,
+                policy=policy,
             )
             await jm.start(resume_jobs=settings.resume_jobs)
             try:
-                app = create_app(jm, server_id, process_timeout=settings.process_timeout)
+                app = create_app(
+                    jm, server_id, process_timeout=settings.process_timeout, access=guard
+                )
                 config = uvicorn.Config(
                     app,
+                    ssl_certfile=settings.tls_cert,
+                    ssl_keyfile=settings.tls_key,
                     lifespan="off",
                     log_config=None,
                     access_log=False,
@@ -179,8 +275,9 @@ async def run(settings: ServeSettings) -> int:
                     if server.started:
                         loop.run_in_executor(None, app.warm)
                         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+                        scheme = "https" if settings.tls_cert else "http"
                         print(
-                            f"contest serve: listening on http://{url_host}:{bound_port} "
+                            f"contest serve: listening on {scheme}://{url_host}:{bound_port} "
                             f"(server ID {server_id!r}, database {redact(store.url)})",
                             file=sys.stderr,
                             flush=True,

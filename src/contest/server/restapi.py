@@ -13,6 +13,7 @@ fuzzes it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -37,7 +38,9 @@ from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobService
 from contest.job.statusdoc import job_report_json
 from contest.progress import ProgressTracker
+from contest.redaction import redact_descriptor
 from contest.server import openapi
+from contest.server.auth import Principal, may_control, principal_of
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
 from contest.storage.errors import ParameterTooLong, StorageError
 from contest.storage.models import JobRequest, JobState
@@ -152,9 +155,12 @@ def _query_choice(request: Request, name: str, choices: Sequence[str], default: 
     return values[0]
 
 
-def _requestor(body: dict[str, Any]) -> str:
+def _requestor(body: dict[str, Any], principal: Principal) -> str:
     """Printable ASCII, 1 to 32 characters: ConTest's 32-byte limit, in a form a JSON schema
-    can state (a schema counts characters, ConTest counts bytes)."""
+    can state (a schema counts characters, ConTest counts bytes). With tokens, the token's
+    name, whatever the body says."""
+    if principal.authenticated:
+        return principal.name
     if "requestor" not in body:
         return DEFAULT_REQUESTOR
     value = body["requestor"]
@@ -186,7 +192,8 @@ async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
             raise ApiError(400, "a JSON object body is required")
         return {}
     try:
-        body = json.loads(raw)
+        # a big descriptor is decoded in a thread, not on the loop that runs the jobs
+        body = await asyncio.to_thread(json.loads, raw) if size > 65536 else json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -269,7 +276,7 @@ class RestAPI:
             text = desc
         else:
             raise ApiError(400, "descriptor must be a JSON object or a non-empty JSON or YAML text")
-        requestor = _requestor(body)
+        requestor = _requestor(body, principal_of(request.scope))
         try:
             job_id = await self.jobs.submit(text, requestor)
         except DescriptorValidationError as exc:
@@ -298,11 +305,24 @@ class RestAPI:
 
     async def get_descriptor(self, request: Request) -> Response:
         req = await self._get(_job_id(request))
+        # stored redacted already; redacted again for jobs stored before secrets were
+        text = await asyncio.to_thread(
+            redact_descriptor, req.descriptor, self.jobs.registry
+        )
         try:
-            doc = json.loads(req.descriptor)
+            doc = json.loads(text)
         except ValueError:
-            doc = req.descriptor
+            doc = text
         return JSONResponse({"job_id": req.job_id, "descriptor": doc})
+
+    def _check_control(self, request: Request, req: JobRequest, verb: str) -> None:
+        principal = principal_of(request.scope)
+        if not may_control(principal, req.requestor):
+            raise ApiError(
+                403,
+                f"{principal.name} ({principal.role}) may {verb} only its own jobs; "
+                f"job {req.job_id} is {req.requestor}'s",
+            )
 
     async def get_report(self, request: Request) -> Response:
         req = await self._get(_job_id(request))
@@ -315,7 +335,7 @@ class RestAPI:
 
     async def stop_job(self, request: Request) -> Response:
         job_id = _job_id(request)
-        await self._get(job_id)
+        self._check_control(request, await self._get(job_id), "stop")
         try:
             await self.jobs.stop(job_id)
         except StorageError:
@@ -327,8 +347,8 @@ class RestAPI:
     async def retry_job(self, request: Request) -> Response:
         job_id = _job_id(request)
         body = await _json_body(request, required=False)
-        requestor = _requestor(body)
-        await self._get(job_id)
+        requestor = _requestor(body, principal_of(request.scope))
+        self._check_control(request, await self._get(job_id), "retry")
         try:
             new_id = await self.jobs.retry(job_id, requestor)
         except DescriptorValidationError as exc:

@@ -9,7 +9,8 @@ Acquire parameters (ConTest's, keys case-insensitive)::
      "Shuffle": true}               # optional: try the hosts in random order
 
 Release parameters: any JSON object (``{}``) or ``null``. A relative path is relative to the
-server's working directory, as in ConTest.
+server's working directory, as in ConTest; on ``contest serve``, to its ``--fetch-root``, and the
+file must be a regular file under it (see :mod:`contest.hostpolicy`), of at most 16 MiB.
 
 The file has exactly four columns per row, ``ID,FQDN,IPv4,IPv6`` (ConTest's sample rows end with
 a comma: ``1234,compute1234,172.16.5.6,``); blank lines are skipped; fields are trimmed; only the
@@ -35,22 +36,27 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import random
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from contest import hostpolicy
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct
+from contest.hostpolicy import HostAccessError
 from contest.locking import LockerError, TargetLocker
 from contest.plugins.targetmanagers.targetlist import copy_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager
 
 NAME = "CSVFileTargetManager"
+#: Bytes a hosts file may have (a row is a few dozen bytes: hundreds of thousands of hosts).
+MAX_FILE_SIZE = 16 * 1024 * 1024
 GOTYPE = "csvtargetmanager.AcquireParameters"
 
 
@@ -108,27 +114,31 @@ def read_hosts(path: str, prefixes: tuple[str, ...] = ()) -> tuple[list[Target],
     seen: set[str] = set()
     repeated: list[str] = []
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            reader = csv.reader(f, strict=True)
-            try:
-                for record in reader:
-                    line = reader.line_num
-                    if not record:
-                        continue  # a blank line
-                    host = _host(record, path, line)
-                    if prefixes and not _matches(host, prefixes):
-                        continue
-                    if host.id in seen:
-                        repeated.append(host.id)
-                        continue
-                    seen.add(host.id)
-                    hosts.append(host)
-            except csv.Error as exc:
-                raise AcquireError(
-                    f"cannot parse CSV file '{path}' (line {reader.line_num}): {exc}"
-                ) from None
+        real = hostpolicy.current().fetch_path("FileURI", path)
+        data = hostpolicy.read_capped(real, MAX_FILE_SIZE)
     except OSError as exc:
         raise AcquireError(f"cannot read CSV file '{path}': {exc.strerror or exc}") from None
+    except HostAccessError as exc:
+        raise AcquireError(f"cannot read CSV file '{path}': {exc}") from None
+    text = data.decode("utf-8", "replace").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not record:
+                continue  # a blank line
+            host = _host(record, path, line)
+            if prefixes and not _matches(host, prefixes):
+                continue
+            if host.id in seen:
+                repeated.append(host.id)
+                continue
+            seen.add(host.id)
+            hosts.append(host)
+    except csv.Error as exc:
+        raise AcquireError(
+            f"cannot parse CSV file '{path}' (line {reader.line_num}): {exc}"
+        ) from None
     return hosts, repeated
 
 
@@ -191,6 +201,7 @@ class CSVFileTargetManager(TargetManager):
         if not file_uri:
             raise ParameterError("FileURI: file URI not specified in acquire parameters")
         path = file_path_of(file_uri)
+        hostpolicy.current().fetch_path("FileURI", path)  # refused at submission if outside
         if max_devices < min_devices:
             raise ParameterError(
                 f"MaxNumberDevices: must be at least MinNumberDevices ({max_devices} < "

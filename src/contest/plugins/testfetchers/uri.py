@@ -14,6 +14,12 @@ it or failing later with a confusing message:
 * an HTTP answer other than 2xx is an error naming the status (ConTest tries to decode the error
   page as a test);
 * an ``http``/``https`` URL must name a host, and an empty ``URI`` counts as missing.
+
+What a server lets it read is the operator's choice (see :mod:`contest.hostpolicy`): on
+``contest serve``, files only under ``--fetch-root`` (default: the server's working folder;
+relative paths are taken there, ``..`` and absolute paths outside it are refused), only regular
+files, and URLs only under an ``--allow-fetch-url`` prefix (redirects included). ``contest run``
+reads any file and URL.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import asyncio
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
+from contest import hostpolicy
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.golang.time import format_duration
 from contest.golang.unmarshal import GoStruct
+from contest.hostpolicy import HostAccessError
 from contest.job.descriptor import decode_steps_document
 from contest.testfetcher import TestFetcher
 
@@ -103,9 +112,11 @@ class URI(TestFetcher):
             path = urllib.parse.unquote(parts.path)
             if path == "":
                 raise ParameterError(f"URI: {uri!r} names no file")
+            hostpolicy.current().fetch_path("URI", path)
             return FetchParameters(test_name, uri, scheme, path)
         if parts.hostname is None:
             raise ParameterError(f"URI: {uri!r} names no host")
+        hostpolicy.current().check_fetch_url("URI", uri)
         return FetchParameters(test_name, uri, scheme, uri)
 
     async def fetch(self, ctx: PluginContext, params: Any) -> tuple[str, list[StepDescriptor]]:
@@ -114,7 +125,9 @@ class URI(TestFetcher):
             fp = self.validate_fetch_parameters(params, require_name=False)
         ctx.log.debug("Fetching test %r from %s", fp.test_name, fp.uri)
         if fp.scheme == "file":
-            data = await asyncio.to_thread(self._read_file, fp.location)
+            # resolved when read, so that a link swapped since validation cannot lead outside
+            path = hostpolicy.current().fetch_path("URI", fp.location)
+            data = await asyncio.to_thread(self._read_file, fp.location, path)
         else:
             data = await self._get(fp.location)
         steps, errors = decode_steps_document(data)
@@ -123,17 +136,13 @@ class URI(TestFetcher):
             raise FetchError(f"cannot decode JSON test description from {fp.uri}: {detail}")
         return fp.test_name, steps
 
-    def _read_file(self, path: str) -> bytes:
+    def _read_file(self, name: str, path: Path) -> bytes:
         try:
-            with open(path, "rb") as f:
-                data = f.read(self.max_size + 1)
+            return hostpolicy.read_capped(path, self.max_size)
         except OSError as exc:
             raise FetchError(
-                f"cannot read test description '{path}': {exc.strerror or exc}"
+                f"cannot read test description '{name}': {exc.strerror or exc}"
             ) from None
-        if len(data) > self.max_size:
-            raise FetchError(f"test description '{path}' is larger than {self.max_size} bytes")
-        return data
 
     async def _get(self, url: str) -> bytes:
         """GET ``url`` (following redirects) within the time limit; the body, if 2xx."""
@@ -148,11 +157,22 @@ class URI(TestFetcher):
         except httpx.HTTPError as exc:
             detail = str(exc) or type(exc).__name__
             raise FetchError(f"cannot fetch test description from {url}: {detail}") from None
+        except HostAccessError as exc:
+            raise FetchError(f"cannot fetch test description from {url}: {exc}") from None
 
     async def _get_unbounded(self, url: str) -> bytes:
+        policy = hostpolicy.current()
+
+        async def allowed(request: httpx.Request) -> None:
+            # every hop of a redirect chain, not only the first URL, must be allowed
+            policy.check_fetch_url("URI", str(request.url))
+
         async with (
             httpx.AsyncClient(
-                transport=self._transport, follow_redirects=True, timeout=self.timeout
+                transport=self._transport,
+                follow_redirects=True,
+                timeout=self.timeout,
+                event_hooks={"request": [allowed]},
             ) as client,
             client.stream("GET", url) as response,
         ):

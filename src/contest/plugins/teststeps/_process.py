@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contest import hostpolicy
+
 _log = logging.getLogger("contest.step.process")
 
 ChunkSink = Callable[[str], Awaitable[None]]
@@ -371,6 +373,9 @@ async def run_command(
     Raises ``OSError`` if the command cannot start (see :func:`spawn_error_text`). If the calling
     task is cancelled, the group is killed at once (SIGKILL) before the cancellation propagates.
     """
+    # refused at submission already without --allow-local-exec; this catches a job resumed by
+    # a server started without it, and any path around the job builder
+    hostpolicy.current().check_local_exec(f"the command {argv[0]!r}")
     pipes = _Pipes()
     out_r, out_w = pipes.pipe()
     err_r, err_w = pipes.pipe()

@@ -1,5 +1,8 @@
 """``Cmd``: runs a local command per target, on the ConTest server (not on the target).
 
+It runs programs of the server's machine as the server's user: ``contest serve`` refuses a job
+with this step unless it was started with ``--allow-local-exec`` (``contest run`` allows it).
+
 Parameters:
 
 * ``executable`` (required, one string, not templated): an absolute path, or a name looked up in
@@ -96,6 +99,7 @@ class Cmd(TestStep):
 
     name = NAME
     events = EVENTS
+    runs_local_processes = True  # refused by contest serve without --allow-local-exec
 
     # class attributes so that a test (or a subclass) can shrink them
     limits = OutputLimits()

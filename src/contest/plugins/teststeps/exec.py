@@ -11,11 +11,12 @@ expanded per target, step variables included)::
 
 * ``bin.path`` (required) and ``bin.args`` (strings).
 * ``transport.proto``: ``local`` or ``ssh`` (not templated). ``local`` runs the binary on the
-  ConTest server, only if the server allows it (``contest --allow-local-exec``, which calls
-  :func:`allow_local_execution`); otherwise the job is refused at submission, and a target that
-  would still run locally (a job resumed on a server without the option) fails.
+  ConTest server: ``contest serve`` refuses such a job at submission unless it was started with
+  ``--allow-local-exec`` (``contest run`` allows it), and so does ``send_binary``, which copies a
+  file of the server to the target (see :mod:`contest.hostpolicy`).
 * ``transport.options`` for ``ssh``: ``host`` (required), ``port`` (22), ``user`` (required),
-  ``password`` / ``password_file`` / ``password_env`` (at most one), ``identity_file``,
+  ``password`` / ``password_file`` / ``password_env`` (at most one; on a server, files only
+  under ``--secrets-dir`` and variables named ``CONTEST_SECRET_*``), ``identity_file``,
   ``timeout`` (connect time-out, Go duration, default ``10m``), ``send_binary`` (copy
   ``bin.path`` from the server over SFTP to ``/tmp``, mode 0500, removed afterwards), host keys
   as in ``SSHCmd`` (``known_hosts``, ``host_key``, ``insecure_ignore_host_key``; default
@@ -31,7 +32,9 @@ expanded per target, step variables included)::
 
 The whole bag is checked at submission, each error naming its path (``bag.bin.path``...); unknown
 keys are refused too. Files and variables of the server it names (a local binary, key and
-password files) are only warned about when missing then, as in ``SSHCmd``.
+password files) are only warned about when missing then, as in ``SSHCmd``; secret files and
+variables the server may not read are refused. ``bag.transport.options.password`` is a secret
+parameter (never shown by the API).
 
 Detached mode (``async`` set): the command runs in its own session on the target, its output and
 exit code go to files there, and the step polls them (every ``poll_interval``, default 1s) over
@@ -56,13 +59,14 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from contest import hostpolicy
 from contest.errors import Cancelled
 from contest.golang.strconv import parse_bool
 from contest.golang.time import duration_from_json
+from contest.hostpolicy import HostAccessError
 from contest.plugins.teststeps.exec_ocp import EVENTS as OCP_EVENTS
 from contest.plugins.teststeps.exec_ocp import TEST_END, TEST_START, OCPParser
 from contest.plugins.teststeps.exec_ssh import (
@@ -83,14 +87,15 @@ from contest.plugins.teststeps.exec_transport import (
 )
 from contest.plugins.teststeps.exec_util import (
     TargetTimeout,
+    check_secret_env,
+    check_secret_file,
     format_seconds,
     is_template,
     one_line_tail,
     port_number,
+    read_password_file,
     read_secret_env,
-    read_secret_file,
     run_bounded,
-    server_file_problem,
     tail_text,
     warn_later_failure,
 )
@@ -110,16 +115,6 @@ NAME = "Exec"
 EVENTS = OCP_EVENTS
 
 DEFAULT_CONNECT_TIMEOUT = 600.0  # LB's ssh "timeout" default: 10m
-
-LOCAL_EXECUTION_ALLOWED = False
-"""Whether ``transport.proto: local`` may run binaries on this server. Off by default: a job
-could otherwise run anything as the server's user (LB needed an ``unsafe`` build tag)."""
-
-
-def allow_local_execution(flag: bool) -> None:
-    """Set by the server from ``--allow-local-exec``; tests set it too."""
-    global LOCAL_EXECUTION_ALLOWED
-    LOCAL_EXECUTION_ALLOWED = bool(flag)
 
 
 class ExecError(Exception):
@@ -365,7 +360,7 @@ def _expand(param: Param, target: Target) -> str:
         raise ExecError(f"cannot expand {param.name}: {exc}") from exc
 
 
-def _endpoint(opts: SSHOptions, target: Target) -> SSHEndpoint:
+async def _endpoint(opts: SSHOptions, target: Target) -> SSHEndpoint:
     port = opts.port if isinstance(opts.port, int) else None
     if port is None:
         assert isinstance(opts.port, Param)
@@ -375,7 +370,7 @@ def _endpoint(opts: SSHOptions, target: Target) -> SSHEndpoint:
             raise ExecError(str(exc)) from exc
     try:
         if not opts.password_file.is_empty():
-            password = read_secret_file(
+            password = await read_password_file(
                 opts.password_file.name, _expand(opts.password_file, target)
             )
         elif not opts.password_env.is_empty():
@@ -407,9 +402,18 @@ class Exec(TestStep):
 
     name = NAME
     events = EVENTS
+    secret_parameters = frozenset({"bag.transport.options.password"})
 
     def __init__(self) -> None:
         self.config: ExecConfig | None = None
+
+    def uses_local_processes(self) -> bool:
+        """The local transport runs the binary here; ``send_binary`` ships a file of this
+        machine to the target: both are the server's own programs."""
+        config = self.config
+        if config is None:
+            return False
+        return config.proto == "local" or (config.ssh is not None and config.ssh.send_binary)
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
         unknown = sorted(set(params) - {"bag"})
@@ -423,11 +427,6 @@ class Exec(TestStep):
         except ValueError as exc:
             raise ParameterError(f"bag: not valid JSON: {exc}") from exc
         config = parse_bag(raw)
-        if config.proto == "local" and not LOCAL_EXECUTION_ALLOWED:
-            raise ParameterError(
-                "bag.transport.proto: local execution is not enabled on this server "
-                "(start it with --allow-local-exec)"
-            )
         self._check_server_files(ctx, config)
         self.config = config
 
@@ -444,15 +443,9 @@ class Exec(TestStep):
                 warn_later_failure(ctx, "bag.bin.path", f"{exc}: {config.path}")
         if ssh is None:
             return
-        p = "bag.transport.options"
         for param in (ssh.password_file, ssh.identity_file, ssh.known_hosts):
-            if not param.is_empty() and not is_template(param):
-                problem = server_file_problem(str(param))
-                if problem:
-                    warn_later_failure(ctx, param.name, problem)
-        env = ssh.password_env
-        if not env.is_empty() and not is_template(env) and str(env) not in os.environ:
-            warn_later_failure(ctx, f"{p}.password_env", f"{str(env)!r} is not set")
+            check_secret_file(ctx, param.name, param)
+        check_secret_env(ctx, ssh.password_env.name, ssh.password_env)
 
     async def run(
         self,
@@ -474,14 +467,18 @@ class Exec(TestStep):
         if ctx.is_cancelled():
             raise Cancelled()
 
-    def _transport(self, ctx: StepContext, config: ExecConfig, target: Target) -> Transport:
+    async def _transport(self, ctx: StepContext, config: ExecConfig, target: Target) -> Transport:
+        if self.uses_local_processes():
+            # checked at submission; again here for a job resumed without the flag
+            try:
+                hostpolicy.current().check_local_exec(f"step {NAME} (label {ctx.step_label!r})")
+            except HostAccessError as exc:
+                raise ExecError(str(exc)) from exc
         if config.proto == "local":
-            if not LOCAL_EXECUTION_ALLOWED:
-                raise ExecError("local execution is not enabled on this server")
             return LocalTransport()
         assert config.ssh is not None
         return SSHTransport(
-            _endpoint(config.ssh, target),
+            await _endpoint(config.ssh, target),
             send_binary=config.ssh.send_binary,
             posix_shell=config.ssh.posix_shell,
             detached=config.ssh.detached,
@@ -493,7 +490,7 @@ class Exec(TestStep):
     ) -> None:
         path = _expand(config.path, target)
         args = [_expand(a, target) for a in config.args]
-        transport = self._transport(ctx, config, target)
+        transport = await self._transport(ctx, config, target)
         cmd = transport.describe(path, args)
         ctx.log.info("executing on target %s: %s", target.id, cmd)
         stderr = _Collected()
@@ -586,10 +583,8 @@ def load() -> tuple[str, Any, tuple[str, ...]]:
 
 __all__ = [
     "EVENTS",
-    "LOCAL_EXECUTION_ALLOWED",
     "NAME",
     "Exec",
-    "allow_local_execution",
     "load",
     "parse_bag",
 ]

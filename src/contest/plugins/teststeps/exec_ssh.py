@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import re
 import shlex
 import uuid
@@ -47,6 +46,8 @@ from typing import Any
 
 import asyncssh
 
+from contest import hostpolicy
+from contest.hostpolicy import HostAccessError
 from contest.plugins.teststeps.exec_util import CLEANUP_TIMEOUT, format_seconds
 
 DEFAULT_PORT = 22
@@ -103,16 +104,23 @@ class HostKeyPolicy:
     host_keys: tuple[str, ...] = ()
     insecure: bool = False
 
-    def for_asyncssh(self) -> Any:
+    async def for_asyncssh(self) -> Any:
         if self.insecure:
             return None
         if self.host_keys:
             return ([parse_public_key(k) for k in self.host_keys], [], [])
         if self.known_hosts:
-            if not os.path.isfile(self.known_hosts):
-                raise SSHError(f"known_hosts file {self.known_hosts!r} does not exist")
-            return self.known_hosts
-        return ()  # asyncssh: ~/.ssh/known_hosts
+            # read as a secret file: under --secrets-dir on a server, capped, off the loop
+            try:
+                data = await hostpolicy.read_secret_file(
+                    "known_hosts", self.known_hosts, limit=hostpolicy.MAX_KNOWN_HOSTS_BYTES
+                )
+                return asyncssh.import_known_hosts(data.decode("utf-8", "replace"))
+            except HostAccessError as exc:
+                raise SSHError(f"known_hosts file {self.known_hosts!r}: {exc}") from exc
+            except (ValueError, asyncssh.Error) as exc:
+                raise SSHError(f"known_hosts file {self.known_hosts!r} is unusable: {exc}") from exc
+        return ()  # asyncssh: ~/.ssh/known_hosts, the operator's own
 
     def describe(self) -> str:
         if self.host_keys:
@@ -148,10 +156,12 @@ async def connect(ep: SSHEndpoint) -> asyncssh.SSHClientConnection:
     client_keys: list[asyncssh.SSHKey] | None = None
     if ep.private_key_file:
         try:
-            client_keys = [asyncssh.read_private_key(ep.private_key_file)]
-        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+            # a secret file: under --secrets-dir on a server, capped, read off the loop
+            key = await hostpolicy.read_secret_file("private key", ep.private_key_file)
+            client_keys = [asyncssh.import_private_key(key)]
+        except (HostAccessError, asyncssh.KeyImportError, ValueError) as exc:
             raise SSHError(f"cannot read private key at {ep.private_key_file}: {exc}") from exc
-    known_hosts = ep.host_key_policy.for_asyncssh()
+    known_hosts = await ep.host_key_policy.for_asyncssh()
     try:
         return await asyncssh.connect(
             ep.host,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from contest import hostpolicy
 from contest.context import StepContext
 from contest.errors import Cancelled, ParameterError
 from contest.golang.strconv import parse_bool
@@ -84,31 +86,55 @@ def port_number(name: str, text: str) -> int:
     return port
 
 
-def read_secret_file(name: str, path: str) -> str:
-    """A password kept in a file: its first line (so an editor's final newline is harmless)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ParameterError(f"{name}: cannot read password file {path!r}: {exc.strerror}") from exc
+async def read_password_file(name: str, path: str) -> str:
+    """A password kept in a file: its first line (so an editor's final newline is harmless).
+    The file must be one the server may read (see :mod:`contest.hostpolicy`): read in a thread,
+    size-capped, a regular file."""
+    data = await hostpolicy.read_secret_file(name, path)
+    text = data.decode("utf-8", "replace")
     return text.splitlines()[0] if text else ""
 
 
 def read_secret_env(name: str, variable: str) -> str:
-    """A password kept in an environment variable of the server."""
-    value = os.environ.get(variable)
-    if value is None:
-        raise ParameterError(f"{name}: environment variable {variable!r} is not set")
-    return value
+    """A password kept in an environment variable of the server (``CONTEST_SECRET_*`` only,
+    on a server)."""
+    return hostpolicy.read_secret_env(name, variable)
 
 
-def server_file_problem(path: str) -> str | None:
-    """Why ``path`` cannot be read by the server now, or None."""
+def server_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read by the server now, or None. Only looks (never opens: a FIFO
+    would block, a device might act on being opened)."""
     try:
-        with open(path, "rb"):
-            return None
+        mode = os.stat(path).st_mode
     except OSError as exc:
-        return f"cannot read {path!r}: {exc.strerror}"
+        return f"cannot read {str(path)!r}: {exc.strerror}"
+    if not stat.S_ISREG(mode):
+        return f"{str(path)!r} is not a regular file"
+    if not os.access(path, os.R_OK):
+        return f"cannot read {str(path)!r}: Permission denied"
+    return None
+
+
+def check_secret_file(ctx: StepContext, name: str, param: Param) -> None:
+    """At submission: a secret file named outright (not a template) must be one the server may
+    read, or the job is refused; a missing one is only warned about (see
+    :func:`warn_later_failure`). Templates are checked per target, when expanded."""
+    if param.is_empty() or is_template(param):
+        return
+    path = hostpolicy.current().secret_path(name, str(param))
+    problem = server_file_problem(path)
+    if problem:
+        warn_later_failure(ctx, name, problem)
+
+
+def check_secret_env(ctx: StepContext, name: str, param: Param) -> None:
+    """At submission: a password variable named outright must be one the server may read."""
+    if param.is_empty() or is_template(param):
+        return
+    variable = str(param)
+    hostpolicy.current().check_secret_env(name, variable)
+    if variable not in os.environ:
+        warn_later_failure(ctx, name, f"{variable!r} is not set")
 
 
 def warn_later_failure(ctx: StepContext, name: str, problem: str) -> None:

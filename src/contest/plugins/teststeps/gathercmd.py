@@ -4,6 +4,7 @@ A *gather* step: it holds every target it receives until its input ends (no targ
 any more), then runs the command once, on the ConTest server, and reports the outcome on every
 target it holds: all pass, or all fail with the command's failure text. Typical use: a setup
 that needs the whole set of machines at once (a switch configuration, a lab reservation).
+Like ``Cmd``, ``contest serve`` refuses it unless started with ``--allow-local-exec``.
 
 Parameters:
 
@@ -95,6 +96,7 @@ class GatherCmd(TestStep):
 
     name = NAME
     events = EVENTS
+    runs_local_processes = True  # refused by contest serve without --allow-local-exec
 
     limits = OutputLimits(head_size=ERR_LIMIT)
     kill_grace = 2.0

@@ -54,7 +54,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -75,18 +74,18 @@ from contest.plugins.teststeps.exec_util import (
     EVENT_OUTPUT_LIMIT,
     TargetTimeout,
     bool_param,
+    check_secret_env,
+    check_secret_file,
     check_template,
     duration_seconds,
     format_seconds,
     is_template,
     one_line_tail,
     port_number,
+    read_password_file,
     read_secret_env,
-    read_secret_file,
     run_bounded,
-    server_file_problem,
     tail_text,
-    warn_later_failure,
 )
 from contest.teststep import (
     EventEmitter,
@@ -143,6 +142,7 @@ class SSHCmd(TestStep):
 
     name = NAME
     events = EVENTS
+    secret_parameters = frozenset({"password"})
 
     def __init__(self) -> None:
         self.expect: re.Pattern[str] | None = None
@@ -197,14 +197,8 @@ class SSHCmd(TestStep):
         if len(secrets) > 1:
             raise ParameterError(f"{secrets[1]}: give only one of {', '.join(secrets)}")
         for name in ("password_file", "private_key_file", "known_hosts"):
-            path = params.get_one(name)
-            if not path.is_empty() and not is_template(path):
-                problem = server_file_problem(str(path))
-                if problem:
-                    warn_later_failure(ctx, name, problem)
-        penv = params.get_one("password_env")
-        if not penv.is_empty() and not is_template(penv) and str(penv) not in os.environ:
-            warn_later_failure(ctx, "password_env", f"{str(penv)!r} is not set")
+            check_secret_file(ctx, name, params.get_one(name))
+        check_secret_env(ctx, "password_env", params.get_one("password_env"))
         known = params.get_one("known_hosts")
 
         expect = params.get_one("expect")
@@ -252,11 +246,11 @@ class SSHCmd(TestStep):
         except ParameterError as exc:
             raise SSHCmdError(f"cannot expand {name} parameter: {exc}") from exc
 
-    def _password(self, params: StepParameters, target: Target) -> str:
+    async def _password(self, params: StepParameters, target: Target) -> str:
         try:
             if not params.get_one("password_file").is_empty():
                 path = self._expand(params, "password_file", target)
-                return read_secret_file("password_file", path)
+                return await read_password_file("password_file", path)
             if not params.get_one("password_env").is_empty():
                 var = self._expand(params, "password_env", target)
                 return read_secret_env("password_env", var)
@@ -294,7 +288,7 @@ class SSHCmd(TestStep):
             port=port,
             user=self._expand(params, "user", target),
             private_key_file=self._expand(params, "private_key_file", target),
-            password=self._password(params, target),
+            password=await self._password(params, target),
             host_key_policy=policy,
             connect_timeout=timeout,
         )
