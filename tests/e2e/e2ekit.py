@@ -22,7 +22,7 @@ import httpx
 
 BIN = Path(sys.executable).parent
 SERVER_ID = "vm"
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 def command(script: str, module: str) -> list[str]:
@@ -45,12 +45,16 @@ class ServerProcess:
         *args: str,
         server_id: str = SERVER_ID,
         name: str = "server",
+        local_exec: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder
         self.db_url = db_url
-        self.args = list(args)
+        # the capture's jobs run `cmd echo`, which a server refuses without --allow-local-exec
+        self.args = ["--allow-local-exec", *args] if local_exec else list(args)
         self.server_id = server_id
         self.name = name
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.log = folder / f"{name}.log"
@@ -77,6 +81,7 @@ class ServerProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=self.folder,
+            env=self.env,
         )
         out.close()
         deadline = time.monotonic() + timeout
@@ -157,6 +162,7 @@ def contestcli(
     stdin: bytes | None = None,
     timeout: float = 120.0,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``contestcli``; stdout and stderr captured as text."""
     argv = [*CONTESTCLI, *(("-a", addr) if addr else ()), *args]
@@ -167,7 +173,7 @@ def contestcli(
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "120", **(env or {})},
     )
 
 

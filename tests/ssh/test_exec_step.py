@@ -7,7 +7,6 @@ import glob
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,11 @@ from sshtestlib import (
     wait_running,
 )
 
+from contest import hostpolicy
 from contest.context import StepContext
 from contest.errors import Cancelled, ParameterError
+from contest.hostpolicy import HostPolicy
 from contest.params import StepParameters
-from contest.plugins.teststeps import exec as exec_step
 from contest.plugins.teststeps.exec import EVENTS, Exec, load
 from contest.plugins.teststeps.variables import Variables
 from contest.signals import Scope
@@ -70,16 +70,6 @@ def run_end(result: str) -> dict[str, Any]:
 OCP_EVENTS = ["TestStart", "StepStart", "StepLog", "StepEnd", "TestEnd"]
 
 
-@pytest.fixture
-def local_exec() -> Iterator[None]:
-    """Let Exec run binaries on this machine, as ``contest --allow-local-exec`` does."""
-    exec_step.allow_local_execution(True)
-    try:
-        yield
-    finally:
-        exec_step.allow_local_execution(False)
-
-
 def script(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text("#!/bin/sh\n" + body)
@@ -121,7 +111,7 @@ def test_load() -> None:
 # --- local ------------------------------------------------------------------------------------
 
 
-async def test_local_exit_codes_and_exitcode_map(local_exec: None, tmp_path: Path) -> None:
+async def test_local_exit_codes_and_exitcode_map(tmp_path: Path) -> None:
     path = script(tmp_path, "exit.sh", 'echo "out $1"; echo "err $1" >&2; exit "$1"\n')
     b = bag(path, "{{ .TargetManagerState.code }}", exitcode_map={"3": "DIMM {{ .ID }} missing"})
     targets = [Target(f"T{c}", manager_state={"code": c}) for c in (0, 3, 4)]
@@ -137,23 +127,42 @@ async def test_local_exit_codes_and_exitcode_map(local_exec: None, tmp_path: Pat
     assert payloads(outcome, "T4", "TestEnd") == [{"exitCode": 4}]
 
 
-async def test_local_execution_needs_the_server_option(tmp_path: Path) -> None:
-    path = script(tmp_path, "ok.sh", "exit 0\n")
-    params = StepParameters.from_values({"bag": [bag(path)]})
+async def test_local_execution_is_refused_at_run_time_by_a_server_without_the_option(
+    tmp_path: Path,
+) -> None:
+    """Job building refuses it at submission (tests/e2e/test_e2e_hostaccess.py); a job resumed
+    by a server that lost --allow-local-exec still runs nothing here: the target fails."""
+    path = script(tmp_path, "ok.sh", "touch ran\n")
     step = Exec()
-    with pytest.raises(ParameterError, match=r"bag\.transport\.proto: local execution is not"):
-        await step.validate_parameters(StepContext(scope=Scope()), params)
-    # accepted while allowed, but the server lost the option before the run (a resumed job)
-    exec_step.allow_local_execution(True)
-    try:
-        await step.validate_parameters(StepContext(scope=Scope()), params)
-    finally:
-        exec_step.allow_local_execution(False)
-    outcome = await run_steps([(step, "exec", {"bag": [bag(path)]})], ["T1"], validate=False)
-    assert errors(outcome) == {"T1": "local execution is not enabled on this server"}
+    await step.validate_parameters(
+        StepContext(scope=Scope()), StepParameters.from_values({"bag": [bag(path)]})
+    )
+    assert step.uses_local_processes()
+    with hostpolicy.using(HostPolicy.server(allow_local_exec=False)):
+        outcome = await run_steps([(step, "exec", {"bag": [bag(path)]})], ["T1"], validate=False)
+    assert errors(outcome) == {
+        "T1": "step Exec (label 'exec') runs programs on the server's machine: refused, as this "
+        "server was not started with --allow-local-exec"
+    }
+    assert not (tmp_path / "ran").exists()
 
 
-async def test_local_time_quota_kills_the_process_group(local_exec: None) -> None:
+async def test_send_binary_counts_as_local_execution(farm: SshdFarm) -> None:
+    """It ships a file of the server to the target: /etc/shadow would do as a "binary"."""
+    step = Exec()
+    b = ssh_bag(farm, "/bin/true", options={**ssh_options(farm), "send_binary": True})
+    await step.validate_parameters(
+        StepContext(scope=Scope()), StepParameters.from_values({"bag": [b]})
+    )
+    assert step.uses_local_processes()
+    plain = Exec()
+    await plain.validate_parameters(
+        StepContext(scope=Scope()), StepParameters.from_values({"bag": [ssh_bag(farm, "true")]})
+    )
+    assert not plain.uses_local_processes()
+
+
+async def test_local_time_quota_kills_the_process_group() -> None:
     m1, m2 = marker(), marker()
     b = bag("/bin/sh", "-c", f"sleep {m1} & exec sleep {m2}", constraints={"time_quota": "400ms"})
     t0 = time.monotonic()
@@ -164,7 +173,7 @@ async def test_local_time_quota_kills_the_process_group(local_exec: None) -> Non
     assert await wait_gone(f"sleep {m1}") == [] and await wait_gone(f"sleep {m2}") == []
 
 
-async def test_local_cancel(local_exec: None) -> None:
+async def test_local_cancel() -> None:
     m = marker()
     scope = Scope()
 
@@ -180,7 +189,7 @@ async def test_local_cancel(local_exec: None) -> None:
     assert await wait_gone(f"sleep {m}") == []
 
 
-async def test_local_ocp_output(local_exec: None, tmp_path: Path) -> None:
+async def test_local_ocp_output(tmp_path: Path) -> None:
     outcome = await run_exec(bag(ocp_script(tmp_path), ocp_output=True), ["T1"])
     assert errors(outcome) == {}
     assert names(outcome, "T1") == ["TargetIn", *OCP_EVENTS, "TargetOut"]
@@ -206,16 +215,14 @@ async def test_local_ocp_output(local_exec: None, tmp_path: Path) -> None:
         ("PASS", 3, "exit code mapped error: three"),
     ],
 )
-async def test_local_ocp_verdicts(
-    local_exec: None, tmp_path: Path, result: str, code: int, message: str
-) -> None:
+async def test_local_ocp_verdicts(tmp_path: Path, result: str, code: int, message: str) -> None:
     b = bag(ocp_script(tmp_path, result, code=code), ocp_output=True, exitcode_map={"3": "three"})
     outcome = await run_exec(b, ["T1"])
     assert errors(outcome) == {"T1": message}
     assert names(outcome, "T1")[1:-1] == OCP_EVENTS
 
 
-async def test_local_ocp_stops_at_garbage(local_exec: None, tmp_path: Path) -> None:
+async def test_local_ocp_stops_at_garbage(tmp_path: Path) -> None:
     path = script(
         tmp_path,
         "g.sh",
@@ -465,7 +472,7 @@ async def test_agent_is_accepted_and_ignored(farm: SshdFarm) -> None:
 
 
 async def test_missing_binaries_fail_the_targets(
-    farm: SshdFarm, local_exec: None, caplog: pytest.LogCaptureFixture
+    farm: SshdFarm, caplog: pytest.LogCaptureFixture
 ) -> None:
     local = await run_exec(bag("/nonexistent/bin"), ["T1"])
     assert errors(local) == {"T1": "no such file"}
@@ -479,9 +486,7 @@ async def test_missing_binaries_fail_the_targets(
     assert errors(missing)["T0"].startswith("process exited with non-zero code: 127")
 
 
-async def test_step_variables_reach_every_string_of_the_bag(
-    farm: SshdFarm, local_exec: None
-) -> None:
+async def test_step_variables_reach_every_string_of_the_bag(farm: SshdFarm) -> None:
     """ConTest LB dropped the step variables in Exec (StringVar/IntVar undefined); not here."""
     b = bag(
         "/bin/sh",

@@ -253,10 +253,10 @@ async def test_missing_server_files_fail_the_targets_with_the_parameter_name(
 ) -> None:
     """Accepted at submission (with a warning), as ConTest accepts them; each target fails."""
     cases = [
-        ({"password_file": "/nonexistent/pw"}, "password_file: cannot read password file"),
+        ({"password_file": "/nonexistent/pw"}, "password_file: cannot read '/nonexistent/pw'"),
         ({"password_env": "CONTEST_SURELY_UNSET_VAR"}, "password_env: environment variable"),
         ({"private_key_file": "/nonexistent/key"}, "cannot read private key at /nonexistent/key"),
-        ({"known_hosts": "/nonexistent/kh"}, "known_hosts file '/nonexistent/kh' does not exist"),
+        ({"known_hosts": "/nonexistent/kh"}, "known_hosts file '/nonexistent/kh': known_hosts: "),
     ]
     for change, message in cases:
         caplog.clear()

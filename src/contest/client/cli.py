@@ -25,6 +25,7 @@ Where we do better than ConTest's client:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_REQUESTOR = "contestcli-http"
+TOKEN_ENV = "CONTEST_TOKEN"
 VERBS = ("start", "stop", "status", "retry", "list", "version", "events", "report")
 JOB_VERBS = ("stop", "status", "retry", "events", "report")
 STATE_NAMES = (
@@ -121,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
         help="after start, wait for the job to end; exit 0 only if it succeeded",
     )
     p.add_argument("-Y", "--yaml", action="store_true", help="the descriptor is YAML")
+    p.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"API token of a server started with --auth-file (default: ${TOKEN_ENV})",
+    )
     p.add_argument(
         "--states",
         action="append",
@@ -345,13 +352,22 @@ def _read_descriptor(path: str | None, stdin: TextIO) -> bytes:
         ) from None
 
 
+def _connect(args: argparse.Namespace) -> Callable[[str], HTTPTransport]:
+    def connect(addr: str) -> HTTPTransport:
+        return HTTPTransport(addr, token=args.token)
+
+    return connect
+
+
 def run(
     args: argparse.Namespace,
     out: TextIO,
     stdin: TextIO,
-    connect: Callable[[str], HTTPTransport] = HTTPTransport,
+    connect: Callable[[str], HTTPTransport] | None = None,
 ) -> int:
-    """One command; ``connect(addr)`` makes the transport (tests pass a fake server)."""
+    """One command; ``connect(addr)`` makes the transport (tests pass a fake server), by
+    default one sending ``--token``."""
+    connect = connect or _connect(args)
     verb = args.verb.lower()
     if verb == "":
         raise UsageError("Missing verb, see --help")

@@ -60,11 +60,13 @@ class HTTPTransport:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.addr = normalize_addr(addr)
-        self._client = httpx.Client(
-            timeout=timeout, headers={"User-Agent": "contestcli-py"}, transport=transport
-        )
+        headers = {"User-Agent": "contestcli-py"}
+        if token:  # a server started with --auth-file wants it on every request
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
 
     def close(self) -> None:
         self._client.close()

@@ -351,13 +351,74 @@ _CoreSchemaLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 _CoreSchemaLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
 
+#: Alias uses (``*name``) a document may have; real descriptors reuse a step list a few times.
+MAX_YAML_ALIASES = 10_000
+#: Nodes aliases may add once expanded: a "billion laughs" document of a few hundred bytes
+#: expands to 10^9 nodes, gigabytes of memory; this is tens of megabytes at most.
+MAX_YAML_ALIAS_EXPANSION = 200_000
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse an alias bomb before anything is built: count the alias uses and the nodes they
+    add once expanded, on the composed node graph (where an alias is the same node again), in
+    time proportional to the document. Also refuse a recursive alias (an anchor used inside
+    itself), which JSON cannot hold."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    uses = 0
+
+    def size(node: yaml.Node) -> int:
+        nonlocal uses
+        key = id(node)
+        if key in sizes:
+            uses += 1
+            if uses > MAX_YAML_ALIASES:
+                raise _yaml_error(node, f"more than {MAX_YAML_ALIASES} aliases")
+            return sizes[key]
+        if key in open_nodes:
+            raise _yaml_error(node, "recursive alias (an anchor used inside itself)")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                total += size(key_node) + size(value_node)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root)
+    added = expanded - len(sizes)
+    if added > MAX_YAML_ALIAS_EXPANSION:
+        raise _yaml_error(
+            root,
+            f"aliases expand the document by {added} nodes, more than the "
+            f"{MAX_YAML_ALIAS_EXPANSION} allowed",
+        )
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _CoreSchemaLoader(text)  # a SafeLoader subclass
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def loads_yaml(data: str | bytes | bytearray) -> JsonValue:
     """Parse one YAML document into the tree model (YAML 1.2 core schema, as ConTest's client).
 
-    An empty document is ``None``. Raises :class:`JsonSyntaxError` with line and column.
+    An empty document is ``None``. Raises :class:`JsonSyntaxError` with line and column, also
+    for an alias bomb (see :func:`_check_aliases`).
     """
     try:
-        value: Any = yaml.load(_text(data), Loader=_CoreSchemaLoader)  # a SafeLoader subclass
+        value: Any = _load_yaml(_text(data))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
