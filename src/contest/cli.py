@@ -539,6 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("serve", "run"):
         _tune_gc()
     logs.setup(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
+    if args.command in ("serve", "run"):
+        from contest.redaction import install_log_filter
+
+        install_log_filter()  # secret step parameters never reach a log line
     if args.command == "serve":
         from contest.server import serve
 

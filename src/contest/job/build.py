@@ -322,12 +322,16 @@ async def load_job_in_worker(
 
 
 async def _load_and_serialize(data: str | bytes, registry: PluginRegistry) -> BuiltJob:
-    from contest.redaction import redact_descriptor
+    from contest.redaction import find_secrets, redact_descriptor, remember_secrets
 
     desc, job, ext = await load_job(data, registry)
     # compact JSON: a 100,000-target descriptor fits MySQL's default packet size
+    extended = ext.to_json(indent=None)
+    # hidden from every log line from now on: before the job is stored (a database driver's
+    # debug log shows the statement that stores it)
+    remember_secrets(find_secrets(extended, registry))
     shown = redact_descriptor(desc.to_json(indent=None), registry)
-    return BuiltJob(desc, job, shown, ext.to_json(indent=None))
+    return BuiltJob(desc, job, shown, extended)
 
 
 def _dedupe(errors: list[DescriptorError]) -> list[DescriptorError]:

@@ -36,6 +36,7 @@ from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
 from contest.job.statusdoc import job_status_document
 from contest.locking import TargetLocker
 from contest.logs import bind_job
+from contest.redaction import find_secrets, remember_secrets
 from contest.registry import PluginRegistry, default_registry
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
@@ -249,6 +250,9 @@ class JobManager:
             )
         built = await load_job_in_worker(descriptor, self.registry, self.policy)
         if ticket is not None and not ticket.commit():
+            log.info(
+                "a submission of %s was withdrawn (its caller stopped waiting): no job", requestor
+            )
             raise SubmissionWithdrawn("the submission was withdrawn before its job was stored")
         desc, job = built.descriptor, built.job
         tags = list(desc.tags)
@@ -453,6 +457,11 @@ class JobManager:
                     raise JobManagerError("no JobStatePaused event")
                 latest = max(events, key=lambda e: e.sequence)
                 payload = PausePayload.from_json_obj(latest.payload)
+                if req.extended_descriptor:  # kept out of the logs of this process too
+                    secrets = await asyncio.to_thread(
+                        find_secrets, req.extended_descriptor, self.registry
+                    )
+                    remember_secrets(secrets)
                 with hostpolicy.using(self.policy):  # refused now if the flags no longer allow
                     job = await self._rebuild(req)
                 job.requestor = req.requestor

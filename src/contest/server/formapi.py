@@ -35,6 +35,7 @@ from contest.golang.time import format_duration
 from contest.job.descriptor import DescriptorDecodeError, DescriptorValidationError, check_tags
 from contest.job.manager import JobService, SubmitTicket
 from contest.server.auth import ANONYMOUS, Principal, may_control
+from contest.storage.limits import Limits
 from contest.storage.models import JobState
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ MAX_FORM_BYTES = 32 * 1024 * 1024
 MAX_REQUESTOR_BYTES = 32
 #: Forms larger than this are parsed in a worker thread, not on the event loop.
 INLINE_FORM_BYTES = 64 * 1024
+#: A form value (a descriptor) larger than a descriptor the storage takes is refused unread.
+MAX_FORM_VALUE = Limits().descriptor
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -86,14 +89,19 @@ class Forbidden(Exception):
     """The principal may not do this to this job: HTTP 403 ``{"Msg": ...}``."""
 
 
-def parse_form(body: bytes) -> dict[str, list[str]]:
+def parse_form(body: bytes, max_value: int | None = None) -> dict[str, list[str]]:
     """Go's ``url.ParseQuery`` on a form body: pairs split on ``&``, a pair holding ``;`` or a bad
-    ``%`` escape is skipped (Go records the error and goes on), ``+`` is a space."""
+    ``%`` escape is skipped (Go records the error and goes on), ``+`` is a space.
+
+    A value longer than ``max_value`` bytes once unescaped (counted without unescaping it) is
+    refused with :class:`BadRequest` before any work is spent on it."""
     out: dict[str, list[str]] = {}
     for pair in body.split(b"&"):
         if not pair or b";" in pair:
             continue
         key, _, value = pair.partition(b"=")
+        if max_value is not None and len(value) - 2 * value.count(b"%") > max_value:
+            raise BadRequest(f"{_unescape(key)} is larger than {max_value} bytes")
         k = _unescape(key)
         v = _unescape(value)
         if k is None or v is None:
@@ -105,15 +113,31 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
+#: Unescaped a piece at a time: the library splits its input at every ``%``, and a 24 MB form
+#: value would become millions of small objects at once (hundreds of megabytes).
+_UNESCAPE_PIECE = 256 * 1024
+
+
 def _unescape(raw: bytes) -> str | None:
     """Go's ``QueryUnescape``: ``+`` is a space, ``%XX`` a byte, any other ``%`` an error
-    (None). The library's unquoting works a chunk per escape, not a byte at a time: a 24 MB
-    form is decoded in a fraction of a second."""
+    (None). The library's unquoting works an escape at a time, not a byte at a time: a 24 MB
+    form is decoded in well under a second, in pieces, so in little more memory than its
+    result."""
     if b"%" not in raw and b"+" not in raw:
         return raw.decode("utf-8", "replace")
     if _BAD_ESCAPE.search(raw):
         return None
-    return urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+    pieces = []
+    start = 0
+    while start < len(raw):
+        end = min(start + _UNESCAPE_PIECE, len(raw))
+        cut = raw.rfind(b"%", max(start, end - 2), end)  # never split "%XX"
+        if cut != -1 and end < len(raw):
+            end = cut
+        piece = raw[start:end].replace(b"+", b" ")
+        pieces.append(urllib.parse.unquote_to_bytes(piece))
+        start = end
+    return b"".join(pieces).decode("utf-8", "replace")
 
 
 def job_id_or_error(text: str) -> int:
@@ -181,11 +205,14 @@ class FormAPI:
             return Reply(400, ONLY_POST)
         verb = path.lstrip("/")
         form: dict[str, list[str]] = {}
-        if _is_urlencoded(content_type):
-            if len(body) > INLINE_FORM_BYTES:  # a big descriptor: not on the event loop
-                form = await asyncio.to_thread(parse_form, body)
-            else:
-                form = parse_form(body)
+        try:
+            if _is_urlencoded(content_type):
+                if len(body) > INLINE_FORM_BYTES:  # a big descriptor: not on the event loop
+                    form = await asyncio.to_thread(parse_form, body, MAX_FORM_VALUE)
+                else:
+                    form = parse_form(body, MAX_FORM_VALUE)
+        except BadRequest as exc:  # a descriptor too big to be stored: not even decoded
+            return Reply(400, gojson.marshal({"Msg": f"{verb.capitalize()} failed: {exc}"}))
         try:
             return await self._dispatch(verb, form, principal)
         except BadRequest as exc:

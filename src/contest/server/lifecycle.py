@@ -321,6 +321,9 @@ def serve(settings: ServeSettings) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # the schema migrations' chatter is for debugging; the operator wants our own lines
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at debug level: every event and
+    # descriptor twice over, noise in any case
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         return asyncio.run(run(settings))
     except StartupError as exc:

@@ -25,6 +25,7 @@ from contest.errors import Cancelled, ParameterError
 from contest.golang.strconv import parse_bool
 from contest.golang.time import format_duration, parse_duration
 from contest.params import Param
+from contest.redaction import remember_secrets
 
 T = TypeVar("T")
 
@@ -92,13 +93,17 @@ async def read_password_file(name: str, path: str) -> str:
     size-capped, a regular file."""
     data = await hostpolicy.read_secret_file(name, path)
     text = data.decode("utf-8", "replace")
-    return text.splitlines()[0] if text else ""
+    password = text.splitlines()[0] if text else ""
+    remember_secrets([password])  # never in a log line
+    return password
 
 
 def read_secret_env(name: str, variable: str) -> str:
     """A password kept in an environment variable of the server (``CONTEST_SECRET_*`` only,
     on a server)."""
-    return hostpolicy.read_secret_env(name, variable)
+    password = hostpolicy.read_secret_env(name, variable)
+    remember_secrets([password])  # never in a log line
+    return password
 
 
 def server_file_problem(path: str | os.PathLike[str]) -> str | None:
