@@ -34,6 +34,7 @@ __all__ = [
     "find_secrets",
     "install_log_filter",
     "redact_descriptor",
+    "redact_parameters",
     "remember_secrets",
     "secret_parameter_paths",
 ]
@@ -77,6 +78,25 @@ def find_secrets(text: str, registry: Any) -> list[str]:
     walk = _Walk(registry)
     walk.redact(tree)
     return walk.found
+
+
+def redact_parameters(parameters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A step's parameters (raw JSON texts, as a ``StepDescriptor`` keeps them) with every
+    ``password`` hidden, at any depth: for messages that show a step (ConTest's ``%+v``)."""
+    out: dict[str, list[str]] = {}
+    walk = _Walk(None)
+    for name, values in parameters.items():
+        if fold_key(name) == ALWAYS_SECRET:
+            out[name] = [dumps(REDACTED) for _ in values]
+            continue
+        shown = []
+        for raw in values:
+            try:
+                shown.append(dumps(walk.redact(loads_json(raw))) if "assword" in raw else raw)
+            except ValueError:
+                shown.append(raw)
+        out[name] = shown
+    return out
 
 
 def _may_hold_secrets(text: str, registry: Any) -> bool:

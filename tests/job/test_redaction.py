@@ -140,3 +140,21 @@ def test_the_log_filter_hides_remembered_secrets_everywhere_in_a_record(
     assert "hunter2-secret" not in text
     assert f"logging in with {REDACTED} and abc" in text
     assert f"ValueError: bad password {REDACTED}" in text
+
+
+def test_messages_showing_a_step_hide_its_passwords() -> None:
+    from contest.job.descriptor import DescriptorValidationError, load_descriptor
+
+    text = descriptor(
+        {
+            "name": "SSHCmd",
+            "label": "",  # ConTest's message shows the whole step
+            "parameters": {"password": ["pw-in-msg"], "bag": [{"o": {"password": "pw-nested"}}]},
+        }
+    )
+    with pytest.raises(DescriptorValidationError) as info:
+        load_descriptor(text)
+    message = str(info.value)
+    assert "step has no label" in message
+    assert "pw-in-msg" not in message and "pw-nested" not in message
+    assert f"password:[{REDACTED}]" in message

@@ -486,11 +486,25 @@ _DOCUMENT: dict[str, Any] = {
         "version": __version__,
         "description": (
             "Jobs, their status, events and reports, as JSON. ConTest's own form API "
-            "(POST /start /stop /status /retry /list /version) is served beside it."
+            "(POST /start /stop /status /retry /list /version) is served beside it. A server "
+            "started with --auth-file wants a bearer token on every path (401 without one, "
+            "403 for a role that may not; see docs/security.md); one on the loopback address "
+            "without it wants none."
         ),
     },
     "paths": _PATHS,
-    "components": {"schemas": _SCHEMAS},
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token made by `contest token create`",
+            }
+        },
+    },
+    # a token, or nothing (the open API of a loopback server)
+    "security": [{"bearer": []}, {}],
 }
 
 

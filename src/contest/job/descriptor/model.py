@@ -224,9 +224,11 @@ class StepDescriptor:
                 return raw
             return value if isinstance(value, str) else raw
 
+        from contest.redaction import redact_parameters  # passwords never in a message
+
+        shown = redact_parameters(self.parameters)
         params = " ".join(
-            f"{k}:[{' '.join(param_str(p) for p in self.parameters[k])}]"
-            for k in sorted(self.parameters)
+            f"{k}:[{' '.join(param_str(p) for p in shown[k])}]" for k in sorted(shown)
         )
         mapping = " ".join(
             f"{k}:{self.variables_mapping[k]}" for k in sorted(self.variables_mapping)
