@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from contest.job.descriptor import load_descriptor
-from contest.job.descriptor_json import (
+from contest.golang.json import (
     MAX_YAML_ALIAS_EXPANSION,
     MAX_YAML_ALIASES,
     JsonSyntaxError,
     loads_yaml,
     to_python,
 )
+from contest.job.descriptor import load_descriptor
 
 
 def laughs(levels: int, fan: int = 10) -> str:

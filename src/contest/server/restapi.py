@@ -305,10 +305,8 @@ class RestAPI:
 
     async def get_descriptor(self, request: Request) -> Response:
         req = await self._get(_job_id(request))
-        # stored redacted already; redacted again for jobs stored before secrets were
-        text = await asyncio.to_thread(
-            redact_descriptor, req.descriptor, self.jobs.registry
-        )
+        # stored redacted already; redacted again for jobs stored before redaction existed
+        text = await asyncio.to_thread(redact_descriptor, req.descriptor, self.jobs.registry)
         try:
             doc = json.loads(text)
         except ValueError:
