@@ -20,6 +20,7 @@ from typing import Any
 from contest import metrics
 from contest.golang.json import marshal
 from contest.job.manager import JobService
+from contest.server._asgi import BodyTooLarge, read_body
 from contest.server.auth import principal_of
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.guard import Access, Guard
@@ -35,27 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 REST_PREFIXES = ("/api/",)
 REST_PATHS = frozenset({"/api", "/openapi.json", "/healthz"})
-
-
-class _TooLarge(Exception):
-    """The request body grew past the limit given to ``_read_body``."""
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _content_length(scope: Scope) -> int:
@@ -161,9 +141,9 @@ class ContestApp:
         if method == "POST":
             try:
                 if _content_length(scope) > MAX_FORM_BYTES:
-                    raise _TooLarge  # refused before a byte of it is read
-                body = await _read_body(receive, MAX_FORM_BYTES)
-            except _TooLarge:
+                    raise BodyTooLarge  # refused before a byte of it is read
+                body = await read_body(receive, MAX_FORM_BYTES)
+            except BodyTooLarge:
                 msg = f"request body too large: the limit is {MAX_FORM_BYTES} bytes"
                 await _send_reply(send, Reply(400, marshal({"Msg": msg})))
                 return

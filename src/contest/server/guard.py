@@ -40,19 +40,13 @@ import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from contest.golang import json as gojson
+from contest.server._asgi import BodyTooLarge, Receive, Scope, Send, read_body
 from contest.server.auth import ANONYMOUS, PRINCIPAL_KEY, Principal, Role, TokenFile
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 COOKIE = "contest_token"
 LOGIN_PATH = "/login"
@@ -258,8 +252,11 @@ class Guard:
         if method != "POST":
             await _respond(send, 405, "text/plain; charset=utf-8", b"use GET or POST", [])
             return
-        body = await _read_small(receive, MAX_LOGIN_BODY)
-        form = urllib.parse.parse_qs((body or b"").decode("utf-8", "replace"))
+        try:
+            body = await read_body(receive, MAX_LOGIN_BODY)
+        except BodyTooLarge:
+            body = b""
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         next_path = _safe_next(form.get("next", [next_path])[0])
         token = form.get("token", [""])[0].strip()
         await self._refresh(access.tokens)
@@ -377,22 +374,6 @@ def _wants_html(headers: dict[str, str]) -> bool:
 
 def _is_json_path(path: str) -> bool:
     return path in JSON_PATHS or path.startswith(JSON_PREFIXES)
-
-
-async def _read_small(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _respond(
