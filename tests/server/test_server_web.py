@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 import httpx
@@ -22,6 +20,7 @@ from webkit import Page
 from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
 from contest.job.manager import JobManager
 from contest.server import create_app
+from contest.server.auth import Principal, Role
 from contest.server.web._jobview import ViewParams, build
 from contest.server.web._live import Streams, job_frames
 from contest.storage import JobState
@@ -261,22 +260,9 @@ async def test_runs_and_attempts_are_selectable(api: ApiEnv) -> None:
     assert part.text.startswith('<div id="live"') and "<html" not in part.text
 
 
-@dataclass
-class Principal:
-    """What the authentication middleware puts in the scope (its role an ordered enum)."""
-
-    name: str
-    role: Role
-
-
-class Role(IntEnum):
-    VIEWER = 0
-    SUBMITTER = 1
-    ADMIN = 2
-
-
 class AsPrincipal:
-    """The app as the authentication middleware hands it a request from ``principal``."""
+    """The app as the access guard hands it a request from ``principal`` (the guard of an app
+    built without access settings keeps a principal already in the scope)."""
 
     def __init__(self, app: Any, principal: Principal) -> None:
         self.app = app
@@ -292,8 +278,8 @@ def client_as(api: ApiEnv, principal: Principal) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://contest.test")
 
 
-async def test_stop_and_retry_buttons_follow_the_role(api: ApiEnv) -> None:
-    job = await api.start(sleepy("30s"))
+async def test_stop_and_retry_buttons_follow_the_role_and_the_owner(api: ApiEnv) -> None:
+    job = await api.start(sleepy("30s"))  # the tester's
     await api.wait_state(job, JobState.STARTED)
     anonymous = Page((await api.client.get(f"/jobs/{job}")).text).buttons()
     assert "Stop job" in anonymous and "Retry as a new job" in anonymous
@@ -305,10 +291,24 @@ async def test_stop_and_retry_buttons_follow_the_role(api: ApiEnv) -> None:
             assert denied.status_code == 403 and "may not" in denied.text
     async with client_as(api, Principal("dave", Role.SUBMITTER)) as submitter:
         p = Page((await submitter.get(f"/jobs/{job}")).text)
-        assert "Stop job" in p.buttons()
-        retried = await submitter.post(f"/jobs/{job}/retry", headers={"HX-Request": "true"})
+        assert "Stop job" not in p.buttons()  # not dave's job
+        for action in ("stop", "retry"):
+            denied = await submitter.post(f"/jobs/{job}/{action}")
+            assert denied.status_code == 403 and "tester&#39;s, not yours" in denied.text
+    own = await api.start(sleepy("30s", targets=("dave1",)), requestor="dave")
+    await api.wait_state(own, JobState.STARTED)
+    async with client_as(api, Principal("dave", Role.SUBMITTER)) as submitter:
+        p = Page((await submitter.get(f"/jobs/{own}")).text)
+        assert "Stop job" in p.buttons() and "Retry as a new job" in p.buttons()
+        await api.jm.stop(own)
+        await api.wait_state(own, JobState.CANCELLED)
+        retried = await submitter.post(f"/jobs/{own}/retry", headers={"HX-Request": "true"})
         new = int(retried.headers["hx-redirect"].removeprefix("/jobs/"))
         assert (await api.store.get_job(new)).requestor == "dave"  # type: ignore[union-attr]
+    async with client_as(api, Principal("erin", Role.ADMIN)) as admin:
+        assert "Stop job" in Page((await admin.get(f"/jobs/{new}")).text).buttons()
+        stopped = await admin.post(f"/jobs/{new}/stop")
+        assert stopped.status_code == 303
     # a form post without script: stop, then back to the job's page
     stopped = await api.client.post(f"/jobs/{job}/stop")
     assert (stopped.status_code, stopped.headers["location"]) == (303, f"/jobs/{job}")
@@ -316,7 +316,7 @@ async def test_stop_and_retry_buttons_follow_the_role(api: ApiEnv) -> None:
     assert "Stop job" not in Page((await api.client.get(f"/jobs/{job}")).text).buttons()
     again = await api.client.post(f"/jobs/{job}/stop")
     assert again.status_code == 409 and "unknown job ID" in again.text
-    retried = await api.client.post(f"/jobs/{new}/retry")
+    retried = await api.client.post(f"/jobs/{job}/retry")
     assert retried.status_code == 303 and retried.headers["location"].startswith("/jobs/")
 
 

@@ -116,8 +116,8 @@ class Guard:
         """True with ``scope`` carrying the principal: route the request. False: the guard
         has answered it (a refusal, or the login page)."""
         access = self.access
-        if access is None:
-            scope[PRINCIPAL_KEY] = ANONYMOUS
+        if access is None:  # keeps a principal an outer layer put there (tests do)
+            scope.setdefault(PRINCIPAL_KEY, ANONYMOUS)
             return True
         headers = _headers(scope)
         method: str = scope.get("method", "GET")

@@ -25,6 +25,7 @@ CHROMIUM_ARGS = (
 )
 
 
-def launch(playwright: Playwright) -> Browser:
-    """Start the system's chromium under ``playwright``."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+def launch(playwright: Playwright, *args: str) -> Browser:
+    """Start the system's chromium under ``playwright``, with ``args`` added to its flags (the
+    security tests map made-up host names to loopback: ``--host-resolver-rules``)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args])

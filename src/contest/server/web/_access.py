@@ -1,45 +1,33 @@
-"""Who is asking, as far as the pages care: may they stop and retry jobs?
+"""Who is asking, as far as the pages care: may they stop and retry this job?
 
-The server's authentication middleware puts a principal in the ASGI scope
-(``scope["contest.principal"]``, with a ``role`` among viewer < submitter < admin); the pages
-read only that. A request without one comes from the open API of a server started without
-authentication, which ConTest's API always is: its caller may do anything, as an admin.
+The access guard (:mod:`contest.server.guard`) puts the principal in the ASGI scope; the pages
+read only that, through :mod:`contest.server.auth`: a submitter may stop and retry its own jobs,
+an admin anyone's, a viewer none. A request without one comes from an app built without the
+guard (in-process tests): its caller may do anything, as with ConTest's open API.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from starlette.requests import Request
 
-PRINCIPAL_KEY = "contest.principal"
-ROLES = ("viewer", "submitter", "admin")
-#: the least role that may stop or retry a job
-CHANGE_ROLE = "submitter"
+from contest.server.auth import Role, may_control, principal_of
+
+#: the requestor of a job started from a page on a server without tokens
 WEB_REQUESTOR = "contest-web"
-_REQUESTOR = re.compile(r"[ -~]{1,32}")  # ConTest's requestor limit, printable ASCII
-
-
-def _rank(role: Any) -> int:
-    name = getattr(role, "name", role)
-    if isinstance(name, str) and name.lower() in ROLES:
-        return ROLES.index(name.lower())
-    return 0  # a role we do not know gets the least
 
 
 def may_change(request: Request) -> bool:
-    """True if the caller may stop and retry jobs."""
-    principal = request.scope.get(PRINCIPAL_KEY)
-    if principal is None:
-        return True
-    return _rank(getattr(principal, "role", None)) >= ROLES.index(CHANGE_ROLE)
+    """True if the caller's role may stop and retry jobs at all (its own, at least)."""
+    return principal_of(request.scope).may(Role.SUBMITTER)
+
+
+def may_change_job(request: Request, requestor: str) -> bool:
+    """True if the caller may stop and retry the job ``requestor`` started."""
+    return may_control(principal_of(request.scope), requestor)
 
 
 def requestor(request: Request) -> str:
-    """The requestor of a job the caller starts from a page: their name, when it is one."""
-    principal = request.scope.get(PRINCIPAL_KEY)
-    name = getattr(principal, "name", None)
-    if isinstance(name, str) and _REQUESTOR.fullmatch(name):
-        return name
-    return WEB_REQUESTOR
+    """The requestor of a job the caller starts from a page: the token's name, when there are
+    tokens (the guard checked it), else the pages' own name."""
+    principal = principal_of(request.scope)
+    return principal.name if principal.authenticated else WEB_REQUESTOR

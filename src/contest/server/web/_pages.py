@@ -21,7 +21,7 @@ from contest.events import TARGET_ERR
 from contest.job.manager import JobService
 from contest.server.formapi import MAX_JOB_ID
 from contest.server.web import _queries as Q
-from contest.server.web._access import may_change, requestor
+from contest.server.web._access import may_change, may_change_job, requestor
 from contest.server.web._cache import Memory
 from contest.server.web._holders import holder
 from contest.server.web._jobslist import STATES, ListParams, build_list
@@ -178,7 +178,7 @@ class Pages:
         page = await build(self.store, self.memory, job_id, view)
         if page is None:
             raise PageError(404, "No such job", f"There is no job {job_id}.")
-        allowed = may_change(request)
+        allowed = may_change_job(request, page.job.requestor)
         context: dict[str, Any] = {
             "p": page,
             "self_url": f"/jobs/{job_id}?{query(view.query())}",
@@ -275,9 +275,12 @@ class Pages:
 
     # --- the buttons -------------------------------------------------------------------------
 
-    def _check_may_change(self, request: Request) -> None:
+    async def _check_may_change(self, request: Request, job_id: int) -> None:
         if not may_change(request):
             raise PageError(403, "Not allowed", "Your role may not stop or retry jobs.")
+        req = await self.jobs.request(job_id)
+        if req is not None and not may_change_job(request, req.requestor):
+            raise PageError(403, "Not allowed", f"Job {job_id} is {req.requestor}'s, not yours.")
 
     def _done(self, request: Request, message: str, location: str) -> Response:
         if request.headers.get("hx-request") == "true":
@@ -285,8 +288,8 @@ class Pages:
         return RedirectResponse(location, 303)
 
     async def stop(self, request: Request) -> Response:
-        self._check_may_change(request)
         job_id = _job_id(request)
+        await self._check_may_change(request, job_id)
         try:
             await self.jobs.stop(job_id)
         except StorageError:
@@ -298,8 +301,8 @@ class Pages:
         return RedirectResponse(f"/jobs/{job_id}", 303)
 
     async def retry(self, request: Request) -> Response:
-        self._check_may_change(request)
         job_id = _job_id(request)
+        await self._check_may_change(request, job_id)
         try:
             new_id = await self.jobs.retry(job_id, requestor(request))
         except StorageError:
