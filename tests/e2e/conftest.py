@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from e2ekit import ServerProcess
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Playwright
 
 
 @pytest.fixture
@@ -38,3 +42,12 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
             server.stop()
         finally:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Playwright, for a module's browser (see ``contest.testing.browser.launch``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from e2ekit import CONTEST, ServerProcess, literal_job, sleep_job, write_descriptor
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright
 
 from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
 from contest.storage import open_storage
@@ -76,12 +76,6 @@ def server(folder: Path) -> Iterator[ServerProcess]:
             srv.stop()
         finally:
             srv.kill()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from e2ekit import ServerProcess, sleep_job
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright
 from seckit import create_token
 
 from contest.testing.browser import launch
@@ -50,12 +50,6 @@ def attacker() -> Iterator[str]:
         yield f"http://{EVIL}:{web.server_address[1]}"
     finally:
         web.shutdown()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
 
 
 @pytest.fixture(scope="module")
