@@ -74,15 +74,19 @@ def test_every_option_is_configurable_even_one_added_later(tmp_path: Path) -> No
     parser = _parser()
     serve = _subparser(parser, "serve")
     # an option another change adds, with nothing else done for it
-    serve.add_argument("--allow-fetch-url", action="append", default=[], metavar="PREFIX")
+    serve.add_argument("--mirror-url", action="append", default=[], metavar="PREFIX")
     conf = tmp_path / "c.toml"
-    conf.write_text('allow_fetch_url = ["https://a.example/", "https://b.example/"]\n')
-    env = {"CONTEST_PROCESS_TIMEOUT": "5s", "CONTEST_ALLOW_FETCH_URL": "https://c.example/"}
+    conf.write_text(
+        'mirror_url = ["https://a.example/", "https://b.example/"]\n'
+        'allow_fetch_url = ["https://d.example/"]\n'
+    )
+    env = {"CONTEST_PROCESS_TIMEOUT": "5s", "CONTEST_MIRROR_URL": "https://c.example/"}
     layers = config.apply(serve, ["--config", str(conf)], env)
     args = parser.parse_args(["serve", "--config", str(conf)])
-    assert args.allow_fetch_url == ["https://c.example/"]  # env over file
+    assert args.mirror_url == ["https://c.example/"]  # env over file
     assert args.process_timeout == 5.0
-    assert layers.sources["allow_fetch_url"] == "env CONTEST_ALLOW_FETCH_URL"
+    assert layers.sources["mirror_url"] == "env CONTEST_MIRROR_URL"
+    assert args.allow_fetch_url == ["https://d.example/"]  # the security options are ordinary
 
     names = {config.env_name(a) for a in config.options(serve)}
     dests = {a.dest for a in serve._actions} - {"help", "config", "print_config"}
