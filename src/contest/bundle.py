@@ -10,8 +10,10 @@ from typing import Any
 from contest.context import StepContext
 from contest.errors import ContestError, ParameterError
 from contest.params import StepParameters
+from contest.paramspec import ParameterProblems, Problem, declared
 from contest.registry import PluginRegistry
 from contest.signals import Scope
+from contest.suggest import did_you_mean
 from contest.teststep import TestStep
 
 MAX_LABEL_LEN = 32
@@ -47,6 +49,34 @@ class Test:
     cleanup_steps: Sequence[TestStepBundle] = ()
 
 
+class StepParameterProblems(BundleError):
+    """A step's parameters break its declaration: every problem, each with its path under the
+    step's ``parameters`` (``duration[0]``, ``emit_stdot``)."""
+
+    def __init__(self, step_name: str, problems: Sequence[Problem]) -> None:
+        self.step_name = step_name
+        self.problems = list(problems)
+        super().__init__("; ".join(f"step {step_name}, parameter {p}" for p in self.problems))
+
+
+async def validate_step(step: TestStep, ctx: StepContext, params: StepParameters) -> None:
+    """What a submission checks of one step: its declared parameters (if it declares them;
+    :class:`ParameterProblems` lists every problem), then its own ``validate_parameters``."""
+    decl = declared(type(step))
+    if decl is not None:
+        problems = decl.check_step(params)
+        if problems:
+            raise ParameterProblems(problems)
+    await step.validate_parameters(ctx, params)
+
+
+def _unknown_step(registry: PluginRegistry, name: str) -> BundleError:
+    if not name:
+        return BundleError("the step has no name")
+    known = [p.name for p in registry.plugins("teststeps")]
+    return BundleError(f'unknown step "{name}"{did_you_mean(name, known)}')
+
+
 async def new_step_bundle(
     registry: PluginRegistry,
     name: str,
@@ -58,17 +88,23 @@ async def new_step_bundle(
     """Instantiate a step, validate its parameters on that same instance, check its label
     (unless the caller has: the job builder validates descriptors, labels included, first).
 
-    Errors keep ConTest's texts, each naming the step.
+    Errors name the step; a step's own refusal keeps ConTest's text ("could not validate
+    parameters for test step ..."), a declared parameter's refusal is a
+    :class:`StepParameterProblems` with every problem.
     """
+    plugin = registry.find("teststeps", name)
+    if plugin is None:
+        raise _unknown_step(registry, name)
     try:
-        plugin = registry.test_step(name)
         step = plugin.factory()
     except Exception as exc:
-        raise BundleError(f"could not get the desired TestStep ({name}): {exc}") from exc
+        raise BundleError(f"could not create step {plugin.name}: {exc}") from exc
     params = parameters if isinstance(parameters, StepParameters) else StepParameters(parameters)
     ctx = StepContext(scope=Scope(), step_label=label)
     try:
-        await step.validate_parameters(ctx, params)
+        await validate_step(step, ctx, params)
+    except ParameterProblems as exc:
+        raise StepParameterProblems(plugin.name, exc.problems) from exc
     except ParameterError as exc:
         raise BundleError(f"could not validate parameters for test step {name}: {exc}") from exc
     except Exception as exc:

@@ -102,7 +102,8 @@ def _functions(target: Target | None, variables: VariableStore | None) -> dict[s
     return funcs
 
 
-def _known_function_names() -> set[str]:
+def known_function_names() -> set[str]:
+    """Every function a parameter template may call (built-in, step variables, registered)."""
     return {*BUILTIN_FUNCTIONS, *_user_functions, *VARIABLE_FUNCTIONS}
 
 
@@ -160,7 +161,7 @@ class Param:
         if self._template is None:
             try:
                 self._template = templates.parse(
-                    str(self), name=self.name or "param", funcs=_known_function_names()
+                    str(self), name=self.name or "param", funcs=known_function_names()
                 )
             except templates.TemplateError as exc:
                 raise ParameterError(f"failed to parse template: {exc}") from exc

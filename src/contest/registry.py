@@ -4,12 +4,19 @@ Built-in plugins register exactly as a third-party package does, through the ``c
 entry-point groups, so the built-ins prove the public path works. Each entry point names a
 module-level ``load`` function: test steps return ``(name, factory, events)``, the other kinds
 ``(name, factory)``. Names are case-insensitive and unique per kind.
+
+A name is never taken twice: the built-ins (distribution ``contest-py``) are registered first,
+and a later plugin with a name already taken is refused with an error naming both distributions.
+Every refusal is kept in :attr:`PluginRegistry.load_errors`, so ``contest plugins`` can say so
+and fail.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,8 +45,40 @@ _KIND_NAMES = {
 
 
 class RegistryError(ContestError):
-    """A plugin cannot be registered (unknown kind, empty or taken name, invalid event name),
-    or a plugin looked up is not registered."""
+    """A plugin cannot be registered (unknown kind, empty or taken name, invalid event name,
+    ``load()`` of the wrong shape), or a plugin looked up is not registered."""
+
+
+#: The distribution whose plugins are the built-ins: loaded first, so none can be replaced.
+BUILTIN_DISTRIBUTION = "contest-py"
+
+#: What ``load()`` must return, per kind, for the error that says so.
+_LOAD_SHAPES = {
+    "teststeps": "(name, factory, events)",
+    "targetmanagers": "(name, factory)",
+    "testfetchers": "(name, factory)",
+    "reporters": "(name, factory)",
+    "targetlockers": "(name, factory)",
+}
+
+
+_RST_ROLE = re.compile(r":[\w:]+:`([^`]*)`")
+_RST_LITERAL = re.compile(r"``([^`]*)``|`([^`]*)`")
+_SENTENCE = re.compile(r"(.*?[^.][.!?])(?:\s|$)")
+
+
+def clean_summary(doc: str | None) -> str:
+    """A docstring's first sentence on one line, without reStructuredText markup:
+    ``"``Sleep``: waits ``duration`` per\ntarget. More."`` gives ``"Sleep: waits duration per
+    target."``."""
+    if not doc:
+        return ""
+    paragraph = inspect.cleandoc(doc).split("\n\n", 1)[0]
+    text = " ".join(paragraph.split())
+    text = _RST_ROLE.sub(r"\1", text)
+    text = _RST_LITERAL.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
+    m = _SENTENCE.match(text)
+    return m.group(1) if m else text
 
 
 @dataclass(slots=True)
@@ -48,23 +87,41 @@ class Plugin:
     name: str  # as the plugin spells it
     factory: Callable[..., Any]
     events: frozenset[str] = frozenset()
-    source: str = ""  # where it came from, for messages
+    source: str = ""  # the entry point, for messages: "module:load"
+    distribution: str = ""  # the distribution that declared it ("contest-py" for built-ins)
+    _cls: type | None = None
+
+    @property
+    def cls(self) -> type:
+        """The class of what the factory makes (the factory itself when it is a class; else it
+        is called once to see)."""
+        if self._cls is None:
+            self._cls = self.factory if isinstance(self.factory, type) else type(self.factory())
+        return self._cls
+
+    @property
+    def origin(self) -> str:
+        """Where the plugin comes from, for messages: ``contest-py (contest.plugins...:load)``."""
+        if self.distribution and self.source:
+            return f"{self.distribution} ({self.source})"
+        return self.distribution or self.source or "code"
 
     @property
     def summary(self) -> str:
-        """The first line of the plugin's docstring (its factory's, or its class's)."""
-        doc = (getattr(self.factory, "__doc__", None) or "").strip()
-        if not doc and not isinstance(self.factory, type):
-            try:  # a factory function: the class of what it makes says what it is
-                doc = (type(self.factory()).__doc__ or "").strip()
-            except Exception:
-                doc = ""
-        return doc.splitlines()[0] if doc else ""
+        """The first sentence of the plugin class's docstring, on one line, without markup."""
+        try:
+            cls = self.cls
+        except Exception:
+            return clean_summary(getattr(self.factory, "__doc__", None))
+        doc = cls.__doc__ if "__doc__" in cls.__dict__ else None
+        return clean_summary(doc or getattr(self.factory, "__doc__", None))
 
 
 @dataclass
 class PluginRegistry:
     _plugins: dict[str, dict[str, Plugin]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    #: One message per entry point that could not be registered (kept for ``contest plugins``).
+    load_errors: list[str] = field(default_factory=list)
 
     def register(
         self,
@@ -73,27 +130,38 @@ class PluginRegistry:
         factory: Callable[..., Any],
         events: Iterable[str] = (),
         source: str = "",
+        distribution: str = "",
     ) -> Plugin:
         if kind not in KINDS:
             raise RegistryError(f"unknown plugin kind {kind!r}")
         what = _KIND_NAMES[kind]
-        if not name:
-            raise RegistryError(f"{what} from {source or '?'} has an empty name")
+        where = f"{distribution} ({source})" if distribution and source else source
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"{what} from {where or '?'} has an empty name")
+        if not callable(factory):
+            raise RegistryError(
+                f"{what} {name} from {where or '?'}: the factory must be callable (a class, or a "
+                f"function making an instance), got {type(factory).__name__}"
+            )
         key = name.lower()
         existing = self._plugins[kind].get(key)
         if existing is not None:
             raise RegistryError(
-                f"{what}s {name} already registered (by {existing.source or existing.name}; "
-                f"again by {source or name})"
+                f"{what}s {name} already registered (by {existing.origin}; "
+                f"again by {where or name}): the second one is not registered"
+            )
+        if isinstance(events, str):
+            raise RegistryError(
+                f"could not register {what} {name}: events must be a list of names, not a string"
             )
         evs = frozenset(events)
         for ev in evs:
-            if not is_valid_event_name(ev):
+            if not isinstance(ev, str) or not is_valid_event_name(ev):
                 raise RegistryError(
                     f"could not register {what} {name}: event name {ev!r} does not comply with "
                     "events api (letters only, at most 32 characters)"
                 )
-        plugin = Plugin(kind, name, factory, evs, source)
+        plugin = Plugin(kind, name, factory, evs, source, distribution)
         self._plugins[kind][key] = plugin
         return plugin
 
@@ -117,25 +185,75 @@ class PluginRegistry:
     def plugins(self, kind: str) -> list[Plugin]:
         return sorted(self._plugins[kind].values(), key=lambda p: p.name.lower())
 
-    def load_entry_points(self) -> list[str]:
-        """Register every plugin the installed distributions declare; returns the errors
-        (one per entry point that failed; the others are still registered)."""
+    def load_entry_points(
+        self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    ) -> list[str]:
+        """Register every plugin the installed distributions declare (or the ``entry_points``
+        given); returns the errors, one per entry point that failed, and keeps them in
+        :attr:`load_errors` (the others are still registered).
+
+        The built-ins (distribution ``contest-py``) are registered first, then the others by
+        distribution and entry-point name: a third-party plugin taking a built-in's name is the
+        one refused, whatever the names sort as.
+        """
+        if entry_points is None:
+            entry_points = [
+                ep
+                for group in KINDS.values()
+                for ep in importlib.metadata.entry_points(group=group)
+            ]
+        groups = {group: kind for kind, group in KINDS.items()}
+        ordered = sorted(
+            (ep for ep in entry_points if ep.group in groups),
+            key=lambda ep: (
+                list(KINDS.values()).index(ep.group),
+                _dist_name(ep) != BUILTIN_DISTRIBUTION,
+                _dist_name(ep),
+                ep.name,
+            ),
+        )
         errors = []
-        for kind, group in KINDS.items():
-            for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
-                source = f"{ep.value} ({ep.dist.name if ep.dist else '?'})"
-                try:
-                    loaded = ep.load()()
-                    if kind == "teststeps":
-                        name, factory, events = loaded
-                    else:
-                        name, factory = loaded
-                        events = ()
-                    self.register(kind, name, factory, events, source)
-                except Exception as exc:
-                    log.error("cannot load plugin entry point %s: %s", source, exc)
-                    errors.append(f"{group} {ep.name}: {exc}")
+        for ep in ordered:
+            kind = groups[ep.group]
+            dist = _dist_name(ep)
+            try:
+                loaded = ep.load()()
+                name, factory, events = _unpack(kind, loaded, ep.value)
+                self.register(kind, name, factory, events, ep.value, dist)
+            except Exception as exc:
+                message = f"{ep.group} {ep.name} from {dist} ({ep.value}): {exc}"
+                log.error("cannot load plugin entry point %s", message)
+                errors.append(message)
+        self.load_errors.extend(errors)
         return errors
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    dist = ep.dist
+    return dist.name if dist is not None else "?"
+
+
+def _unpack(kind: str, loaded: Any, where: str) -> tuple[Any, Any, Iterable[str]]:
+    """``load()``'s result, checked: the tuple the kind needs, or an error saying what it
+    must be."""
+    shape = _LOAD_SHAPES[kind]
+    size = 3 if kind == "teststeps" else 2
+    if not isinstance(loaded, tuple | list) or len(loaded) != size:
+        got = f"a {len(loaded)}-tuple" if isinstance(loaded, tuple | list) else _what(loaded)
+        raise RegistryError(f"load() must return {shape}, got {got}")
+    if not isinstance(loaded[0], str):
+        raise RegistryError(
+            f"load() must return {shape} with name a string, got {_what(loaded[0])}"
+        )
+    if size == 3:
+        return loaded[0], loaded[1], loaded[2]
+    return loaded[0], loaded[1], ()
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    return type(value).__name__
 
 
 _default: PluginRegistry | None = None

@@ -100,7 +100,7 @@ async def main():
     out = await run_steps([bundle], ["T1", "Tbad"])
     return {
         "name": plugin.name,
-        "source": plugin.source,
+        "source": plugin.origin,
         "events": sorted(plugin.events),
         "hello_errors": [e for e in errors if "hello" in e.lower()],
         "bad_params": bad_params,

@@ -144,8 +144,10 @@ async def test_bundle_validates_on_the_instance_that_runs() -> None:
     assert isinstance(b.step, kit.TestStepFixture)
     assert b.step.fail_targets == {"T1"}  # parsed by validate, kept on the instance
     assert b.allowed_events == frozenset(kit.TestStepFixture.events)
-    with pytest.raises(BundleError, match=r"could not get the desired TestStep \(NoSuch\)"):
+    with pytest.raises(BundleError, match='unknown step "NoSuch"'):
         await new_step_bundle(reg, "NoSuch", "x", {})
+    with pytest.raises(BundleError, match='unknown step "slep"; did you mean "Sleep"'):
+        await new_step_bundle(reg, "slep", "x", {})
     with pytest.raises(BundleError, match="could not validate parameters for test step slowecho"):
         await new_step_bundle(reg, "slowecho", "x", {"text": ["hi"]})
     with pytest.raises(BundleError, match="step has no label, but it is mandatory"):

@@ -1,4 +1,5 @@
-"""Decoding descriptors with Go's encoding/json rules: keys in any case, unknown keys, types."""
+"""Decoding descriptors with Go's encoding/json rules: keys in any case, types; unknown keys are
+refused, and errors are in our words (Go's text kept for the form API)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def errors_of(doc: Any, fmt: str | None = None) -> list[str]:
     return [str(e) for e in errors]
 
 
+def as_go(errors: list[DescriptorError]) -> list[str]:
+    """The errors as ConTest's form API words them (Go's text where there is one), with paths."""
+    out = []
+    for e in errors:
+        text = e.wire if e.wire is not None else e.message
+        out.append(f"{e.path}: {text}" if e.path else text)
+    return out
+
+
 def decode(doc: Any) -> JobDescriptor:
     return decode_descriptor(doc if isinstance(doc, str) else json.dumps(doc))
 
@@ -40,9 +50,13 @@ def test_keys_match_ignoring_case(key: str) -> None:
 
 def test_unicode_folding_like_go() -> None:
     # Go folds the Kelvin sign to k and the long s to s; Python's casefold would also make ß "ss".
-    assert decode({"TaK": ["a"]}).tags == []  # no such field
+    assert errors_of({"TaK": ["a"]}) == [
+        'TaK: unknown key "TaK" in the job descriptor; known: JobName, Reporting, RunInterval, '
+        "Runs, Tags, TargetManagerAcquireTimeout, TargetManagerReleaseTimeout, TestDescriptors, "
+        "Version"
+    ]
     assert decode({"Tag\u017f": ["a"]}).tags == ["a"]
-    assert decode({"\u212aobName": "kelvin"}).job_name == ""  # K is not J
+    assert errors_of({"\u212aobName": "kelvin"})[0].startswith("\u212aobName: unknown key")
     assert decode({"RunInterval": "1s", "RUNINTERVAL": "2s"}).run_interval == 2.0
 
 
@@ -52,17 +66,36 @@ def test_later_key_wins_in_document_order() -> None:
     assert decode_descriptor('{"Runs": 1, "runs": 2, "Runs": 3}').runs == 3
 
 
-def test_unknown_keys_are_ignored() -> None:
-    d = decode(
-        {
-            "JobName": "j",
-            "ReporterName": "legacy",
-            "ReporterParameters": {"x": 1},
-            "TestDescriptors": [{"Whatever": 1, "TestFetcherName": "literal"}],
-        }
+def test_unknown_keys_are_refused_with_their_path_and_a_suggestion() -> None:
+    # Go ignores them: a typo then fails far from its cause, or never shows
+    d, errors = try_decode_descriptor(
+        json.dumps(
+            {
+                "JobName": "j",
+                "Runz": 2,
+                "TestDescriptors": [{"Whatever": 1, "TestFetcherName": "literal"}],
+                "Reporting": {"RunReporter": [], "FinalReporters": [{"nmae": "noop"}]},
+            }
+        )
     )
-    assert d.job_name == "j"
+    assert [str(e) for e in errors] == [
+        'Runz: unknown key "Runz" in the job descriptor; did you mean "Runs"?',
+        'TestDescriptors[0].Whatever: unknown key "Whatever" in a test descriptor; known: '
+        "CleanupFetcherFetchParameters, CleanupFetcherName, Disabled, RetryParameters, "
+        "TargetManagerAcquireParameters, TargetManagerName, TargetManagerReleaseParameters, "
+        "TestFetcherFetchParameters, TestFetcherName",
+        'Reporting.RunReporter: unknown key "RunReporter" in Reporting; did you mean '
+        '"RunReporters"?',
+        'Reporting.FinalReporters[0].nmae: unknown key "nmae" in a reporter; did you mean "Name"?',
+    ]
+    assert all(e.decoding and e.wire is None for e in errors)
+    # what is known still decodes
+    assert d is not None and d.job_name == "j"
     assert d.test_descriptors[0].test_fetcher_name == "literal"
+    steps, errors = decode_steps([{"nmae": "sleep", "label": "l"}])
+    assert [str(e) for e in errors] == [
+        'Steps[0].nmae: unknown key "nmae" in a test step; did you mean "name"?'
+    ]
 
 
 def test_steps_and_reporters_use_lower_case_keys() -> None:
@@ -165,130 +198,176 @@ def test_optional_timeout_can_be_null() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
+    ("value", "message", "go_text"),
     [
-        ("5d", 'RunInterval: time: unknown unit "d" in duration "5d"'),
-        ("5", 'RunInterval: time: missing unit in duration "5"'),
-        ("", 'RunInterval: time: invalid duration ""'),
-        (5, "RunInterval: not a properly double-quoted string"),
-        (None, "RunInterval: not a properly double-quoted string"),  # not a pointer in Go
-        ([1], "RunInterval: not a properly double-quoted string"),
+        (
+            "5d",
+            'RunInterval: expected a duration such as "30s" or "1m30s", got "5d"',
+            'time: unknown unit "d" in duration "5d"',
+        ),
+        (
+            "5",
+            'RunInterval: expected a duration such as "30s" or "1m30s", got "5"',
+            'time: missing unit in duration "5"',
+        ),
+        (
+            "",
+            'RunInterval: expected a duration such as "30s" or "1m30s", got ""',
+            'time: invalid duration ""',
+        ),
+        (
+            5,
+            'RunInterval: expected a duration as a quoted string such as "30s" or "1m30s", got 5',
+            "not a properly double-quoted string",
+        ),
+        (  # not a pointer in Go
+            None,
+            'RunInterval: expected a duration as a quoted string such as "30s" or "1m30s", got '
+            "null",
+            "not a properly double-quoted string",
+        ),
+        (
+            [1],
+            'RunInterval: expected a duration as a quoted string such as "30s" or "1m30s", got '
+            "a list",
+            "not a properly double-quoted string",
+        ),
     ],
 )
-def test_bad_durations(value: Any, message: str) -> None:
-    (error,) = errors_of({"RunInterval": value})
-    assert error.startswith(message)
+def test_bad_durations(value: Any, message: str, go_text: str) -> None:
+    _, errors = try_decode_descriptor(json.dumps({"RunInterval": value}))
+    (error,) = errors
+    assert str(error) == message
+    assert error.wire is not None and error.wire.startswith(go_text)
 
 
 def test_number_duration_message_says_what_to_write() -> None:
-    (error,) = errors_of({"TestDescriptors": [{"RetryParameters": {"RetryInterval": 10}}]})
-    assert error == (
-        "TestDescriptors[0].RetryParameters.RetryInterval: not a properly double-quoted string: "
-        'a duration must be a quoted Go duration such as "30s" or "1m30s", got number 10'
+    _, errors = try_decode_descriptor(
+        json.dumps({"TestDescriptors": [{"RetryParameters": {"RetryInterval": 10}}]})
+    )
+    (error,) = errors
+    assert str(error) == (
+        "TestDescriptors[0].RetryParameters.RetryInterval: expected a duration as a quoted "
+        'string such as "30s" or "1m30s", got 10'
+    )
+    assert error.wire == (
+        'not a properly double-quoted string: a duration must be a quoted Go duration such as "30s"'
+        ' or "1m30s", got number 10'
     )
 
 
-# --- type errors, worded like Go, with a path ----------------------------------------------------
+# --- type errors: in our words with a path; Go's text kept for ConTest's form API --------------
 
 
 @pytest.mark.parametrize(
-    ("doc", "expected"),
+    ("doc", "expected", "go_text"),
     [
         (
             '{"Runs": "3"}',
-            "Runs: json: cannot unmarshal string into Go struct field Descriptor.Runs of type uint",
+            'Runs: expected a whole number (0 or more), got "3"',
+            "json: cannot unmarshal string into Go struct field Descriptor.Runs of type uint",
         ),
         (
             '{"Runs": -1}',
-            "Runs: json: cannot unmarshal number -1 into Go struct field Descriptor.Runs "
-            "of type uint",
+            "Runs: expected a whole number (0 or more), got -1",
+            "json: cannot unmarshal number -1 into Go struct field Descriptor.Runs of type uint",
         ),
         (
             '{"Runs": 1.0}',
-            "Runs: json: cannot unmarshal number 1.0 into Go struct field Descriptor.Runs "
-            "of type uint",
+            "Runs: expected a whole number (0 or more), got 1.0",
+            "json: cannot unmarshal number 1.0 into Go struct field Descriptor.Runs of type uint",
         ),
         (
             '{"Runs": 18446744073709551616}',
-            "Runs: json: cannot unmarshal number 18446744073709551616 into Go struct field "
-            "Descriptor.Runs of type uint",
+            "Runs: expected a whole number (0 or more), got 18446744073709551616",
+            "json: cannot unmarshal number 18446744073709551616 into Go struct field Descriptor.Runs of type uint",
         ),
         (
             '{"Runs": true}',
-            "Runs: json: cannot unmarshal bool into Go struct field Descriptor.Runs of type uint",
+            "Runs: expected a whole number (0 or more), got true",
+            "json: cannot unmarshal bool into Go struct field Descriptor.Runs of type uint",
         ),
         (
             '{"JobName": 5}',
-            "JobName: json: cannot unmarshal number into Go struct field Descriptor.JobName "
-            "of type string",
+            "JobName: expected a string, got 5",
+            "json: cannot unmarshal number into Go struct field Descriptor.JobName of type string",
         ),
         (
             '{"Version": 1.0}',
-            "Version: json: cannot unmarshal number into Go struct field Descriptor.Version "
-            "of type string",
+            "Version: expected a string, got 1.0",
+            "json: cannot unmarshal number into Go struct field Descriptor.Version of type string",
         ),
         (
             '{"Tags": "a"}',
-            "Tags: json: cannot unmarshal string into Go struct field Descriptor.Tags "
-            "of type []string",
+            'Tags: expected a list, got "a"',
+            "json: cannot unmarshal string into Go struct field Descriptor.Tags of type []string",
         ),
         (
             '{"Tags": ["a", 5]}',
-            "Tags[1]: json: cannot unmarshal number into Go struct field Descriptor.Tags "
-            "of type string",
+            "Tags[1]: expected a string, got 5",
+            "json: cannot unmarshal number into Go struct field Descriptor.Tags of type string",
         ),
         (
             '{"TestDescriptors": {}}',
-            "TestDescriptors: json: cannot unmarshal object into Go struct field "
-            "Descriptor.TestDescriptors of type []*test.TestDescriptor",
+            "TestDescriptors: expected a list, got an object",
+            "json: cannot unmarshal object into Go struct field Descriptor.TestDescriptors of type []*test.TestDescriptor",
         ),
         (
             '{"TestDescriptors": ["x"]}',
-            "TestDescriptors[0]: json: cannot unmarshal string into Go struct field "
-            "Descriptor.TestDescriptors of type test.TestDescriptor",
+            'TestDescriptors[0]: expected an object, got "x"',
+            "json: cannot unmarshal string into Go struct field Descriptor.TestDescriptors of type test.TestDescriptor",
         ),
         (
             '{"TestDescriptors": [{"Disabled": "yes"}]}',
-            "TestDescriptors[0].Disabled: json: cannot unmarshal string into Go struct field "
-            "TestDescriptor.TestDescriptors.Disabled of type bool",
+            'TestDescriptors[0].Disabled: expected true or false, got "yes"',
+            "json: cannot unmarshal string into Go struct field TestDescriptor.TestDescriptors.Disabled of type bool",
         ),
         (
             '{"TestDescriptors": [{"TargetManagerName": ["x"]}]}',
-            "TestDescriptors[0].TargetManagerName: json: cannot unmarshal array into Go struct "
-            "field TestDescriptor.TestDescriptors.TargetManagerName of type string",
+            "TestDescriptors[0].TargetManagerName: expected a string, got a list",
+            "json: cannot unmarshal array into Go struct field TestDescriptor.TestDescriptors.TargetManagerName of type string",
         ),
         (
             '{"TestDescriptors": [{"RetryParameters": {"NumRetries": 4294967296}}]}',
-            "TestDescriptors[0].RetryParameters.NumRetries: json: cannot unmarshal number "
-            "4294967296 into Go struct field RetryParameters.TestDescriptors.RetryParameters."
-            "NumRetries of type uint32",
+            "TestDescriptors[0].RetryParameters.NumRetries: expected a whole number from 0 to 4294967295, got 4294967296",
+            "json: cannot unmarshal number 4294967296 into Go struct field RetryParameters.TestDescriptors.RetryParameters.NumRetries of type uint32",
         ),
         (
             '{"TestDescriptors": [{"RetryParameters": []}]}',
-            "TestDescriptors[0].RetryParameters: json: cannot unmarshal array into Go struct "
-            "field TestDescriptor.TestDescriptors.RetryParameters of type test.RetryParameters",
+            "TestDescriptors[0].RetryParameters: expected an object, got a list",
+            "json: cannot unmarshal array into Go struct field TestDescriptor.TestDescriptors.RetryParameters of type test.RetryParameters",
         ),
         (
             '{"Reporting": []}',
-            "Reporting: json: cannot unmarshal array into Go struct field Descriptor.Reporting "
-            "of type job.Reporting",
+            "Reporting: expected an object, got a list",
+            "json: cannot unmarshal array into Go struct field Descriptor.Reporting of type job.Reporting",
         ),
         (
             '{"Reporting": {"RunReporters": {}}}',
-            "Reporting.RunReporters: json: cannot unmarshal object into Go struct field "
-            "Reporting.Reporting.RunReporters of type []job.ReporterConfig",
+            "Reporting.RunReporters: expected a list, got an object",
+            "json: cannot unmarshal object into Go struct field Reporting.Reporting.RunReporters of type []job.ReporterConfig",
         ),
         (
             '{"Reporting": {"FinalReporters": [{"Name": 1}]}}',
-            "Reporting.FinalReporters[0].Name: json: cannot unmarshal number into Go struct "
-            "field ReporterConfig.Reporting.FinalReporters.Name of type string",
+            "Reporting.FinalReporters[0].Name: expected a string, got 1",
+            "json: cannot unmarshal number into Go struct field ReporterConfig.Reporting.FinalReporters.Name of type string",
         ),
-        ("[]", "json: cannot unmarshal array into Go value of type job.Descriptor"),
-        ('"x"', "json: cannot unmarshal string into Go value of type job.Descriptor"),
+        (
+            "[]",
+            "expected an object, got a list",
+            "json: cannot unmarshal array into Go value of type job.Descriptor",
+        ),
+        (
+            '"x"',
+            'expected an object, got "x"',
+            "json: cannot unmarshal string into Go value of type job.Descriptor",
+        ),
     ],
 )
-def test_type_errors(doc: str, expected: str) -> None:
-    assert errors_of(doc) == [expected]
+def test_type_errors(doc: str, expected: str, go_text: str) -> None:
+    _, errors = try_decode_descriptor(doc)
+    assert [(str(e), e.wire) for e in errors] == [(expected, go_text)]
+    assert all(e.decoding for e in errors)
 
 
 def test_uint_limits() -> None:
@@ -319,7 +398,10 @@ def test_decode_descriptor_raises_with_all_errors() -> None:
     with pytest.raises(DescriptorDecodeError) as info:
         decode_descriptor('{"JobName": 1, "Runs": "x"}')
     assert [e.path for e in info.value.errors] == ["JobName", "Runs"]
-    assert str(info.value).splitlines()[0].startswith("JobName: json: cannot unmarshal number")
+    assert str(info.value).splitlines()[0] == "JobName: expected a string, got 1"
+    assert info.value.errors[0].wire == (
+        "json: cannot unmarshal number into Go struct field Descriptor.JobName of type string"
+    )
 
 
 def test_null_test_and_null_step_are_reported_with_contest_messages() -> None:
@@ -453,7 +535,9 @@ def test_yaml_reads_values_as_contests_client_does() -> None:
 
 
 def test_yaml_unquoted_version_is_a_number_as_in_contest() -> None:
-    assert errors_of("Version: 1.0\n", fmt="yaml") == [
+    assert errors_of("Version: 1.0\n", fmt="yaml") == ["Version: expected a string, got 1"]
+    _, errors = try_decode_descriptor("Version: 1.0\n", fmt="yaml")
+    assert as_go(errors) == [
         "Version: json: cannot unmarshal number into Go struct field Descriptor.Version "
         "of type string"
     ]
@@ -476,8 +560,9 @@ def test_yaml_errors(doc: str, fragment: str) -> None:
 
 
 def test_yaml_merge_keys_and_anchors() -> None:
+    # a key starting with "x-" holds anchors: ignored, as in docker-compose files
     d = decode_descriptor(
-        "base: &b {TargetManagerName: TargetList, TestFetcherName: literal}\n"
+        "x-base: &b {TargetManagerName: TargetList, TestFetcherName: literal}\n"
         "TestDescriptors:\n  - <<: *b\n    TestFetcherName: uri\n",
         fmt="yaml",
     )
@@ -541,7 +626,8 @@ def test_unknown_format() -> None:
 )
 def test_step_type_errors(steps: Any, expected: str) -> None:
     _, errors = decode_steps(steps)
-    assert [str(e) for e in errors] == [expected]
+    assert as_go(errors) == [expected]
+    assert [e.message.split(",")[0] for e in errors][0].startswith("expected ")
 
 
 def test_decode_steps_with_a_path_prefix() -> None:
@@ -576,8 +662,7 @@ def test_decode_fetch_parameters() -> None:
 )  # fmt: skip
 def test_decode_fetch_parameters_errors(raw: str | None, message: str) -> None:
     _, errors = decode_fetch_parameters(raw, "P")
-    (error,) = errors
-    assert str(error).startswith(message)
+    assert as_go(errors)[0].startswith(message) and len(errors) == 1
 
 
 def test_decode_fetch_parameters_null_is_empty() -> None:
@@ -592,8 +677,11 @@ def test_decode_steps_document() -> None:
     assert errors == []
     assert steps == [StepDescriptor("echo", "x", {"text": ['"t"']})]
     _, errors = decode_steps_document("[]")
+    assert as_go(errors) == ["json: cannot unmarshal array into Go value of type uri.doc"]
+    assert [str(e) for e in errors] == ["expected an object, got a list"]
+    _, errors = decode_steps_document('{"steps": [], "stpes": []}')
     assert [str(e) for e in errors] == [
-        "json: cannot unmarshal array into Go value of type uri.doc"
+        'stpes: unknown key "stpes" in a test file; did you mean "steps"?'
     ]
     _, errors = decode_steps_document("{")
     assert errors[0].message.startswith("invalid JSON")

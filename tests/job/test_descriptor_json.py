@@ -238,11 +238,15 @@ def test_extended_descriptor_decoding_errors_name_the_go_struct() -> None:
         '{"Runs": "x", "TestStepsDescriptors": [{"TestName": 1, "TestSteps": [null]}]}'
     )
     assert [str(e) for e in errors] == [
-        "Runs: json: cannot unmarshal string into Go struct field ExtendedDescriptor.Runs "
-        "of type uint",
-        "TestStepsDescriptors[0].TestName: json: cannot unmarshal number into Go struct field "
-        "TestStepsDescriptors.TestStepsDescriptors.TestName of type string",
+        'Runs: expected a whole number (0 or more), got "x"',
+        "TestStepsDescriptors[0].TestName: expected a string, got 1",
         "TestStepsDescriptors[0].TestSteps[0]: test step description is null",
+    ]
+    assert [e.wire for e in errors] == [
+        "json: cannot unmarshal string into Go struct field ExtendedDescriptor.Runs of type uint",
+        "json: cannot unmarshal number into Go struct field "
+        "TestStepsDescriptors.TestStepsDescriptors.TestName of type string",
+        None,
     ]
 
 

@@ -70,8 +70,6 @@ def fetch(d: JobDescriptor, server_dir: Path) -> list[FetchedTest]:
     """Play the literal and URI fetchers, as the job builder will."""
     tests = []
     for td in d.test_descriptors:
-        params, errors = decode_fetch_parameters(td.test_fetcher_fetch_parameters)
-        assert errors == []
         if td.test_fetcher_name.lower() == "uri":
             uri = parse_document(td.test_fetcher_fetch_parameters or "{}")
             assert isinstance(uri, JsonObject)
@@ -79,11 +77,15 @@ def fetch(d: JobDescriptor, server_dir: Path) -> list[FetchedTest]:
             assert isinstance(file, str)
             steps, errors = decode_steps_document((server_dir / file).read_bytes())
             assert errors == []
+            test_name = uri.get_folded("TestName")
+            assert isinstance(test_name, str)
         else:
-            steps = params.steps
+            params, errors = decode_fetch_parameters(td.test_fetcher_fetch_parameters)
+            assert errors == []
+            test_name, steps = params.test_name, params.steps
         cleanup, errors = decode_fetch_parameters(td.cleanup_fetcher_fetch_parameters or "null")
         assert errors == []
-        tests.append(FetchedTest(params.test_name, steps, cleanup.steps))
+        tests.append(FetchedTest(test_name, steps, cleanup.steps))
     return tests
 
 

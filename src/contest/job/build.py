@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contest import hostpolicy
-from contest.bundle import Test, TestStepBundle, new_step_bundle
+from contest.bundle import StepParameterProblems, Test, TestStepBundle, new_step_bundle
 from contest.context import PluginContext
 from contest.errors import ContestError
 from contest.job.descriptor import (
@@ -29,14 +29,17 @@ from contest.job.descriptor import (
     ReporterConfig,
     StepDescriptor,
     load_descriptor,
+    related_paths,
     try_decode_descriptor,
     validate_descriptor,
     validate_fetched_test,
 )
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.params import StepParameters
-from contest.registry import PluginRegistry
+from contest.paramspec import declared
+from contest.registry import Plugin, PluginRegistry
 from contest.signals import Scope
+from contest.suggest import did_you_mean
 
 CLEANUP_SUFFIX = " [CLEANUP]"
 
@@ -71,9 +74,42 @@ async def _bundles(
             if bundle.step.uses_local_processes():
                 policy.check_local_exec(f"step {bundle.name} (label {sd.label!r})")
             out.append(bundle)
+        except StepParameterProblems as exc:
+            for problem in exc.problems:
+                errors.add(
+                    f"{where}.parameters.{problem.path}",
+                    f"step {exc.step_name}, parameter {problem.path}: {problem.message}",
+                )
         except ContestError as exc:
-            errors.add(where, str(exc))
+            errors.add(where if sd.name else f"{where}.name", str(exc))
     return out
+
+
+_WHAT = {
+    "reporters": "reporter",
+    "testfetchers": "test fetcher",
+    "targetmanagers": "target manager",
+}
+
+
+def _not_registered(registry: PluginRegistry, kind: str, name: str) -> str:
+    known = [p.name for p in registry.plugins(kind)]
+    return f"{_WHAT[kind]} {name!r} is not registered{did_you_mean(name, known)}"
+
+
+def _declared_problems(
+    plugin: Plugin, attribute: str, params: Any, path: str, errors: _Errors
+) -> bool:
+    """Check plugin parameters against what the plugin class declares in ``attribute`` (if
+    anything); add each problem at its path; whether there was none."""
+    decl = declared(plugin.cls, attribute)
+    if decl is None:
+        return True
+    problems = decl.check_object(params)
+    for problem in problems:
+        where = f"{path}.{problem.path}" if problem.path else path
+        errors.add(where, f"{plugin.name}: {problem}")
+    return not problems
 
 
 def _reporters(
@@ -84,11 +120,14 @@ def _reporters(
         where = f"Reporting.{kind}[{i}]"
         plugin = registry.find("reporters", rc.name)
         if plugin is None:
-            errors.add(where + ".name", f"reporter {rc.name!r} is not registered")
+            errors.add(where + ".name", _not_registered(registry, "reporters", rc.name))
+            continue
+        params = _decode(rc.parameters)
+        attribute = "run_parameters" if kind == "RunReporters" else "final_parameters"
+        if not _declared_problems(plugin, attribute, params, where + ".parameters", errors):
             continue
         try:
             reporter = plugin.factory()
-            params = _decode(rc.parameters)
             if kind == "RunReporters":
                 parsed = reporter.validate_run_parameters(params)
             else:
@@ -110,7 +149,9 @@ async def _fetch(
 ) -> tuple[str, list[StepDescriptor]] | None:
     plugin = registry.find("testfetchers", name)
     if plugin is None:
-        errors.add(path, f"test fetcher {name!r} is not registered")
+        errors.add(path, _not_registered(registry, "testfetchers", name))
+        return None
+    if not _declared_problems(plugin, "fetch_parameters", _decode(raw), path, errors):
         return None
     try:
         fetcher = plugin.factory()
@@ -159,6 +200,21 @@ async def fetch_tests(
     return ExtendedDescriptor(descriptor=d, tests=fetched), errors.items
 
 
+def _tm_parameters(
+    plugin: Plugin, tm: Any, which: str, raw: str | None, path: str, errors: _Errors
+) -> Any:
+    """A target manager's acquire or release parameters: declared checks, then its own."""
+    where = f"{path}.TargetManager{which.title()}Parameters"
+    params = _decode(raw)
+    if not _declared_problems(plugin, f"{which}_parameters", params, where, errors):
+        return None
+    try:
+        return getattr(tm, f"validate_{which}_parameters")(params)
+    except Exception as exc:
+        errors.add(where, f"target manager {plugin.name}: {exc}")
+        return None
+
+
 async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id: int = 0) -> Job:
     """The runnable job from an extended descriptor (no fetching). Raises
     ``DescriptorValidationError`` with every problem found."""
@@ -179,7 +235,7 @@ async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id:
         if plugin is None:
             errors.add(
                 path + ".TargetManagerName",
-                f"target manager {td.target_manager_name!r} is not registered",
+                _not_registered(registry, "targetmanagers", td.target_manager_name),
             )
         else:
             try:
@@ -187,24 +243,12 @@ async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id:
             except Exception as exc:
                 errors.add(path + ".TargetManagerName", f"target manager {plugin.name}: {exc}")
             if tm is not None:
-                try:
-                    acquire_params = tm.validate_acquire_parameters(
-                        _decode(td.target_manager_acquire_parameters)
-                    )
-                except Exception as exc:
-                    errors.add(
-                        path + ".TargetManagerAcquireParameters",
-                        f"target manager {plugin.name}: {exc}",
-                    )
-                try:
-                    release_params = tm.validate_release_parameters(
-                        _decode(td.target_manager_release_parameters)
-                    )
-                except Exception as exc:
-                    errors.add(
-                        path + ".TargetManagerReleaseParameters",
-                        f"target manager {plugin.name}: {exc}",
-                    )
+                acquire_params = _tm_parameters(
+                    plugin, tm, "acquire", td.target_manager_acquire_parameters, path, errors
+                )
+                release_params = _tm_parameters(
+                    plugin, tm, "release", td.target_manager_release_parameters, path, errors
+                )
         # the path of a step is where the user wrote it: the literal fetcher's parameters, or
         # what another fetcher returned (stored in the extended descriptor)
         if td.test_fetcher_name.lower() == "literal":
@@ -335,11 +379,17 @@ async def _load_and_serialize(data: str | bytes, registry: PluginRegistry) -> Bu
 
 
 def _dedupe(errors: list[DescriptorError]) -> list[DescriptorError]:
+    """Each problem once; and none that only repeats a decoding error (a misspelt key in a step
+    makes the step nameless: "the step has no name" would add nothing)."""
+    decoding = [e.path for e in errors if e.decoding]
     seen = set()
     out = []
     for e in errors:
         key = (e.path, e.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(e)
+        if key in seen:
+            continue
+        if not e.decoding and any(related_paths(e.path, p) for p in decoding):
+            continue
+        seen.add(key)
+        out.append(e)
     return out

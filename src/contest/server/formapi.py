@@ -172,6 +172,8 @@ def descriptor_error(exc: DescriptorValidationError) -> str:
     if not exc.errors:
         return f"could not validate job descriptor: {exc}"
     first = exc.errors[0]
+    if first.wire is not None:
+        return first.wire
     decoding = first.message.startswith(("json: ", "invalid JSON", "invalid YAML"))
     if isinstance(exc, DescriptorDecodeError) or decoding or not first.path:
         return first.message

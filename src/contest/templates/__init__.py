@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from .errors import TemplateError, TemplateExecError, TemplateSyntaxError
 from .evaluator import compile_list, execute
+from .fields import FieldRef, root_fields
 from .nodes import TextNode
 from .parser import BUILTIN_NAMES, parse_tree
 from .runtime import MAX_ITERATIONS, MAX_OUTPUT, MAX_WORK, Run
@@ -29,11 +30,13 @@ __all__ = [
     "MAX_ITERATIONS",
     "MAX_OUTPUT",
     "MAX_WORK",
+    "FieldRef",
     "Template",
     "TemplateError",
     "TemplateExecError",
     "TemplateSyntaxError",
     "parse",
+    "root_fields",
 ]
 
 

@@ -55,6 +55,7 @@ from contest.job.descriptor.model import (
     RetryParameters,
     StepDescriptor,
     TestDescriptor,
+    related_paths,
 )
 from contest.job.descriptor.validate import (
     INTERNAL_TAG_PREFIX,
@@ -101,6 +102,7 @@ __all__ = [
     "load_descriptor",
     "load_extended_descriptor",
     "parse_document",
+    "related_paths",
     "too_long",
     "try_decode_descriptor",
     "try_decode_extended_descriptor",

@@ -4,12 +4,15 @@ Users' descriptors were written for ConTest, so what ConTest accepts must mean t
 
 * a key matches a field ignoring case (``name``, ``Name`` and ``NAME`` all set ``Name``); keys are
   applied in document order, so a later spelling of the same field wins;
-* unknown keys are ignored (old templates still carry ``ReporterName``);
+* a key that matches no field is refused, with its path and the nearest known key (Go ignores
+  it, so a typo such as ``nmae`` used to fail far from its cause, or not at all); only keys
+  starting with ``x-`` are ignored, so that YAML can keep anchors in them;
 * ``null`` leaves a string, number, bool or struct field as it was, empties a list or map, unsets
   an optional timeout, and is kept as the text ``null`` for a raw sub-document;
-* a value of the wrong type is reported with Go's words,
-  ``json: cannot unmarshal string into Go struct field Descriptor.Runs of type uint``, and decoding
-  goes on; unlike Go we report every such error, each with its path (``Runs``);
+* a value of the wrong type is reported in our words with its path (``Runs: expected a whole
+  number (0 or more), got a string``), and decoding goes on; unlike Go we report every such
+  error. Go's own text (``json: cannot unmarshal string into Go struct field Descriptor.Runs of
+  type uint``) is kept as the error's ``wire`` text, which ConTest's form API answers with;
 * ``Runs`` is unsigned (``-1`` and ``1.0`` are errors), ``NumRetries`` is a ``uint32``;
 * durations must be quoted Go duration strings (see ``contest.golang.time``).
 
@@ -55,6 +58,7 @@ from contest.job.descriptor.model import (
     StepDescriptor,
     TestDescriptor,
 )
+from contest.suggest import did_you_mean
 
 __all__ = [
     "DescriptorFormat",
@@ -82,6 +86,59 @@ class _Skip:
 
 
 _SKIP = _Skip()
+
+
+#: Keys starting with it are not fields and are ignored: a YAML descriptor keeps its anchors
+#: there (``x-defaults: &d {...}``), as docker-compose files do.
+EXTENSION_PREFIX = "x-"
+
+#: What each struct is, in a message about a key it does not have.
+_STRUCT_WORDS: dict[str, str] = {
+    "job.Descriptor": "the job descriptor",
+    "job.ExtendedDescriptor": "the job descriptor",
+    "job.Reporting": "Reporting",
+    "job.ReporterConfig": "a reporter",
+    "test.TestDescriptor": "a test descriptor",
+    "test.RetryParameters": "RetryParameters",
+    "test.TestStepDescriptor": "a test step",
+    "test.TestStepsDescriptors": "a fetched test",
+    "literal.FetchParameters": "the literal fetcher's parameters",
+    "uri.doc": "a test file",
+}
+
+
+def _expected(gotype: str) -> str:
+    """A Go type as a message says what was expected."""
+    if gotype == "string":
+        return "a string"
+    if gotype == "bool":
+        return "true or false"
+    if gotype == "uint":
+        return "a whole number (0 or more)"
+    if gotype == "uint32":
+        return "a whole number from 0 to 4294967295"
+    if gotype == "[]test.Param":
+        return 'a list of values (write ["x"] for one value)'
+    if gotype.startswith("[]"):
+        return "a list"
+    if gotype == "map[string]string":
+        return "an object of strings"
+    if gotype == "test.TestStepParameters":
+        return "an object of parameters, each a list of values"
+    return "an object"
+
+
+def _given(value: JsonValue) -> str:
+    """A value as a message shows what was given: a scalar itself, a container by its kind."""
+    if isinstance(value, str):
+        return dumps(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, JsonNumber):
+        return value.text
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 @dataclass(frozen=True)
@@ -122,12 +179,33 @@ class _Decoder:
 
     # --- errors -------------------------------------------------------------------------------
 
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(DescriptorError(path, message))
+    def error(self, path: str, message: str, wire: str | None = None) -> None:
+        self.errors.append(DescriptorError(path, message, wire, decoding=True))
 
-    def type_error(self, path: str, ctx: _Ctx, what: str, gotype: str) -> None:
+    def type_error(self, path: str, ctx: _Ctx, value: JsonValue, gotype: str) -> None:
         field = None if ctx.struct is None else f"{ctx.struct}.{'.'.join(ctx.stack)}"
-        self.error(path, type_error_text(what, gotype, field))
+        # Go names a number by its text only where it fits the kind but not the type (-1 for a
+        # uint); otherwise by its kind
+        what = (
+            value_kind(value)
+            if isinstance(value, JsonNumber) and gotype.startswith("uint")
+            else json_kind(value)
+        )
+        self.error(
+            path,
+            f"expected {_expected(gotype)}, got {_given(value)}",
+            type_error_text(what, gotype, field),
+        )
+
+    def unknown_key(self, path: str, key: str, gotype: str, fields: _Fields) -> None:
+        """A key no field takes: Go ignores it; a typo (``nmae``) then fails far from its cause,
+        so it is refused here, with the nearest known key."""
+        known = [spec[1] for spec in fields.values()]
+        self.error(
+            _join(path, key),
+            f'unknown key "{key}" in {_STRUCT_WORDS.get(gotype, "this object")}'
+            f"{did_you_mean(key, known)}",
+        )
 
     # --- scalars ------------------------------------------------------------------------------
 
@@ -136,7 +214,7 @@ class _Decoder:
             return _SKIP
         if isinstance(value, str):
             return value
-        self.type_error(path, ctx, json_kind(value), "string")
+        self.type_error(path, ctx, value, "string")
         return _SKIP
 
     def uint(self, value: JsonValue, path: str, ctx: _Ctx, bits: int, gotype: str) -> int | _Skip:
@@ -146,9 +224,9 @@ class _Decoder:
             got = uint_of(value, bits)
             if got is not None:
                 return got
-            self.type_error(path, ctx, value_kind(value), gotype)
+            self.type_error(path, ctx, value, gotype)
             return _SKIP
-        self.type_error(path, ctx, json_kind(value), gotype)
+        self.type_error(path, ctx, value, gotype)
         return _SKIP
 
     def boolean(self, value: JsonValue, path: str, ctx: _Ctx) -> bool | _Skip:
@@ -156,7 +234,7 @@ class _Decoder:
             return _SKIP
         if isinstance(value, bool):
             return value
-        self.type_error(path, ctx, json_kind(value), "bool")
+        self.type_error(path, ctx, value, "bool")
         return _SKIP
 
     def duration(self, value: JsonValue, path: str, *, optional: bool) -> float | _Skip | None:
@@ -167,13 +245,17 @@ class _Decoder:
             try:
                 return parse_duration(value)
             except DurationError as exc:
-                self.error(path, str(exc))
+                self.error(
+                    path,
+                    f'expected a duration such as "30s" or "1m30s", got {dumps(value)}',
+                    str(exc),
+                )
                 return _SKIP
-        got = value_kind(value)
         self.error(
             path,
+            f'expected a duration as a quoted string such as "30s" or "1m30s", got {_given(value)}',
             "not a properly double-quoted string: a duration must be a quoted Go duration "
-            f'such as "30s" or "1m30s", got {got}',
+            f'such as "30s" or "1m30s", got {value_kind(value)}',
         )
         return _SKIP
 
@@ -186,13 +268,16 @@ class _Decoder:
         if value is None:
             return False
         if not isinstance(value, JsonObject):
-            self.type_error(path, ctx, json_kind(value), gotype)
+            self.type_error(path, ctx, value, gotype)
             return False
         for key, item in value:
             spec = fields.get(fold_key(key))
-            if spec is not None:
-                go_name, path_name, handler = spec
-                handler(item, _join(path, path_name), ctx.enter(name, go_name))
+            if spec is None:
+                if not fold_key(key).startswith(EXTENSION_PREFIX):
+                    self.unknown_key(path, key, gotype, fields)
+                continue
+            go_name, path_name, handler = spec
+            handler(item, _join(path, path_name), ctx.enter(name, go_name))
         return True
 
     def array(
@@ -207,7 +292,7 @@ class _Decoder:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.type_error(path, ctx, json_kind(value), gotype)
+            self.type_error(path, ctx, value, gotype)
             return _SKIP
         return [element(item, f"{path}[{i}]", ctx) for i, item in enumerate(value)]
 
@@ -356,7 +441,7 @@ class _Decoder:
                 s.parameters = {}
                 return
             if not isinstance(v, JsonObject):
-                self.type_error(p, c, json_kind(v), "test.TestStepParameters")
+                self.type_error(p, c, v, "test.TestStepParameters")
                 return
             for key, item in v:
                 got = self.array(item, _join(p, key), c, "[]test.Param", param)
@@ -368,7 +453,7 @@ class _Decoder:
                 s.variables_mapping = {}
                 return
             if not isinstance(v, JsonObject):
-                self.type_error(p, c, json_kind(v), "map[string]string")
+                self.type_error(p, c, v, "map[string]string")
                 return
             for key, item in v:
                 s.variables_mapping[key] = self.string_elem(item, _join(p, key), c)

@@ -43,6 +43,7 @@ __all__ = [
     "RetryParameters",
     "StepDescriptor",
     "TestDescriptor",
+    "related_paths",
 ]
 
 #: The descriptor version linuxboot's ConTest speaks ("major.minor"; major must match, minor <=).
@@ -65,14 +66,36 @@ MAX_TAG_LEN: Final = 64
 class DescriptorError:
     """One problem in a descriptor: where (``TestDescriptors[0].TestFetcherName``) and what.
 
-    ``message`` is ConTest's own text wherever ConTest has one, so users' greps keep working.
+    ``message`` is ConTest's own text where ConTest has one in plain words (``job name cannot be
+    empty``), so users' greps keep working, and ours otherwise. ``wire`` is the exact text
+    ConTest's form API answers with when that differs from ``message``: Go's decoding errors
+    (``json: cannot unmarshal number into Go struct field Descriptor.JobName of type string``)
+    are shown in our words, with the path, everywhere but there.
     """
 
     path: str
     message: str
+    wire: str | None = field(default=None, compare=False)
+    #: Found while decoding (a key no field takes, a value of the wrong type): checks of what
+    #: contains it or lies inside it would only repeat it (see :func:`related_paths`).
+    decoding: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def related_paths(check_path: str, decode_path: str) -> bool:
+    """Whether a check at ``check_path`` is about what a decoding error at ``decode_path``
+    already covers: the same field, a field inside it, or what contains it (a test descriptor
+    whose step had a misspelt key)."""
+    return _inside(check_path, decode_path) or (
+        check_path != "" and _inside(decode_path, check_path)
+    )
+
+
+def _inside(path: str, outer: str) -> bool:
+    """Whether ``path`` is ``outer`` or below it (``outer`` ``""`` is the whole document)."""
+    return outer == "" or path == outer or path.startswith((outer + ".", outer + "["))
 
 
 class DescriptorValidationError(ContestError, ValueError):

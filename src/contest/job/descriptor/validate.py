@@ -47,6 +47,7 @@ from contest.job.descriptor.model import (
     JobDescriptor,
     StepDescriptor,
     TestDescriptor,
+    related_paths,
 )
 
 __all__ = [
@@ -154,19 +155,8 @@ class _Collector:
         return [
             e
             for is_decode, e in self.items
-            if is_decode or not any(_related(e.path, p) for p in muting)
+            if is_decode or not any(related_paths(e.path, p) for p in muting)
         ]
-
-
-def _inside(path: str, outer: str) -> bool:
-    """Whether ``path`` is ``outer`` or below it (``outer`` ``""`` is the whole document)."""
-    return outer == "" or path == outer or path.startswith((outer + ".", outer + "["))
-
-
-def _related(check_path: str, decode_path: str) -> bool:
-    return _inside(check_path, decode_path) or (
-        check_path != "" and _inside(decode_path, check_path)
-    )
 
 
 def _blank(name: str) -> bool:

@@ -2,7 +2,7 @@
 
 Fetch parameters: ``{"TestName": "<name>", "Steps": [{"name", "label", "parameters"}, ...]}``,
 decoded with Go's rules exactly as the descriptor's own fields are (keys case-insensitive, unknown
-keys ignored, parameter values kept as JSON text; see :func:`contest.job.descriptor.decode_steps`).
+keys refused, parameter values kept as JSON text; see :func:`contest.job.descriptor.decode_steps`).
 ``TestName`` is required unless the fetcher reads cleanup steps (``require_name=False``).
 
 Whether the steps make sense (labels present and unique, plugins registered, parameters accepted)

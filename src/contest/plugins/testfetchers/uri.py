@@ -3,8 +3,9 @@
 Fetch parameters: ``{"TestName": "<name>", "URI": "<where>"}``. ``URI`` is a path (relative to the
 server's working directory, as in ConTest's ``start.json``: ``test_samples/randecho.json``), a
 ``file://`` URI (host empty or ``localhost``), or an ``http://``/``https://`` URL. The document is
-``{"steps": [{"name", "label", "parameters"}, ...]}`` decoded with Go's rules (other keys are
-ignored); the test's name comes from the parameters, never from the document.
+``{"steps": [{"name", "label", "parameters"}, ...]}`` decoded with Go's rules (but an unknown key
+is refused, as everywhere in a descriptor); the test's name comes from the parameters, never from
+the document.
 
 Differences from ConTest, all so that a bad fetch fails clearly at submission instead of hanging
 it or failing later with a confusing message:
