@@ -182,6 +182,8 @@ class Parameter:
         return out if self.many else out[0]
 
     def _typed(self, p: Param) -> Any:
+        if self.templated and "{{" in str(p) and self.kind is not Kind.STRING:
+            raise ParameterError(f"{self.name}: a template; expand it per target (Param.expand)")
         problems: list[Problem] = []
         value = _decoded(p)
         _check_loose(self, value, self.name, problems, check_templates=False)
@@ -363,6 +365,9 @@ def _check_loose(
 ) -> None:
     """One value of a step parameter, read as steps read them: scalars may be spelt as text."""
     kind = decl.kind
+    if value == "":
+        return  # an empty value is an absent one to a step (``Param.is_empty``); ``required``
+        # parameters are checked for emptiness on their own
     if decl.templated and isinstance(value, str) and "{{" in value:
         if check_templates:
             _check_template(value, path, problems)
@@ -450,7 +455,7 @@ def _check_choices_and_range(
             Problem(
                 path,
                 f"expected one of {', '.join(decl.choices)}, got {_got(text, decl.secret)}"
-                + (did_you_mean(text, decl.choices) if not decl.secret else ""),
+                + _suggest(text, decl.choices, decl.secret),
             )
         )
     if number is None:
@@ -460,6 +465,11 @@ def _check_choices_and_range(
         problems.append(Problem(path, f"must be at least {_num(decl.minimum)}{unit}, got {text}"))
     if decl.maximum is not None and number > decl.maximum:
         problems.append(Problem(path, f"must be at most {_num(decl.maximum)}{unit}, got {text}"))
+
+
+def _suggest(text: str, known: Sequence[str], secret: bool) -> str:
+    best = None if secret else closest(text, known)
+    return f'; did you mean "{best}"?' if best else ""
 
 
 def _num(x: float) -> str:

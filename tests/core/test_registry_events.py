@@ -8,7 +8,7 @@ import importlib.metadata
 import pytest
 from core_kit import Emits, target_events
 
-from contest.bundle import BundleError, new_step_bundle
+from contest.bundle import BundleError, StepParameterProblems, new_step_bundle
 from contest.errors import EventNotAllowed
 from contest.events import (
     FRAMEWORK_TEST_EVENTS,
@@ -148,8 +148,16 @@ async def test_bundle_validates_on_the_instance_that_runs() -> None:
         await new_step_bundle(reg, "NoSuch", "x", {})
     with pytest.raises(BundleError, match='unknown step "slep"; did you mean "Sleep"'):
         await new_step_bundle(reg, "slep", "x", {})
-    with pytest.raises(BundleError, match="could not validate parameters for test step slowecho"):
-        await new_step_bundle(reg, "slowecho", "x", {"text": ["hi"]})
+    with pytest.raises(StepParameterProblems) as info:
+        await new_step_bundle(reg, "slowecho", "x", {"text": ["hi"], "slep": ["1"]})
+    assert str(info.value) == (
+        'step SlowEcho, parameter slep: unknown parameter; did you mean "sleep"?; '
+        "step SlowEcho, parameter sleep: missing; it is required"
+    )
+    assert [p.path for p in info.value.problems] == ["slep", "sleep"]
+    # a step's own refusal keeps ConTest's words
+    with pytest.raises(BundleError, match="could not validate parameters for test step test: "):
+        await new_step_bundle(reg, "test", "x", {"DelayTargets": ["T1"]})
     with pytest.raises(BundleError, match="step has no label, but it is mandatory"):
         await new_step_bundle(reg, "noop", "", {})
     with pytest.raises(BundleError, match="too long"):

@@ -56,7 +56,8 @@ SERVER_DIR = "cmds/contest"  # each repo's server working directory in the sampl
 DESCRIPTORS = "cmds/clients/contestcli/descriptors"
 
 #: ConTest rejects these: (the step the first error is about, start of its message). The path
-#: is pinned only to the step (``...Steps[1]`` or ``...Steps[1].label``): how a fetched step's
+#: is pinned only to the step (``...Steps[1]``, ``...Steps[1].label`` or one of its
+#: ``...Steps[1].parameters``): how a fetched step's
 #: path begins is the descriptor module's business. The same problem may be reported again by
 #: the step builder.
 REJECTED: dict[str, tuple[str, str]] = {
@@ -69,8 +70,7 @@ REJECTED: dict[str, tuple[str, str]] = {
 REJECTED |= {
     f"{repo}/{DESCRIPTORS}/debug.json": (
         "Steps[0]",
-        "could not validate parameters for test step randecho: "
-        "Missing 'text' field in echo parameters",
+        "step RandEcho, parameter text: missing; it is required",
     )
     for repo in ("fb", "lb")
 }
@@ -83,7 +83,7 @@ REJECTED |= {
 }
 REJECTED["lb/tests/e2e/test-retry.yaml"] = (
     "Steps[1]",
-    "could not validate parameters for test step waitport: failed to parse 'port' parameter: ",
+    'step waitport, parameter port[0]: expected an integer, got "[[ .WaitPort]]"',
 )
 
 #: ConTest accepts these, but they cannot run here: why.
@@ -250,7 +250,7 @@ async def test_rejected_with_a_clear_message(sample: str, workdir: Callable[[str
     assert first.path.startswith("TestDescriptors[0].") or first.path.startswith(
         "TestStepsDescriptors[0]."
     ), first
-    assert re.search(rf"\.(Test)?{re.escape(step)}(\.label)?$", first.path), first
+    assert re.search(rf"\.(Test)?{re.escape(step)}(\.label|\.parameters\..*)?$", first.path), first
     assert f"{first.path}: {first.message}" in str(info.value)
 
 

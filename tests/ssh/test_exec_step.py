@@ -23,6 +23,7 @@ from sshtestlib import (
 )
 
 from contest import hostpolicy
+from contest.bundle import validate_step
 from contest.context import StepContext
 from contest.errors import Cancelled, ParameterError
 from contest.hostpolicy import HostPolicy
@@ -395,23 +396,50 @@ async def test_detached_remote_time_quota(farm: SshdFarm) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda b: b["bin"].pop("path"), "bag.bin.path: missing required field"),
+        (lambda b: b["bin"].pop("path"), "bag[0].bin.path: missing; it is required"),
         (lambda b: b["bin"].update(args="x"), "bag.bin.args: must be a list"),
         (lambda b: b["bin"].update(args=[1]), "bag.bin.args[0]: must be a string"),
-        (lambda b: b["bin"].update(args=["{{ .ID "]), "bag.bin.args[0]: failed to parse"),
-        (lambda b: b.update(bins={}), "bag.bins: unknown field"),
-        (lambda b: b["transport"].update(proto="telnet"), "bag.transport.proto: no such transport"),
-        (lambda b: b.update(constraints={"time_quota": 5}), "bag.constraints.time_quota"),
-        (lambda b: b.update(constraints={"time_quota": "5d"}), "bag.constraints.time_quota"),
-        (lambda b: b.update(ocp_output="maybe"), "bag.ocp_output"),
+        (
+            lambda b: b["bin"].update(args=["{{ .ID "]),
+            "bag[0].bin.args[0]: not a valid template: unclosed action",
+        ),
+        (lambda b: b.update(bins={}), 'bag[0].bins: unknown key; did you mean "bin"?'),
+        (
+            lambda b: b["transport"].update(proto="telnet"),
+            'bag[0].transport.proto: expected one of local, ssh, got "telnet"',
+        ),
+        (
+            lambda b: b.update(constraints={"time_quota": 5}),
+            'bag[0].constraints.time_quota: expected a duration such as "30s" or "1m30s" (quoted)',
+        ),
+        (
+            lambda b: b.update(constraints={"time_quota": "5d"}),
+            'bag[0].constraints.time_quota: expected a duration such as "30s" or "1m30s", got "5d"',
+        ),
+        (lambda b: b.update(ocp_output="maybe"), "bag[0].ocp_output: expected a boolean"),
         (lambda b: b.update(exitcode_map={"x": "y"}), "bag.exitcode_map.x: not an exit code"),
         (lambda b: b.update(exitcode_map={"1": 2}), "bag.exitcode_map.1: must be a string"),
-        (lambda b: b["transport"]["options"].pop("host"), "options.host: missing required"),
-        (lambda b: b["transport"]["options"].update(port=0), "options.port: not in range"),
-        (lambda b: b["transport"]["options"].update(port="x"), "options.port: not an integer"),
-        (lambda b: b["transport"]["options"].update(user=None), "options.user: missing required"),
+        (
+            lambda b: b["transport"]["options"].pop("host"),
+            "bag[0].transport.options.host: missing; it is required",
+        ),
+        (
+            lambda b: b["transport"]["options"].update(port=0),
+            "bag[0].transport.options.port: must be at least 1, got 0",
+        ),
+        (
+            lambda b: b["transport"]["options"].update(port="x"),
+            'bag[0].transport.options.port: expected an integer, got "x"',
+        ),
+        (
+            lambda b: b["transport"]["options"].update(user=None),
+            "bag[0].transport.options.user: must not be empty",
+        ),
         (lambda b: b["transport"]["options"].update(timeout="1"), "options.timeout"),
-        (lambda b: b["transport"]["options"].update(idfile="k"), "options.idfile: unknown field"),
+        (
+            lambda b: b["transport"]["options"].update(idfile="k"),
+            'options.idfile: unknown key; did you mean "identity_file"?',
+        ),
         (
             lambda b: b["transport"]["options"].update(password="a", password_env="B"),
             "options.password_env: give only one",
@@ -427,7 +455,7 @@ async def test_detached_remote_time_quota(farm: SshdFarm) -> None:
         ),
         (
             lambda b: b["transport"]["options"].update({"async": {"agnet": "x"}}),
-            "options.async.agnet: unknown field",
+            'options.async.agnet: unknown key; did you mean "agent"?',
         ),
         (
             lambda b: b["transport"]["options"].update({"async": {}, "posix_shell": False}),
@@ -440,24 +468,22 @@ async def test_bag_is_checked_at_submission(farm: SshdFarm, mutate: Any, message
     mutate(b)
     params = StepParameters.from_values({"bag": [b]})
     with pytest.raises(ParameterError) as info:
-        await Exec().validate_parameters(StepContext(scope=Scope()), params)
+        await validate_step(Exec(), StepContext(scope=Scope()), params)
     assert message in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "bag: expected exactly one object"),
-        ({"bag": [{}, {}]}, "bag: expected exactly one object"),
-        ({"bag": ["{}"]}, "bag: must be an object"),
-        ({"bag": [{"bin": {"path": "/x"}}], "extra": [1]}, "extra: unknown parameter"),
+        ({}, "bag: missing; it is required"),
+        ({"bag": [{}, {}]}, "bag: takes one value, got 2"),
+        ({"bag": ["{}"]}, 'bag[0]: expected an object, got "{}"'),
+        ({"bag": [{"bin": {"path": "/x"}}], "extra": [1]}, "extra: unknown parameter; known: bag"),
     ],
 )
 async def test_step_parameters_are_checked(params: dict[str, Any], message: str) -> None:
     with pytest.raises(ParameterError) as info:
-        await Exec().validate_parameters(
-            StepContext(scope=Scope()), StepParameters.from_values(params)
-        )
+        await validate_step(Exec(), StepContext(scope=Scope()), StepParameters.from_values(params))
     assert message in str(info.value)
 
 

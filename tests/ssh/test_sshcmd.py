@@ -20,6 +20,7 @@ from sshtestlib import (
     wait_running,
 )
 
+from contest.bundle import validate_step
 from contest.context import StepContext
 from contest.errors import Cancelled, ParameterError
 from contest.params import StepParameters
@@ -222,21 +223,22 @@ async def test_fifty_targets_each_with_its_own_sshd(farm50: SshdFarm) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"host": None}, "host: missing required parameter"),
-        ({"user": None}, "user: missing required parameter"),
-        ({"executable": None}, "executable: missing required parameter"),
-        ({"port": "70000"}, "port: not in range 1-65535: 70000"),
-        ({"port": "ssh"}, "port: not an integer"),
-        ({"timeout": "5x"}, "timeout: time: unknown unit"),
+        ({"host": None}, "host: missing; it is required"),
+        ({"user": None}, "user: missing; it is required"),
+        ({"executable": None}, "executable: missing; it is required"),
+        ({"port": "70000"}, "port[0]: must be at most 65535, got 70000"),
+        ({"port": "ssh"}, 'port[0]: expected an integer, got "ssh"'),
+        ({"timeout": "5x"}, 'timeout[0]: expected a duration such as "30s" or "1m30s", got "5x"'),
         ({"timeout": "0s"}, "timeout: must be positive"),
         ({"expect": "("}, "expect: malformed regular expression"),
-        ({"skip_if_empty_host": "yes"}, "skip_if_empty_host: strconv.ParseBool"),
+        ({"skip_if_empty_host": "yes"}, "skip_if_empty_host[0]: expected a boolean"),
         ({"password": "a", "password_env": "B"}, "password_env: give only one of"),
         ({"host_key": "ssh-ed25519 notbase64"}, "host_key[0]: not an SSH public key"),
         ({"insecure_ignore_host_key": "true"}, "insecure_ignore_host_key: conflicts"),
-        ({"args": ["{{ .ID "]}, "args[0]: failed to parse template"),
-        ({"hots": "x"}, "hots: unknown parameter"),
-        ({"user": ["a", "b"]}, "user: expected one value"),
+        ({"args": ["{{ .ID "]}, "args[0]: not a valid template: unclosed action"),
+        ({"host": "{{ .Hostname }}"}, "host[0]: the template reads .Hostname (line 1, column 4)"),
+        ({"hots": "x"}, 'hots: unknown parameter; did you mean "host"?'),
+        ({"user": ["a", "b"]}, "user: takes one value, got 2"),
     ],
 )
 async def test_parameters_are_checked_at_submission(
@@ -244,8 +246,12 @@ async def test_parameters_are_checked_at_submission(
 ) -> None:
     params = StepParameters.from_values(sshcmd_params(farm, "true", **change))
     with pytest.raises(ParameterError) as info:
-        await SSHCmd().validate_parameters(StepContext(scope=Scope()), params)
+        await validate_step(SSHCmd(), StepContext(scope=Scope()), params)
     assert message in str(info.value)
+
+
+def test_the_password_is_declared_secret() -> None:
+    assert SSHCmd.secret_parameters == frozenset({"password"})
 
 
 async def test_missing_server_files_fail_the_targets_with_the_parameter_name(

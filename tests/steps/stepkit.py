@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from contest.bundle import validate_step
 from contest.context import StepContext
 from contest.events import TestEvent
 from contest.params import StepParameters
@@ -19,9 +20,10 @@ __all__ = ["RunOutcome", "run_steps"]
 
 
 async def validate(step: TestStep, params: Mapping[str, Sequence[Any]]) -> None:
-    """``validate_parameters`` with decoded JSON values, as a job submission does."""
-    await step.validate_parameters(
-        StepContext(scope=Scope(), step_label="S"), StepParameters.from_values(params)
+    """The declared checks, then ``validate_parameters``, with decoded JSON values, as a job
+    submission does."""
+    await validate_step(
+        step, StepContext(scope=Scope(), step_label="S"), StepParameters.from_values(params)
     )
 
 

@@ -41,12 +41,20 @@ async def test_echo_fails_only_the_target_whose_text_cannot_be_expanded() -> Non
 
 
 async def test_echo_and_randecho_refuse_a_missing_text() -> None:
-    assert await refused(Echo(), {}) == "Missing 'text' field in echo parameters"
-    assert await refused(Echo(), {"text": [""]}) == "Missing 'text' field in echo parameters"
-    assert (await refused(Echo(), {"text": ["{{ .ID"]})).startswith(
-        "text: failed to parse template"
+    assert await refused(Echo(), {}) == "text: missing; it is required"
+    assert await refused(Echo(), {"text": [""]}) == "text: must not be empty"
+    assert await refused(Echo(), {"text": ["{{ .ID"]}) == (
+        "text[0]: not a valid template: unclosed action (line 1, column 7)"
     )
-    assert await refused(RandEcho(), {}) == "Missing 'text' field in echo parameters"
+    assert await refused(Echo(), {"text": ["hi {{ .Hostname }}"]}) == (
+        "text[0]: the template reads .Hostname (line 1, column 7), which a target does not have "
+        "(it has ID, FQDN, PrimaryIPv4, PrimaryIPv6, TargetManagerState)"
+    )
+    assert await refused(Echo(), {"text": ["{{ .Fqdn }}"]}) == (
+        "text[0]: the template reads .Fqdn (line 1, column 4), which a target does not have; did "
+        'you mean "FQDN"?'
+    )
+    assert await refused(RandEcho(), {}) == "text: missing; it is required"
     await validate(RandEcho(), {"text": ["{{ not a template, and not expanded"]})
 
 

@@ -199,16 +199,21 @@ async def test_parameters_are_checked_at_submission(device: Device) -> None:
     async def msg(**changes: list[object]) -> str:
         return await refused(TerminalExpect(), {**params(device, "x"), **changes})
 
-    assert "'port'" in await msg(port=[])
-    assert (await msg(speed=["fast"])).startswith("invalid or missing 'speed' parameter: ")
-    assert "'speed'" in await msg(speed=[0])
-    assert "'match'" in await msg(match=[])
-    assert "'match'" in await msg(match=[""])
-    assert "'timeout'" in await msg(timeout=[])
-    assert (await msg(timeout=["soon"])).startswith("invalid terminal timeout soon: time: ")
-    assert "must be positive" in await msg(timeout=["0s"])
-    assert (await msg(send=["{{ .ID "])).startswith("send: failed to parse template")
-    assert "'send'" in await msg(send=["a", "b"])
+    assert await msg(port=[]) == "port: missing; it is required"
+    assert await msg(speed=["fast"]) == 'speed[0]: expected an integer, got "fast"'
+    assert await msg(speed=[0]) == "speed[0]: must be at least 1, got 0"
+    assert await msg(match=[]) == "match: missing; it is required"
+    assert await msg(match=[""]) == "match: must not be empty"
+    assert await msg(match=["x" * 4097]) == "match: longer than 4096 bytes"
+    assert await msg(timeout=[]) == "timeout: missing; it is required"
+    assert await msg(timeout=["soon"]) == (
+        'timeout[0]: expected a duration such as "30s" or "1m30s", got "soon"'
+    )
+    assert await msg(timeout=["0s"]) == "timeout: must be positive, got 0s"
+    assert await msg(send=["{{ .ID "]) == (
+        "send[0]: not a valid template: unclosed action (line 1, column 8)"
+    )
+    assert await msg(send=["a", "b"]) == "send: takes one value, got 2"
 
 
 def test_load() -> None:

@@ -215,23 +215,31 @@ async def test_parameters_are_checked_at_submission() -> None:
     async def msg(**changes: list[object]) -> str:
         return await refused(WaitPort(), {**params(80), **changes})
 
-    assert await msg(target=["a", "b"]) == "0 or 1 'target' parameters should be provided"
-    assert (await msg(target=["{{ .ID "])).startswith("target: failed to parse template")
-    assert (await msg(port=["http"])).startswith("failed to parse 'port' parameter: ")
-    assert "'port' parameter" in await msg(port=[0])
-    assert "'port' parameter" in await msg(port=[65536])
-    assert await msg(protocol=[]) == "a single 'protocol' should be provided"
-    assert await msg(protocol=["sctp"]) == (
-        "'protocol' should be one of [tcp, tcp4, tcp6, udp, udp4, udp6]"
+    assert await msg(target=["a", "b"]) == "target: takes one value, got 2"
+    assert await msg(target=["{{ .ID "]) == (
+        "target[0]: not a valid template: unclosed action (line 1, column 8)"
     )
-    assert await msg(timeout=[]) == "a single 'timeout' should be provided"
-    assert (await msg(timeout=["10"])).startswith(
-        "failed to convert 'timeout' duration parameter '10': time: missing unit"
+    assert await msg(port=["http"]) == 'port[0]: expected an integer, got "http"'
+    assert await msg(port=[0]) == "port[0]: must be at least 1, got 0"
+    assert await msg(port=[65536]) == "port[0]: must be at most 65535, got 65536"
+    assert await msg(protocol=[]) == "protocol: missing; it is required"
+    assert await msg(protocol=["tpc"]) == (
+        'protocol[0]: expected one of tcp, tcp4, tcp6, udp, udp4, udp6, got "tpc"; did you mean '
+        '"tcp"?'
+    )
+    assert await msg(timeout=[]) == "timeout: missing; it is required"
+    assert await msg(timeout=["10"]) == (
+        'timeout[0]: expected a duration such as "30s" or "1m30s", got "10"'
     )
     assert await msg(check_interval=["0s"]) == (
-        "'check_interval' should be a positive duration, got '0s'"
+        "check_interval: must be a positive duration, got '0s'"
     )
-    assert "'check_interval'" in await msg(check_interval=["-1s"])
+    assert await msg(check_interval=["-1s"]) == (
+        "check_interval: must be a positive duration, got '-1s'"
+    )
+    step = WaitPort()
+    await validate(step, params(80, protocol=["UDP6"]))  # any case
+    assert step.settings is not None and step.settings.protocol == "udp6"
 
 
 def test_load() -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any
 
-from contest.bundle import Test, TestStepBundle
+from contest.bundle import Test, TestStepBundle, validate_step
+from contest.context import StepContext
 from contest.errors import ContestError
 from contest.events import MemoryEventSink, TestEvent
 from contest.params import StepParameters
@@ -109,7 +110,9 @@ async def run_steps(
 ) -> RunOutcome:
     """Run the steps (``(step, label, params)`` tuples or bundles) on the targets.
 
-    Parameters are validated on the step instances first (as a job does; a refusal is raised).
+    Parameters are validated on the step instances first, as a job does: against the step's
+    declared parameters (a :class:`~contest.paramspec.ParameterProblems` lists every problem),
+    then by its ``validate_parameters``; a refusal is raised.
     ``pause_after`` / ``cancel_after`` signal the run after that many seconds. Errors of the run
     itself are returned in the outcome, not raised, so a test can look at the events either way.
     """
@@ -117,11 +120,9 @@ async def run_steps(
     sink = sink if sink is not None else MemoryEventSink()
     scope = scope if scope is not None else Scope()
     if validate:
-        from contest.context import StepContext
-
         for b in bundles:
-            await b.step.validate_parameters(
-                StepContext(scope=Scope(), step_label=b.label), b.parameters
+            await validate_step(
+                b.step, StepContext(scope=Scope(), step_label=b.label), b.parameters
             )
     runner = TestRunner(sink, shutdown_timeout=shutdown_timeout)
     loop = asyncio.get_running_loop()

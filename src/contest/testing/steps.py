@@ -15,6 +15,8 @@ from contest.errors import ContestError
 from contest.teststep import (
     Cancelled,
     EventEmitter,
+    Kind,
+    Parameter,
     ParameterError,
     StepChannels,
     StepContext,
@@ -31,6 +33,16 @@ class TestStepFixture(TestStep):
     stage (ConTest's runner tests are written against it)."""
 
     name = "Test"
+    parameters = (
+        Parameter("FailTargets", doc="a comma-separated list of target IDs to fail"),
+        Parameter(
+            "FailPct", Kind.INTEGER, minimum=0, maximum=100, doc="the chance to fail a target"
+        ),
+        Parameter(
+            "DelayTargets",
+            doc="ID=ms,... : how long each target takes (* for any other)",
+        ),
+    )
     events = (
         "TestStepRunningEvent",
         "TestStepFinishedEvent",
@@ -45,8 +57,7 @@ class TestStepFixture(TestStep):
         self.delays: dict[str, float] = {}
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        if not params.get_one("FailPct").is_empty():
-            self.fail_pct = params.get_int("FailPct")
+        self.fail_pct = params.get_int("FailPct") if not params.get_one("FailPct").is_empty() else 0
         ft = str(params.get_one("FailTargets"))
         self.fail_targets = {t for t in ft.split(",") if t}
         for entry in str(params.get_one("DelayTargets")).split(","):
@@ -91,6 +102,7 @@ class Noop(TestStep):
     """``Noop``: passes every target."""
 
     name = "Noop"
+    parameters = ()
 
     async def run(
         self,
@@ -110,6 +122,7 @@ class Fail(TestStep):
     """``Fail``: fails every target."""
 
     name = "Fail"
+    parameters = ()
 
     async def run(
         self,
@@ -129,6 +142,7 @@ class Crash(TestStep):
     """``Crash``: ``run`` fails at once with "TestStep crashed"."""
 
     name = "Crash"
+    parameters = ()
 
     async def run(
         self,
@@ -149,6 +163,7 @@ class Panic(TestStep):
     """``Panic``: an unexpected exception escapes ``run`` at once."""
 
     name = "Panic"
+    parameters = ()
 
     async def run(
         self,
@@ -165,6 +180,7 @@ class Hanging(TestStep):
     """``Hanging``: never reads its input and never returns (not even on cancel)."""
 
     name = "Hanging"
+    parameters = ()
 
     async def run(
         self,
@@ -181,6 +197,7 @@ class NoReturn(TestStep):
     """``NoReturn``: echoes every target, then never returns."""
 
     name = "NoReturn"
+    parameters = ()
 
     async def run(
         self,
@@ -199,6 +216,7 @@ class Channels(TestStep):
     """``Channels``: echoes every target, then closes its output (an API violation)."""
 
     name = "Channels"
+    parameters = ()
 
     async def run(
         self,
@@ -218,6 +236,7 @@ class BadTargets(TestStep):
     invented extra (TExtra -> TExtra2), a renamed one (T1 -> T1XXX); fails on any other id."""
 
     name = "BadTargets"
+    parameters = ()
 
     async def run(
         self,
@@ -251,22 +270,16 @@ class SlowEcho(TestStep):
     """``SlowEcho``: waits ``sleep`` seconds per target, logs ``text``, passes the target."""
 
     name = "SlowEcho"
+    parameters = (
+        Parameter("text", required=True, templated=True, doc="what to log per target"),
+        Parameter("sleep", Kind.NUMBER, required=True, minimum=0, doc="seconds per target"),
+    )
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        if params.get_one("text").is_empty():
-            raise ParameterError("missing 'text' field in slowecho parameters")
-        sleep = params.get_one("sleep")
-        if sleep.is_empty():
-            raise ParameterError("missing 'sleep' field in slowecho parameters")
-        try:
-            self.seconds = float(str(sleep))
-        except ValueError as exc:
-            raise ParameterError(f"invalid 'sleep' value {str(sleep)!r}: {exc}") from exc
-        if self.seconds < 0:
-            raise ParameterError(f"seconds cannot be negative, got {self.seconds}")
+        self.seconds = float(str(params.get_one("sleep")))
 
     async def run(
         self,
@@ -289,6 +302,7 @@ class ReadMeta(TestStep):
     """``readmeta``: emits ``MetadataEvent`` with the job and run ids it was given."""
 
     name = "readmeta"
+    parameters = ()
     events = ("MetadataEvent",)
 
     async def run(

@@ -3,17 +3,11 @@
 It runs programs of the server's machine as the server's user: ``contest serve`` refuses a job
 with this step unless it was started with ``--allow-local-exec`` (``contest run`` allows it).
 
-Parameters:
-
-* ``executable`` (required, one string, not templated): an absolute path, or a name looked up in
-  the server's PATH when the job is submitted (an unknown name refuses the job).
-* ``args`` (optional list): the arguments, each a template expanded per target
-  (``{{ .ID }}``, ``{{ StringVar "label.name" }}``, ...).
-* ``dir`` (optional, templated): the working directory; the server's own if empty.
-* ``emit_stdout`` / ``emit_stderr`` (optional, Go booleans ``true/false/1/0/t/f``, default
-  false): stream the output as events.
-* ``timeout`` (optional Go duration, e.g. ``"5m"``; empty or ``"0s"``: none): the command is
-  stopped and the target fails with ``timed out after 5m0s``.
+Parameters: see :attr:`Cmd.parameters` (``contest plugins Cmd``). ``executable`` is an absolute
+path, or a name looked up in the server's PATH when the job is submitted (an unknown name refuses
+the job); ``args`` and ``dir`` are templates expanded per target (``{{ .ID }}``,
+``{{ StringVar "label.name" }}``, ...); a ``timeout`` stops the command and fails the target with
+``timed out after 5m0s``.
 
 Events, per target: ``CmdStart`` ``{"Path", "Args" (the whole argv), "Dir"}``; then, while the
 command runs, ``CmdStdout`` / ``CmdStderr`` ``{"Msg": <chunk>}`` when enabled (chunks of at most
@@ -40,8 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contest.golang.strconv import parse_bool as parse_go_bool
-from contest.golang.time import DurationError, format_duration, parse_duration
+from contest.golang.time import format_duration
 from contest.plugins.teststeps._process import (
     CommandFailed,
     Ending,
@@ -53,7 +46,9 @@ from contest.plugins.teststeps._process import (
 from contest.teststep import (
     Cancelled,
     EventEmitter,
+    Kind,
     Param,
+    Parameter,
     ParameterError,
     StepChannels,
     StepContext,
@@ -71,27 +66,27 @@ EVENT_STDERR = "CmdStderr"
 EVENTS = (EVENT_START, EVENT_END, EVENT_STDOUT, EVENT_STDERR)
 
 
-def parse_timeout(params: StepParameters, name: str = "timeout") -> float | None:
-    """An optional, non-negative Go duration; None when absent or zero (no timeout)."""
-    raw = params.get_one(name)
-    if raw.is_empty():
-        return None
-    try:
-        seconds = parse_duration(str(raw))
-    except DurationError as exc:
-        raise ParameterError(f"{name}: {exc}") from exc
-    if seconds < 0:
-        raise ParameterError(f"{name}: must not be negative, got {raw}")
+TIMEOUT = Parameter(
+    "timeout",
+    Kind.DURATION,
+    minimum=0,
+    doc='stop the command after this long and fail the target (a Go duration; "0s" or none: '
+    "no limit)",
+)
+ARGS = Parameter("args", many=True, templated=True, doc="the arguments, each expanded per target")
+DIR = Parameter("dir", templated=True, doc="the working directory (default: the server's)")
+EMIT_STDOUT = Parameter(
+    "emit_stdout", Kind.BOOLEAN, default=False, doc="record the output as CmdStdout events"
+)
+EMIT_STDERR = Parameter(
+    "emit_stderr", Kind.BOOLEAN, default=False, doc="record the errors as CmdStderr events"
+)
+
+
+def parse_timeout(params: StepParameters, declared: Parameter = TIMEOUT) -> float | None:
+    """An optional, non-negative duration; None when absent or zero (no timeout)."""
+    seconds: float | None = declared.read(params)
     return seconds or None
-
-
-def check_template(param: Param, label: str) -> None:
-    """Parse a templated parameter now, so a broken template refuses the job at submission
-    rather than failing every target at run time."""
-    try:
-        param.template()
-    except ParameterError as exc:
-        raise ParameterError(f"{label}: {exc}") from exc
 
 
 class Cmd(TestStep):
@@ -100,6 +95,18 @@ class Cmd(TestStep):
     name = NAME
     events = EVENTS
     runs_local_processes = True  # refused by contest serve without --allow-local-exec
+    parameters = (
+        Parameter(
+            "executable",
+            required=True,
+            doc="the program: an absolute path, or a name found in the server's PATH",
+        ),
+        ARGS,
+        DIR,
+        EMIT_STDOUT,
+        EMIT_STDERR,
+        TIMEOUT,
+    )
 
     # class attributes so that a test (or a subclass) can shrink them
     limits = OutputLimits()
@@ -114,36 +121,15 @@ class Cmd(TestStep):
         self.timeout: float | None = None
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        executable = params.get("executable")
-        if len(executable) != 1 or executable[0].is_empty():
-            raise ParameterError(
-                "invalid or missing 'executable' parameter, must be exactly one string"
-            )
         try:
-            self.executable = resolve_executable(str(executable[0]))
+            self.executable = resolve_executable(str(params.get_one("executable")))
         except LookupError as exc:
             raise ParameterError(f"executable: {exc}") from exc
         self.args = list(params.get("args"))
-        for i, arg in enumerate(self.args):
-            check_template(arg, f"args[{i}]")
-        dirs = params.get("dir")
-        if len(dirs) > 1:
-            raise ParameterError(f"dir: at most one value, got {len(dirs)}")
         self.dir = params.get_one("dir")
-        check_template(self.dir, "dir")
-        self.emit_stdout = self._bool(params, "emit_stdout")
-        self.emit_stderr = self._bool(params, "emit_stderr")
+        self.emit_stdout = EMIT_STDOUT.read(params)
+        self.emit_stderr = EMIT_STDERR.read(params)
         self.timeout = parse_timeout(params)
-
-    @staticmethod
-    def _bool(params: StepParameters, name: str) -> bool:
-        raw = params.get_one(name)
-        if raw.is_empty():
-            return False
-        try:
-            return parse_go_bool(str(raw))
-        except ValueError as exc:
-            raise ParameterError(f"invalid non-boolean `{name}` parameter: {exc}") from exc
 
     async def run(
         self,

@@ -1,7 +1,7 @@
 """``Echo``: logs a text per target, and passes every target.
 
 Parameters: ``text`` (required): a template expanded per target (``"hello {{ .ID }}"``), as in
-LB; it is parsed at submission, so a broken template refuses the job. Events: none. A target
+LB; it is checked at submission, so a broken template refuses the job. Events: none. A target
 whose text cannot be expanded (say, ``{{ StringVar "s.v" }}`` before step ``s`` set ``v``)
 fails with the expansion error; LB failed the whole step instead, and so every target.
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from contest.teststep import (
     EventEmitter,
-    ParameterError,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -28,24 +28,14 @@ NAME = "Echo"
 EVENTS: tuple[str, ...] = ()
 
 
-def require_text(params: StepParameters) -> None:
-    """ConTest's check (and text) for the ``text`` parameter of Echo and RandEcho."""
-    if params.get_one("text").is_empty():
-        raise ParameterError("Missing 'text' field in echo parameters")
-
-
 class Echo(TestStep):
     """Logs a templated text per target; every target passes."""
 
     name = NAME
     events = EVENTS
-
-    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        require_text(params)
-        try:
-            params.get_one("text").template()
-        except ParameterError as exc:
-            raise ParameterError(f"text: {exc}") from exc
+    parameters = (
+        Parameter("text", required=True, templated=True, doc="the text to log for each target"),
+    )
 
     async def run(
         self,

@@ -12,7 +12,8 @@ from typing import Any
 
 from contest.teststep import (
     EventEmitter,
-    ParameterError,
+    Kind,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -25,6 +26,16 @@ NAME = "Example"
 EVENTS = ("ExampleStartedEvent", "ExampleFinishedEvent", "ExampleFailedEvent")
 
 
+FAIL_PCT = Parameter(
+    "FailPct",
+    Kind.INTEGER,
+    default=0,
+    minimum=0,
+    maximum=100,
+    doc="the chance, in percent, that a target fails",
+)
+
+
 class TargetFailed(Exception):
     """The random roll said this target fails (FailPct)."""
 
@@ -34,16 +45,13 @@ class Example(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = (FAIL_PCT,)
 
     def __init__(self) -> None:
         self.fail_pct = 0
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        if params.get_one("FailPct").is_empty():
-            return
-        self.fail_pct = params.get_int("FailPct")
-        if not 0 <= self.fail_pct <= 100:
-            raise ParameterError(f"FailPct: must be between 0 and 100, got {self.fail_pct}")
+        self.fail_pct = FAIL_PCT.read(params)
 
     async def run(
         self,

@@ -101,8 +101,11 @@ from contest.plugins.teststeps.exec_util import (
 )
 from contest.teststep import (
     EventEmitter,
+    Kind,
     Param,
+    Parameter,
     ParameterError,
+    Parameters,
     StepChannels,
     StepContext,
     StepParameters,
@@ -221,19 +224,107 @@ class ExecConfig:
     exitcode_map: dict[int, Param] = field(default_factory=dict)
 
 
-_TOP = {"bin", "transport", "constraints", "ocp_output", "exitcode_map"}
-_SSH = {
-    "host", "port", "user", "password", "password_file", "password_env", "identity_file",
-    "timeout", "send_binary", "async", "known_hosts", "host_key", "insecure_ignore_host_key",
-    "posix_shell",
-}  # fmt: skip
-_ASYNC = {"agent", "time_quota", "poll_interval", "reconnect_timeout"}
+_ASYNC_FIELDS = (
+    Parameter("agent", doc="accepted and ignored: no agent is needed"),
+    Parameter("time_quota", Kind.DURATION, doc="the limit, enforced on the target too"),
+    Parameter("poll_interval", Kind.DURATION, default="1s", doc="how often the output is read"),
+    Parameter(
+        "reconnect_timeout",
+        Kind.DURATION,
+        default="10m",
+        doc="give up after this long without a connection",
+    ),
+)
+_SSH_FIELDS = (
+    Parameter("host", required=True, doc="the target's address"),
+    Parameter("port", Kind.INTEGER, default=DEFAULT_PORT, minimum=1, maximum=65535),
+    Parameter("user", required=True),
+    Parameter("password", secret=True, doc="better: password_file or password_env"),
+    Parameter("password_file", doc="a file on the server whose first line is the password"),
+    Parameter("password_env", doc="an environment variable of the server holding it"),
+    Parameter("identity_file", doc="a private key file on the server"),
+    Parameter("timeout", Kind.DURATION, default="10m", doc="the connect time-out"),
+    Parameter(
+        "send_binary",
+        Kind.BOOLEAN,
+        default=False,
+        doc="copy bin.path from the server to the target first (removed afterwards)",
+    ),
+    Parameter("async", Kind.OBJECT, fields=_ASYNC_FIELDS, doc="run detached (see below)"),
+    Parameter("known_hosts", doc="a known_hosts file (default: ~/.ssh/known_hosts)"),
+    Parameter("host_key", many=True, doc="pinned public host keys"),
+    Parameter("insecure_ignore_host_key", Kind.BOOLEAN, default=False, doc="accept any key"),
+    Parameter("posix_shell", Kind.BOOLEAN, default=True, doc="the target has /bin/sh (see SSHCmd)"),
+)
+BAG = Parameter(
+    "bag",
+    Kind.OBJECT,
+    required=True,
+    templated=True,
+    doc="what to run and how; every string in it is a template expanded per target",
+    fields=(
+        Parameter(
+            "bin",
+            Kind.OBJECT,
+            required=True,
+            fields=(
+                Parameter("path", required=True, doc="the binary"),
+                Parameter("args", many=True, doc="its arguments"),
+            ),
+        ),
+        Parameter(
+            "transport",
+            Kind.OBJECT,
+            required=True,
+            fields=(
+                Parameter("proto", required=True, choices=("local", "ssh")),
+                Parameter("options", Kind.OBJECT, fields=_SSH_FIELDS, doc="for ssh"),
+            ),
+        ),
+        Parameter(
+            "constraints",
+            Kind.OBJECT,
+            fields=(
+                Parameter(
+                    "time_quota",
+                    Kind.DURATION,
+                    doc="the limit for one target's whole execution (0: none)",
+                ),
+            ),
+        ),
+        Parameter("ocp_output", Kind.BOOLEAN, default=False, doc="parse stdout as OCP output"),
+        Parameter(
+            "exitcode_map",
+            Kind.OBJECT,
+            fields=Parameters(
+                others=Parameter("<exit code>", doc="the failure message for that exit code")
+            ),
+            doc="a failure message per non-zero exit code",
+        ),
+    ),
+)
+
+
+def _keys(*path: str) -> set[str]:
+    """The keys the declaration gives the object at ``path`` inside the bag."""
+    decl = BAG
+    for name in path:
+        assert decl.field_set is not None
+        found = decl.field_set.get(name)
+        assert found is not None
+        decl = found
+    return set(decl.field_set.names) if decl.field_set is not None else set()
+
+
+_TOP = _keys()
+_SSH = _keys("transport", "options")
+_ASYNC = _keys("transport", "options", "async")
 
 
 def parse_bag(bag: Any) -> ExecConfig:
     """Check the whole bag (every error names its path) and keep its templates parsed."""
     top = _obj("bag", bag, _TOP)
-    bin_ = _obj("bag.bin", top.get("bin"), {"path", "args"})
+    bin_ = _obj("bag.bin", top.get("bin"), _keys("bin"))
     path = _tpl("bag.bin.path", bin_.get("path"), required=True)
     raw_args = bin_.get("args")
     if raw_args is None:
@@ -242,7 +333,7 @@ def parse_bag(bag: Any) -> ExecConfig:
         raise ParameterError(f"bag.bin.args: must be a list of strings, got {_kind(raw_args)}")
     args = [_tpl(f"bag.bin.args[{i}]", a) for i, a in enumerate(raw_args)]
 
-    transport = _obj("bag.transport", top.get("transport"), {"proto", "options"})
+    transport = _obj("bag.transport", top.get("transport"), _keys("transport"))
     proto = transport.get("proto")
     if proto not in ("local", "ssh"):
         raise ParameterError(f"bag.transport.proto: no such transport: {proto} (local or ssh)")
@@ -250,7 +341,7 @@ def parse_bag(bag: Any) -> ExecConfig:
     if proto == "local":
         _obj("bag.transport.options", transport.get("options"), set())
 
-    constraints = _obj("bag.constraints", top.get("constraints"), {"time_quota"})
+    constraints = _obj("bag.constraints", top.get("constraints"), _keys("constraints"))
     time_quota = _duration("bag.constraints.time_quota", constraints.get("time_quota"))
 
     codes: dict[int, Param] = {}
@@ -398,11 +489,11 @@ async def _endpoint(opts: SSHOptions, target: Target) -> SSHEndpoint:
 
 
 class Exec(TestStep):
-    """Runs ``bag.bin`` per target through its transport (see the module docstring)."""
+    """Runs a binary per target, locally or over SSH, judged by its exit code or OCP output."""
 
     name = NAME
     events = EVENTS
-    secret_parameters = frozenset({"bag.transport.options.password"})
+    parameters = (BAG,)
 
     def __init__(self) -> None:
         self.config: ExecConfig | None = None
@@ -416,9 +507,6 @@ class Exec(TestStep):
         return config.proto == "local" or (config.ssh is not None and config.ssh.send_binary)
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        unknown = sorted(set(params) - {"bag"})
-        if unknown:
-            raise ParameterError(f"{unknown[0]}: unknown parameter (Exec takes only 'bag')")
         bags = params.get("bag")
         if len(bags) != 1:
             raise ParameterError(f"bag: expected exactly one object, got {len(bags)} values")

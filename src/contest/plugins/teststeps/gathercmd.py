@@ -6,14 +6,10 @@ target it holds: all pass, or all fail with the command's failure text. Typical 
 that needs the whole set of machines at once (a switch configuration, a lab reservation).
 Like ``Cmd``, ``contest serve`` refuses it unless started with ``--allow-local-exec``.
 
-Parameters:
-
-* ``binary`` (required, not templated): an absolute path, or a name looked up in the server's
-  PATH when the job is submitted.
-* ``args`` (optional list): expanded once, at submission, with an empty target and no step
-  variables (template functions work; target fields are empty), as in ConTest.
-* ``timeout`` (optional Go duration; empty or ``"0s"``: none): the command is stopped and every
-  target fails with ``timed out after <d>``.
+Parameters: see :attr:`GatherCmd.parameters`. ``binary`` is an absolute path, or a name looked
+up in the server's PATH when the job is submitted; ``args`` are expanded once, at submission, with
+an empty target and no step variables (template functions work; target fields are empty), as in
+ConTest; a ``timeout`` stops the command and fails every target with ``timed out after <d>``.
 
 Events, on the first target only (one command, one record): ``GatherCmdStart``
 ``{"Path", "Args"}``; ``GatherCmdEnd`` with no payload on success, else
@@ -46,10 +42,11 @@ from contest.plugins.teststeps._process import (
     run_command,
     spawn_error_text,
 )
-from contest.plugins.teststeps.cmd import parse_timeout
+from contest.plugins.teststeps.cmd import TIMEOUT, parse_timeout
 from contest.teststep import (
     Cancelled,
     EventEmitter,
+    Parameter,
     ParameterError,
     Paused,
     StepChannels,
@@ -97,6 +94,20 @@ class GatherCmd(TestStep):
     name = NAME
     events = EVENTS
     runs_local_processes = True  # refused by contest serve without --allow-local-exec
+    parameters = (
+        Parameter(
+            "binary",
+            required=True,
+            doc="the program: an absolute path, or a name found in the server's PATH",
+        ),
+        Parameter(
+            "args",
+            many=True,
+            templated=True,
+            doc="the arguments, expanded once at submission (target fields are empty)",
+        ),
+        TIMEOUT,
+    )
 
     limits = OutputLimits(head_size=ERR_LIMIT)
     kill_grace = 2.0
@@ -107,11 +118,8 @@ class GatherCmd(TestStep):
         self.timeout: float | None = None
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        binary = params.get("binary")
-        if len(binary) != 1 or binary[0].is_empty():
-            raise ParameterError("invalid or missing 'binary' parameter")
         try:
-            self.binary = resolve_executable(str(binary[0]))
+            self.binary = resolve_executable(str(params.get_one("binary")))
         except LookupError as exc:
             raise ParameterError(f"binary: {exc}") from exc
         self.args = []

@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from contest.plugins.teststeps.echo import require_text
 from contest.teststep import (
     EventEmitter,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -39,11 +39,10 @@ class RandEcho(TestStep):
     name = NAME
     events = EVENTS
 
+    parameters = (Parameter("text", required=True, doc="a text to log (not templated)"),)
+
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng if rng is not None else random.Random()
-
-    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        require_text(params)
 
     async def run(
         self,

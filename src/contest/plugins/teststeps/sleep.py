@@ -1,9 +1,8 @@
 """``Sleep``: waits a while per target, and pauses and resumes without losing time.
 
-Parameters: ``duration`` (required, a Go duration such as ``"2s"`` or ``"1m30s"``; checked at
-submission). Events: none. Pause: supported. Each target's deadline is absolute; on pause the step
-saves it, and on resume it sleeps only what is left (a deadline already past finishes at once).
-Cancellation ends every wait at once.
+Parameters: see :attr:`Sleep.parameters`. Events: none. Pause: supported. Each target's deadline
+is absolute; on pause the step saves it, and on resume it sleeps only what is left (a deadline
+already past finishes at once). Cancellation ends every wait at once.
 """
 
 from __future__ import annotations
@@ -11,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from contest.golang.time import parse_duration
 from contest.teststep import (
     EventEmitter,
-    ParameterError,
+    Kind,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -27,24 +26,27 @@ NAME = "Sleep"
 STATE_VERSION = 1
 
 
+DURATION = Parameter(
+    "duration",
+    Kind.DURATION,
+    required=True,
+    minimum=0,
+    doc='how long each target waits, a Go duration ("2s", "1m30s")',
+)
+
+
 class Sleep(TestStep):
-    """Sleeps `duration` per target; resumable (saves each target's deadline on pause)."""
+    """Waits a while per target; a pause saves each target's deadline, so no time is lost."""
 
     name = NAME
+    parameters = (DURATION,)
+    supports_pause = True
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        raw = params.get_one("duration")
-        if raw.is_empty():
-            raise ParameterError("duration: missing required parameter")
-        try:
-            self.seconds = parse_duration(str(raw))
-        except ValueError as exc:
-            raise ParameterError(f"duration: {exc}") from exc
-        if self.seconds < 0:
-            raise ParameterError(f"duration: must not be negative, got {raw}")
+        self.seconds = DURATION.read(params)
 
     async def run(
         self,

@@ -1,40 +1,29 @@
 """``SSHCmd``: runs a command on each target over SSH and judges it by exit status and output.
 
-Parameters (one value each unless said; "templated" ones are expanded per target). Every value
-is checked at submission, so that a bad job is refused with the parameter's name (templates are
-parsed then too, and checked again once expanded). Files and environment variables of the server
-that a parameter names are only warned about at submission when missing (ConTest accepts such
-jobs, and they may be provisioned before the run); a target fails naming them if they still are.
+Parameters: see :attr:`SSHCmd.parameters` (``contest plugins SSHCmd``); the declaration checks
+names, counts, types and templates at submission, so a bad job is refused with the parameter's
+name (a misspelt ``private_key_file`` would otherwise only show up as a failed login). Templated
+values are checked again once expanded. Files and environment variables of the server that a
+parameter names are only warned about at submission when missing (ConTest accepts such jobs, and
+they may be provisioned before the run); a target fails naming them if they still are.
 
-* ``host`` (required, templated): the target's address. If it expands to an empty string the
-  target fails ("host value is empty"), or passes without running anything when
-  ``skip_if_empty_host`` is true.
-* ``port`` (templated, default 22): 1-65535. (ConTest ignored an explicit port; this one works.)
-* ``user`` (required, templated).
-* ``private_key_file`` (templated): an unencrypted private key on the server.
-* ``password`` (templated), or ``password_file`` (templated: a file on the server whose first
-  line is the password), or ``password_env`` (templated: an environment variable of the server):
-  at most one of the three, so that secrets need not sit in job descriptors.
-* ``executable`` (required, templated) and ``args`` (a list, each templated): run as separate
-  words, as ConTest's shell-quoted command line did.
-* ``expect`` (a regular expression, not templated): the target passes as soon as stdout matches
-  (the command is then stopped); a command that exits 0 without a match fails with
-  "match for <re> not found for target <target>".
-* ``timeout`` (templated Go duration, default ``10m``): for connecting and running together;
-  then the target fails with "timed out after <d>" and the command is killed.
-* ``skip_if_empty_host`` (Go boolean, default false).
-* Host keys, checked by default against the server user's ``~/.ssh/known_hosts``:
-  ``known_hosts`` (templated: another known_hosts file), ``host_key`` (templated, one or more
-  pinned public keys, ``ssh-ed25519 AAAA...``), or ``insecure_ignore_host_key`` (Go boolean) to
-  accept any key, as ConTest always did. A key that does not match refuses the connection.
-* ``emit_stdout``, ``emit_stderr`` (Go booleans, default false): also record the output in events.
-* ``posix_shell`` (Go boolean, default true): the target has ``/bin/sh``, so the step can learn
-  the remote pid and kill the command for real (see ``exec_ssh``); set false for a target without
-  one (a switch CLI), where a stopped command is only sent a KILL signal, which OpenSSH ignores for
-  root logins.
-
-Unknown parameter names are refused (a misspelt ``private_key_file`` would otherwise only show up
-as a failed login).
+* ``host``: if it expands to an empty string the target fails ("host value is empty"), or passes
+  without running anything when ``skip_if_empty_host`` is true.
+* ``port``: ConTest ignored an explicit port; this one works.
+* ``password``, ``password_file``, ``password_env``: at most one of the three, so that secrets
+  need not sit in job descriptors.
+* ``executable`` and ``args`` run as separate words, as ConTest's shell-quoted command line did.
+* ``expect``: the target passes as soon as stdout matches (the command is then stopped); a
+  command that exits 0 without a match fails with "match for <re> not found for target <target>".
+* ``timeout`` (default ``10m``): then the target fails with "timed out after <d>".
+* Host keys are checked by default against the server user's ``~/.ssh/known_hosts``; another
+  file (``known_hosts``) or pinned keys (``host_key``) may be given, or
+  ``insecure_ignore_host_key`` accepts any key, as ConTest always did. A key that does not match
+  refuses the connection.
+* ``posix_shell`` (default true): the target has ``/bin/sh``, so the step can learn the remote
+  pid and kill the command for real (see ``exec_ssh``); set false for a target without one (a
+  switch CLI), where a stopped command is only sent a KILL signal, which OpenSSH ignores for root
+  logins.
 
 Events (per target): ``SSHCmdStart`` ``{"Host", "Port", "User", "Command"}`` once the command
 is started; ``SSHCmdEnd`` ``{"ExitStatus", "Signal", "ExpectMatched"}`` when it ended or was
@@ -73,10 +62,8 @@ from contest.plugins.teststeps.exec_util import (
     CLEANUP_TIMEOUT,
     EVENT_OUTPUT_LIMIT,
     TargetTimeout,
-    bool_param,
     check_secret_env,
     check_secret_file,
-    check_template,
     duration_seconds,
     format_seconds,
     is_template,
@@ -89,6 +76,8 @@ from contest.plugins.teststeps.exec_util import (
 )
 from contest.teststep import (
     EventEmitter,
+    Kind,
+    Parameter,
     ParameterError,
     StepChannels,
     StepContext,
@@ -109,27 +98,83 @@ DEFAULT_TIMEOUT = "10m"
 MAX_STDOUT_KEPT = 16 * 1024 * 1024  # for expect matching; older output is dropped beyond this
 SEARCH_OVERLAP = 64 * 1024
 
-PARAMETERS = frozenset(
-    {
-        "host",
-        "port",
-        "user",
-        "private_key_file",
+
+def _bool(name: str, doc: str, default: bool = False) -> Parameter:
+    return Parameter(name, Kind.BOOLEAN, default=default, doc=doc)
+
+
+PORT = Parameter(
+    "port",
+    Kind.INTEGER,
+    default=DEFAULT_PORT,
+    minimum=1,
+    maximum=65535,
+    templated=True,
+    doc="the SSH port",
+)
+TIMEOUT = Parameter(
+    "timeout",
+    Kind.DURATION,
+    default=DEFAULT_TIMEOUT,
+    templated=True,
+    doc="for connecting and running together; the target then fails and the command is killed",
+)
+SKIP_IF_EMPTY_HOST = _bool(
+    "skip_if_empty_host", "a target whose host expands to nothing passes without running"
+)
+INSECURE = _bool(
+    "insecure_ignore_host_key",
+    "accept any host key (as ConTest always did); conflicts with known_hosts and host_key",
+)
+EMIT_STDOUT = _bool("emit_stdout", "record the output's end as an SSHCmdStdout event")
+EMIT_STDERR = _bool("emit_stderr", "record the errors' end as an SSHCmdStderr event")
+POSIX_SHELL = _bool(
+    "posix_shell",
+    "the target has /bin/sh, so a stopped command is killed for real (false: a switch CLI)",
+    default=True,
+)
+
+PARAMETERS = (
+    Parameter("host", required=True, templated=True, doc="the target's address"),
+    PORT,
+    Parameter("user", required=True, templated=True, doc="the user to log in as"),
+    Parameter(
+        "private_key_file", templated=True, doc="an unencrypted private key file on the server"
+    ),
+    Parameter(
         "password",
+        templated=True,
+        secret=True,
+        doc="the password (better: password_file or password_env)",
+    ),
+    Parameter(
         "password_file",
-        "password_env",
-        "executable",
-        "args",
-        "expect",
-        "timeout",
-        "skip_if_empty_host",
+        templated=True,
+        doc="a file on the server whose first line is the password",
+    ),
+    Parameter(
+        "password_env", templated=True, doc="an environment variable of the server holding it"
+    ),
+    Parameter("executable", required=True, templated=True, doc="the command to run"),
+    Parameter("args", many=True, templated=True, doc="its arguments, each a separate word"),
+    Parameter("expect", doc="a regular expression: the target passes as soon as stdout matches it"),
+    TIMEOUT,
+    SKIP_IF_EMPTY_HOST,
+    Parameter(
         "known_hosts",
+        templated=True,
+        doc="a known_hosts file (default: the server user's ~/.ssh/known_hosts)",
+    ),
+    Parameter(
         "host_key",
-        "insecure_ignore_host_key",
-        "emit_stdout",
-        "emit_stderr",
-        "posix_shell",
-    }
+        many=True,
+        templated=True,
+        doc='pinned public host keys ("ssh-ed25519 AAAA...")',
+    ),
+    INSECURE,
+    EMIT_STDOUT,
+    EMIT_STDERR,
+    POSIX_SHELL,
 )
 
 
@@ -138,11 +183,11 @@ class SSHCmdError(Exception):
 
 
 class SSHCmd(TestStep):
-    """Runs ``executable args...`` on each target over SSH (see the module docstring)."""
+    """Runs a command on each target over SSH, judged by its exit status and its output."""
 
     name = NAME
     events = EVENTS
-    secret_parameters = frozenset({"password"})
+    parameters = PARAMETERS
 
     def __init__(self) -> None:
         self.expect: re.Pattern[str] | None = None
@@ -155,36 +200,14 @@ class SSHCmd(TestStep):
     # --- validation -----------------------------------------------------------------------------
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        unknown = sorted(set(params) - PARAMETERS)
-        if unknown:
-            raise ParameterError(
-                f"{unknown[0]}: unknown parameter (known: {', '.join(sorted(PARAMETERS))})"
-            )
-        for name in sorted(PARAMETERS - {"args", "host_key"}):
-            if len(params.get(name)) > 1:
-                raise ParameterError(f"{name}: expected one value, got {len(params.get(name))}")
-        for name in ("host", "user", "executable"):
-            if params.get_one(name).is_empty():
-                raise ParameterError(f"{name}: missing required parameter")
-        templated = (
-            "host", "port", "user", "private_key_file", "password", "password_file",
-            "password_env", "executable", "timeout", "known_hosts",
-        )  # fmt: skip
-        for name in templated:
-            check_template(name, params.get_one(name))
-        for i, arg in enumerate(params.get("args")):
-            check_template(f"args[{i}]", arg)
+        # names, counts, types, ranges and templates are checked by the declaration first
         for i, key in enumerate(params.get("host_key")):
-            check_template(f"host_key[{i}]", key)
             if not is_template(key):
                 try:
                     parse_public_key(str(key))
                 except ValueError as exc:
                     raise ParameterError(f"host_key[{i}]: {exc}") from exc
 
-        port = params.get_one("port")
-        if not port.is_empty() and not is_template(port):
-            port_number("port", str(port))
         timeout = params.get_one("timeout")
         if not timeout.is_empty() and not is_template(timeout):
             duration_seconds("timeout", str(timeout), allow_zero=False)
@@ -208,19 +231,15 @@ class SSHCmd(TestStep):
                 self.expect = re.compile(str(expect))
             except re.error as exc:
                 raise ParameterError(f"expect: malformed regular expression: {exc}") from exc
-        self.skip_if_empty_host = bool_param(
-            "skip_if_empty_host", params.get_one("skip_if_empty_host")
-        )
-        self.insecure = bool_param(
-            "insecure_ignore_host_key", params.get_one("insecure_ignore_host_key")
-        )
+        self.skip_if_empty_host = SKIP_IF_EMPTY_HOST.read(params)
+        self.insecure = INSECURE.read(params)
         if self.insecure and (params.get("host_key") or not known.is_empty()):
             raise ParameterError(
                 "insecure_ignore_host_key: conflicts with host_key/known_hosts (which keys count?)"
             )
-        self.emit_stdout = bool_param("emit_stdout", params.get_one("emit_stdout"))
-        self.emit_stderr = bool_param("emit_stderr", params.get_one("emit_stderr"))
-        self.posix_shell = bool_param("posix_shell", params.get_one("posix_shell"), default=True)
+        self.emit_stdout = EMIT_STDOUT.read(params)
+        self.emit_stderr = EMIT_STDERR.read(params)
+        self.posix_shell = POSIX_SHELL.read(params)
 
     # --- run ------------------------------------------------------------------------------------
 

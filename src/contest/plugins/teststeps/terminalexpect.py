@@ -1,16 +1,10 @@
 """``TerminalExpect``: waits, per target, for a text on a serial console.
 
-Parameters (checked at submission; none templated but ``send``):
-
-* ``port`` (required): the serial device, e.g. ``/dev/ttyUSB0``.
-* ``speed`` (required): the baud rate, a positive integer.
-* ``match`` (required, one or more strings): the text to wait for, a plain substring. Several
-  values are waited for in order (each after the previous match), so one step can follow a
-  whole boot (``["ramstage starting", "Trying boot configuration", "login:"]``).
-* ``timeout`` (required Go duration, > 0): for the whole wait; the target then fails with
-  ``timed out after <d>``.
-* ``send`` (optional, templated per target): a line typed first, followed by a carriage return
-  (what the Enter key of a terminal sends); the match window starts just before it.
+Parameters: see :attr:`TerminalExpect.parameters`. Several ``match`` values are waited for in
+order (each after the previous match), so one step can follow a whole boot
+(``["ramstage starting", "Trying boot configuration", "login:"]``). ``send`` is typed first,
+followed by a carriage return (what the Enter key of a terminal sends); the match window starts
+just before it. The target fails with ``timed out after <d>`` when ``timeout`` passes.
 
 The step opens the port once, when its first target arrives (raw mode, at ``speed``), and one
 reader feeds everything the console prints into a shared rolling buffer (the last 64 KiB).
@@ -37,11 +31,13 @@ from typing import Any
 
 import serial  # type: ignore[import-untyped]
 
-from contest.golang.time import DurationError, format_duration, parse_duration
+from contest.golang.time import format_duration
 from contest.plugins.teststeps._expect import RollingBuffer, StreamClosed
 from contest.teststep import (
     EventEmitter,
+    Kind,
     Param,
+    Parameter,
     ParameterError,
     StepChannels,
     StepContext,
@@ -55,6 +51,17 @@ NAME = "TerminalExpect"
 EVENTS: tuple[str, ...] = ()
 ENTER = b"\r"
 READ_SIZE = 4096
+
+
+MAX_MATCH = 4096  # bytes: the rolling buffer must hold a match whole
+PORT = Parameter("port", required=True, doc="the serial device, e.g. /dev/ttyUSB0")
+SPEED = Parameter("speed", Kind.INTEGER, required=True, minimum=1, doc="the baud rate")
+MATCH = Parameter(
+    "match", many=True, required=True, doc="the texts to wait for, in order (plain substrings)"
+)
+TIMEOUT = Parameter(
+    "timeout", Kind.DURATION, required=True, doc="how long to wait for all of them (> 0)"
+)
 
 
 class ExpectFailed(Exception):
@@ -155,6 +162,13 @@ class TerminalExpect(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = (
+        PORT,
+        SPEED,
+        MATCH,
+        TIMEOUT,
+        Parameter("send", templated=True, doc="a line to type first, expanded per target"),
+    )
 
     def __init__(self) -> None:
         self.port = ""
@@ -164,45 +178,16 @@ class TerminalExpect(TestStep):
         self.send: Param | None = None
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        port = params.get("port")
-        if len(port) != 1 or port[0].is_empty():
-            raise ParameterError("invalid or missing 'port' parameter, must be exactly one string")
-        self.port = str(port[0])
-        try:
-            self.speed = params.get_int("speed")
-        except ParameterError as exc:
-            raise ParameterError(f"invalid or missing 'speed' parameter: {exc}") from exc
-        if self.speed <= 0:
-            raise ParameterError(f"invalid 'speed' parameter: must be positive, got {self.speed}")
-        matches = params.get("match")
-        if not matches or any(m.is_empty() for m in matches):
-            raise ParameterError(
-                "invalid or missing 'match' parameter, must be one or more non-empty strings"
-            )
-        self.matches = [str(m).encode() for m in matches]
-        too_long = [m for m in self.matches if len(m) > 4096]
-        if too_long:
-            raise ParameterError("invalid 'match' parameter: longer than 4096 bytes")
-        raw = params.get_one("timeout")
-        if raw.is_empty():
-            raise ParameterError(
-                "invalid or missing 'timeout' parameter, must be exactly one string"
-            )
-        try:
-            self.timeout = parse_duration(str(raw))
-        except DurationError as exc:
-            raise ParameterError(f"invalid terminal timeout {raw}: {exc}") from exc
+        self.port = PORT.read(params)
+        self.speed = SPEED.read(params)
+        self.matches = [m.encode() for m in MATCH.read(params)]
+        if any(len(m) > MAX_MATCH for m in self.matches):
+            raise ParameterError(f"match: longer than {MAX_MATCH} bytes")
+        self.timeout = TIMEOUT.read(params)
         if self.timeout <= 0:
-            raise ParameterError(f"invalid terminal timeout {raw}: must be positive")
+            raise ParameterError(f"timeout: must be positive, got {params.get_one('timeout')}")
         sends = params.get("send")
-        if len(sends) > 1:
-            raise ParameterError("invalid 'send' parameter: at most one line")
         self.send = sends[0] if sends else None
-        if self.send is not None:
-            try:
-                self.send.template()
-            except ParameterError as exc:
-                raise ParameterError(f"send: {exc}") from exc
 
     async def run(
         self,

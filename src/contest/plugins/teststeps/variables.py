@@ -22,7 +22,10 @@ from typing import Any
 
 from contest.teststep import (
     EventEmitter,
+    Kind,
+    Parameter,
     ParameterError,
+    Parameters,
     StepChannels,
     StepContext,
     StepParameters,
@@ -41,6 +44,14 @@ class Variables(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = Parameters(
+        others=Parameter(
+            "<variable>",
+            Kind.JSON,
+            doc="any parameter name (an identifier) sets the variable of that name to its one "
+            "value, any JSON value, not templated",
+        )
+    )
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}

@@ -1,16 +1,9 @@
 """``waitport`` (LB): waits, per target, until a port accepts connections.
 
-Parameters (all checked at submission):
-
-* ``target`` (optional, at most one, templated per target): the host to dial. Without it the
-  target's FQDN, PrimaryIPv4 and PrimaryIPv6 are tried, in that order, in every round.
-* ``port`` (required): 1-65535.
-* ``protocol`` (required): ``tcp``, ``tcp4``, ``tcp6``, ``udp``, ``udp4`` or ``udp6`` (any case).
-  A UDP "connection" needs no answer, so for ``udp*`` this only checks that the name resolves,
-  as in ConTest.
-* ``timeout`` (required Go duration, > 0): how long to wait in all.
-* ``check_interval`` (required Go duration, > 0): the pause between rounds of dialling. (ConTest
-  checked it and then forgot it, and dialled in a tight loop; it is honoured here.)
+Parameters: see :attr:`WaitPort.parameters`. Without ``target``, the target's FQDN, PrimaryIPv4
+and PrimaryIPv6 are tried, in that order, in every round. A UDP "connection" needs no answer, so
+for ``udp*`` this only checks that the name resolves, as in ConTest. ``check_interval`` is
+honoured (ConTest checked it and then forgot it, and dialled in a tight loop).
 
 Events, per target: ``waitportStart`` with the settings
 ``{"Address", "Port", "Protocol", "CheckInterval", "Timeout"}`` (durations in integer
@@ -34,10 +27,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from contest.golang.time import DurationError, parse_duration_ns
+from contest.golang.time import parse_duration_ns
 from contest.teststep import (
     EventEmitter,
+    Kind,
     Param,
+    Parameter,
     ParameterError,
     Paused,
     StepChannels,
@@ -73,50 +68,37 @@ class _Settings:
     timeout_ns: int
 
 
-def _duration(params: StepParameters, name: str) -> int:
-    values = params.get(name)
-    if len(values) != 1:
-        raise ParameterError(f"a single '{name}' should be provided")
-    text = str(values[0])
-    try:
-        ns = parse_duration_ns(text)
-    except DurationError as exc:
-        raise ParameterError(
-            f"failed to convert '{name}' duration parameter '{text}': {exc}"
-        ) from exc
+TARGET = Parameter(
+    "target",
+    templated=True,
+    doc="the host to dial, expanded per target (default: its FQDN, then IPv4, then IPv6)",
+)
+PORT = Parameter("port", Kind.INTEGER, required=True, minimum=1, maximum=MAX_PORT)
+PROTOCOL = Parameter("protocol", required=True, choices=PROTOCOLS, doc="any case")
+TIMEOUT = Parameter("timeout", Kind.DURATION, required=True, doc="how long to wait in all (> 0)")
+CHECK_INTERVAL = Parameter(
+    "check_interval", Kind.DURATION, required=True, doc="the pause between rounds of dialling"
+)
+
+
+def _duration_ns(params: StepParameters, name: str) -> int:
+    """A positive duration, in integer nanoseconds (the events carry them so, as ConTest's)."""
+    text = str(params.get_one(name))
+    ns = parse_duration_ns(text)  # the declaration checked the syntax
     if ns <= 0:
-        raise ParameterError(f"'{name}' should be a positive duration, got '{text}'")
+        raise ParameterError(f"{name}: must be a positive duration, got '{text}'")
     return ns
 
 
 def parse_parameters(params: StepParameters) -> _Settings:
     targets = params.get("target")
-    if len(targets) > 1:
-        raise ParameterError("0 or 1 'target' parameters should be provided")
-    target = targets[0] if targets else None
-    if target is not None:
-        try:
-            target.template()
-        except ParameterError as exc:
-            raise ParameterError(f"target: {exc}") from exc
-    try:
-        port = params.get_int("port")
-    except ParameterError as exc:
-        raise ParameterError(f"failed to parse 'port' parameter: {exc}") from exc
-    if not 0 < port <= MAX_PORT:
-        raise ParameterError(
-            f"'port' parameter should be a positive integer that is at most {MAX_PORT}, "
-            f"got: '{port}'"
-        )
-    protocols = params.get("protocol")
-    if len(protocols) != 1:
-        raise ParameterError("a single 'protocol' should be provided")
-    protocol = str(protocols[0]).lower()
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"'protocol' should be one of [{', '.join(PROTOCOLS)}]")
-    timeout_ns = _duration(params, "timeout")
-    interval_ns = _duration(params, "check_interval")
-    return _Settings(target, port, protocol, interval_ns, timeout_ns)
+    return _Settings(
+        targets[0] if targets else None,
+        PORT.read(params),
+        PROTOCOL.read(params).lower(),
+        _duration_ns(params, "check_interval"),
+        _duration_ns(params, "timeout"),
+    )
 
 
 async def dial(host: str, port: int, protocol: str) -> None:
@@ -140,6 +122,8 @@ class WaitPort(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = (TARGET, PORT, PROTOCOL, TIMEOUT, CHECK_INTERVAL)
+    supports_pause = True
 
     def __init__(self) -> None:
         self.settings: _Settings | None = None
