@@ -13,7 +13,7 @@ from contest.params import StepParameters
 from contest.paramspec import ParameterProblems, Problem, declared
 from contest.registry import PluginRegistry
 from contest.signals import Scope
-from contest.suggest import did_you_mean
+from contest.suggest import hint
 from contest.teststep import TestStep
 
 MAX_LABEL_LEN = 32
@@ -74,7 +74,9 @@ def _unknown_step(registry: PluginRegistry, name: str) -> BundleError:
     if not name:
         return BundleError("the step has no name")
     known = [p.name for p in registry.plugins("teststeps")]
-    return BundleError(f'unknown step "{name}"{did_you_mean(name, known)}')
+    return BundleError(
+        f'unknown step "{name}"{hint(name, known, " (contest plugins lists the steps)")}'
+    )
 
 
 async def new_step_bundle(

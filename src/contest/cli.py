@@ -1,4 +1,5 @@
-"""The ``contest`` command: ``serve``, ``run``, ``events``, ``validate``, ``plugins``."""
+"""The ``contest`` command: ``serve``, ``run``, ``events``, ``validate``, ``plugins``,
+``schema``."""
 
 from __future__ import annotations
 
@@ -140,7 +141,21 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check job descriptors as `start` would; print every error")
     v.add_argument("descriptors", nargs="+")
 
-    sub.add_parser("plugins", help="list every registered plugin with its summary")
+    pl = sub.add_parser(
+        "plugins",
+        help="list every registered plugin by kind; with a NAME, its parameters, events and "
+        "pause support",
+    )
+    pl.add_argument("name", nargs="?", help="a plugin's name (any case)")
+    pl.add_argument(
+        "--markdown",
+        action="store_true",
+        help="the reference of the built-in plugins, as docs/steps.md",
+    )
+    sub.add_parser(
+        "schema",
+        help="a JSON Schema of job descriptors, for editors (the YAML language server...)",
+    )
 
     t = sub.add_parser("token", help="create, list and revoke the server's API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)
@@ -443,16 +458,42 @@ async def _validate(paths: Sequence[str]) -> int:
 # --- plugins ----------------------------------------------------------------------------------
 
 
-def _plugins() -> int:
+def _plugins(name: str | None, as_markdown: bool) -> int:
+    """The reference; exits non-zero when a plugin could not be loaded (the errors go to
+    stderr) or ``name`` names no plugin."""
+    from contest import reference
     from contest.registry import KINDS, default_registry
+    from contest.suggest import did_you_mean
 
     reg = default_registry()
-    for kind in KINDS:
-        print(f"{kind}:")
-        for p in reg.plugins(kind):
-            events = f"  [events: {', '.join(sorted(p.events))}]" if p.events else ""
-            print(f"  {p.name:<24} {p.summary}{events}")
-    return EXIT_OK
+    code = EXIT_OK
+    for error in reg.load_errors:
+        print(f"contest plugins: cannot load {error}", file=sys.stderr)
+        code = EXIT_JOB_FAILED
+    if as_markdown:
+        sys.stdout.write(reference.markdown(reg))
+    elif name is None:
+        sys.stdout.write(reference.listing(reg))
+    else:
+        found = [p for kind in KINDS if (p := reg.find(kind, name)) is not None]
+        if not found:
+            known = [p.name for kind in KINDS for p in reg.plugins(kind)]
+            print(f"contest plugins: no plugin named {name!r}{did_you_mean(name, known)}",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_JOB_FAILED
+        sys.stdout.write("\n".join(reference.describe(p) for p in found))
+    return code
+
+
+def _schema() -> int:
+    from contest.job.descriptor.schema import descriptor_schema
+    from contest.registry import default_registry
+
+    reg = default_registry()
+    for error in reg.load_errors:
+        print(f"contest schema: cannot load {error}", file=sys.stderr)
+    print(json.dumps(descriptor_schema(reg), indent=2))
+    return EXIT_JOB_FAILED if reg.load_errors else EXIT_OK
 
 
 # --- token ------------------------------------------------------------------------------------
@@ -580,7 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         return asyncio.run(_validate(args.descriptors))
     if args.command == "plugins":
-        return _plugins()
+        return _plugins(args.name, args.markdown)
+    if args.command == "schema":
+        return _schema()
     return EXIT_UNREACHABLE
 
 

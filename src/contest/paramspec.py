@@ -293,6 +293,57 @@ class Parameters(Sequence[Parameter]):
         _check_fields(self, value, path, problems, strict=self.go_struct, templates_on=True)
         return problems
 
+    # --- JSON Schema ----------------------------------------------------------------------------
+
+    def json_schema(
+        self,
+        *,
+        loose: bool = False,
+        steps_ref: str = "#/definitions/step",
+        step_parameters: bool = True,
+        templated: bool = False,
+    ) -> dict[str, Any]:
+        """The JSON Schema of these parameters: a step's (``name: [value, ...]``, exact names)
+        or, for a Go struct or a nested object (``step_parameters=False``), an object of fields
+        (``loose`` for a step's nested values; ``templated`` when every string in them is a
+        template). ``steps_ref`` is where the descriptor schema defines a test step."""
+        props: dict[str, dict[str, Any]] = {}
+        for q in self.items:
+            value = _value_schema(
+                q, loose=loose or step_parameters, steps_ref=steps_ref, templated=templated
+            )
+            if step_parameters:
+                item: dict[str, Any] = {"type": "array", "items": value}
+                if not q.many:
+                    item["maxItems"] = 1
+                if q.required:
+                    item["minItems"] = 1
+                props[q.name] = _described(q, item)
+            elif q.many:
+                props[q.name] = _described(q, {"type": "array", "items": value})
+            else:
+                props[q.name] = _described(q, value)
+        others: dict[str, Any] | bool = False
+        if self.others is not None:
+            value = _value_schema(
+                self.others,
+                loose=loose or step_parameters,
+                steps_ref=steps_ref,
+                templated=templated,
+            )
+            others = {"type": "array", "items": value, "maxItems": 1} if step_parameters else value
+        if self.go_struct:
+            return go_object({k: or_null(v) for k, v in props.items()}, others=others)
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": props,
+            "additionalProperties": others,
+        }
+        required = [q.name for q in self.items if q.required]
+        if required:
+            schema["required"] = required
+        return schema
+
     # --- secrets --------------------------------------------------------------------------------
 
     def secret_names(self) -> frozenset[str]:
@@ -614,3 +665,130 @@ def _check_template_leaves(value: Any, path: str, problems: list[Problem]) -> No
     elif isinstance(value, Mapping):
         for k, v in value.items():
             _check_template_leaves(v, f"{path}.{k}", problems)
+
+
+# --- JSON Schema ---------------------------------------------------------------------------------
+
+#: A Go duration as text (``"300ms"``, ``"1m30s"``, ``"0"``).
+DURATION_PATTERN: Final = (
+    r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$"
+)
+_GO_BOOL_TEXTS: Final = ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false",
+                         "False")  # fmt: skip
+
+
+def any_case(name: str) -> str:
+    """A regular expression matching ``name`` in any case (JSON Schema's regexes have no ``(?i)``):
+    ``JobName`` gives ``^[Jj][Oo][Bb][Nn][Aa][Mm][Ee]$``."""
+    return "^" + _any_case_body(name) + "$"
+
+
+def _any_case_body(name: str) -> str:
+    out = []
+    for ch in name:
+        low, up = ch.lower(), ch.upper()
+        if low != up and len(low) == 1 and len(up) == 1:
+            out.append(f"[{re.escape(up)}{re.escape(low)}]")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def one_of_any_case(names: Sequence[str]) -> dict[str, Any]:
+    """A string that is one of ``names``, in any case (the names offered for completion)."""
+    return {
+        "anyOf": [
+            {"enum": list(names)},
+            {"type": "string", "pattern": "^(" + "|".join(_any_case_body(n) for n in names) + ")$"},
+        ]
+    }
+
+
+def or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or JSON ``null`` (which Go reads as "leave it as it is")."""
+    t = schema.get("type")
+    if isinstance(t, str) and set(schema) <= {
+        "type",
+        "description",
+        "default",
+        "minimum",
+        "maximum",
+        "pattern",
+        "items",
+        "properties",
+        "patternProperties",
+        "additionalProperties",
+    }:
+        return {**schema, "type": [t, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def go_object(
+    properties: Mapping[str, dict[str, Any]],
+    *,
+    extra: dict[str, Any] | None = None,
+    others: dict[str, Any] | bool = False,
+) -> dict[str, Any]:
+    """An object read as a Go struct: each key in any case, no other key (unless ``others``)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": dict(properties),
+        "patternProperties": {any_case(k): v for k, v in properties.items()},
+        "additionalProperties": others,
+    }
+    if extra:
+        schema["patternProperties"].update(extra)
+    return schema
+
+
+def _described(p: Parameter, schema: dict[str, Any]) -> dict[str, Any]:
+    if p.doc:
+        schema = {**schema, "description": p.doc}
+    if p.default is not None and "$ref" not in schema:
+        schema = {**schema, "default": p.default}
+    return schema
+
+
+def _value_schema(
+    p: Parameter, *, loose: bool, steps_ref: str, templated: bool = False
+) -> dict[str, Any]:
+    """One value of ``p``: loose (a step's: scalars may be text) or strict; a templated value
+    may also be a template."""
+    kind = p.kind
+    templated = templated or p.templated
+    template = {"type": "string", "pattern": r"\{\{"}
+    bounds = {k: v for k, v in (("minimum", p.minimum), ("maximum", p.maximum)) if v is not None}
+    s: dict[str, Any]
+    if p.choices:
+        s = one_of_any_case(p.choices)
+    elif kind is Kind.STRING:
+        s = {"type": ["string", "number", "boolean"]} if loose else {"type": "string"}
+    elif kind is Kind.INTEGER:
+        s = {"type": "integer", **bounds}
+        if loose:
+            s = {"anyOf": [s, {"type": "string", "pattern": r"^[+-]?[0-9]+$"}]}
+    elif kind is Kind.NUMBER:
+        s = {"type": "number", **bounds}
+        if loose:
+            s = {"anyOf": [s, {"type": "string"}]}
+    elif kind is Kind.BOOLEAN:
+        s = {"type": "boolean"}
+        if loose:
+            s = {"anyOf": [s, {"enum": list(_GO_BOOL_TEXTS)}]}
+    elif kind is Kind.DURATION:
+        s = {"type": "string", "pattern": DURATION_PATTERN}
+    elif kind is Kind.OBJECT:
+        fields = p.field_set
+        if fields is None:
+            s = {"type": "object"}
+        else:
+            s = fields.json_schema(
+                loose=loose, steps_ref=steps_ref, step_parameters=False, templated=templated
+            )
+    elif kind is Kind.STEPS:
+        s = {"type": "array", "items": {"$ref": steps_ref}}
+    else:
+        s = {}
+    if templated and kind not in (Kind.STRING, Kind.JSON, Kind.OBJECT) and s:
+        s = {"anyOf": [s, template]}
+    return s

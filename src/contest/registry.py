@@ -18,6 +18,7 @@ import inspect
 import logging
 import re
 import threading
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,10 +94,11 @@ class Plugin:
 
     @property
     def cls(self) -> type:
-        """The class of what the factory makes (the factory itself when it is a class; else it
-        is called once to see)."""
+        """The class of what the factory makes: the factory itself when it is a class, else the
+        class its return annotation names, else (a factory without one) the class of what one
+        call makes."""
         if self._cls is None:
-            self._cls = self.factory if isinstance(self.factory, type) else type(self.factory())
+            self._cls = _made_class(self.factory)
         return self._cls
 
     @property
@@ -115,6 +117,18 @@ class Plugin:
             return clean_summary(getattr(self.factory, "__doc__", None))
         doc = cls.__doc__ if "__doc__" in cls.__dict__ else None
         return clean_summary(doc or getattr(self.factory, "__doc__", None))
+
+
+def _made_class(factory: Callable[..., Any]) -> type:
+    if isinstance(factory, type):
+        return factory
+    try:
+        made = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: look at an instance
+        made = None
+    if isinstance(made, type):
+        return made
+    return type(factory())
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["closest", "did_you_mean"]
+__all__ = ["closest", "did_you_mean", "hint"]
 
 
 def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
@@ -32,3 +32,10 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     if names and len(names) <= 30:
         return f"; known: {', '.join(names)}"
     return ""
+
+
+def hint(word: str, known: Iterable[str], otherwise: str) -> str:
+    """``'; did you mean "name"?'`` for the closest known name, else ``otherwise`` (for long or
+    changing lists, such as the installed plugins, which a message should not spell out)."""
+    best = closest(word, known)
+    return f'; did you mean "{best}"?' if best is not None else otherwise

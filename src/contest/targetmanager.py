@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 from contest.context import PluginContext
 from contest.locking import TargetLocker
+from contest.paramspec import Parameters
 from contest.target import Target
 
 __all__ = ["TargetManager"]
@@ -19,7 +20,15 @@ class TargetManager(abc.ABC):
     and ``TargetManagerReleaseParameters``). ``validate_*`` raise ``ParameterError`` naming the
     bad field and return the parsed form, which is what ``acquire``/``release`` then receive.
     The job runner locks the returned targets itself, right after ``acquire``.
+
+    ``acquire_parameters`` and ``release_parameters`` declare the parameters' keys (see
+    :mod:`contest.paramspec`, ``Parameters(..., go_struct=True)``): the job builder checks a
+    descriptor against them before ``validate_*`` runs, and the reference documents them.
+    ``None``: not declared.
     """
+
+    acquire_parameters: ClassVar[Parameters | None] = None
+    release_parameters: ClassVar[Parameters | None] = None
 
     @abc.abstractmethod
     def validate_acquire_parameters(self, params: Any) -> Any: ...

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from contest.context import PluginContext
+from contest.paramspec import Parameters
 
 if TYPE_CHECKING:
     from contest.job.descriptor import StepDescriptor
@@ -18,9 +19,13 @@ class TestFetcher(abc.ABC):
 
     It is called once, at submission: the fetched steps are stored with the job (its extended
     descriptor), so a resumed or inspected job never fetches again.
+
+    ``fetch_parameters`` declares the parameters' keys (see :mod:`contest.paramspec`); the job
+    builder checks a descriptor against them first. ``None``: not declared.
     """
 
     __test__ = False
+    fetch_parameters: ClassVar[Parameters | None] = None
 
     @abc.abstractmethod
     def validate_fetch_parameters(self, params: Any, require_name: bool = True) -> Any:

@@ -114,4 +114,4 @@ def test_without_the_distribution_the_job_is_refused(tmp_path: Path) -> None:
     (tmp_path / name).write_text(text)
     proc = run_contest("validate", name, cwd=tmp_path)
     assert proc.returncode == 1
-    assert "TestStep 'hello' is not registered" in proc.stdout
+    assert 'unknown step "hello" (contest plugins lists the steps)' in proc.stdout

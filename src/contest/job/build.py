@@ -39,7 +39,7 @@ from contest.params import StepParameters
 from contest.paramspec import declared
 from contest.registry import Plugin, PluginRegistry
 from contest.signals import Scope
-from contest.suggest import did_you_mean
+from contest.suggest import hint
 
 CLEANUP_SUFFIX = " [CLEANUP]"
 
@@ -94,7 +94,7 @@ _WHAT = {
 
 def _not_registered(registry: PluginRegistry, kind: str, name: str) -> str:
     known = [p.name for p in registry.plugins(kind)]
-    return f"{_WHAT[kind]} {name!r} is not registered{did_you_mean(name, known)}"
+    return f"{_WHAT[kind]} {name!r} is not registered{hint(name, known, '')}"
 
 
 def _declared_problems(

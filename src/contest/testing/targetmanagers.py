@@ -22,7 +22,8 @@ from typing import Any
 from contest.context import PluginContext
 from contest.errors import ContestError
 from contest.locking import TargetLocker
-from contest.plugins.targetmanagers.targetlist import AcquireParameters, decode_targets
+from contest.paramspec import Kind, Parameter, Parameters
+from contest.plugins.targetmanagers.targetlist import TARGETS, AcquireParameters, decode_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager
 
@@ -59,6 +60,10 @@ class TargetListWithState(TargetManager):
     """
 
     name = NAME
+    acquire_parameters = TARGETS
+    release_parameters = Parameters(
+        others=Parameter("<any>", Kind.JSON, doc="ignored, as ConTest's does"), go_struct=True
+    )
 
     def __init__(
         self, *, max_delay: float = MAX_ACQUIRE_DELAY, rng: random.Random | None = None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from contest.context import PluginContext
 from contest.events import EventReader
+from contest.paramspec import Kind, Parameter, Parameters
 from contest.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ class Noop(Reporter):
     """Succeeds every run and at the end, whatever happened."""
 
     name = NAME
+    run_parameters = final_parameters = Parameters(
+        others=Parameter("<any>", Kind.JSON, doc="ignored"), go_struct=True
+    )
 
     def validate_run_parameters(self, params: Any) -> None:
         return None

@@ -36,6 +36,7 @@ from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.events import EventReader
 from contest.golang.unmarshal import GoStruct
+from contest.paramspec import Parameter, Parameters
 from contest.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -77,6 +78,22 @@ class TargetSuccess(Reporter):
     """Judges tests by the share (or number) of their targets that passed."""
 
     name = NAME
+    run_parameters = Parameters(
+        Parameter(
+            "SuccessExpression",
+            required=True,
+            doc='a comparison of the passed targets: ">=80%", "=100%", ">2"',
+        ),
+        go_struct=True,
+    )
+    final_parameters = Parameters(
+        Parameter(
+            "AverageSuccessExpression",
+            required=True,
+            doc="the same, over all runs (the share over all runs, or the average count)",
+        ),
+        go_struct=True,
+    )
 
     def validate_run_parameters(self, params: Any) -> RunParameters:
         return RunParameters(

@@ -50,7 +50,8 @@ from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct
 from contest.hostpolicy import HostAccessError
 from contest.locking import LockerError, TargetLocker
-from contest.plugins.targetmanagers.targetlist import copy_targets
+from contest.paramspec import Kind, Parameter, Parameters
+from contest.plugins.targetmanagers.targetlist import NO_PARAMETERS, copy_targets
 from contest.target import Target
 from contest.targetmanager import TargetManager
 
@@ -58,6 +59,7 @@ NAME = "CSVFileTargetManager"
 #: Bytes a hosts file may have (a row is a few dozen bytes: hundreds of thousands of hosts).
 MAX_FILE_SIZE = 16 * 1024 * 1024
 GOTYPE = "csvtargetmanager.AcquireParameters"
+UINT32_MAX = 2**32 - 1
 
 
 class AcquireError(ContestError):
@@ -181,6 +183,35 @@ class CSVFileTargetManager(TargetManager):
     """
 
     name = NAME
+    acquire_parameters = Parameters(
+        Parameter(
+            "FileURI",
+            required=True,
+            doc="the CSV file: a path (relative to the server's folder) or file:///abs/path",
+        ),
+        Parameter(
+            "MinNumberDevices",
+            Kind.INTEGER,
+            minimum=0,
+            maximum=UINT32_MAX,
+            doc="fewer usable targets than this fails the acquire",
+        ),
+        Parameter(
+            "MaxNumberDevices",
+            Kind.INTEGER,
+            minimum=0,
+            maximum=UINT32_MAX,
+            doc="lock at most this many",
+        ),
+        Parameter(
+            "HostPrefixes",
+            many=True,
+            doc="keep the hosts whose FQDN's first label starts with one of these",
+        ),
+        Parameter("Shuffle", Kind.BOOLEAN, default=False, doc="try the hosts in random order"),
+        go_struct=True,
+    )
+    release_parameters = NO_PARAMETERS
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()

@@ -25,6 +25,7 @@ from contest.golang.json import to_python
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct, where
 from contest.locking import TargetLocker
+from contest.paramspec import Kind, Parameter, Parameters
 from contest.target import Target
 from contest.targetmanager import TargetManager
 
@@ -99,10 +100,29 @@ def copy_targets(targets: Sequence[Target]) -> list[Target]:
     return [dataclasses.replace(t) for t in targets]
 
 
+#: One target, as ConTest's ``target.Target`` reads it.
+TARGET_FIELDS = (
+    Parameter("ID", required=True, doc="the target's ID, unique in the list"),
+    Parameter("FQDN", doc="its host name"),
+    Parameter("PrimaryIPv4", doc="an IPv4 address"),
+    Parameter("PrimaryIPv6", doc="an IPv6 address"),
+    Parameter("TMS", Kind.JSON, doc="the target manager's state for it, any JSON"),
+)
+#: ``{"Targets": [...]}``, TargetList's and TargetListWithState's acquire parameters.
+TARGETS = Parameters(
+    Parameter("Targets", Kind.OBJECT, many=True, fields=TARGET_FIELDS, doc="the targets"),
+    go_struct=True,
+)
+#: Release takes nothing (``{}`` or ``null``).
+NO_PARAMETERS = Parameters(go_struct=True)
+
+
 class TargetList(TargetManager):
     """Targets listed in the descriptor, locked all together at acquire."""
 
     name = NAME
+    acquire_parameters = TARGETS
+    release_parameters = NO_PARAMETERS
 
     def validate_acquire_parameters(self, params: Any) -> AcquireParameters:
         return AcquireParameters(decode_targets(params, "targetlist.AcquireParameters"))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from contest.context import PluginContext
 from contest.errors import ParameterError
 from contest.job.descriptor import decode_fetch_parameters
+from contest.paramspec import Kind, Parameter, Parameters
 from contest.testfetcher import TestFetcher
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ class Literal(TestFetcher):
     """Steps from the descriptor itself."""
 
     name = NAME
+    fetch_parameters = Parameters(
+        Parameter("TestName", doc="the test's name (required, except for cleanup steps)"),
+        Parameter("Steps", Kind.STEPS, doc="the steps: name, label, parameters"),
+        go_struct=True,
+    )
 
     def validate_fetch_parameters(self, params: Any, require_name: bool = True) -> FetchParameters:
         # ``None`` is JSON null (or no parameters at all): an empty test, refused for want of a

@@ -41,6 +41,7 @@ from contest.golang.time import format_duration
 from contest.golang.unmarshal import GoStruct
 from contest.hostpolicy import HostAccessError
 from contest.job.descriptor import decode_steps_document
+from contest.paramspec import Parameter, Parameters
 from contest.testfetcher import TestFetcher
 
 if TYPE_CHECKING:
@@ -76,6 +77,15 @@ class URI(TestFetcher):
     """
 
     name = NAME
+    fetch_parameters = Parameters(
+        Parameter("TestName", doc="the test's name (required, except for cleanup steps)"),
+        Parameter(
+            "URI",
+            required=True,
+            doc="a path on the server, a file:// URI, or an http(s):// URL of the steps file",
+        ),
+        go_struct=True,
+    )
 
     def __init__(
         self,

@@ -94,6 +94,7 @@ class GatherCmd(TestStep):
     name = NAME
     events = EVENTS
     runs_local_processes = True  # refused by contest serve without --allow-local-exec
+    supports_pause = True  # while gathering: the targets held so far are saved
     parameters = (
         Parameter(
             "binary",
