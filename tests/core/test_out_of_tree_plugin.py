@@ -5,15 +5,15 @@ the shared venv), found by the registry and run by the harness in a fresh interp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import distkit
 
 PYPROJECT = """\
 [build-system]
@@ -116,32 +116,9 @@ print(json.dumps(asyncio.run(main())))
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("oot")
-    src = root / "src"
-    src.mkdir()
-    (src / "pyproject.toml").write_text(PYPROJECT)
-    (src / "contest_hello_step.py").write_text(MODULE)
-    site = root / "site"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "-q",
-            "--target",
-            str(site),
-            str(src),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    site = distkit.install(
+        root, "src", {"pyproject.toml": PYPROJECT, "contest_hello_step.py": MODULE}
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list(site.glob("contest_hello_step-*.dist-info")), list(site.iterdir())
     try:
         yield site
@@ -150,13 +127,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_python(code: str, site: Path | None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if site is not None:
-        env["PYTHONPATH"] = str(site)
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
-    )
+    return distkit.run(["-c", code], site, timeout=60)
 
 
 def test_out_of_tree_step_is_found_and_runs(installed: Path) -> None:

@@ -13,13 +13,13 @@ The marker's kind is the word before the colon; its argument (a path, a file nam
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
+import distkit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -95,18 +95,7 @@ def run_contest(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """``contest ARGS`` (as ``python -m contest.cli``) in a fresh interpreter."""
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run(
-        [sys.executable, "-m", "contest.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env,
-    )
+    return distkit.run(["-m", "contest.cli", *args], pythonpath, cwd=cwd, timeout=timeout)
 
 
 def validate_output(stdout: str) -> dict[str, str]:

@@ -15,18 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from docs_kit import DOCS, blocks, run_contest
 
+import distkit
 from contest.events import TestEventQuery
 from contest.storage import open_storage
 
 GUIDE = DOCS / "plugin-guide.md"
+HELLO = DOCS / "examples" / "hello_step.py"
 
 
 def _guide_block(kind: str) -> tuple[str, str]:
@@ -38,24 +38,11 @@ def _guide_block(kind: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("contest-hello")
-    dist = root / "contest-hello"
-    dist.mkdir()
     name, pyproject = _guide_block("file")
     assert name == "pyproject.toml"
-    (dist / name).write_text(pyproject)
-    shutil.copy(DOCS / "examples" / "hello_step.py", dist / "hello_step.py")
-    site = root / "site"
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-            "--no-index", "--no-cache-dir", "--disable-pip-version-check", "-q",
-            "--target", str(site), str(dist),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    site = distkit.install(
+        root, "contest-hello", {"pyproject.toml": pyproject, "hello_step.py": HELLO.read_text()}
+    )
     assert (site / "hello_step.py").exists()
     assert list(site.glob("contest_hello-0.1.0.dist-info"))
     try:

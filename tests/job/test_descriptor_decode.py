@@ -92,7 +92,7 @@ def test_unknown_keys_are_refused_with_their_path_and_a_suggestion() -> None:
     # what is known still decodes
     assert d is not None and d.job_name == "j"
     assert d.test_descriptors[0].test_fetcher_name == "literal"
-    steps, errors = decode_steps([{"nmae": "sleep", "label": "l"}])
+    _, errors = decode_steps([{"nmae": "sleep", "label": "l"}])
     assert [str(e) for e in errors] == [
         'Steps[0].nmae: unknown key "nmae" in a test step; did you mean "name"?'
     ]
@@ -280,7 +280,8 @@ def test_number_duration_message_says_what_to_write() -> None:
         (
             '{"Runs": 18446744073709551616}',
             "Runs: expected a whole number (0 or more), got 18446744073709551616",
-            "json: cannot unmarshal number 18446744073709551616 into Go struct field Descriptor.Runs of type uint",
+            "json: cannot unmarshal number 18446744073709551616 into Go struct field "
+            "Descriptor.Runs of type uint",
         ),
         (
             '{"Runs": true}',
@@ -310,47 +311,57 @@ def test_number_duration_message_says_what_to_write() -> None:
         (
             '{"TestDescriptors": {}}',
             "TestDescriptors: expected a list, got an object",
-            "json: cannot unmarshal object into Go struct field Descriptor.TestDescriptors of type []*test.TestDescriptor",
+            "json: cannot unmarshal object into Go struct field Descriptor.TestDescriptors of "
+            "type []*test.TestDescriptor",
         ),
         (
             '{"TestDescriptors": ["x"]}',
             'TestDescriptors[0]: expected an object, got "x"',
-            "json: cannot unmarshal string into Go struct field Descriptor.TestDescriptors of type test.TestDescriptor",
+            "json: cannot unmarshal string into Go struct field Descriptor.TestDescriptors of "
+            "type test.TestDescriptor",
         ),
         (
             '{"TestDescriptors": [{"Disabled": "yes"}]}',
             'TestDescriptors[0].Disabled: expected true or false, got "yes"',
-            "json: cannot unmarshal string into Go struct field TestDescriptor.TestDescriptors.Disabled of type bool",
+            "json: cannot unmarshal string into Go struct field "
+            "TestDescriptor.TestDescriptors.Disabled of type bool",
         ),
         (
             '{"TestDescriptors": [{"TargetManagerName": ["x"]}]}',
             "TestDescriptors[0].TargetManagerName: expected a string, got a list",
-            "json: cannot unmarshal array into Go struct field TestDescriptor.TestDescriptors.TargetManagerName of type string",
+            "json: cannot unmarshal array into Go struct field "
+            "TestDescriptor.TestDescriptors.TargetManagerName of type string",
         ),
         (
             '{"TestDescriptors": [{"RetryParameters": {"NumRetries": 4294967296}}]}',
-            "TestDescriptors[0].RetryParameters.NumRetries: expected a whole number from 0 to 4294967295, got 4294967296",
-            "json: cannot unmarshal number 4294967296 into Go struct field RetryParameters.TestDescriptors.RetryParameters.NumRetries of type uint32",
+            "TestDescriptors[0].RetryParameters.NumRetries: expected a whole number from 0 to "
+            "4294967295, got 4294967296",
+            "json: cannot unmarshal number 4294967296 into Go struct field "
+            "RetryParameters.TestDescriptors.RetryParameters.NumRetries of type uint32",
         ),
         (
             '{"TestDescriptors": [{"RetryParameters": []}]}',
             "TestDescriptors[0].RetryParameters: expected an object, got a list",
-            "json: cannot unmarshal array into Go struct field TestDescriptor.TestDescriptors.RetryParameters of type test.RetryParameters",
+            "json: cannot unmarshal array into Go struct field "
+            "TestDescriptor.TestDescriptors.RetryParameters of type test.RetryParameters",
         ),
         (
             '{"Reporting": []}',
             "Reporting: expected an object, got a list",
-            "json: cannot unmarshal array into Go struct field Descriptor.Reporting of type job.Reporting",
+            "json: cannot unmarshal array into Go struct field Descriptor.Reporting of type "
+            "job.Reporting",
         ),
         (
             '{"Reporting": {"RunReporters": {}}}',
             "Reporting.RunReporters: expected a list, got an object",
-            "json: cannot unmarshal object into Go struct field Reporting.Reporting.RunReporters of type []job.ReporterConfig",
+            "json: cannot unmarshal object into Go struct field Reporting.Reporting.RunReporters "
+            "of type []job.ReporterConfig",
         ),
         (
             '{"Reporting": {"FinalReporters": [{"Name": 1}]}}',
             "Reporting.FinalReporters[0].Name: expected a string, got 1",
-            "json: cannot unmarshal number into Go struct field ReporterConfig.Reporting.FinalReporters.Name of type string",
+            "json: cannot unmarshal number into Go struct field "
+            "ReporterConfig.Reporting.FinalReporters.Name of type string",
         ),
         (
             "[]",
@@ -627,7 +638,7 @@ def test_unknown_format() -> None:
 def test_step_type_errors(steps: Any, expected: str) -> None:
     _, errors = decode_steps(steps)
     assert as_go(errors) == [expected]
-    assert [e.message.split(",")[0] for e in errors][0].startswith("expected ")
+    assert errors[0].message.startswith("expected ")
 
 
 def test_decode_steps_with_a_path_prefix() -> None:

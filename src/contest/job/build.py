@@ -28,6 +28,7 @@ from contest.job.descriptor import (
     JobDescriptor,
     ReporterConfig,
     StepDescriptor,
+    decode_fetch_parameters,
     load_descriptor,
     related_paths,
     try_decode_descriptor,
@@ -81,7 +82,7 @@ async def _bundles(
                     f"step {exc.step_name}, parameter {problem.path}: {problem.message}",
                 )
         except ContestError as exc:
-            errors.add(where if sd.name else f"{where}.name", str(exc))
+            errors.add(where, str(exc))
     return out
 
 
@@ -108,7 +109,7 @@ def _declared_problems(
     problems = decl.check_object(params)
     for problem in problems:
         where = f"{path}.{problem.path}" if problem.path else path
-        errors.add(where, f"{plugin.name}: {problem}")
+        errors.add(where, f"{_WHAT[plugin.kind]} {plugin.name}, {problem}")
     return not problems
 
 
@@ -151,6 +152,13 @@ async def _fetch(
     if plugin is None:
         errors.add(path, _not_registered(registry, "testfetchers", name))
         return None
+    if _is_literal(name):
+        # the descriptor's validation decoded these already and reported every problem (a
+        # misspelt key in one step, a value of the wrong type), each at its path: build what
+        # decoded, so that the other steps' problems are reported too, not hidden by the fetch
+        decoded, problems = decode_fetch_parameters("null" if raw is None else raw)
+        if problems:
+            return decoded.test_name, list(decoded.steps)
     if not _declared_problems(plugin, "fetch_parameters", _decode(raw), path, errors):
         return None
     try:
@@ -193,11 +201,15 @@ async def fetch_tests(
             )
             if cleanup:
                 ft.cleanup_steps = cleanup[1]
-        if got and td.test_fetcher_name.lower() != "literal":  # literal steps: checked already
+        if got and not _is_literal(td.test_fetcher_name):  # literal steps: checked already
             for e in validate_fetched_test(ft, path):
                 errors.items.append(e)
         fetched.append(ft)
     return ExtendedDescriptor(descriptor=d, tests=fetched), errors.items
+
+
+def _is_literal(fetcher_name: str) -> bool:
+    return fetcher_name.lower() == "literal"
 
 
 def _tm_parameters(
@@ -251,11 +263,11 @@ async def rebuild_job(ext: ExtendedDescriptor, registry: PluginRegistry, job_id:
                 )
         # the path of a step is where the user wrote it: the literal fetcher's parameters, or
         # what another fetcher returned (stored in the extended descriptor)
-        if td.test_fetcher_name.lower() == "literal":
+        if _is_literal(td.test_fetcher_name):
             steps_path = path + ".TestFetcherFetchParameters.Steps"
         else:
             steps_path = f"TestStepsDescriptors[{i}].TestSteps"
-        if td.cleanup_fetcher_name.lower() == "literal":
+        if _is_literal(td.cleanup_fetcher_name):
             cleanup_path = path + ".CleanupFetcherFetchParameters.Steps"
         else:
             cleanup_path = f"TestStepsDescriptors[{i}].CleanupSteps"
