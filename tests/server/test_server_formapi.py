@@ -439,3 +439,46 @@ async def test_unexpected_failures_are_answers_not_crashes() -> None:
     assert json.loads(reply.body)["Error"] == "the database melted"
     reply = await form.handle("POST", "/list", b"requestor=x", ct)
     assert json.loads(reply.body)["Error"] == "failed to list jobs: the database melted"
+
+
+async def test_strict_descriptors_over_both_apis(api: ApiEnv) -> None:
+    """A misspelt key or step parameter is refused by /start (ConTest ignored both); the form
+    API answers with the first problem in our words, naming it, the REST API with every one and
+    its path. Go's decoding texts stay where ConTest's client sees them."""
+    bad = descriptor(
+        steps=[
+            {"nmae": "sleep", "label": "a", "parameters": {"duration": ["1s"]}},
+            {
+                "name": "cmd",
+                "label": "b",
+                "parameters": {"executable": ["echo"], "emit_stdot": [1]},
+            },
+            {"name": "echo", "label": "c", "parameters": {"text": ["{{ .Hostname }}"]}},
+        ]
+    )
+    out = await api.form_json("start", requestor="x", jobDesc=json.dumps(bad))
+    assert out["Data"] == {"JobID": 0}
+    assert out["Error"] == (
+        'could not validate job descriptor: unknown key "nmae" in a test step; did you mean "name"?'
+    )
+    resp = await api.client.post("/api/v1/jobs", json={"descriptor": bad, "requestor": "x"})
+    assert resp.status_code == 422
+    steps = "TestDescriptors[0].TestFetcherFetchParameters.Steps"
+    assert resp.json()["details"] == [
+        {
+            "path": f"{steps}[0].nmae",
+            "message": 'unknown key "nmae" in a test step; did you mean "name"?',
+        },
+        {
+            "path": f"{steps}[1].parameters.emit_stdot",
+            "message": "step Cmd, parameter emit_stdot: unknown parameter; did you mean "
+            '"emit_stdout"?',
+        },
+        {
+            "path": f"{steps}[2].parameters.text[0]",
+            "message": "step Echo, parameter text[0]: the template reads .Hostname (line 1, column "
+            "4), which a target does not have (it has ID, FQDN, PrimaryIPv4, PrimaryIPv6, "
+            "TargetManagerState)",
+        },
+    ]
+    assert (await api.form_json("list", requestor="x"))["Data"]["JobIDs"] == []
