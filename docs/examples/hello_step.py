@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contest.teststep import (
     EventEmitter,
-    ParameterError,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -27,12 +27,11 @@ class Hello(TestStep):
 
     name = NAME
     events = EVENTS
-
-    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        text = params.get_one("text")
-        if text.is_empty():
-            raise ParameterError("text: missing required parameter")
-        text.template()  # a template that does not parse refuses the job, naming the parameter
+    # checked at submission: present, one value, a template that parses and reads only fields a
+    # target has; and documented by `contest plugins Hello`
+    parameters = (
+        Parameter("text", required=True, templated=True, doc="the greeting, for each target"),
+    )
 
     async def run(
         self,

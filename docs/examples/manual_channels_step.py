@@ -22,7 +22,8 @@ import signal
 from contest.teststep import (
     Cancelled,
     EventEmitter,
-    ParameterError,
+    Kind,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -33,6 +34,9 @@ from contest.teststep import (
 
 NAME = "Throttled"
 EVENTS = ("CommandStarted", "CommandEnded")
+MAX_PARALLEL = Parameter(
+    "max_parallel", Kind.INTEGER, default=4, minimum=1, doc="commands running at once, at most"
+)
 
 
 class Throttled(TestStep):
@@ -40,19 +44,17 @@ class Throttled(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = (
+        Parameter("executable", required=True, templated=True, doc="the program to run"),
+        Parameter("args", many=True, templated=True, doc="its arguments"),
+        MAX_PARALLEL,
+    )
 
     def __init__(self) -> None:
         self.max_parallel = 4
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        if params.get_one("executable").is_empty():
-            raise ParameterError("executable: missing required parameter")
-        for p in [params.get_one("executable"), *params.get("args")]:
-            p.template()  # refuse a template that does not parse now, not per target later
-        if not params.get_one("max_parallel").is_empty():
-            self.max_parallel = params.get_int("max_parallel")
-        if self.max_parallel < 1:
-            raise ParameterError(f"max_parallel: must be at least 1, got {self.max_parallel}")
+        self.max_parallel = MAX_PARALLEL.read(params)
 
     async def run(
         self,

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 
-from contest.golang.time import parse_duration
 from contest.teststep import (
     EventEmitter,
-    ParameterError,
+    Kind,
+    Parameter,
     StepChannels,
     StepContext,
     StepParameters,
@@ -45,15 +45,12 @@ class SimulatedService:
         return time.time() * 1000 >= int(ends_ms)
 
 
-def _duration(params: StepParameters, name: str, default: str) -> float:
-    raw = params.get_one(name)
-    try:
-        seconds = parse_duration(str(raw) if not raw.is_empty() else default)
-    except ValueError as exc:
-        raise ParameterError(f"{name}: {exc}") from exc
-    if seconds < 0:
-        raise ParameterError(f"{name}: must not be negative, got {raw}")
-    return seconds
+DURATION = Parameter(
+    "duration", Kind.DURATION, required=True, minimum=0, doc="how long the simulated job takes"
+)
+POLL_INTERVAL = Parameter(
+    "poll_interval", Kind.DURATION, default="1s", minimum=0, doc="how often to ask the service"
+)
 
 
 class Poll(TestStep):
@@ -61,6 +58,8 @@ class Poll(TestStep):
 
     name = NAME
     events = EVENTS
+    parameters = (DURATION, POLL_INTERVAL)
+    supports_pause = True  # a pause saves each target's job token; the resumed step polls on
 
     def __init__(self) -> None:
         self.service = SimulatedService()
@@ -68,10 +67,9 @@ class Poll(TestStep):
         self.poll_interval = 1.0
 
     async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
-        if params.get_one("duration").is_empty():
-            raise ParameterError("duration: missing required parameter")
-        self.duration = _duration(params, "duration", "0s")
-        self.poll_interval = _duration(params, "poll_interval", "1s")
+        # the declarations checked them already; read() gives seconds, or the default
+        self.duration = DURATION.read(params)
+        self.poll_interval = POLL_INTERVAL.read(params)
 
     async def run(
         self,

@@ -102,3 +102,17 @@ def test_without_the_distribution_the_job_is_refused(tmp_path: Path) -> None:
     proc = run_contest("validate", name, cwd=tmp_path)
     assert proc.returncode == 1
     assert 'unknown step "hello" (contest plugins lists the steps)' in proc.stdout
+
+
+def test_the_packages_own_tests_pass_the_conformance_suite(installed: Path, tmp_path: Path) -> None:
+    """The guide's test module, with the guide's pytest set-up, run by pytest in a fresh
+    interpreter against the installed distribution: the third-party step passes every case."""
+    config_name, config = _guide_block("test-config")
+    test_name, test = _guide_block("package-test")
+    (tmp_path / config_name).write_text(config)
+    (tmp_path / test_name).write_text(test)
+    proc = distkit.run(
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", test_name], installed, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 passed" in proc.stdout, proc.stdout  # seven cases and the events test

@@ -85,12 +85,18 @@ async def test_hello_fails_only_the_target_whose_text_cannot_be_expanded() -> No
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "text: missing required parameter"),
-        ({"text": [""]}, "text: missing required parameter"),
+        ({}, "text: missing; it is required"),
+        ({"text": [""]}, "text: must not be empty"),
         (
             {"text": ["hi {{ .ID "]},
-            "failed to parse template: template: text:1:11: unclosed action",
+            "text[0]: not a valid template: unclosed action (line 1, column 11)",
         ),
+        (
+            {"text": ["hi {{ .Name }}"]},
+            "text[0]: the template reads .Name (line 1, column 7), which a target does not have "
+            "(it has ID, FQDN, PrimaryIPv4, PrimaryIPv6, TargetManagerState)",
+        ),
+        ({"text": ["hi"], "txet": ["x"]}, 'txet: unknown parameter; did you mean "text"?'),
     ],
 )
 async def test_hello_refuses_bad_parameters(params: dict[str, list[str]], message: str) -> None:
@@ -163,9 +169,12 @@ async def test_poll_refuses_a_resume_state_of_another_version() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "duration: missing required parameter"),
-        ({"duration": ["5"]}, 'duration: time: missing unit in duration "5"'),
-        ({"duration": ["1s"], "poll_interval": ["-1s"]}, "poll_interval: must not be negative"),
+        ({}, "duration: missing; it is required"),
+        ({"duration": ["5"]}, 'duration[0]: expected a duration such as "30s" or "1m30s", got "5"'),
+        (
+            {"duration": ["1s"], "poll_interval": ["-1s"]},
+            "poll_interval[0]: must be at least 0 seconds, got -1s",
+        ),
     ],
 )
 async def test_poll_refuses_bad_parameters(params: dict[str, list[str]], message: str) -> None:
@@ -266,10 +275,10 @@ async def test_throttled_finishes_commands_in_flight_on_pause_and_resumes_the_ot
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "executable: missing required parameter"),
-        ({"executable": ["true"], "max_parallel": [0]}, "max_parallel: must be at least 1"),
-        ({"executable": ["true"], "max_parallel": ["x"]}, "max_parallel: cannot convert 'x'"),
-        ({"executable": ["echo"], "args": ["{{ .ID"]}, "failed to parse template"),
+        ({}, "executable: missing; it is required"),
+        ({"executable": ["true"], "max_parallel": [0]}, "max_parallel[0]: must be at least 1"),
+        ({"executable": ["true"], "max_parallel": ["x"]}, "max_parallel[0]: expected an integer"),
+        ({"executable": ["echo"], "args": ["{{ .ID"]}, "args[0]: not a valid template"),
     ],
 )
 async def test_throttled_refuses_bad_parameters(params: dict[str, list[Any]], message: str) -> None:

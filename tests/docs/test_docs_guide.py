@@ -22,7 +22,16 @@ from contest import errors
 
 GUIDE = DOCS / "plugin-guide.md"
 EXAMPLES = DOCS / "examples"
-KINDS = {"example", "excerpt", "sketch", "file", "descriptor", "fragment"}
+KINDS = {
+    "example",
+    "excerpt",
+    "sketch",
+    "file",
+    "descriptor",
+    "fragment",
+    "test-config",
+    "package-test",
+}
 
 
 def guide_blocks() -> list[Block]:
@@ -33,7 +42,9 @@ def test_every_block_says_what_it_is() -> None:
     for b in guide_blocks():
         assert b.kind in KINDS, f"{b.where('plugin-guide.md')}: no marker, or an unknown one"
         if b.lang == "python":
-            assert b.kind in {"example", "excerpt", "sketch"}, b.where("plugin-guide.md")
+            assert b.kind in {"example", "excerpt", "sketch", "package-test"}, b.where(
+                "plugin-guide.md"
+            )
 
 
 def test_full_examples_are_exactly_their_files() -> None:
