@@ -92,6 +92,12 @@ def test_unknown_keys_are_refused_with_their_path_and_a_suggestion() -> None:
     # what is known still decodes
     assert d is not None and d.job_name == "j"
     assert d.test_descriptors[0].test_fetcher_name == "literal"
+    # the obsolete top-level reporter of old descriptors (and of ConTest's own job manager
+    # tests) is accepted and ignored, as Go ignores it
+    d, errors = try_decode_descriptor(
+        '{"JobName": "j", "reportername": "TargetSuccess", "ReporterParameters": {"a": 1}}'
+    )
+    assert errors == [] and d is not None and d.job_name == "j"
     _, errors = decode_steps([{"nmae": "sleep", "label": "l"}])
     assert [str(e) for e in errors] == [
         'Steps[0].nmae: unknown key "nmae" in a test step; did you mean "name"?'

@@ -6,7 +6,8 @@ Users' descriptors were written for ConTest, so what ConTest accepts must mean t
   applied in document order, so a later spelling of the same field wins;
 * a key that matches no field is refused, with its path and the nearest known key (Go ignores
   it, so a typo such as ``nmae`` used to fail far from its cause, or not at all); only keys
-  starting with ``x-`` are ignored, so that YAML can keep anchors in them;
+  starting with ``x-`` (where YAML can keep anchors) and the obsolete top-level
+  ``ReporterName``/``ReporterParameters`` (:data:`OBSOLETE_KEYS`) are ignored;
 * ``null`` leaves a string, number, bool or struct field as it was, empties a list or map, unsets
   an optional timeout, and is kept as the text ``null`` for a raw sub-document;
 * a value of the wrong type is reported in our words with its path (``Runs: expected a whole
@@ -91,6 +92,15 @@ _SKIP = _Skip()
 #: Keys starting with it are not fields and are ignored: a YAML descriptor keeps its anchors
 #: there (``x-defaults: &d {...}``), as docker-compose files do.
 EXTENSION_PREFIX = "x-"
+
+#: Keys of fields ConTest's descriptors once had, still in old descriptors and in ConTest's own
+#: job manager tests (pkg/jobmanager/jobmanager_test.go): accepted and ignored, as Go ignores
+#: them, rather than refused as misspellings.
+OBSOLETE_KEYS: dict[str, tuple[str, ...]] = {
+    "job.Descriptor": ("ReporterName", "ReporterParameters"),
+    "job.ExtendedDescriptor": ("ReporterName", "ReporterParameters"),
+}
+_OBSOLETE = {gotype: {fold_key(k) for k in keys} for gotype, keys in OBSOLETE_KEYS.items()}
 
 #: What each struct is, in a message about a key it does not have.
 _STRUCT_WORDS: dict[str, str] = {
@@ -273,7 +283,10 @@ class _Decoder:
         for key, item in value:
             spec = fields.get(fold_key(key))
             if spec is None:
-                if not fold_key(key).startswith(EXTENSION_PREFIX):
+                folded = fold_key(key)
+                if not folded.startswith(EXTENSION_PREFIX) and folded not in _OBSOLETE.get(
+                    gotype, ()
+                ):
                     self.unknown_key(path, key, gotype, fields)
                 continue
             go_name, path_name, handler = spec

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from contest.job.descriptor.decode import OBSOLETE_KEYS
 from contest.paramspec import (
     DURATION_PATTERN,
     Parameters,
@@ -38,6 +39,7 @@ _EXTENSION: Final[dict[str, Any]] = {
     "^[xX]-": {}
 }  # the decoder ignores these keys (contest.job.descriptor)
 
+_OBSOLETE_TOP: Final = OBSOLETE_KEYS["job.Descriptor"]
 _STRING = or_null({"type": "string"})
 _DURATION = or_null({"type": "string", "pattern": DURATION_PATTERN})
 _BOOL = or_null({"type": "boolean"})
@@ -205,6 +207,7 @@ def descriptor_schema(registry: PluginRegistry) -> dict[str, Any]:
                 ),
                 "TargetManagerAcquireTimeout": _DURATION,
                 "TargetManagerReleaseTimeout": _DURATION,
+                **{key: {"description": "obsolete: ignored"} for key in _OBSOLETE_TOP},
             }
         ),
         "definitions": {

@@ -107,6 +107,8 @@ TARGET_FIELDS = (
     Parameter("PrimaryIPv4", doc="an IPv4 address"),
     Parameter("PrimaryIPv6", doc="an IPv6 address"),
     Parameter("TMS", Kind.JSON, doc="the target manager's state for it, any JSON"),
+    # ConTest's old target field, still in ConTest's own job manager tests: accepted, ignored
+    Parameter("Name", doc="obsolete (ConTest's old target name): ignored"),
 )
 #: ``{"Targets": [...]}``, TargetList's and TargetListWithState's acquire parameters.
 TARGETS = Parameters(
