@@ -154,6 +154,16 @@ class Parameter:
             raise ValueError(f"parameter {self.name!r}: required, so it cannot have a default")
         if self.fields is not None and kind is not Kind.OBJECT:
             raise ValueError(f"parameter {self.name!r}: only an object has fields")
+        plain = not (self.choices or self.templated or self.many) and (
+            self.minimum is None and self.maximum is None
+        )
+        object.__setattr__(self, "_plain", plain)
+
+    @property
+    def plain(self) -> bool:
+        """Nothing to check of a value of the right JSON type (no choices, range, template)."""
+        plain: bool = self.__dict__["_plain"]
+        return plain
 
     @property
     def kind(self) -> Kind:
@@ -228,6 +238,9 @@ class Parameters(Sequence[Parameter]):
         self.others = others
         self.go_struct = go_struct
         self._by_key: dict[str, Parameter] = {}
+        #: The required ones, checked for every object (kept apart: a list of 100,000 targets
+        #: checks them 100,000 times).
+        self.required: tuple[Parameter, ...] = tuple(p for p in items if p.required)
         for p in items:
             key = self._key(p.name)
             if key in self._by_key:
@@ -578,17 +591,24 @@ def _check_fields(
     templates_on: bool,
     templated: bool = False,
 ) -> None:
-    """The keys of an object: each known, of its type; the required ones present."""
-    seen: set[str] = set()
+    """The keys of an object: each known, of its type; the required ones present.
+
+    Written for speed as well: a ``TargetList`` of 100,000 targets is 100,000 objects."""
+    given: dict[str, Any] = {}  # declared name -> the (last) value given for it
+    key_of = fields._key
+    by_key = fields._by_key
     for key, item in value.items():
-        sub = f"{path}.{key}" if path else key
-        decl = fields.get(key) or fields.others
+        decl = by_key.get(key_of(key)) or fields.others
         if decl is None:
+            sub = f"{path}.{key}" if path else key
             problems.append(Problem(sub, f"unknown key{did_you_mean(key, fields.names)}"))
             continue
-        seen.add(fields._key(decl.name))
+        given[decl.name] = item
         if item is None:
             continue  # null: Go leaves the field as it is; a step reads it as absent
+        if strict and decl.type is Kind.STRING and type(item) is str and decl.plain:
+            continue  # the common case, a plain string where one is wanted
+        sub = f"{path}.{key}" if path else key
         if templated and not decl.templated:
             decl = replace(decl, templated=True)  # a templated object: every leaf is a template
         items: list[tuple[str, Any]]
@@ -607,22 +627,13 @@ def _check_fields(
                 _check_strict(decl, v, where, problems)
             else:
                 _check_loose(decl, v, where, problems, check_templates=templates_on)
-    for decl in fields.items:
-        if decl.required and fields._key(decl.name) not in seen:
+    for decl in fields.required:
+        if decl.name not in given:
             sub = f"{path}.{decl.name}" if path else decl.name
             problems.append(Problem(sub, "missing; it is required"))
-        elif decl.required and _blank(_lookup(fields, value, decl.name)):
+        elif _blank(given[decl.name]):
             sub = f"{path}.{decl.name}" if path else decl.name
             problems.append(Problem(sub, "must not be empty"))
-
-
-def _lookup(fields: Parameters, value: Mapping[str, Any], name: str) -> Any:
-    want = fields._key(name)
-    found = None
-    for key, item in value.items():
-        if fields._key(key) == want:
-            found = item
-    return found
 
 
 def _blank(value: Any) -> bool:
