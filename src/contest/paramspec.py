@@ -430,8 +430,9 @@ def _check_loose(
     """One value of a step parameter, read as steps read them: scalars may be spelt as text."""
     kind = decl.kind
     if value == "":
-        return  # an empty value is an absent one to a step (``Param.is_empty``); ``required``
-        # parameters are checked for emptiness on their own
+        # an empty value is an absent one to a step (``Param.is_empty``); a required
+        # parameter's emptiness is checked on its own
+        return
     if decl.templated and isinstance(value, str) and "{{" in value:
         if check_templates:
             _check_template(value, path, problems)
@@ -462,7 +463,7 @@ def _check_loose(
             problems.append(Problem(path, f"expected a list of steps, got {_got(value)}"))
         return
     text = _text_of(value)
-    if text is None or (value is None and kind is not Kind.STRING):
+    if text is None:  # a list, an object or null where a scalar goes
         problems.append(Problem(path, f"expected {kind.words}, got {_got(value, decl.secret)}"))
         return
     _check_scalar_text(decl, text, value, path, problems)
