@@ -2,8 +2,9 @@
 
 A parameter is secret when its name (or, inside a JSON value, a key) is ``password`` — at any
 depth, whatever the step, since that is what ConTest's own steps call it — or when the step
-declares it in ``TestStep.secret_parameters`` (a dotted name reaches into the value:
-``bag.transport.options.password``).
+declares it secret (``Parameter(..., secret=True)``, see :mod:`contest.paramspec`), which its
+class's ``TestStep.secret_parameters`` lists (a dotted name reaches into the value:
+``bag.transport.options.password``; a step that declares no parameters may list them itself).
 
 How a job keeps its secrets while they stay out of sight: the job manager stores the descriptor
 that the API serves (``GET /api/v1/jobs/{id}/descriptor``, the web pages) with every secret value

@@ -4,6 +4,7 @@ shown; typed reading; mistakes in a declaration caught when the class is made.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -13,6 +14,8 @@ from contest.bundle import validate_step
 from contest.context import StepContext
 from contest.params import StepParameters
 from contest.paramspec import Kind, Parameter, ParameterProblems, Parameters, declared
+from contest.redaction import redact_descriptor
+from contest.registry import PluginRegistry
 from contest.signals import Scope
 from contest.suggest import closest, did_you_mean
 from contest.teststep import StepChannels, TestStep
@@ -299,3 +302,44 @@ def test_did_you_mean() -> None:
     assert did_you_mean("Runz", ["Runs", "Tags"]) == '; did you mean "Runs"?'
     assert did_you_mean("zzz", ["b", "a"]) == "; known: a, b"
     assert did_you_mean("zzz", []) == ""
+
+
+class DeclaredVault(TestStep):
+    """Its secrets are declared with its parameters, nested ones too."""
+
+    name = "DeclaredVault"
+    parameters = (
+        Parameter("token", secret=True),
+        Parameter("user"),
+        Parameter(
+            "conn",
+            Kind.OBJECT,
+            fields=(Parameter("auth", Kind.OBJECT, fields=(Parameter("key", secret=True),)),),
+        ),
+    )
+
+    async def run(self, *args: Any) -> None: ...
+
+
+def test_declared_secrets_are_what_the_descriptors_are_redacted_by() -> None:
+    """One place for "secret": the declaration gives ``secret_parameters``, which the stored
+    descriptor's redaction (contest.redaction) reads."""
+    assert DeclaredVault.secret_parameters == frozenset({"token", "conn.auth.key"})
+    reg = PluginRegistry()
+    reg.register("teststeps", "DeclaredVault", DeclaredVault)
+    step = {
+        "name": "declaredvault",
+        "label": "v",
+        "parameters": {"token": ["t0ken"], "user": ["me"], "conn": [{"auth": {"key": "k3y"}}]},
+    }
+    doc = {"JobName": "j", "TestDescriptors": [{"TestFetcherFetchParameters": {"Steps": [step]}}]}
+    shown = redact_descriptor(json.dumps(doc), reg)
+    assert "t0ken" not in shown and "k3y" not in shown and '"me"' in shown
+    with pytest.raises(TypeError, match="not in secret_parameters as well"):
+
+        class Both(TestStep):
+            name = "Both"
+            parameters = (Parameter("token", secret=True),)
+            secret_parameters = frozenset({"token"})
+
+            async def run(self, *args: Any) -> None: ...

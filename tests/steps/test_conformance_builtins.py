@@ -8,11 +8,10 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from contest.plugins.teststeps import exec as exec_module
 from contest.plugins.teststeps.cmd import Cmd
 from contest.plugins.teststeps.echo import Echo
 from contest.plugins.teststeps.example import Example
@@ -44,19 +43,10 @@ SUBJECTS = {
 }
 
 
-@pytest.fixture
-def local_exec() -> Iterator[None]:
-    before = exec_module.LOCAL_EXECUTION_ALLOWED
-    exec_module.allow_local_execution(True)
-    try:
-        yield
-    finally:
-        exec_module.allow_local_execution(before)
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("name", sorted(SUBJECTS))
-async def test_builtin_step(name: str, case: StepCase, local_exec: None) -> None:
+async def test_builtin_step(name: str, case: StepCase) -> None:
+    # local execution: allowed, as contest run allows it (the default host policy)
     await case.run(SUBJECTS[name])
 
 
