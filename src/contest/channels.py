@@ -6,7 +6,7 @@ instant the step takes the target, and records ``TargetIn`` there, before the st
 anything for that target.
 
 ``StepOutput.put`` routes a result straight to the runner (no reader task per step): the runner
-checks it, records ``TargetOut``/``TargetErr`` and wakes the target's task.
+checks it, records ``TargetOut``/``TargetErr`` and wakes the target's task; it never waits.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -130,22 +130,26 @@ class StepInput(Generic[T]):
 
 
 class StepOutput:
-    """Where a step reports: ``await ch.output.put(StepResult(target, error))``."""
+    """Where a step reports: ``await ch.output.put(StepResult(target, error))``.
+
+    A report is taken at once: the runner checks it, records ``TargetOut``/``TargetErr`` and
+    hands the target back to its own task, which waits for that event to be stored before the
+    target moves on. So ``put`` never waits, and :meth:`put_nowait` is the same report for code
+    that is not a coroutine (the for-each-target helpers report this way without a task).
+    """
 
     __slots__ = ("_on_close", "_route")
 
-    def __init__(
-        self,
-        route: Callable[[StepResult], Awaitable[None] | None],
-        on_close: Callable[[], None],
-    ) -> None:
+    def __init__(self, route: Callable[[StepResult], None], on_close: Callable[[], None]) -> None:
         self._route = route
         self._on_close = on_close
 
     async def put(self, result: StepResult) -> None:
-        pending = self._route(result)
-        if pending is not None:
-            await pending
+        self._route(result)
+
+    def put_nowait(self, result: StepResult) -> None:
+        """Report ``result`` (the synchronous form of :meth:`put`)."""
+        self._route(result)
 
     def close(self) -> None:
         """Steps must not close their output (ConTest's "api violation"); the runner records a

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import signal
@@ -541,14 +540,6 @@ def _negative_durations(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _tune_gc() -> None:
-    """A job holds many long-lived objects (a task and a record per target, events in flight):
-    with the default thresholds the collector rescans them all the time. Collect young objects
-    less often, and keep what exists at start-up out of the scans."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -577,8 +568,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         flags = config.given_flags(serve_parser, serve_argv)
         sys.stdout.write(config.render(serve_parser, args, layers, flags))
         return EXIT_OK
-    if args.command in ("serve", "run"):
-        _tune_gc()
     logs.setup(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     if args.command in ("serve", "run"):
         from contest.redaction import install_log_filter

@@ -1,17 +1,20 @@
 """The for-each-target helpers: most steps are a per-target function and one of these.
 
-``for_each_target`` runs the function for every target concurrently, one task each, and reports
-each outcome. ``for_each_target_with_resume`` adds pause support: a function that raises
-``Paused`` has its target (and the ``data`` it stored) saved in the step's resume state; on resume
+``for_each_target`` runs the function for every target concurrently and reports each outcome; a
+function that waits goes on in a task of its own, one that does not costs no task.
+``for_each_target_with_resume`` adds pause support: a function that raises ``Paused`` has its
+target (and the ``data`` it stored) saved in the step's resume state; on resume
 those targets are started again with their data, before any new target.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import Context, copy_context
 from dataclasses import dataclass
-from typing import Any
+from types import CoroutineType
+from typing import Any, TypeVar
 
 from contest.channels import StepChannels, StepResult
 from contest.context import StepContext
@@ -19,6 +22,8 @@ from contest.errors import Cancelled, ContestError, Paused
 from contest.resume import decode_targets_state, encode_targets_state
 from contest.signals import pausable
 from contest.target import Target
+
+Item = TypeVar("Item")
 
 
 @dataclass(slots=True)
@@ -30,7 +35,8 @@ class TargetWithData:
 
 
 class _Workers:
-    """The per-target tasks of one helper call.
+    """The per-target tasks of one helper call (only for functions that wait: see
+    :func:`_start`).
 
     A worker takes itself out of the set as it ends (no done-callback: one event-loop callback
     fewer per target), and the helper waits on one future for the set to drain.
@@ -42,8 +48,8 @@ class _Workers:
         self.tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Future[None] | None = None
 
-    def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.tasks.add(asyncio.get_running_loop().create_task(coro))
+    def start(self, coro: Coroutine[Any, Any, None], context: Context | None = None) -> None:
+        self.tasks.add(asyncio.get_running_loop().create_task(coro, context=context))
 
     def done(self) -> None:
         """Called by each worker as it ends."""
@@ -67,6 +73,77 @@ class _Workers:
             raise
 
 
+# --- running a target's function without a task, as long as it does not wait ---------------------
+
+
+class _Continued:
+    """Awaiting it goes on with a coroutine that already ran up to its first wait, which
+    yielded ``first``: a task can take over a coroutine that :func:`_start` began."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self._coro, self._first
+        self._first = None
+        if getattr(yielded, "_asyncio_future_blocking", None) is False:
+            yielded._asyncio_future_blocking = True  # as it was yielded (see _run_target)
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown into the task (a cancel): into the coroutine
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def _run_target(
+    workers: _Workers,
+    item: Item,
+    call: Awaitable[None],
+    finish: Callable[[Item, BaseException | None], None],
+    one: Callable[[Item, Awaitable[None]], Coroutine[Any, Any, None]],
+) -> None:
+    """Run a target's function ``call`` up to its first wait, in a context of its own (as a
+    task of its own would). If it returns or raises there, ``finish(item, error)`` reports it
+    at once; if it waits, a worker task ``one(item, ...)`` takes it over from that wait.
+
+    Most steps' per-target functions never wait (Noop, Echo, variables): they then cost no task,
+    no event-loop turn and no wake-up. ConTest runs a goroutine per target; an asyncio task is
+    dearer, and was most of what such a step cost (``benchmarks/pipeline.py`` measures it).
+    """
+    context = copy_context()
+    if type(call) is not CoroutineType:  # some other awaitable: a task awaits it
+        workers.start(one(item, call), context)
+        return
+    try:
+        first = context.run(call.send, None)
+    except StopIteration:
+        finish(item, None)
+        return
+    except BaseException as exc:
+        finish(item, exc)
+        return
+    if getattr(first, "_asyncio_future_blocking", None):
+        # what a task does with a future its coroutine yields: the mark says "yielded to wait
+        # on", and a future's own iterator refuses to be yielded twice while it is set, which
+        # the next target's function waiting on the same future (a batch's commit) would do
+        first._asyncio_future_blocking = False
+    workers.start(one(item, _Continued(call, first)), context)
+
+
 def _stop_reading_on_cancel(ctx: StepContext, ch: StepChannels) -> None:
     """On cancel, stop reading at once: do not wait for the input to be closed (the runner
     closes it on cancel, but the helpers must not depend on it)."""
@@ -80,38 +157,47 @@ async def for_each_target(
 ) -> None:
     """Run ``fn(ctx, target)`` for every target concurrently; raising fails that target.
 
+    ``fn`` runs as soon as the target is taken; only if it waits does it get a task of its own
+    to go on in (see :func:`_start`), so a function that returns without waiting costs no task.
     A pause does not interrupt ``fn`` (``ctx.sleep`` ends on cancel only): the targets in hand
     are finished, and the runner keeps new ones from coming in. Returns when the input is closed
     and every function has finished; on cancellation, once the functions have returned (their
     results are dropped then).
     """
     workers = _Workers()
-    output = ch.output
+    report = ch.output.put_nowait
 
-    async def one(target: Target) -> None:
+    def finish(target: Target, exc: BaseException | None) -> None:
+        if exc is None or isinstance(exc, Exception):  # Cancelled too: unless cancelled, fails
+            if not ctx.is_cancelled():
+                report(StepResult(target, exc))
+        elif not isinstance(exc, asyncio.CancelledError):
+            raise exc
+        # CancelledError with nobody cancelling the job: the target ends unreported, as its
+        # task would have
+
+    async def one(target: Target, awaitable: Awaitable[None]) -> None:
         try:
             try:
-                await fn(ctx, target)
+                await awaitable
             except asyncio.CancelledError:
                 if ctx.is_cancelled():
                     return
                 raise  # our own task is being cancelled: let it end
-            except Exception as exc:  # Cancelled too: when nobody cancelled, it fails the target
-                if not ctx.is_cancelled():
-                    await output.put(StepResult(target, exc))
+            except Exception as exc:
+                finish(target, exc)
                 return
-            if not ctx.is_cancelled():
-                await output.put(StepResult(target))
+            finish(target, None)
         finally:
             workers.done()
 
     _stop_reading_on_cancel(ctx, ch)
-    # Without resume support a target in hand is finished, not dropped: the workers inherit
-    # this context, so their sleeps end on cancel only.
+    # Without resume support a target in hand is finished, not dropped: the functions run in
+    # (copies of) this context, so their sleeps end on cancel only.
     token = pausable.set(False)
     try:
         async for target in ch.input:
-            workers.start(one(target))
+            _run_target(workers, target, fn(ctx, target), finish, one)
     finally:
         pausable.reset(token)
     await workers.wait()
@@ -134,32 +220,38 @@ async def for_each_target_with_resume(
     saved = [TargetWithData(t, data) for t, data in decode_targets_state(resume_state, version)]
     workers = _Workers()
     paused: list[TargetWithData] = []
-    output = ch.output
+    report = ch.output.put_nowait
 
-    async def one(twd: TargetWithData) -> None:
+    def finish(twd: TargetWithData, exc: BaseException | None) -> None:
+        if isinstance(exc, Paused):
+            paused.append(twd)
+        elif exc is None or isinstance(exc, Exception):  # Cancelled too: unless cancelled, fails
+            if not ctx.is_cancelled():
+                report(StepResult(twd.target, exc))
+        elif not isinstance(exc, asyncio.CancelledError):
+            raise exc
+
+    async def one(twd: TargetWithData, awaitable: Awaitable[None]) -> None:
         try:
-            err: BaseException | None = None
             try:
-                await fn(ctx, twd)
-            except Paused:
-                paused.append(twd)
-                return
+                await awaitable
             except asyncio.CancelledError:
                 if ctx.is_cancelled():
                     return
                 raise  # our own task is being cancelled: let it end
-            except Exception as exc:  # Cancelled too: when nobody cancelled, it fails the target
-                err = exc
-            if not ctx.is_cancelled():
-                await output.put(StepResult(twd.target, err))
+            except Exception as exc:
+                finish(twd, exc)
+                return
+            finish(twd, None)
         finally:
             workers.done()
 
     _stop_reading_on_cancel(ctx, ch)
     for twd in saved:
-        workers.start(one(twd))
+        _run_target(workers, twd, fn(ctx, twd), finish, one)
     async for target in ch.input:
-        workers.start(one(TargetWithData(target)))
+        twd = TargetWithData(target)
+        _run_target(workers, twd, fn(ctx, twd), finish, one)
     await workers.wait()
 
     if ctx.is_cancelled():

@@ -5,6 +5,7 @@ is left."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from contest.channels import StepChannels, StepInput, StepOutput, StepResult
 from contest.context import StepContext
 from contest.errors import Cancelled, ContestError, Paused, ResumeStateError
+from contest.resume import decode_targets_state, state_to_bytes
 from contest.signals import Scope
 from contest.stephelpers import TargetWithData, for_each_target, for_each_target_with_resume
 from contest.target import Target
@@ -295,3 +297,96 @@ async def test_with_resume_cancel_wins_over_pause() -> None:
     with pytest.raises(Cancelled):
         await asyncio.wait_for(helper, 2)
     assert pipe.results == []
+
+
+# --- functions that do not wait cost no task ------------------------------------------------------
+
+
+async def test_a_function_that_does_not_wait_runs_in_the_helpers_own_task() -> None:
+    """No task per target for a function that returns without waiting (Noop, Echo); one that
+    waits goes on in a task of its own after its first wait."""
+    seen: dict[str, tuple[Any, Any]] = {}
+
+    async def fn(ctx: StepContext, target: Target) -> None:
+        before = asyncio.current_task()
+        if target.id.startswith("wait"):
+            await asyncio.sleep(0)
+        seen[target.id] = (before, asyncio.current_task())
+
+    pipe = Pipe()
+    helper = asyncio.ensure_future(for_each_target(pipe.ctx, pipe.ch, fn))
+    await pipe.feed(["quick1", "quick2", "wait1", "wait2"])
+    await asyncio.wait_for(helper, 5)
+    assert pipe.by_id() == {"quick1": None, "quick2": None, "wait1": None, "wait2": None}
+    assert seen["quick1"] == (helper, helper) and seen["quick2"] == (helper, helper)
+    for tid in ("wait1", "wait2"):
+        first, later = seen[tid]
+        assert first is helper and later is not helper  # taken over by a task of its own
+    assert seen["wait1"][1] is not seen["wait2"][1]
+
+
+async def test_each_function_has_its_own_context_as_in_a_task() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: dict[str, str] = {}
+
+    async def fn(ctx: StepContext, target: Target) -> None:
+        seen[target.id + ":before"] = var.get()
+        var.set(target.id)
+        if target.id == "B":
+            await asyncio.sleep(0)
+        seen[target.id] = var.get()
+
+    pipe = Pipe()
+    await run_fet(pipe, fn, ["A", "B", "C"])
+    assert seen == {
+        "A:before": "unset", "A": "A", "B:before": "unset", "B": "B", "C:before": "unset",
+        "C": "C",
+    }  # fmt: skip
+    assert var.get() == "unset"
+
+
+async def test_functions_first_waiting_on_one_shared_future_all_go_on() -> None:
+    """Regression: several functions wait on the same future at their first wait (a batch's
+    commit); each task that takes one over must still wait on it, not fail."""
+    loop = asyncio.get_running_loop()
+    shared: asyncio.Future[None] = loop.create_future()
+
+    async def fn(ctx: StepContext, target: Target) -> None:
+        await shared
+
+    pipe = Pipe()
+    helper = asyncio.ensure_future(for_each_target(pipe.ctx, pipe.ch, fn))
+    await pipe.feed(ids(5))
+    await asyncio.sleep(0.01)
+    shared.set_result(None)
+    await asyncio.wait_for(helper, 5)
+    assert pipe.by_id() == dict.fromkeys(ids(5))
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["at-once", "after-a-wait"])
+async def test_a_raise_fails_the_target_with_or_without_a_wait(wait: bool) -> None:
+    async def fn(ctx: StepContext, target: Target) -> None:
+        if wait:
+            await asyncio.sleep(0)
+        raise ContestError(f"no {target.id}")
+
+    pipe = Pipe()
+    await run_fet(pipe, fn, ["A"])
+    assert [str(e) for e in pipe.by_id().values()] == ["no A"]
+
+
+async def test_with_resume_a_function_that_does_not_wait_pauses_or_passes_without_a_task() -> None:
+    async def fn(ctx: StepContext, twd: TargetWithData) -> None:
+        if twd.target.id == "P":
+            twd.data = {"at": 1}
+            raise Paused()
+
+    pipe = Pipe()
+    pipe.scope.pause.set()
+    helper = asyncio.ensure_future(for_each_target_with_resume(pipe.ctx, pipe.ch, None, 1, fn))
+    await pipe.feed(["A", "P"])
+    with pytest.raises(Paused) as info:
+        await asyncio.wait_for(helper, 5)
+    assert pipe.by_id() == {"A": None}
+    saved = decode_targets_state(state_to_bytes(info.value.state), 1)
+    assert [(t.id, data) for t, data in saved] == [("P", {"at": 1})]

@@ -39,6 +39,7 @@ from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
 from contest.registry import PluginRegistry, default_registry
 from contest.resume import PausePayload
+from contest.runner import collector
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
 from contest.storage.limits import Limits
@@ -194,6 +195,7 @@ class JobManager:
 
     async def start(self, *, resume_jobs: bool = True) -> None:
         """Start the lock refresher, fail zombies, resume paused jobs (in that order)."""
+        collector.prepare()
         self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
         await self._fail_zombies()
         if resume_jobs:

@@ -70,6 +70,7 @@ from contest.logs import bind_step
 from contest.metrics import step_timer, track_runner
 from contest.params import current_variables
 from contest.resume import Phase, TargetPosition, TestRunState, state_to_bytes
+from contest.runner import collector
 from contest.signals import Scope
 from contest.target import Target
 from contest.variables import StepVariables, VariableStore
@@ -103,7 +104,7 @@ class TestRunResult:
 class _TargetState:
     """Where one target stands: step index, phase, and (once failed) its error."""
 
-    __slots__ = ("entered", "error", "pending", "phase", "result", "step", "target")
+    __slots__ = ("entered", "error", "pending", "phase", "result", "step", "stored", "target")
 
     def __init__(self, target: Target, step: int = 0, phase: Phase = Phase.INIT) -> None:
         self.target = target
@@ -113,6 +114,7 @@ class _TargetState:
         self.result: asyncio.Future[Any] | None = None
         self.entered = 0.0  # when it entered its step (monotonic; 0: before a resume)
         self.pending: Awaitable[None] | None = None  # durability of the TargetIn just recorded
+        self.stored: Awaitable[None] | None = None  # durability of its TargetOut/TargetErr
 
 
 def _write(
@@ -184,15 +186,16 @@ class _Step:
         assert self.emitter is not None
         ts.pending = _write(self.emitter, TARGET_IN, ts.target)
 
-    def route(self, result: StepResult) -> Awaitable[None] | None:
-        """A result from the step (``ch.output.put``)."""
+    def route(self, result: StepResult) -> None:
+        """A result from the step (``ch.output.put``). Taken at once: the target's own task
+        waits for its ``TargetOut``/``TargetErr`` to be stored (``ts.stored``), not the step."""
         runner = self.runner
         if runner.scope.cancel.is_set():
-            return None  # the run is over: a late result is neither news nor a contract breach
+            return  # the run is over: a late result is neither news nor a contract breach
         target = result.target
         if target is None:
             runner.fail_step(self, StepReturnedNoTarget(self.label))
-            return None
+            return
         ts = self.waiting.pop(target.id, None)
         if ts is None:
             known = runner.states.get(target.id)
@@ -202,36 +205,19 @@ class _Step:
                 runner.fail_step(self, StepReturnedDuplicateResult(self.label, target.id))
             else:
                 runner.fail_step(self, StepReturnedUnexpectedResult(self.label, target.id))
-            return None
+            return
         err = result.error
         ts.phase = Phase.END
         if ts.entered:
             self.timer.add(time.monotonic() - ts.entered, err is not None)
         assert self.emitter is not None and ts.result is not None
         if err is None:
-            pending = _write(self.emitter, TARGET_OUT, ts.target)
+            ts.stored = _write(self.emitter, TARGET_OUT, ts.target)
             msg = None
         else:
             msg = err if isinstance(err, str) else (str(err) or type(err).__name__)
-            pending = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
-        if pending is None:
-            ts.result.set_result(msg)
-            return None
-        return self._deliver_when_stored(pending, ts, msg, err is None)
-
-    async def _deliver_when_stored(
-        self, pending: Awaitable[None], ts: _TargetState, msg: str | None, ok: bool
-    ) -> None:
-        try:
-            await pending
-        except Exception as exc:
-            self.runner.fail_step(
-                self, EventWriteError(self.label, "target result" if ok else "target error", exc)
-            )
-            msg = _RELEASED
-        assert ts.result is not None
-        if not ts.result.done():
-            ts.result.set_result(msg)
+            ts.stored = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
+        ts.result.set_result(msg)
 
     def release_waiting(self) -> list[str]:
         """Stop waiting for the targets inside; they stay in phase RUN. Returns their ids."""
@@ -294,6 +280,7 @@ class TestRunner:
         """
         if self.steps:
             raise RuntimeError("a TestRunner runs once; make a new one")
+        collector.prepare()
         bundles = list(test.steps if steps is None else steps)
         self._parent = scope
         self.scope = scope.child() if scope is not None else Scope()
@@ -372,6 +359,15 @@ class TestRunner:
                 if outcome is _RELEASED:
                     ts.phase = Phase.RUN
                     return
+                if ts.stored is not None:
+                    stored, ts.stored = ts.stored, None
+                    try:
+                        await stored
+                    except Exception as exc:
+                        what = "target result" if outcome is None else "target error"
+                        self.fail_step(st, EventWriteError(st.label, what, exc))
+                        ts.phase = Phase.RUN
+                        return
                 if outcome is not None:
                     ts.error = outcome
                     return
