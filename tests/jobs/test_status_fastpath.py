@@ -15,6 +15,7 @@ step labels that repeat or are empty), and real jobs run by the job runner on ev
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
@@ -286,17 +287,45 @@ async def test_snapshot_of_wrong_run_or_garbage_is_ignored() -> None:
     assert js.snapshot_json(zlib.compress(b'{"v":99,"job":7,"run":1}'), job.id, 1) is None
 
 
-async def test_status_not_made_by_the_builder_is_not_snapshotted() -> None:
-    rs = RunStatus(1, 1, [TestStatus(1, 2, "T")])  # a test claiming another run
-    with pytest.raises(ValueError):
-        await js.encode_snapshot(rs)
-    calls: list[int] = []
+async def test_any_status_is_saved_exactly() -> None:
+    """A snapshot is the status JSON itself: even a status the builder would not make (parts
+    with other coordinates than their place) comes back as it was."""
+    target = Target("T", fqdn="t.example.com")
+    step = TestStepStatus(3, 4, "U", "Step", "s", [], [TargetStatus(5, 6, "V", "x", "y", target)])
+    own = TargetStatus(7, 8, "W", "", "", target, 1.5, 2.5, "err \u2028 <&>")
+    rs = RunStatus(1, 1, [TestStatus(1, 2, "T", [step], [own])])
+    data = await js.encode_snapshot(rs)
+    assert js.snapshot_json(data, 1, 1) == rs.to_json_obj()
+    assert js.snapshot_text(data, 1, 1) == encode(rs)[:-1]
 
-    async def store_run_status(job_id: int, run_id: int, data: bytes) -> None:
-        calls.append(run_id)
 
-    assert not await js.save_run_status(SimpleNamespace(store_run_status=store_run_status), rs)
-    assert calls == []
+#: a version-1 snapshot (the compact layout written before snapshots held the encoded JSON) of
+#: the status ``random_case(random.Random(7))`` builds: databases written then still read
+SNAPSHOT_V1 = (
+    "eAHtV02P2jAQ/SvVnE1kxw4E36pC1a3aFV2iPTTlYMBUtIFs84FYofz3jh1oE9ilbBR6qAoomEkyE783M2/YwQYkI/"
+    "AtnoLsEUjytf2dqeSrzlKQ4Q5uBiBBQUH2yykQePtpcIvWqaO3avUQaWcWr9A8SpYrlTzejDYCzzLqmLf7+9YZXhN8"
+    "HIPcQRrFGbpnxJ0QiL+DzJJcF7+CfMkpXczW5ksvap676FlKBgXel+nUPmQIAa5eUSBhCONMP+AKUjys8ygi4WRCSj"
+    "ND88EYUgKUUtaxn4BSaT+f8RKXurzDWIeJwHUl49LFXXjmTHnzBF97rzYuuj2Ki7ANV8ssWK40Pu6JP953epyJvud7"
+    "PeP2nVZznRhY3sdTgzdScZevzQrJMTFulfV0CGdtZqMf1FRHGAI3WxAYqEwZL4GlD6TdPgw3el11MEySOMGoI/UYxW"
+    "peXlYgniHScTEmgju+h1sQwmcVaEjovshHlz7l43lunqEMGTgPufCcfs8XzKPMvSbklXqpA28peT37kS8TPa+iv4M1"
+    "Eow2JG6LJWEKgSxUlOoJUroASR1WID026Wx2mzRO8VBmd8gvB5z7Tpf6lPdczmukXQFwjqGQ2y73/ZYAx6I/zfHzgN"
+    "/pSKu0IeDncrlxHu5h6XHRVh6eg+WCjltPU0zFk/6AlWVbBjb8GPu8TUZyplc0xqbrCFOj3f7fgKaJjtWwerOaj7N5"
+    "nGfVajaK5ni2NCe1orWS5F5QtI3Ro62LipHuE1HZF9wFCk1qcN2rZKmmkTbCaNpdRYBemmAngopiZJuNJ3hVpxsVsO"
+    "mqR72WX5M27vCqjrYwC/A2aStniaeE6zjVr9IS9rLdXks4B851WgKOqdsMu2ZFwQ/z6R+Glv9zYjl/H8r7ZNa8wtjy"
+    "L8yJZpQX5p8VHqlJu+InoP3NOg=="
+)
+
+
+async def test_a_version_1_snapshot_still_reads() -> None:
+    job, events = random_case(random.Random(7))
+    sink = MemoryEventSink()
+    for e in events:
+        sink.write_test_event(e)
+    (want,) = await reference_run_statuses(job, sink, [1])
+    data = base64.b64decode(SNAPSHOT_V1)
+    assert js.snapshot_text(data, job.id, 1) == encode(want)[:-1]
+    assert js.snapshot_json(data, job.id, 1) == want.to_json_obj()
+    assert js.snapshot_text(data, job.id, 2) is None
 
 
 # --- real jobs on every store -------------------------------------------------------------------

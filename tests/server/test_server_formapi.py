@@ -399,6 +399,9 @@ class _Slow:
         await asyncio.sleep(10)
         return {}
 
+    async def status_document(self, job_id: int) -> Any:
+        await asyncio.sleep(10)
+
     async def retry(self, job_id: int, requestor: str) -> int:
         await asyncio.sleep(10)
         return 1
@@ -425,6 +428,9 @@ async def test_a_call_that_takes_too_long_is_a_400_after_the_process_timeout() -
 
 class _Broken:
     async def status(self, job_id: int) -> dict[str, Any]:
+        raise RuntimeError("the database melted")
+
+    async def status_document(self, job_id: int) -> Any:
         raise RuntimeError("the database melted")
 
     async def list(self, **kw: Any) -> list[int]:

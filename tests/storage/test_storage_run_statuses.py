@@ -214,7 +214,7 @@ async def test_0002_upgrades_a_0001_database_and_downgrades(fresh_url: str) -> N
 async def test_status_from_a_database_without_the_table(fresh_url: str) -> None:
     """A storage on a database not migrated to 0002 (``migrate_schema=False``): reading saved
     statuses fails, and the status code then builds every run from events."""
-    from contest.job.status import saved_run_jsons
+    from contest.job.status import saved_run_texts
 
     engine = create_engine(fresh_url)
     try:
@@ -223,6 +223,6 @@ async def test_status_from_a_database_without_the_table(fresh_url: str) -> None:
         await engine.dispose()
     storage = await open_storage(fresh_url, migrate_schema=False)
     try:
-        assert await saved_run_jsons(storage, 1, [1]) == {}
+        assert await saved_run_texts(storage, 1, [1]) == {}
     finally:
         await storage.close()

@@ -50,6 +50,7 @@ __all__ = [
     "JsonObject",
     "JsonSyntaxError",
     "JsonValue",
+    "compact",
     "dumps",
     "encode",
     "encode_indent",
@@ -59,6 +60,7 @@ __all__ = [
     "loads_json",
     "loads_yaml",
     "marshal",
+    "to_bytes",
     "to_python",
 ]
 
@@ -557,14 +559,26 @@ _LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
-def _compact(value: Any) -> str:
+def compact(value: Any) -> str:
+    """The text ``json.Encoder`` with HTML escaping off writes for ``value``, without the
+    newline (:func:`encode` is its bytes with it): writers that assemble a big document from
+    parts (a run's status) write each part with it."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.translate(_LINE_SEPARATORS)
 
 
+_compact = compact
+
+
+def to_bytes(text: str) -> bytes:
+    """Text written by :func:`compact` as the bytes Go sends (UTF-8; a lone surrogate, which
+    Go cannot hold in a string, becomes ``?``)."""
+    return text.encode("utf-8", "replace")
+
+
 def encode(value: Any) -> bytes:
     """``json.Encoder`` with HTML escaping off: compact, newline-terminated."""
-    return (_compact(value) + "\n").encode("utf-8", "replace")
+    return to_bytes(_compact(value) + "\n")
 
 
 def marshal(value: Any) -> bytes:

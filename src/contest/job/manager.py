@@ -33,7 +33,7 @@ from contest.job.descriptor import (
 )
 from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
-from contest.job.statusdoc import job_status_document
+from contest.job.statusdoc import StatusDocument, encoded_status_document
 from contest.locking import TargetLocker
 from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
@@ -118,6 +118,8 @@ class JobService(Protocol):
     async def stop(self, job_id: int) -> None: ...
 
     async def status(self, job_id: int) -> dict[str, Any]: ...
+
+    async def status_document(self, job_id: int) -> StatusDocument: ...
 
     async def retry(
         self, job_id: int, requestor: str, *, ticket: SubmitTicket | None = None
@@ -309,12 +311,16 @@ class JobManager:
         return await self.store.list_jobs(**mine)
 
     async def status(self, job_id: int) -> dict[str, Any]:
-        """ConTest's status document for ``job_id``."""
+        """ConTest's status document for ``job_id``, as a JSON value."""
+        return (await self.status_document(job_id)).to_json_obj()
+
+    async def status_document(self, job_id: int) -> StatusDocument:
+        """ConTest's status document for ``job_id``, as the bytes to send."""
         req = await self.store.get_job(job_id)
         if req is None:
             raise JobManagerError(f"could not find job request with id {job_id}")
         self._check_instance(job_id, req)
-        return await job_status_document(await self._status_job(req), req, self.store)
+        return await encoded_status_document(await self._status_job(req), req, self.store)
 
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)

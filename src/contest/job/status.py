@@ -11,12 +11,11 @@ The builder makes one pass over a run's events, read lean where the store can
 once) and through :meth:`~contest.events.EventReader.test_events` otherwise.
 
 A finished run's events never change, so its status never does either: the job runner saves it
-(:func:`save_run_status`) once the run's tests are done, as a *snapshot*: compact JSON (each
-target once, times already in Go's format, the test-level statuses as references to the step
-statuses they repeat), zlib-compressed. :func:`snapshot_json` turns a snapshot back into the
-status JSON, equal to ``RunStatus.to_json_obj()`` of the run it was made from, without reading
-any event. Runs without a snapshot (running, paused, cancelled, failed, or finished by an older
-version) are built from their events.
+(:func:`save_run_status`) once the run's tests are done, as a *snapshot*: the run's status JSON
+exactly as the server sends it, encoded once (:func:`contest.status.encode_run_status`) and
+zlib-compressed. :func:`snapshot_text` gives those bytes back, for the status document to send
+as they are, without reading any event or encoding anything again. Runs without a snapshot
+(running, paused, cancelled, failed) are built from their events.
 """
 
 from __future__ import annotations
@@ -41,14 +40,15 @@ from contest.events import (
     TestEventHeader,
     TestEventQuery,
 )
-from contest.golang.time import ZERO_TIME, go_time
+from contest.golang.json import compact, to_bytes
+from contest.golang.time import ZERO_TIME
 from contest.job.model import Job
 from contest.status import (
     RunStatus,
     TargetStatus,
     TestStatus,
     TestStepStatus,
-    event_json,
+    encode_run_status,
     gc_paused,
 )
 from contest.target import Target
@@ -233,126 +233,85 @@ async def build_run_statuses(
 
 # --- snapshots of finished runs ---------------------------------------------------------------
 
-SNAPSHOT_VERSION = 1
+#: snapshots written now: a header line, then the run's status as the JSON text ConTest's server
+#: writes (UTF-8), all zlib-compressed. Version 1 (a compact layout expanded at each read) is
+#: still read, from databases written by earlier versions.
+SNAPSHOT_VERSION = 2
 _COMPRESS_LEVEL = 1  # 6 saves 10% of the size for 3 times the time
-_COMPRESS_IN_THREAD = 256 * 1024  # bytes; below this, compressing in the loop is cheaper
+_IN_THREAD = 256 * 1024  # bytes; below this, (de)compressing in the loop is cheaper
 
 
-class _NotBuilt(ValueError):
-    """The status was not made by the builder (coordinates differ): no snapshot for it."""
+def run_status_bytes(rs: RunStatus) -> bytes:
+    """The status JSON of a run as the server sends it (see :func:`encode_run_status`)."""
+    with gc_paused():
+        return to_bytes(encode_run_status(rs))
 
 
-def snapshot_obj(rs: RunStatus) -> dict[str, Any]:
-    """The compact JSON value of a built run status (see the module docstring).
+async def encode_run_status_off_loop(rs: RunStatus) -> bytes:
+    """:func:`run_status_bytes` in a worker thread for a big run: the loop that runs the jobs
+    keeps going meanwhile (it gets the interpreter every few milliseconds)."""
+    if sum(len(ss.target_statuses) for ts in rs.test_statuses for ss in ts.step_statuses) < 500:
+        return run_status_bytes(rs)
+    return await asyncio.to_thread(run_status_bytes, rs)
 
-    Layout: ``{"v", "job", "run", "targets": [target JSON...], "tests": [[name, steps,
-    targets]...]}``; a step is ``[name, label, events, statuses]``, a step's target status
-    ``[target index, in, out, error, events]``; a test's target status either ``[step index,
-    position]`` (the same status as that step's) or ``[target index, step name, step label,
-    in, out, error, events]``. Events are in their status JSON; ``None`` stands for no events.
-    Raises ``ValueError`` for a status whose parts carry other coordinates than their place
-    (not made by the builder), which a snapshot could not reproduce.
-    """
-    job_id, run_id = rs.job_id, rs.run_id
-    targets: list[Any] = []
-    index: dict[int, int] = {}  # id(Target) -> its place in ``targets`` (all alive: in rs)
 
-    def target_index(t: Target) -> int:
-        i = index.get(id(t))
-        if i is None:
-            i = index[id(t)] = len(targets)
-            targets.append(t.to_json_obj())
-        return i
-
-    def events(evs: list[TestEvent]) -> list[Any] | None:
-        return [event_json(e) for e in evs] if evs else None
-
-    tests = []
-    for ts in rs.test_statuses:
-        name = ts.test_name
-        if ts.job_id != job_id or ts.run_id != run_id:
-            raise _NotBuilt(f"test {name!r} carries other coordinates")
-        steps = []
-        where: dict[int, list[Any]] = {}  # id(TargetStatus) -> [step index, position]
-        for si, ss in enumerate(ts.step_statuses):
-            sname, label = ss.step_name, ss.step_label
-            if (ss.job_id, ss.run_id, ss.test_name) != (job_id, run_id, name):
-                raise _NotBuilt(f"step {label!r} carries other coordinates")
-            entries = []
-            for k, st in enumerate(ss.target_statuses):
-                if (
-                    st.job_id != job_id
-                    or st.run_id != run_id
-                    or st.test_name != name
-                    or st.step_name != sname
-                    or st.step_label != label
-                ):
-                    raise _NotBuilt(f"a target status of step {label!r} carries other coordinates")
-                where.setdefault(id(st), [si, k])
-                entries.append(
-                    [
-                        target_index(st.target),
-                        go_time(st.in_time),
-                        go_time(st.out_time),
-                        st.error,
-                        events(st.events),
-                    ]
-                )
-            steps.append([sname, label, events(ss.events), entries])
-        own: list[list[Any]] = []
-        for st in ts.target_statuses:
-            if (st.job_id, st.run_id, st.test_name) != (job_id, run_id, name):
-                raise _NotBuilt(f"a target status of test {name!r} carries other coordinates")
-            ref = where.get(id(st))
-            if ref is not None:
-                own.append(ref)
-            else:
-                own.append(
-                    [
-                        target_index(st.target),
-                        st.step_name,
-                        st.step_label,
-                        go_time(st.in_time),
-                        go_time(st.out_time),
-                        st.error,
-                        events(st.events),
-                    ]
-                )
-        tests.append([name, steps, own])
-    return {"v": SNAPSHOT_VERSION, "job": job_id, "run": run_id, "targets": targets, "tests": tests}
+def _snapshot_of(text: bytes, job_id: int, run_id: int) -> bytes:
+    head = b'{"v":%d,"job":%d,"run":%d}\n' % (SNAPSHOT_VERSION, job_id, run_id)
+    return zlib.compress(head + text, _COMPRESS_LEVEL)
 
 
 async def encode_snapshot(rs: RunStatus) -> bytes:
-    """``rs`` as snapshot bytes (compressed in a thread when big)."""
-    with gc_paused():
-        obj = snapshot_obj(rs)
-        text = json.dumps(obj, separators=(",", ":"), check_circular=False).encode()
-        del obj
-    if len(text) < _COMPRESS_IN_THREAD:
-        return zlib.compress(text, _COMPRESS_LEVEL)
-    return await asyncio.to_thread(zlib.compress, text, _COMPRESS_LEVEL)
+    """``rs`` as snapshot bytes (the big ones compressed in a thread: zlib lets go of the
+    interpreter lock, so the jobs' loop goes on meanwhile)."""
+    text = await encode_run_status_off_loop(rs)
+    if len(text) < _IN_THREAD:
+        return _snapshot_of(text, rs.job_id, rs.run_id)
+    return await asyncio.to_thread(_snapshot_of, text, rs.job_id, rs.run_id)
 
 
-def snapshot_json(data: bytes, job_id: int, run_id: int) -> dict[str, Any] | None:
-    """The status JSON of run ``run_id`` of ``job_id`` from its snapshot, as
-    ``RunStatus.to_json_obj()`` gives it; None if ``data`` is not a snapshot of that run in
-    this version's format (the caller builds the status from events then)."""
+def snapshot_text(data: bytes, job_id: int, run_id: int) -> bytes | None:
+    """The status JSON of run ``run_id`` of ``job_id``, as the server sends it, from its
+    snapshot, without reading any event; None if ``data`` is not a snapshot of that run (the
+    caller builds the status from events then). Self-contained: the status document calls it
+    in a worker thread for big snapshots."""
     try:
+        raw = zlib.decompress(data)
+        head, sep, text = raw.partition(b"\n")
+        if sep and head.startswith(b'{"v":2,'):
+            doc = json.loads(head)
+            if doc.get("job") == job_id and doc.get("run") == run_id:
+                return text
+            return None
         with gc_paused():
-            doc = json.loads(zlib.decompress(data))
-            if (
-                not isinstance(doc, dict)
-                or doc.get("v") != SNAPSHOT_VERSION
-                or doc.get("job") != job_id
-                or doc.get("run") != run_id
-            ):
-                return None
-            return _expand(doc["targets"], doc["tests"], job_id, run_id)
-    except (zlib.error, ValueError, LookupError, TypeError):
+            js = _snapshot_v1(raw, job_id, run_id)
+            return None if js is None else to_bytes(compact(js))
+    except (zlib.error, ValueError, LookupError, TypeError, AttributeError):
         log.warning(
             "job %d run %d: unreadable saved status; building it from events", job_id, run_id
         )
         return None
+
+
+def snapshot_json(data: bytes, job_id: int, run_id: int) -> dict[str, Any] | None:
+    """:func:`snapshot_text` as the status JSON value (``RunStatus.to_json_obj()``)."""
+    text = snapshot_text(data, job_id, run_id)
+    if text is None:
+        return None
+    with gc_paused():
+        value: dict[str, Any] = json.loads(text)
+    return value
+
+
+def _snapshot_v1(raw: bytes, job_id: int, run_id: int) -> dict[str, Any] | None:
+    doc = json.loads(raw)
+    if (
+        not isinstance(doc, dict)
+        or doc.get("v") != 1
+        or doc.get("job") != job_id
+        or doc.get("run") != run_id
+    ):
+        return None
+    return _expand(doc["targets"], doc["tests"], job_id, run_id)
 
 
 def _expand(targets: list[Any], tests: list[Any], job_id: int, run_id: int) -> dict[str, Any]:
@@ -459,8 +418,10 @@ async def save_run_status(store: Any, status: RunStatus) -> bool:
     return True
 
 
-async def saved_run_jsons(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, Any]:
-    """Run ID -> status JSON, for the runs among ``run_ids`` with a saved status."""
+async def saved_run_texts(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, bytes]:
+    """Run ID -> status JSON (as the server sends it), for the runs among ``run_ids`` with a
+    saved status. Big snapshots are read in a worker thread (decompressing is most of it, and
+    zlib lets go of the interpreter lock), off the loop that runs the jobs."""
     load = getattr(store, "stored_run_statuses", None)
     if load is None or not run_ids:
         return {}
@@ -469,11 +430,16 @@ async def saved_run_jsons(store: Any, job_id: int, run_ids: Sequence[int]) -> di
     except Exception as exc:  # e.g. a database not migrated yet: build from events
         log.warning("job %d: cannot read saved run statuses (%s)", job_id, exc)
         return {}
-    out = {}
-    for run_id in run_ids:
-        data = blobs.get(run_id)
-        if data is not None:
-            js = snapshot_json(data, job_id, run_id)
-            if js is not None:
-                out[run_id] = js
-    return out
+    wanted = [(run_id, blobs[run_id]) for run_id in run_ids if run_id in blobs]
+
+    def read_all() -> dict[int, bytes]:
+        out = {}
+        for run_id, data in wanted:
+            text = snapshot_text(data, job_id, run_id)
+            if text is not None:
+                out[run_id] = text
+        return out
+
+    if sum(len(data) for _, data in wanted) < _IN_THREAD // 8:
+        return read_all()
+    return await asyncio.to_thread(read_all)

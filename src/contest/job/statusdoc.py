@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from contest.events import RUN_STARTED, EventReader, FrameworkEventQuery
+from contest.golang.json import compact, to_bytes
 from contest.golang.time import go_time
 from contest.job.model import Job
-from contest.job.status import build_run_statuses, saved_run_jsons
+from contest.job.status import build_run_statuses, encode_run_status_off_loop, saved_run_texts
 from contest.status import gc_paused
 from contest.storage.models import JobReport, JobRequest, JobState, Report
 
@@ -40,7 +43,54 @@ def job_report_json(rep: JobReport) -> dict[str, Any]:
     }
 
 
+@dataclass
+class StatusDocument:
+    """ConTest's status document of one job, as the JSON bytes the server sends, in parts.
+
+    The runs' statuses are the big part (a 10,000-target run's is some 15 MB) and are kept as
+    they were encoded: a finished run's once, when it ended (its saved snapshot), a running
+    one's when asked. Writing the document is joining parts, never encoding it whole; the
+    server sends the parts one after the other (:meth:`chunks`).
+    """
+
+    head: dict[str, Any]  # Name, State, StateErrMsg, StartTime, EndTime
+    runs: list[bytes]  # each run's status JSON, in run order
+    report: dict[str, Any]  # the JobReport
+
+    def chunks(self) -> list[bytes]:
+        """The document's JSON (Go's compact encoding, key order included) as pieces to send
+        in order; the big ones are the runs' own bytes, not copies."""
+        head = to_bytes(compact(self.head))[:-1]  # without its "}": more keys follow
+        tail = b',"JobReport":' + to_bytes(compact(self.report)) + b"}"
+        if not self.runs:
+            return [head, b',"RunStatus":null,"RunStatuses":null', tail]
+        out = [head, b',"RunStatus":', self.runs[-1], b',"RunStatuses":[']
+        for i, run in enumerate(self.runs):
+            if i:
+                out.append(b",")
+            out.append(run)
+        out.append(b"]")
+        out.append(tail)
+        return out
+
+    def size(self) -> int:
+        return sum(len(c) for c in self.chunks())
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """The document as a JSON value (for callers that read it, not send it)."""
+        with gc_paused():
+            value: dict[str, Any] = json.loads(b"".join(self.chunks()))
+        return value
+
+
 async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str, Any]:
+    """ConTest's status document as a JSON value (:func:`encoded_status_document`, read)."""
+    return (await encoded_status_document(job, req, store)).to_json_obj()
+
+
+async def encoded_status_document(job: Job, req: JobRequest, store: Any) -> StatusDocument:
+    """ConTest's status document: finished runs from their saved snapshots (read, not built),
+    the others built from their events and encoded now."""
     reader: EventReader = store
     states = await reader.framework_events(
         FrameworkEventQuery(job_id=job.id, event_names=sorted(_STATE_NAMES))
@@ -70,19 +120,20 @@ async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str
     )
     run_ids = list(range(1, last_run + 1))
     # finished runs were saved by the job runner; the others are built from their events
-    saved = await saved_run_jsons(store, job.id, run_ids)
+    saved = await saved_run_texts(store, job.id, run_ids)
     missing = [r for r in run_ids if r not in saved]
-    built = dict(zip(missing, await build_run_statuses(job, reader, missing), strict=True))
-    with gc_paused():
-        run_jsons = [saved[r] if r in saved else built[r].to_json_obj() for r in run_ids]
+    built: dict[int, bytes] = {}
+    for run_id, rs in zip(missing, await build_run_statuses(job, reader, missing), strict=True):
+        built[run_id] = await encode_run_status_off_loop(rs)
     report = await store.job_report(job.id)
-    return {
-        "Name": req.name,
-        "State": state,
-        "StateErrMsg": err,
-        "StartTime": go_time(start),
-        "EndTime": go_time(max(e.emit_time for e in completions)) if completions else None,
-        "RunStatus": run_jsons[-1] if run_jsons else None,
-        "RunStatuses": run_jsons or None,
-        "JobReport": job_report_json(report),
-    }
+    return StatusDocument(
+        head={
+            "Name": req.name,
+            "State": state,
+            "StateErrMsg": err,
+            "StartTime": go_time(start),
+            "EndTime": go_time(max(e.emit_time for e in completions)) if completions else None,
+        },
+        runs=[saved[r] if r in saved else built[r] for r in run_ids],
+        report=job_report_json(report),
+    )

@@ -21,6 +21,7 @@ from contest import metrics
 from contest.golang.json import marshal
 from contest.job.manager import JobService
 from contest.server._asgi import BodyTooLarge, read_body
+from contest.server._pieces import SEND_PIECE, pieces
 from contest.server.auth import principal_of
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.guard import Access, Guard
@@ -52,11 +53,16 @@ async def _send_reply(send: Send, reply: Reply) -> None:
             "status": reply.status,
             "headers": [
                 (b"content-type", CONTENT_TYPE.encode()),
-                (b"content-length", str(len(reply.body)).encode()),
+                (b"content-length", str(reply.size()).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": reply.body})
+    if not reply.more:
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    for piece in pieces((reply.body, *reply.more), SEND_PIECE):
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class ContestApp:

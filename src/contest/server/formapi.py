@@ -75,10 +75,18 @@ LISTABLE_STATES = {s.event_name: s for s in JobState if s is not JobState.UNKNOW
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One HTTP answer of the form API."""
+    """One HTTP answer of the form API: ``body``, then the parts of ``more`` (a status document's
+    runs, sent as they were encoded rather than joined into one copy)."""
 
     status: int
     body: bytes
+    more: tuple[bytes, ...] = ()
+
+    def whole(self) -> bytes:
+        return self.body + b"".join(self.more)
+
+    def size(self) -> int:
+        return len(self.body) + sum(len(part) for part in self.more)
 
 
 class BadRequest(Exception):
@@ -356,13 +364,18 @@ class FormAPI:
         try:
             if not 0 < job_id <= MAX_JOB_ID:
                 raise LookupError(not_found(job_id))
-            doc = await self.jobs.status(job_id)
+            doc = await self.jobs.status_document(job_id)
         except Exception as exc:
             msg = _message(exc, "status")
             if msg == not_found(job_id):
                 msg = f"failed to fetch request for job ID {job_id}: {msg}"
             return self.envelope("status", {"Status": None}, msg)
-        return self.envelope("status", {"Status": doc}, None)
+        # the envelope around the document's parts, byte for byte what envelope() writes
+        head = gojson.to_bytes(
+            f'{{"ServerID":{gojson.compact(self.server_id)},"Type":"{RESPONSE_TYPES["status"]}",'
+            '"Data":{"Status":'
+        )
+        return Reply(200, head, (*doc.chunks(), b'},"Error":null}\n'))
 
     async def retry(self, job_id: int, requestor: str, ticket: SubmitTicket | None = None) -> Reply:
         try:

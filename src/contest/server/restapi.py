@@ -17,13 +17,13 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contest import __version__
@@ -40,6 +40,7 @@ from contest.job.statusdoc import job_report_json
 from contest.progress import ProgressTracker
 from contest.redaction import redact_descriptor
 from contest.server import openapi
+from contest.server._pieces import pieces
 from contest.server.auth import Principal, may_control, principal_of
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
 from contest.storage.errors import ParameterTooLong, StorageError
@@ -296,12 +297,17 @@ class RestAPI:
         job_id = _job_id(request)
         await self._get(job_id)
         try:
-            doc = await self.jobs.status(job_id)
+            doc = await self.jobs.status_document(job_id)
         except StorageError:
             raise
         except Exception as exc:
             raise ApiError(409, f"cannot build the status of job {job_id}: {exc}") from None
-        return JSONResponse(doc)
+        chunks = doc.chunks()
+        return StreamingResponse(
+            _iterate(pieces(chunks)),
+            media_type="application/json",
+            headers={"content-length": str(sum(len(c) for c in chunks))},
+        )
 
     async def get_descriptor(self, request: Request) -> Response:
         req = await self._get(_job_id(request))
@@ -428,6 +434,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     return JSONResponse({"error": exc.detail}, exc.status_code, headers=headers)
+
+
+async def _iterate(items: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """A plain iterator as the async one a streamed response reads (without a thread per
+    piece, which Starlette would use for a plain one)."""
+    for item in items:
+        yield item
 
 
 def create_rest_app(jobs: JobService) -> Starlette:
