@@ -13,6 +13,7 @@ import pytest
 from contest.context import PluginContext
 from contest.errors import ContestError, ParameterError
 from contest.golang.json import loads_json
+from contest.golang.unmarshal import GoStruct
 from contest.locking import LockConflict
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.targetmanagers import csvfile, targetlist
@@ -653,3 +654,46 @@ async def test_tlws_lock_conflict(ctx: PluginContext, locker: InMemoryLocker) ->
 def test_tlws_rejects_blank_ids() -> None:
     with pytest.raises(ParameterError, match="invalid target with empty ID"):
         TargetListWithState().validate_acquire_parameters({"Targets": [{"ID": ""}]})
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        '{"ID": "a"}',
+        '{"ID": "a", "FQDN": "a.example.com"}',
+        '{"FQDN": "f", "ID": "a"}',
+        '{"ID": "a", "ID": "b"}',
+        '{"id": "a"}',
+        '{"ID": 5}',
+        '{"ID": null}',
+        '{"ID": "a", "Other": 1}',
+        '{"ID": "a", "PrimaryIPv4": "10.0.0.1"}',
+        '{"ID": "\\u00e9t\\u00e9"}',
+        "{}",
+        "null",
+        '"a"',
+    ],
+)
+def test_the_plain_target_shortcut_reads_what_the_decoder_reads(item: str) -> None:
+    """``{"ID", "FQDN"}`` targets are read without the general decoder; anything else goes to
+    it; both ways give the same target, or the same error."""
+    params = loads_json(f'{{"Targets": [{item}]}}')
+
+    def general() -> Any:
+        s = GoStruct(params, "targetlist.AcquireParameters")
+        (element,) = s.array("Targets", "[]*target.Target")
+        return targetlist.decode_target(s.nested(element, "target.Target", "Targets", "Targets[0]"))
+
+    try:
+        want: Any = general()
+    except ParameterError as exc:
+        want = str(exc)
+    (element,) = GoStruct(params, "x").array("Targets", "[]*target.Target")
+    fast = targetlist._plain_target(element)
+    assert fast is None or fast == want
+    try:
+        got: Any = targetlist.decode_targets(params, "targetlist.AcquireParameters")
+    except ParameterError as exc:
+        got = str(exc)
+    if isinstance(want, Target) and want.id:
+        assert got == (want,)

@@ -21,7 +21,7 @@ from typing import Any
 
 from contest.context import PluginContext
 from contest.errors import ParameterError
-from contest.golang.json import to_python
+from contest.golang.json import JsonObject, to_python
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct, where
 from contest.locking import TargetLocker
@@ -74,6 +74,27 @@ def decode_target(s: GoStruct) -> Target:
     )
 
 
+_PLAIN_KEYS = frozenset({"ID", "FQDN"})
+
+
+def _plain_target(item: Any) -> Target | None:
+    """The usual target, ``{"ID": "...", "FQDN": "..."}`` (keys spelled as Go spells them, each
+    once, text values), read without the general decoder (which reads it the same way, at ten
+    times the cost: a 100,000-target job is decoded at each submission). None for anything
+    else, which the general decoder reads."""
+    if type(item) is not JsonObject:
+        return None
+    pairs = item.pairs
+    if not 0 < len(pairs) <= 2:
+        return None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in _PLAIN_KEYS or key in fields or type(value) is not str:
+            return None
+        fields[key] = value
+    return Target(id=fields.get("ID", ""), fqdn=fields.get("FQDN", ""))
+
+
 def decode_targets(params: Any, gotype: str) -> tuple[Target, ...]:
     """The ``Targets`` list of ``{"Targets": [...]}`` parameters, each ID checked non-blank
     and unique (a ``null`` entry is a target without ID)."""
@@ -82,7 +103,7 @@ def decode_targets(params: Any, gotype: str) -> tuple[Target, ...]:
     seen: dict[str, int] = {}
     for i, item in enumerate(s.array("Targets", "[]*target.Target")):
         path = f"Targets[{i}]"
-        t = decode_target(s.nested(item, "target.Target", "Targets", path))
+        t = _plain_target(item) or decode_target(s.nested(item, "target.Target", "Targets", path))
         if t.id.strip() == "":
             raise ParameterError(where(f"{path}.ID", "invalid target with empty ID"))
         if t.id in seen:
