@@ -174,9 +174,11 @@ class _StatusWriter:
     (by object: a run's statuses share one object per target), each string, each step's
     prefix."""
 
-    __slots__ = ("_prefixes", "_strings", "_targets")
+    __slots__ = ("_prefixes", "_statuses", "_strings", "_targets")
 
     def __init__(self) -> None:
+        # a test's own target statuses are its steps' (the same objects): written once
+        self._statuses: dict[int, tuple[TargetStatus, str]] = {}
         self._targets: dict[int, tuple[Target, str]] = {}
         self._strings: dict[str, str] = {}
         self._prefixes: dict[tuple[int, int, str, str, str], str] = {}
@@ -195,7 +197,7 @@ class _StatusWriter:
         self._targets[id(t)] = (t, text)
         return text
 
-    def target_status(self, st: TargetStatus) -> str:
+    def prefix(self, st: TargetStatus) -> str:
         key = (st.job_id, st.run_id, st.test_name, st.step_name, st.step_label)
         prefix = self._prefixes.get(key)
         if prefix is None:
@@ -205,18 +207,49 @@ class _StatusWriter:
                 f'"TestStepName":{self.string(st.step_name)},'
                 f'"TestStepLabel":{self.string(st.step_label)},"Target":'
             )
-        events = _events_text(st.events) if st.events else "null"
-        return (
-            f'{prefix}{self.target(st.target)},"InTime":"{go_time(st.in_time)}",'
-            f'"OutTime":"{go_time(st.out_time)}","Error":{self.string(st.error)},'
-            f'"Events":{events}}}'
-        )
+        return prefix
 
     def target_statuses(self, statuses: list[TargetStatus]) -> str:
         if not statuses:
             return "null"
-        one = self.target_status
-        return "[" + ",".join([one(st) for st in statuses]) + "]"
+        # the loop of the whole encoding (a status per target and step): names bound locally,
+        # the prefix looked up again only when the coordinates change (a step's statuses share
+        # them), the common values ("" error, no events) without a call
+        parts: list[str] = []
+        append = parts.append
+        targets = self._targets
+        done = self._statuses
+        string = self.string
+        time_text = go_time
+        last: TargetStatus | None = None
+        prefix = ""
+        for st in statuses:
+            again = done.get(id(st))
+            if again is not None and again[0] is st:
+                append(again[1])
+                continue
+            if (
+                last is None
+                or st.step_label != last.step_label
+                or st.step_name != last.step_name
+                or st.test_name != last.test_name
+                or st.job_id != last.job_id
+                or st.run_id != last.run_id
+            ):
+                prefix = self.prefix(st)
+            last = st
+            t = st.target
+            known = targets.get(id(t))
+            target = known[1] if known is not None and known[0] is t else self.target(t)
+            error = string(st.error) if st.error else '""'
+            events = _events_text(st.events) if st.events else "null"
+            text = (
+                f'{prefix}{target},"InTime":"{time_text(st.in_time)}",'
+                f'"OutTime":"{time_text(st.out_time)}","Error":{error},"Events":{events}}}'
+            )
+            done[id(st)] = (st, text)
+            append(text)
+        return "[" + ",".join(parts) + "]"
 
     def step_status(self, ss: TestStepStatus) -> str:
         return (
