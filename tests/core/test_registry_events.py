@@ -4,6 +4,7 @@ emitter's declared-events check (``pkg/event/testevent/test_test.go``)."""
 from __future__ import annotations
 
 import importlib.metadata
+from typing import Any
 
 import pytest
 from core_kit import Emits, target_events
@@ -15,9 +16,11 @@ from contest.events import (
     EventEmitter,
     MemoryEventSink,
 )
+from contest.events import TestEvent as _Event
 from contest.events import TestEventHeader as _Header
 from contest.plugins.teststeps import example, sleep
 from contest.registry import PluginRegistry, RegistryError, default_registry
+from contest.target import Target
 from contest.testing import run_steps
 from contest.testing import steps as kit
 from contest.teststep import TestStep
@@ -209,3 +212,33 @@ async def test_82c_runner_enforces_declared_events() -> None:
     # Noop declares nothing, yet its TargetIn/TargetOut are there
     noop = await run_steps([(kit.Noop(), "N")], ["T1"])
     assert noop.events(target="T1") == target_events("N", "T1", "TargetIn", "TargetOut")
+
+
+class _FieldsSink(MemoryEventSink):
+    """A sink whose class takes events by their fields (as the SQL storage does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_fields: list[str] = []
+
+    def write_test_fields(
+        self, header: Any, target: Any, name: str, payload: Any, emit_time: float
+    ) -> None:
+        self.by_fields.append(name)
+        self.write_test_event(_Event(header, target, name, payload, emit_time))
+
+
+async def test_the_emitter_writes_by_fields_only_where_the_sinks_class_says_so() -> None:
+    from contest.progress import ProgressStore
+
+    header = _Header(1, 1, "T", "s")
+    sink = _FieldsSink()
+    await EventEmitter(sink, header, None).emit("TargetIn", Target("a"))
+    assert sink.by_fields == ["TargetIn"] and [e.name for e in sink.test] == ["TargetIn"]
+    # a wrapper forwarding what it lacks keeps seeing every event it watches
+    inner = _FieldsSink()
+    wrapped = ProgressStore(inner)
+    wrapped.progress.run = 1
+    await EventEmitter(wrapped, header, None).emit("TargetIn", Target("a"))
+    assert inner.by_fields == [] and [e.name for e in inner.test] == ["TargetIn"]
+    assert wrapped.progress.rows()[0].in_flight == 1

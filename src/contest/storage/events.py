@@ -181,26 +181,33 @@ class EventCodec:
         return text
 
     def test_item(self, ev: TestEvent) -> Row:
-        h = ev.header
+        if not ev.emit_time:
+            ev.emit_time = time.time()
+        return self.test_row(ev.header, ev.target, ev.name, ev.payload, ev.emit_time)
+
+    def test_row(
+        self,
+        h: TestEventHeader,
+        target: Target | None,
+        name: str,
+        payload: Any,
+        emit_time: float,
+    ) -> Row:
+        """The row of a test event given by its fields (no :class:`TestEvent` needed)."""
         if self._headers.get(id(h)) is not h:
             self._check_header(h)
-        name = ev.name
         if name not in self._names:
             L.check(L.EVENT_NAME[0], name, L.EVENT_NAME[1])
             if len(self._names) >= self._MEMORY:
                 self._names.clear()
             self._names.add(name)
-        target = ev.target
         if target is None:
             target_id = target_json = None
         else:
             target_id = target.id
             target_json = self._target_json(target)
-        payload = ev.payload
         if payload is not None:
             payload = encode_json(payload, "Event payload", self.limits.event_payload)
-        if not ev.emit_time:
-            ev.emit_time = time.time()
         return (
             h.job_id,
             h.run_id,
@@ -211,7 +218,7 @@ class EventCodec:
             target_json,
             name,
             payload,
-            ev.emit_time,
+            emit_time,
         )
 
     def framework_item(self, ev: FrameworkEvent) -> FrameworkItem:
