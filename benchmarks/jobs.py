@@ -11,7 +11,8 @@ Per database, each in its own throw-away database (``contest.testing.databases``
 (c) one job of ``--targets`` targets (TargetList) through ``--steps`` no-op steps, run by the job
     manager on that database with the in-memory locker: wall time from submission to
     JobStateCompleted, and stored events per second;
-(d) the time to build that job's status document (ConTest's ``status``): the first request
+(d) the time to make that job's status document (ConTest's ``status``, as the bytes the server
+    sends; ``benchmarks/perf.py`` times it over HTTP): the first request
     (which also rebuilds the job from its descriptor) and the best of 3 after it; and, for
     comparison, the document built from the events alone, as for a run that is not finished
     (no saved run status), best of 3.
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 import storage_writer
 from contest.events import TestEventQuery
 from contest.job.manager import JobManager
-from contest.job.statusdoc import job_status_document
+from contest.job.statusdoc import encoded_status_document
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.storage import Storage, open_storage
 from contest.testing.databases import KINDS, Kind, server_available, temporary_database
@@ -50,7 +51,8 @@ from contest.testing.databases import KINDS, Kind, server_available, temporary_d
 STATUS_BAR_S = {"sqlite": 0.300}
 
 
-def descriptor(targets: int, steps: int) -> str:
+def descriptor(targets: int, steps: int, step: str = "Noop", params: Any = None) -> str:
+    """A job of ``targets`` targets (TargetList) through ``steps`` steps named ``step``."""
     return json.dumps(
         {
             "JobName": "bench",
@@ -66,7 +68,7 @@ def descriptor(targets: int, steps: int) -> str:
                     "TestFetcherFetchParameters": {
                         "TestName": "bench",
                         "Steps": [
-                            {"name": "Noop", "label": f"step{i}", "parameters": {}}
+                            {"name": step, "label": f"step{i}", "parameters": params or {}}
                             for i in range(steps)
                         ],
                     },
@@ -113,20 +115,20 @@ async def bench_job(url: str, targets: int, steps: int) -> dict[str, Any]:
         expected = targets * (2 * steps + 2)
         assert events == expected, (events, expected)
         gc.collect()
-        first, doc = await _timed(lambda: jm.status(job_id))
+        first, doc = await _timed(lambda: jm.status_document(job_id))
         warm = []
         for _ in range(3):
             del doc
-            took, doc = await _timed(lambda: jm.status(job_id))
+            took, doc = await _timed(lambda: jm.status_document(job_id))
             warm.append(took)
-        assert doc["State"] == "JobStateCompleted"
+        assert doc.head["State"] == "JobStateCompleted"
         job = await jm._rebuild(req)
         built = []
         for _ in range(3):
             del doc
-            took, doc = await _timed(lambda: job_status_document(job, req, _Unsaved(storage)))
+            took, doc = await _timed(lambda: encoded_status_document(job, req, _Unsaved(storage)))
             built.append(took)
-        assert doc["State"] == "JobStateCompleted"
+        assert doc.head["State"] == "JobStateCompleted"
         return {
             "job_wall_s": wall,
             "job_events": events,
