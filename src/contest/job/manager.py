@@ -33,7 +33,7 @@ from contest.job.descriptor import (
 )
 from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
-from contest.job.statusdoc import StatusDocument, encoded_status_document
+from contest.job.statusdoc import RunningStatuses, StatusDocument, encoded_status_document
 from contest.locking import TargetLocker
 from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
@@ -192,6 +192,7 @@ class JobManager:
         )
         self._refresher: asyncio.Task[None] | None = None
         self._status_jobs: dict[int, tuple[str | None, Job]] = {}
+        self._running_statuses = RunningStatuses()
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -227,6 +228,7 @@ class JobManager:
     async def close(self) -> None:
         """Stop refreshing; refresh the locks of paused jobs once more first, so they last one
         lock duration after we exit (the time a restart has to resume them)."""
+        self._running_statuses.close()
         await self._refresh_once()
         if self._refresher is not None:
             self._refresher.cancel()
@@ -320,7 +322,13 @@ class JobManager:
         if req is None:
             raise JobManagerError(f"could not find job request with id {job_id}")
         self._check_instance(job_id, req)
-        return await encoded_status_document(await self._status_job(req), req, self.store)
+        entry = self.jobs.get(job_id)
+        if entry is not None and entry.task is not None and not entry.task.done():
+            running: RunningStatuses | None = self._running_statuses
+        else:
+            running = None
+            self._running_statuses.forget(job_id)
+        return await encoded_status_document(await self._status_job(req), req, self.store, running)
 
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)
@@ -396,6 +404,7 @@ class JobManager:
         entry.done.set()
 
     def _forget(self, entry: _Entry) -> None:
+        self._running_statuses.forget(entry.job.id)
         entry.done.set()
         if self.jobs.get(entry.job.id) is entry:
             del self.jobs[entry.job.id]

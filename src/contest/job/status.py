@@ -222,13 +222,20 @@ async def read_status_rows(
 async def build_run_statuses(
     job: Job, reader: EventReader, run_ids: Sequence[int]
 ) -> list[RunStatus]:
-    """One ``RunStatus`` per run id, tests in the job's order."""
+    """One ``RunStatus`` per run id, tests in the job's order. A big run is built in a worker
+    thread, off the loop that runs the jobs."""
     tests = job_shape(job)
     out = []
     for run_id in run_ids:
         rows = await read_status_rows(reader, job.id, run_id, tests)
-        out.append(build_run_status(job.id, run_id, tests, rows))
+        if len(rows) < _BUILD_IN_THREAD:
+            out.append(build_run_status(job.id, run_id, tests, rows))
+        else:
+            out.append(await asyncio.to_thread(build_run_status, job.id, run_id, tests, rows))
     return out
+
+
+_BUILD_IN_THREAD = 20_000  # events
 
 
 # --- snapshots of finished runs ---------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +22,7 @@ from contest.storage.models import JobReport, JobRequest, JobState, Report
 COMPLETION_STATES = frozenset(
     {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.CANCELLATION_FAILED}
 )
+log = logging.getLogger(__name__)
 _STATE_NAMES = {s.event_name for s in JobState if s is not JobState.UNKNOWN}
 
 
@@ -41,6 +47,90 @@ def job_report_json(rep: JobReport) -> dict[str, Any]:
         else None,
         "FinalReports": [report_json(r) for r in rep.final_reports] if rep.final_reports else None,
     }
+
+
+class RunningStatuses:
+    """The statuses of the runs of running jobs, shared between requests when they are dear.
+
+    A running run has no saved snapshot: its status is built from every event so far, which for
+    a 10,000-target run is about a second of work; twenty clients polling it would take all of
+    the server's time and hold up the job itself. So a build that took at least ``min_build``
+    seconds is kept and shared: for ``share`` times as long as it took, requests get it as it
+    is; after that, the next request still gets it at once while a fresh one is built in the
+    background (one build at a time per run, for all requests). Building statuses thus takes at
+    most about a ``share + 1``-th of the time, and a poller sees events at most that window (plus
+    a build) late. A quicker build is not kept: a small job's status is always built afresh, as
+    is any job's once it is no longer running (the job manager forgets it then).
+    """
+
+    def __init__(
+        self,
+        *,
+        share: float = 4.0,
+        min_build: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.share = share
+        self.min_build = min_build
+        self._clock = clock
+        self._entries: dict[tuple[int, int], _Shared] = {}
+
+    async def get(self, key: tuple[int, int], build: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The status bytes of run ``key`` (job ID, run ID), built by ``build`` if need be."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.result is not None:
+            if self._clock() - entry.built_at > entry.window and entry.task is None:
+                entry.task = asyncio.ensure_future(self._build(key, entry, build))
+                entry.task.add_done_callback(_log_failure)
+            return entry.result
+        if entry is None:
+            entry = self._entries[key] = _Shared()
+        if entry.task is None:
+            entry.task = asyncio.ensure_future(self._build(key, entry, build))
+        return await asyncio.shield(entry.task)  # a request that gives up stops no build
+
+    async def _build(
+        self, key: tuple[int, int], entry: _Shared, build: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        started = self._clock()
+        try:
+            result = await build()
+        finally:
+            entry.task = None
+        took = self._clock() - started
+        if took < self.min_build:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+        else:
+            entry.result, entry.built_at, entry.window = result, self._clock(), self.share * took
+        return result
+
+    def forget(self, job_id: int) -> None:
+        """The job is not running (any more): its next status is built afresh."""
+        for key in [k for k in self._entries if k[0] == job_id]:
+            del self._entries[key]  # a build under way still answers the requests awaiting it
+
+    def close(self) -> None:
+        """Stop the builds under way (the server is stopping)."""
+        for entry in self._entries.values():
+            if entry.task is not None:
+                entry.task.cancel()
+        self._entries.clear()
+
+
+class _Shared:
+    __slots__ = ("built_at", "result", "task", "window")
+
+    def __init__(self) -> None:
+        self.result: bytes | None = None
+        self.built_at = 0.0
+        self.window = 0.0
+        self.task: asyncio.Task[bytes] | None = None
+
+
+def _log_failure(task: asyncio.Task[bytes]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("building a running job's status failed: %s", task.exception())
 
 
 @dataclass
@@ -88,9 +178,17 @@ async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str
     return (await encoded_status_document(job, req, store)).to_json_obj()
 
 
-async def encoded_status_document(job: Job, req: JobRequest, store: Any) -> StatusDocument:
+async def _built(job: Job, reader: EventReader, run_id: int) -> bytes:
+    (rs,) = await build_run_statuses(job, reader, [run_id])
+    return await encode_run_status_off_loop(rs)
+
+
+async def encoded_status_document(
+    job: Job, req: JobRequest, store: Any, running: RunningStatuses | None = None
+) -> StatusDocument:
     """ConTest's status document: finished runs from their saved snapshots (read, not built),
-    the others built from their events and encoded now."""
+    the others built from their events and encoded now, or, for a job that is running, taken
+    from ``running`` (see :class:`RunningStatuses`)."""
     reader: EventReader = store
     states = await reader.framework_events(
         FrameworkEventQuery(job_id=job.id, event_names=sorted(_STATE_NAMES))
@@ -121,10 +219,16 @@ async def encoded_status_document(job: Job, req: JobRequest, store: Any) -> Stat
     run_ids = list(range(1, last_run + 1))
     # finished runs were saved by the job runner; the others are built from their events
     saved = await saved_run_texts(store, job.id, run_ids)
-    missing = [r for r in run_ids if r not in saved]
     built: dict[int, bytes] = {}
-    for run_id, rs in zip(missing, await build_run_statuses(job, reader, missing), strict=True):
-        built[run_id] = await encode_run_status_off_loop(rs)
+    for run_id in run_ids:
+        if run_id in saved:
+            continue
+        if running is None:
+            built[run_id] = await _built(job, reader, run_id)
+        else:
+            built[run_id] = await running.get(
+                (job.id, run_id), functools.partial(_built, job, reader, run_id)
+            )
     report = await store.job_report(job.id)
     return StatusDocument(
         head={

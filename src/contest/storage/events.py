@@ -11,6 +11,7 @@ that was written, unlike ConTest, which keeps only the ID.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -435,6 +436,16 @@ async def read_status_rows(
         params = (*params, "", *unlabelled)
     sql = _status_sql(conn.dialect, len(names), None if unlabelled is None else len(unlabelled))
     rows = await _fetch_raw(conn, sql, params)
+    if len(rows) < _CONVERT_IN_THREAD:
+        return _status_rows(rows)
+    return await asyncio.to_thread(_status_rows, rows)
+
+
+#: rows; from this many the conversion runs in a worker thread, off the loop that runs the jobs
+_CONVERT_IN_THREAD = 20_000
+
+
+def _status_rows(rows: list[Any]) -> list[StatusRow]:
     targets: dict[str, Target] = {}
     out: list[StatusRow] = []
     append = out.append

@@ -1,0 +1,101 @@
+"""A running job's status, shared between requests when building it is dear
+(``contest.job.statusdoc.RunningStatuses``), on a clock of the test's own: no timing is asserted,
+only who builds what."""
+
+from __future__ import annotations
+
+import asyncio
+
+from contest.job.statusdoc import RunningStatuses
+
+
+class Clock:
+    """The time as the cache sees it: moved by the tests and the builds, nothing else."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Builder:
+    """Counts builds; each takes ``cost`` seconds of the clock (and one loop turn) and returns
+    b"1", b"2", ..."""
+
+    def __init__(self, clock: Clock, cost: float) -> None:
+        self.clock = clock
+        self.cost = cost
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> bytes:
+        self.calls += 1
+        n = self.calls
+        await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
+        self.clock.now += self.cost
+        return str(n).encode()
+
+
+async def test_a_quick_build_is_never_kept() -> None:
+    clock = Clock()
+    shared = RunningStatuses(share=100.0, min_build=10.0, clock=clock)
+    build = Builder(clock, 1.0)
+    assert await shared.get((1, 1), build) == b"1"
+    assert await shared.get((1, 1), build) == b"2"  # built afresh: small statuses stay fresh
+
+
+async def test_a_dear_build_is_shared_then_refreshed_in_the_background() -> None:
+    clock = Clock()
+    shared = RunningStatuses(share=2.0, min_build=0.5, clock=clock)
+    build = Builder(clock, 1.0)  # a build "takes" 1 s: kept for 2 s
+    # requests arriving together wait for one build
+    got = await asyncio.gather(*(shared.get((1, 1), build) for _ in range(5)))
+    assert got == [b"1"] * 5 and build.calls == 1
+    # within the window: the same build, nothing new
+    clock.now += 1.5
+    assert await shared.get((1, 1), build) == b"1" and build.calls == 1
+    # past it: still answered at once with what there is, while one fresh build starts
+    clock.now += 1.0
+    build.gate = asyncio.Event()
+    assert await asyncio.gather(*(shared.get((1, 1), build) for _ in range(3))) == [b"1"] * 3
+    await asyncio.sleep(0)
+    assert build.calls == 2
+    build.gate.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert await shared.get((1, 1), build) == b"2"
+    # another run, or another job, is its own
+    assert await shared.get((1, 2), build) == b"3"
+
+
+async def test_a_job_that_stops_running_is_forgotten() -> None:
+    clock = Clock()
+    shared = RunningStatuses(share=100.0, min_build=0.0, clock=clock)
+    build = Builder(clock, 1.0)
+    assert await shared.get((7, 1), build) == b"1"
+    assert await shared.get((7, 1), build) == b"1"
+    shared.forget(7)
+    assert await shared.get((7, 1), build) == b"2"
+    shared.close()
+
+
+async def test_a_failed_build_fails_its_requests_and_the_next_one_builds_again() -> None:
+    shared = RunningStatuses(share=100.0, min_build=0.0, clock=Clock())
+    calls = 0
+
+    async def flaky() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        if calls == 1:
+            raise RuntimeError("database gone")
+        return b"ok"
+
+    results = await asyncio.gather(
+        shared.get((1, 1), flaky), shared.get((1, 1), flaky), return_exceptions=True
+    )
+    assert [str(r) for r in results] == ["database gone"] * 2
+    assert await shared.get((1, 1), flaky) == b"ok" and calls == 2
