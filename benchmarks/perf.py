@@ -16,9 +16,10 @@ slows both. Sections (``--skip`` any of them by name):
 ``status``    a finished 10,000 x 5 job's status over HTTP (``contest serve``, ConTest's form
               API; ``--big`` adds 100,000 x 5), against ``json.dumps`` of the same document;
               a running job's status (every run built from events) in the job manager.
-``server``    ``contest serve`` running a 10,000 x 5 job while 20 clients poll ``status`` and
-              ``list``: the API's 99th percentile, and the job's time against the same job
-              with nobody asking.
+``server``    ``contest serve`` running a 10,000 x 5 job while 20 clients poll (half
+              ``status`` of that job, half ``list``, each every ``--poll`` seconds, 1 s as
+              ``contestcli --wait``): the API's 99th percentile, and the job's time against the
+              same job with nobody asking.
 ``small``     1,000 x 5 Echo on SQLite, submission to JobStateCompleted, in the job manager.
 ``go``        300 x 20 Echo on MariaDB through ``contest serve`` while a client polls status,
               against Go ConTest's figure on this machine (given in the issue: Go cannot be
@@ -392,7 +393,7 @@ def bench_status(repeat: int, big: bool) -> None:
 # --- the server under load ------------------------------------------------------------------
 
 
-def bench_server(clients: int) -> None:
+def bench_server(clients: int, every: float) -> None:
     text = descriptor(10_000, 5)
 
     async def one(poll: bool) -> tuple[float, list[float]]:
@@ -405,6 +406,7 @@ def bench_server(clients: int) -> None:
 
                 async def poller(k: int) -> None:
                     async with client(base) as own:
+                        await asyncio.sleep(every * k / clients)  # spread over the interval
                         while not done.is_set():
                             t = time.perf_counter()
                             if k % 2:
@@ -412,6 +414,7 @@ def bench_server(clients: int) -> None:
                             else:
                                 await timed_status(own, job_id)
                             latencies.append(time.perf_counter() - t)
+                            await asyncio.sleep(every)
 
                 tasks = [asyncio.ensure_future(poller(k)) for k in range(clients if poll else 0)]
                 end = await wait_done(c, job_id, every=0.2)
@@ -425,7 +428,8 @@ def bench_server(clients: int) -> None:
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else float("nan")
     row(
         "server",
-        f"API p99 with {clients} clients polling status+list ({len(latencies)} requests)",
+        f"API p99, {clients} clients polling status or list every {every:g} s "
+        f"({len(latencies)} requests)",
         ms(p99),
         f"median {ms(statistics.median(latencies))}",
         "-",
@@ -509,6 +513,9 @@ def main() -> int:
     ap.add_argument("--big", action="store_true", help="also status of a 100,000 x 5 job")
     ap.add_argument("--parked", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between a client's polls (contestcli's)"
+    )
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -523,7 +530,7 @@ def main() -> int:
     if "status" not in skip:
         bench_status(args.repeat, args.big)
     if "server" not in skip:
-        bench_server(args.clients)
+        bench_server(args.clients, args.poll)
     if "small" not in skip:
         bench_small(args.repeat)
     if "go" not in skip:

@@ -88,6 +88,7 @@ class Storage:
         self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
             self._flush_events, self.transactor, max_batch=max_batch, name="events"
         )
+        self._last_framework: Ack | None = None
         self._closed = False
 
     @property
@@ -128,7 +129,16 @@ class Storage:
         ``jobs.state`` in the same transaction, so :meth:`list_jobs` by state is a plain query
         that always agrees with the event log.
         """
-        return self._writer.submit(self._codec.framework_item(event))
+        ack = self._last_framework = self._writer.submit(self._codec.framework_item(event))
+        return ack
+
+    async def _framework_flushed(self) -> None:
+        """Wait until every framework event written so far is committed: the batch of the last
+        one, not every test event queued since (a busy job queues thousands, and a job list or
+        a status would wait for them all)."""
+        last = self._last_framework
+        if last is not None:
+            await self._writer.settled(last)
 
     async def flush(self) -> None:
         """Wait until every event written so far is committed (or has failed)."""
@@ -154,8 +164,9 @@ class Storage:
         )
 
     async def framework_events(self, query: FrameworkEventQuery) -> list[FrameworkEvent]:
-        """Framework events matching ``query``, by sequence (after the queued writes)."""
-        await self._writer.flush()
+        """Framework events matching ``query``, by sequence (after the queued framework
+        events)."""
+        await self._framework_flushed()
         return await self.transactor.read(
             lambda c: ev.read_framework_events(c, query), "reading framework events"
         )
@@ -205,7 +216,7 @@ class Storage:
 
     async def list_jobs(self, **query: Unpack[JobQuery]) -> list[int]:
         """The IDs of the jobs ``query`` asks for (see :class:`JobQuery`)."""
-        await self._writer.flush()  # states follow framework events
+        await self._framework_flushed()  # states follow framework events
         return await self.transactor.read(lambda c: jb.select_job_ids(c, **query), "listing jobs")
 
     async def job_state_counts(self) -> dict[str, int]:

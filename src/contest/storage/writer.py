@@ -175,6 +175,14 @@ class GroupCommitWriter(Generic[T]):
         self._wakeup.set()
         return batch
 
+    @staticmethod
+    async def settled(ack: Ack) -> None:
+        """Wait until ``ack``'s item, and so everything submitted before it, is committed (or
+        has failed): batches are written in order. Raises nothing."""
+        done = ack._batch.done
+        if not done.done():
+            await asyncio.shield(done)
+
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed (or has failed)."""
         last = self._batches[-1] if self._batches else self._inflight
