@@ -314,7 +314,7 @@ class JobManager:
 
     async def status(self, job_id: int) -> dict[str, Any]:
         """ConTest's status document for ``job_id``, as a JSON value."""
-        return (await self.status_document(job_id)).to_json_obj()
+        return await (await self.status_document(job_id)).json_value()
 
     async def status_document(self, job_id: int) -> StatusDocument:
         """ConTest's status document for ``job_id``, as the bytes to send."""

@@ -25,8 +25,8 @@ import copy
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from contest.events import (
     ROUTING_EVENTS,
@@ -42,6 +42,7 @@ from contest.events import (
 )
 from contest.golang.json import compact, to_bytes
 from contest.golang.time import ZERO_TIME
+from contest.job._gzip import Fragment, fragment, inflate
 from contest.job.model import Job
 from contest.status import (
     RunStatus,
@@ -54,6 +55,8 @@ from contest.status import (
 from contest.target import Target
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 ACQUIRE_FAILED = "Failed to acquire targets"
 
@@ -240,12 +243,61 @@ _BUILD_IN_THREAD = 20_000  # events
 
 # --- snapshots of finished runs ---------------------------------------------------------------
 
-#: snapshots written now: a header line, then the run's status as the JSON text ConTest's server
-#: writes (UTF-8), all zlib-compressed. Version 1 (a compact layout expanded at each read) is
-#: still read, from databases written by earlier versions.
+#: snapshots written now: a header line ``{"v", "job", "run", "crc", "len", "zlen"}``, then the
+#: run's status JSON exactly as the server sends it (UTF-8), as a raw deflate fragment (see
+#: :mod:`contest.job._gzip`: a gzip answer sends it as it is). Version 1 (a compact layout
+#: expanded at each read) is still read, from databases written by earlier versions.
 SNAPSHOT_VERSION = 2
-_COMPRESS_LEVEL = 1  # 6 saves 10% of the size for 3 times the time
 _IN_THREAD = 256 * 1024  # bytes; below this, (de)compressing in the loop is cheaper
+
+
+async def _maybe_in_thread(size: int, fn: Callable[[T], R], arg: T) -> R:
+    """``fn(arg)`` in a worker thread if ``size`` is big (zlib lets go of the interpreter lock
+    there, so the loop that runs the jobs goes on), else here."""
+    if size < _IN_THREAD:
+        return fn(arg)
+    return await asyncio.to_thread(fn, arg)
+
+
+class RunText:
+    """A run's status JSON as the server sends it: its bytes, its gzip fragment, or both; the
+    missing one is made when first asked for, and kept (a running run's text is shared by the
+    requests of :class:`~contest.job.statusdoc.RunningStatuses`, a saved one arrives as a
+    fragment)."""
+
+    __slots__ = ("_fragment", "_text")
+
+    def __init__(self, text: bytes | None = None, frag: Fragment | None = None) -> None:
+        if text is None and frag is None:
+            raise ValueError("a run's text needs its bytes or its fragment")
+        self._text = text
+        self._fragment = frag
+
+    @property
+    def size(self) -> int:
+        if self._text is not None:
+            return len(self._text)
+        assert self._fragment is not None
+        return self._fragment.size
+
+    async def text(self) -> bytes:
+        if self._text is None:
+            assert self._fragment is not None
+            self._text = await _maybe_in_thread(len(self._fragment.data), inflate, self._fragment)
+        return self._text
+
+    def text_now(self) -> bytes:
+        """:meth:`text`, here and now (raises ``ValueError`` for a damaged fragment)."""
+        if self._text is None:
+            assert self._fragment is not None
+            self._text = inflate(self._fragment)
+        return self._text
+
+    async def fragment(self) -> Fragment:
+        if self._fragment is None:
+            assert self._text is not None
+            self._fragment = await _maybe_in_thread(len(self._text), fragment, self._text)
+        return self._fragment
 
 
 def run_status_bytes(rs: RunStatus) -> bytes:
@@ -262,40 +314,56 @@ async def encode_run_status_off_loop(rs: RunStatus) -> bytes:
     return await asyncio.to_thread(run_status_bytes, rs)
 
 
-def _snapshot_of(text: bytes, job_id: int, run_id: int) -> bytes:
-    head = b'{"v":%d,"job":%d,"run":%d}\n' % (SNAPSHOT_VERSION, job_id, run_id)
-    return zlib.compress(head + text, _COMPRESS_LEVEL)
+def _snapshot_of(frag: Fragment, job_id: int, run_id: int) -> bytes:
+    head = {
+        "v": SNAPSHOT_VERSION,
+        "job": job_id,
+        "run": run_id,
+        "crc": frag.crc,
+        "len": frag.size,
+        "zlen": len(frag.data),
+    }
+    return json.dumps(head, separators=(",", ":")).encode() + b"\n" + frag.data
 
 
 async def encode_snapshot(rs: RunStatus) -> bytes:
-    """``rs`` as snapshot bytes (the big ones compressed in a thread: zlib lets go of the
-    interpreter lock, so the jobs' loop goes on meanwhile)."""
+    """``rs`` as snapshot bytes (the big ones compressed in a thread)."""
     text = await encode_run_status_off_loop(rs)
-    if len(text) < _IN_THREAD:
-        return _snapshot_of(text, rs.job_id, rs.run_id)
-    return await asyncio.to_thread(_snapshot_of, text, rs.job_id, rs.run_id)
+    return _snapshot_of(await RunText(text).fragment(), rs.job_id, rs.run_id)
 
 
-def snapshot_text(data: bytes, job_id: int, run_id: int) -> bytes | None:
-    """The status JSON of run ``run_id`` of ``job_id``, as the server sends it, from its
-    snapshot, without reading any event; None if ``data`` is not a snapshot of that run (the
-    caller builds the status from events then). Self-contained: the status document calls it
-    in a worker thread for big snapshots."""
+def snapshot_run_text(data: bytes, job_id: int, run_id: int) -> RunText | None:
+    """The status JSON of run ``run_id`` of ``job_id`` from its snapshot, without reading any
+    event (nor, for a snapshot of this version, inflating it); None if ``data`` is not a
+    snapshot of that run (the caller builds the status from events then)."""
     try:
-        raw = zlib.decompress(data)
-        head, sep, text = raw.partition(b"\n")
-        if sep and head.startswith(b'{"v":2,'):
+        if data.startswith(b'{"v":2,'):
+            head, _, body = data.partition(b"\n")
             doc = json.loads(head)
-            if doc.get("job") == job_id and doc.get("run") == run_id:
-                return text
-            return None
+            if doc.get("job") != job_id or doc.get("run") != run_id:
+                return None
+            if len(body) != doc["zlen"]:  # cut short (its CRC-32 finds any other damage)
+                raise ValueError("saved status of the wrong length")
+            return RunText(frag=Fragment(body, int(doc["crc"]), int(doc["len"])))
         with gc_paused():
-            js = _snapshot_v1(raw, job_id, run_id)
-            return None if js is None else to_bytes(compact(js))
+            js = _snapshot_v1(zlib.decompress(data), job_id, run_id)
+            return None if js is None else RunText(to_bytes(compact(js)))
     except (zlib.error, ValueError, LookupError, TypeError, AttributeError):
         log.warning(
             "job %d run %d: unreadable saved status; building it from events", job_id, run_id
         )
+        return None
+
+
+def snapshot_text(data: bytes, job_id: int, run_id: int) -> bytes | None:
+    """:func:`snapshot_run_text`'s bytes (inflated and checked); None if they cannot be had."""
+    found = snapshot_run_text(data, job_id, run_id)
+    if found is None:
+        return None
+    try:
+        return found.text_now()
+    except (zlib.error, ValueError):
+        log.warning("job %d run %d: damaged saved status", job_id, run_id)
         return None
 
 
@@ -425,10 +493,9 @@ async def save_run_status(store: Any, status: RunStatus) -> bool:
     return True
 
 
-async def saved_run_texts(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, bytes]:
-    """Run ID -> status JSON (as the server sends it), for the runs among ``run_ids`` with a
-    saved status. Big snapshots are read in a worker thread (decompressing is most of it, and
-    zlib lets go of the interpreter lock), off the loop that runs the jobs."""
+async def saved_run_texts(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, RunText]:
+    """Run ID -> status JSON (as the server sends it, still compressed), for the runs among
+    ``run_ids`` with a saved status."""
     load = getattr(store, "stored_run_statuses", None)
     if load is None or not run_ids:
         return {}
@@ -437,16 +504,11 @@ async def saved_run_texts(store: Any, job_id: int, run_ids: Sequence[int]) -> di
     except Exception as exc:  # e.g. a database not migrated yet: build from events
         log.warning("job %d: cannot read saved run statuses (%s)", job_id, exc)
         return {}
-    wanted = [(run_id, blobs[run_id]) for run_id in run_ids if run_id in blobs]
-
-    def read_all() -> dict[int, bytes]:
-        out = {}
-        for run_id, data in wanted:
-            text = snapshot_text(data, job_id, run_id)
-            if text is not None:
-                out[run_id] = text
-        return out
-
-    if sum(len(data) for _, data in wanted) < _IN_THREAD // 8:
-        return read_all()
-    return await asyncio.to_thread(read_all)
+    out = {}
+    for run_id in run_ids:
+        data = blobs.get(run_id)
+        if data is not None:
+            found = snapshot_run_text(data, job_id, run_id)
+            if found is not None:
+                out[run_id] = found
+    return out

@@ -14,8 +14,14 @@ from typing import Any
 from contest.events import RUN_STARTED, EventReader, FrameworkEventQuery
 from contest.golang.json import compact, to_bytes
 from contest.golang.time import go_time
+from contest.job._gzip import gzip_parts
 from contest.job.model import Job
-from contest.job.status import build_run_statuses, encode_run_status_off_loop, saved_run_texts
+from contest.job.status import (
+    RunText,
+    build_run_statuses,
+    encode_run_status_off_loop,
+    saved_run_texts,
+)
 from contest.status import gc_paused
 from contest.storage.models import JobReport, JobRequest, JobState, Report
 
@@ -75,7 +81,7 @@ class RunningStatuses:
         self._clock = clock
         self._entries: dict[tuple[int, int], _Shared] = {}
 
-    async def get(self, key: tuple[int, int], build: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def get(self, key: tuple[int, int], build: Callable[[], Awaitable[RunText]]) -> RunText:
         """The status bytes of run ``key`` (job ID, run ID), built by ``build`` if need be."""
         entry = self._entries.get(key)
         if entry is not None and entry.result is not None:
@@ -90,8 +96,8 @@ class RunningStatuses:
         return await asyncio.shield(entry.task)  # a request that gives up stops no build
 
     async def _build(
-        self, key: tuple[int, int], entry: _Shared, build: Callable[[], Awaitable[bytes]]
-    ) -> bytes:
+        self, key: tuple[int, int], entry: _Shared, build: Callable[[], Awaitable[RunText]]
+    ) -> RunText:
         started = self._clock()
         try:
             result = await build()
@@ -122,15 +128,20 @@ class _Shared:
     __slots__ = ("built_at", "result", "task", "window")
 
     def __init__(self) -> None:
-        self.result: bytes | None = None
+        self.result: RunText | None = None
         self.built_at = 0.0
         self.window = 0.0
-        self.task: asyncio.Task[bytes] | None = None
+        self.task: asyncio.Task[RunText] | None = None
 
 
-def _log_failure(task: asyncio.Task[bytes]) -> None:
+def _log_failure(task: asyncio.Task[RunText]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("building a running job's status failed: %s", task.exception())
+
+
+#: a document at least this big goes gzipped to a client that accepts it (smaller ones are sent
+#: as they are: the same bytes as ConTest's, and not worth the trouble)
+GZIP_FROM = 64 * 1024
 
 
 @dataclass
@@ -138,49 +149,60 @@ class StatusDocument:
     """ConTest's status document of one job, as the JSON bytes the server sends, in parts.
 
     The runs' statuses are the big part (a 10,000-target run's is some 15 MB) and are kept as
-    they were encoded: a finished run's once, when it ended (its saved snapshot), a running
-    one's when asked. Writing the document is joining parts, never encoding it whole; the
-    server sends the parts one after the other (:meth:`chunks`).
+    they were encoded: a finished run's once, when it ended (its saved snapshot, compressed),
+    a running one's when asked. Writing the document is joining parts, never encoding it
+    whole, and for a client that accepts gzip not even inflating them (:meth:`body`).
     """
 
     head: dict[str, Any]  # Name, State, StateErrMsg, StartTime, EndTime
-    runs: list[bytes]  # each run's status JSON, in run order
+    runs: list[RunText]  # each run's status JSON, in run order
     report: dict[str, Any]  # the JobReport
 
-    def chunks(self) -> list[bytes]:
-        """The document's JSON (Go's compact encoding, key order included) as pieces to send
-        in order; the big ones are the runs' own bytes, not copies."""
+    def _parts(self, before: bytes, after: bytes) -> list[bytes | RunText]:
         head = to_bytes(compact(self.head))[:-1]  # without its "}": more keys follow
         tail = b',"JobReport":' + to_bytes(compact(self.report)) + b"}"
         if not self.runs:
-            return [head, b',"RunStatus":null,"RunStatuses":null', tail]
-        out = [head, b',"RunStatus":', self.runs[-1], b',"RunStatuses":[']
+            return [before + head + b',"RunStatus":null,"RunStatuses":null' + tail + after]
+        out: list[bytes | RunText] = [before + head + b',"RunStatus":', self.runs[-1]]
+        out.append(b',"RunStatuses":[')
         for i, run in enumerate(self.runs):
             if i:
                 out.append(b",")
             out.append(run)
-        out.append(b"]")
-        out.append(tail)
+        out.append(b"]" + tail + after)
         return out
 
     def size(self) -> int:
-        return sum(len(c) for c in self.chunks())
+        """The document's length, uncompressed."""
+        return sum(p.size if isinstance(p, RunText) else len(p) for p in self._parts(b"", b""))
 
-    def to_json_obj(self) -> dict[str, Any]:
+    async def body(
+        self, *, gzip: bool = False, before: bytes = b"", after: bytes = b""
+    ) -> list[bytes]:
+        """The document's JSON (Go's compact encoding, key order included), between ``before``
+        and ``after`` (an envelope), as pieces to send in order; with ``gzip``, as one gzip
+        stream (the runs' saved fragments as they are)."""
+        parts = self._parts(before, after)
+        if gzip:
+            return gzip_parts([await p.fragment() if isinstance(p, RunText) else p for p in parts])
+        return [await p.text() if isinstance(p, RunText) else p for p in parts]
+
+    async def json_value(self) -> dict[str, Any]:
         """The document as a JSON value (for callers that read it, not send it)."""
+        text = b"".join(await self.body())
         with gc_paused():
-            value: dict[str, Any] = json.loads(b"".join(self.chunks()))
+            value: dict[str, Any] = json.loads(text)
         return value
 
 
 async def job_status_document(job: Job, req: JobRequest, store: Any) -> dict[str, Any]:
     """ConTest's status document as a JSON value (:func:`encoded_status_document`, read)."""
-    return (await encoded_status_document(job, req, store)).to_json_obj()
+    return await (await encoded_status_document(job, req, store)).json_value()
 
 
-async def _built(job: Job, reader: EventReader, run_id: int) -> bytes:
+async def _built(job: Job, reader: EventReader, run_id: int) -> RunText:
     (rs,) = await build_run_statuses(job, reader, [run_id])
-    return await encode_run_status_off_loop(rs)
+    return RunText(await encode_run_status_off_loop(rs))
 
 
 async def encoded_status_document(
@@ -219,7 +241,7 @@ async def encoded_status_document(
     run_ids = list(range(1, last_run + 1))
     # finished runs were saved by the job runner; the others are built from their events
     saved = await saved_run_texts(store, job.id, run_ids)
-    built: dict[int, bytes] = {}
+    built: dict[int, RunText] = {}
     for run_id in run_ids:
         if run_id in saved:
             continue

@@ -1,7 +1,9 @@
-"""Big answers sent in pieces: a status document can be hundreds of megabytes, kept as the parts
-it was encoded in (each run's status); they go out in pieces of about :data:`SEND_PIECE` bytes,
-so the transport's buffer and the copies made on the way stay that small and the client reads
-while the server writes."""
+"""Big answers (status documents) sent in pieces, and gzipped for clients that accept it.
+
+A status document can be hundreds of megabytes, kept as the parts it was encoded in (each run's
+status); they go out in pieces of about :data:`SEND_PIECE` bytes, so the transport's buffer and
+the copies made on the way stay that small and the client reads while the server writes.
+"""
 
 from __future__ import annotations
 
@@ -26,3 +28,19 @@ def pieces(parts: Sequence[bytes], size: int = SEND_PIECE) -> Iterator[bytes]:
                 pending, held = [], 0
     if pending:
         yield b"".join(pending)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Does an ``Accept-Encoding`` header accept gzip (``gzip``, not with ``q=0``)?"""
+    for item in accept_encoding.split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False

@@ -21,7 +21,7 @@ from contest import metrics
 from contest.golang.json import marshal
 from contest.job.manager import JobService
 from contest.server._asgi import BodyTooLarge, read_body
-from contest.server._pieces import SEND_PIECE, pieces
+from contest.server._pieces import accepts_gzip, pieces
 from contest.server.auth import principal_of
 from contest.server.formapi import CONTENT_TYPE, MAX_FORM_BYTES, FormAPI, Reply
 from contest.server.guard import Access, Guard
@@ -47,20 +47,18 @@ def _content_length(scope: Scope) -> int:
 
 
 async def _send_reply(send: Send, reply: Reply) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": reply.status,
-            "headers": [
-                (b"content-type", CONTENT_TYPE.encode()),
-                (b"content-length", str(reply.size()).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", CONTENT_TYPE.encode()),
+        (b"content-length", str(reply.size()).encode()),
+    ]
+    if reply.encoding:
+        headers.append((b"content-encoding", reply.encoding.encode()))
+        headers.append((b"vary", b"Accept-Encoding"))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     if not reply.more:
         await send({"type": "http.response.body", "body": reply.body})
         return
-    for piece in pieces((reply.body, *reply.more), SEND_PIECE):
+    for piece in pieces((reply.body, *reply.more)):
         await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -139,10 +137,12 @@ class ContestApp:
     async def _form(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         content_type = ""
+        accept_encoding = ""
         for key, value in scope.get("headers", []):
             if key == b"content-type":
                 content_type = value.decode("latin-1")
-                break
+            elif key == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
         body = b""
         if method == "POST":
             try:
@@ -154,7 +154,12 @@ class ContestApp:
                 await _send_reply(send, Reply(400, marshal({"Msg": msg})))
                 return
         reply = await self.form.handle(
-            method, scope.get("path", "/"), body, content_type, principal_of(scope)
+            method,
+            scope.get("path", "/"),
+            body,
+            content_type,
+            principal_of(scope),
+            gzip=accepts_gzip(accept_encoding),
         )
         if method == "HEAD":
             reply = Reply(reply.status, b"")

@@ -34,6 +34,7 @@ from contest.golang.strconv import NumError, parse_int64, quote
 from contest.golang.time import format_duration
 from contest.job.descriptor import DescriptorDecodeError, DescriptorValidationError, check_tags
 from contest.job.manager import JobService, SubmitTicket
+from contest.job.statusdoc import GZIP_FROM
 from contest.server.auth import ANONYMOUS, Principal, may_control
 from contest.storage.limits import Limits
 from contest.storage.models import JobState
@@ -81,6 +82,7 @@ class Reply:
     status: int
     body: bytes
     more: tuple[bytes, ...] = ()
+    encoding: str | None = None  # Content-Encoding (gzip: a big status document)
 
     def whole(self) -> bytes:
         return self.body + b"".join(self.more)
@@ -209,8 +211,11 @@ class FormAPI:
         body: bytes,
         content_type: str,
         principal: Principal = ANONYMOUS,
+        *,
+        gzip: bool = False,
     ) -> Reply:
-        """Answer one request; never raises."""
+        """Answer one request; never raises. ``gzip``: the client accepts a gzip answer (a
+        big status document is sent so; Go's HTTP client asks for it and inflates it)."""
         if method != "POST":
             return Reply(400, ONLY_POST)
         verb = path.lstrip("/")
@@ -224,7 +229,7 @@ class FormAPI:
         except BadRequest as exc:  # a descriptor too big to be stored: not even decoded
             return Reply(400, gojson.marshal({"Msg": f"{verb.capitalize()} failed: {exc}"}))
         try:
-            return await self._dispatch(verb, form, principal)
+            return await self._dispatch(verb, form, principal, gzip)
         except BadRequest as exc:
             return Reply(400, gojson.marshal({"Msg": str(exc)}))
         except Forbidden as exc:
@@ -246,7 +251,9 @@ class FormAPI:
             ),
         )
 
-    async def _dispatch(self, verb: str, form: dict[str, list[str]], principal: Principal) -> Reply:
+    async def _dispatch(
+        self, verb: str, form: dict[str, list[str]], principal: Principal, gzip: bool = False
+    ) -> Reply:
         def field(name: str) -> str:
             values = form.get(name)
             return values[0] if values else ""
@@ -267,7 +274,9 @@ class FormAPI:
             except BadRequest as exc:
                 raise BadRequest(f"{title} failed: {exc}") from None
             if verb == "status":
-                return await self._verb(title, requestor, lambda: self.status(job_id, requestor))
+                return await self._verb(
+                    title, requestor, lambda: self.status(job_id, requestor, gzip=gzip)
+                )
             await self._check_control(title, job_id, principal)
             if verb == "stop":
                 return await self._verb(title, requestor, lambda: self.stop(job_id, requestor))
@@ -360,7 +369,7 @@ class FormAPI:
             return self.envelope("stop", {}, _message(exc, "stop"))
         return self.envelope("stop", {}, None)
 
-    async def status(self, job_id: int, requestor: str) -> Reply:
+    async def status(self, job_id: int, requestor: str, *, gzip: bool = False) -> Reply:
         try:
             if not 0 < job_id <= MAX_JOB_ID:
                 raise LookupError(not_found(job_id))
@@ -375,7 +384,9 @@ class FormAPI:
             f'{{"ServerID":{gojson.compact(self.server_id)},"Type":"{RESPONSE_TYPES["status"]}",'
             '"Data":{"Status":'
         )
-        return Reply(200, head, (*doc.chunks(), b'},"Error":null}\n'))
+        zipped = gzip and doc.size() >= GZIP_FROM
+        parts = await doc.body(gzip=zipped, before=head, after=b'},"Error":null}\n')
+        return Reply(200, b"", tuple(parts), "gzip" if zipped else None)
 
     async def retry(self, job_id: int, requestor: str, ticket: SubmitTicket | None = None) -> Reply:
         try:

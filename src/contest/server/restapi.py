@@ -36,11 +36,11 @@ from contest.events import (
 from contest.golang.time import go_time
 from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobService
-from contest.job.statusdoc import job_report_json
+from contest.job.statusdoc import GZIP_FROM, job_report_json
 from contest.progress import ProgressTracker
 from contest.redaction import redact_descriptor
 from contest.server import openapi
-from contest.server._pieces import pieces
+from contest.server._pieces import accepts_gzip, pieces
 from contest.server.auth import Principal, may_control, principal_of
 from contest.server.formapi import API_VERSION, MAX_JOB_ID, MAX_REQUESTOR_BYTES
 from contest.storage.errors import ParameterTooLong, StorageError
@@ -302,11 +302,15 @@ class RestAPI:
             raise
         except Exception as exc:
             raise ApiError(409, f"cannot build the status of job {job_id}: {exc}") from None
-        chunks = doc.chunks()
+        zipped = accepts_gzip(request.headers.get("accept-encoding", "")) and (
+            doc.size() >= GZIP_FROM
+        )
+        chunks = await doc.body(gzip=zipped)
+        headers = {"content-length": str(sum(len(c) for c in chunks))}
+        if zipped:
+            headers.update({"content-encoding": "gzip", "vary": "Accept-Encoding"})
         return StreamingResponse(
-            _iterate(pieces(chunks)),
-            media_type="application/json",
-            headers={"content-length": str(sum(len(c) for c in chunks))},
+            _iterate(pieces(chunks)), media_type="application/json", headers=headers
         )
 
     async def get_descriptor(self, request: Request) -> Response:
