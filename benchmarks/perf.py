@@ -370,7 +370,7 @@ def bench_status(repeat: int, big: bool) -> None:
                     gc.collect()
                     t0 = time.perf_counter()
                     doc = await encoded_status_document(job, req, _Unsaved(storage))
-                    chunks = doc.chunks()
+                    chunks = await doc.body()
                     times.append(time.perf_counter() - t0)
                 value = json.loads(b"".join(chunks))
                 t0 = time.perf_counter()
