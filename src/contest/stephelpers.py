@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context, copy_context
 from dataclasses import dataclass
 from types import CoroutineType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from contest.channels import StepChannels, StepResult
 from contest.context import StepContext
@@ -78,35 +78,48 @@ class _Workers:
 
 class _Continued:
     """Awaiting it goes on with a coroutine that already ran up to its first wait, which
-    yielded ``first``: a task can take over a coroutine that :func:`_start` began."""
+    yielded ``first``: a task can take over a coroutine that :func:`_run_target` began.
+
+    Its own iterator (``__await__`` returns it), as ``asyncio.Future`` is, rather than a
+    generator: a target parked in a step that waits (100,000 in a Sleep) keeps one small object
+    here, not a generator and its frame.
+    """
 
     __slots__ = ("_coro", "_first")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
         self._coro = coro
-        self._first = first
+        self._first: Any = first
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro, yielded = self._coro, self._first
-        self._first = None
-        if getattr(yielded, "_asyncio_future_blocking", None) is False:
-            yielded._asyncio_future_blocking = True  # as it was yielded (see _run_target)
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # thrown into the task (a cancel): into the coroutine
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+        return cast("Generator[Any, Any, Any]", self)  # it is one: __next__, send and throw
+
+    def __iter__(self) -> _Continued:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        first = self._first
+        if first is not _NOTHING:
+            self._first = _NOTHING
+            if getattr(first, "_asyncio_future_blocking", None) is False:
+                first._asyncio_future_blocking = True  # as it was yielded (see _run_target)
+            return first
+        return self._coro.send(value)  # its StopIteration ends the await with its value
+
+    def throw(self, exc: Any, value: Any = None, tb: Any = None) -> Any:
+        self._first = _NOTHING
+        if not isinstance(exc, BaseException):
+            exc = exc() if value is None else value
+        return self._coro.throw(exc)
+
+    def close(self) -> None:
+        self._coro.close()
+
+
+_NOTHING: Any = object()
 
 
 def _run_target(
