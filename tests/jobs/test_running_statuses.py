@@ -99,3 +99,21 @@ async def test_a_failed_build_fails_its_requests_and_the_next_one_builds_again()
     )
     assert [str(r) for r in results] == ["database gone"] * 2
     assert await shared.get((1, 1), flaky) == b"ok" and calls == 2
+
+
+async def test_after_a_cheap_build_a_request_waits_for_the_next_and_others_take_the_last() -> None:
+    """A small job's status stays fresh for whoever asks alone; a request that comes while a
+    build is under way takes the last one rather than waiting."""
+    clock = Clock()
+    shared = RunningStatuses(share=4.0, min_build=0.5, clock=clock)
+    build = Builder(clock, 0.1)  # cheap: fresh for no time
+    assert await shared.get((1, 1), build) == b"1"
+    build.gate = asyncio.Event()
+    waiting = asyncio.ensure_future(shared.get((1, 1), build))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert build.calls == 2
+    assert await shared.get((1, 1), build) == b"1"  # meanwhile: the last one, at once
+    build.gate.set()
+    assert await waiting == b"2"  # the one who started it waited for the fresh one
+    assert build.calls == 2

@@ -60,13 +60,21 @@ class RunningStatuses:
 
     A running run has no saved snapshot: its status is built from every event so far, which for
     a 10,000-target run is about a second of work; twenty clients polling it would take all of
-    the server's time and hold up the job itself. So a build that took at least ``min_build``
-    seconds is kept and shared: for ``share`` times as long as it took, requests get it as it
-    is; after that, the next request still gets it at once while a fresh one is built in the
-    background (one build at a time per run, for all requests). Building statuses thus takes at
-    most about a ``share + 1``-th of the time, and a poller sees events at most that window (plus
-    a build) late. A quicker build is not kept: a small job's status is always built afresh, as
-    is any job's once it is no longer running (the job manager forgets it then).
+    the server's time and hold up the job itself. So each build is kept, with what it cost:
+
+    * for ``share`` times as long as it took, requests get it as it is (a cheap one, under
+      ``min_build`` seconds, is fresh for no time: a small job's status is built afresh for each
+      request that comes alone);
+    * after that, a request starts the next build (one at a time per run, for all requests) and,
+      if the last one was dear, gets the last one at once while the next is made in the
+      background; if it was cheap, it waits for the next (and so does whoever comes meanwhile
+      without a result to take);
+    * a request arriving while a build is under way gets the last one, if there is one.
+
+    Building statuses so takes at most about a ``share + 1``-th of the server's time, requests
+    wait only for the first build of a run or for a cheap one, and a poller of a big running job
+    sees events at most about ``share + 1`` builds late. A job that is no longer running is
+    forgotten (by the job manager): its status is built afresh.
     """
 
     def __init__(
@@ -84,31 +92,30 @@ class RunningStatuses:
     async def get(self, key: tuple[int, int], build: Callable[[], Awaitable[RunText]]) -> RunText:
         """The status bytes of run ``key`` (job ID, run ID), built by ``build`` if need be."""
         entry = self._entries.get(key)
-        if entry is not None and entry.result is not None:
-            if self._clock() - entry.built_at > entry.window and entry.task is None:
-                entry.task = asyncio.ensure_future(self._build(key, entry, build))
-                entry.task.add_done_callback(_log_failure)
-            return entry.result
         if entry is None:
             entry = self._entries[key] = _Shared()
+        last = entry.result
+        if last is not None:
+            if entry.task is not None:
+                return last  # being built: the last one will do
+            if self._clock() - entry.built_at < entry.window:
+                return last  # fresh enough
         if entry.task is None:
-            entry.task = asyncio.ensure_future(self._build(key, entry, build))
+            entry.task = asyncio.ensure_future(self._build(entry, build))
+            entry.task.add_done_callback(_log_failure)
+            if last is not None and entry.window > 0:
+                return last  # a dear one: the next is made in the background
         return await asyncio.shield(entry.task)  # a request that gives up stops no build
 
-    async def _build(
-        self, key: tuple[int, int], entry: _Shared, build: Callable[[], Awaitable[RunText]]
-    ) -> RunText:
+    async def _build(self, entry: _Shared, build: Callable[[], Awaitable[RunText]]) -> RunText:
         started = self._clock()
         try:
             result = await build()
         finally:
             entry.task = None
         took = self._clock() - started
-        if took < self.min_build:
-            if self._entries.get(key) is entry:
-                del self._entries[key]
-        else:
-            entry.result, entry.built_at, entry.window = result, self._clock(), self.share * took
+        entry.result, entry.built_at = result, self._clock()
+        entry.window = self.share * took if took >= self.min_build else 0.0
         return result
 
     def forget(self, job_id: int) -> None:
@@ -135,6 +142,7 @@ class _Shared:
 
 
 def _log_failure(task: asyncio.Task[RunText]) -> None:
+    """A build nobody waits for (one in the background) must not fail unseen."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("building a running job's status failed: %s", task.exception())
 
