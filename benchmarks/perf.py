@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -303,6 +304,9 @@ def serve(db: str, *extra: str) -> Iterator[str]:
                 break
         if base is None:
             raise RuntimeError(f"contest serve did not start (exit {proc.wait()})")
+        # the server logs at info (a line per Echo target): read on, or it blocks on a full pipe
+        drain = threading.Thread(target=proc.stderr.read, daemon=True)
+        drain.start()
         yield base
     finally:
         proc.terminate()

@@ -49,7 +49,7 @@ async def test_a_quick_build_is_never_kept() -> None:
 
 async def test_a_dear_build_is_shared_then_refreshed_in_the_background() -> None:
     clock = Clock()
-    shared = RunningStatuses(share=2.0, min_build=0.5, clock=clock)
+    shared = RunningStatuses(share=2.0, min_build=0.5, min_fresh=0.0, clock=clock)
     build = Builder(clock, 1.0)  # a build "takes" 1 s: kept for 2 s
     # requests arriving together wait for one build
     got = await asyncio.gather(*(shared.get((1, 1), build) for _ in range(5)))
@@ -105,7 +105,7 @@ async def test_after_a_cheap_build_a_request_waits_for_the_next_and_others_take_
     """A small job's status stays fresh for whoever asks alone; a request that comes while a
     build is under way takes the last one rather than waiting."""
     clock = Clock()
-    shared = RunningStatuses(share=4.0, min_build=0.5, clock=clock)
+    shared = RunningStatuses(share=4.0, min_build=0.5, min_fresh=0.0, clock=clock)
     build = Builder(clock, 0.1)  # cheap: fresh for no time
     assert await shared.get((1, 1), build) == b"1"
     build.gate = asyncio.Event()
@@ -117,3 +117,12 @@ async def test_after_a_cheap_build_a_request_waits_for_the_next_and_others_take_
     build.gate.set()
     assert await waiting == b"2"  # the one who started it waited for the fresh one
     assert build.calls == 2
+
+
+async def test_a_dear_build_stays_fresh_for_min_fresh_at_least() -> None:
+    clock = Clock()
+    shared = RunningStatuses(share=1.0, min_build=0.05, min_fresh=10.0, clock=clock)
+    build = Builder(clock, 0.1)  # dear, but 1 x 0.1 s is less than min_fresh
+    assert await shared.get((1, 1), build) == b"1"
+    clock.now += 9.0
+    assert await shared.get((1, 1), build) == b"1" and build.calls == 1

@@ -283,7 +283,7 @@ class RunText:
     async def text(self) -> bytes:
         if self._text is None:
             assert self._fragment is not None
-            self._text = await _maybe_in_thread(len(self._fragment.data), inflate, self._fragment)
+            self._text = await _maybe_in_thread(self._fragment.size, inflate, self._fragment)
         return self._text
 
     def text_now(self) -> bytes:

@@ -62,9 +62,9 @@ class RunningStatuses:
     a 10,000-target run is about a second of work; twenty clients polling it would take all of
     the server's time and hold up the job itself. So each build is kept, with what it cost:
 
-    * for ``share`` times as long as it took, requests get it as it is (a cheap one, under
-      ``min_build`` seconds, is fresh for no time: a small job's status is built afresh for each
-      request that comes alone);
+    * for ``share`` times as long as it took (``min_fresh`` seconds at least: a poller's usual
+      interval), requests get it as it is (a cheap one, under ``min_build`` seconds, is fresh
+      for no time: a small job's status is built afresh for each request that comes alone);
     * after that, a request starts the next build (one at a time per run, for all requests) and,
       if the last one was dear, gets the last one at once while the next is made in the
       background; if it was cheap, it waits for the next (and so does whoever comes meanwhile
@@ -73,8 +73,8 @@ class RunningStatuses:
 
     Building statuses so takes at most about a ``share + 1``-th of the server's time, requests
     wait only for the first build of a run or for a cheap one, and a poller of a big running job
-    sees events at most about ``share + 1`` builds late. A job that is no longer running is
-    forgotten (by the job manager): its status is built afresh.
+    sees events at most about ``share + 1`` builds (or ``min_fresh`` and a build) late. A job
+    that is no longer running is forgotten (by the job manager): its status is built afresh.
     """
 
     def __init__(
@@ -82,10 +82,12 @@ class RunningStatuses:
         *,
         share: float = 4.0,
         min_build: float = 0.05,
+        min_fresh: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.share = share
         self.min_build = min_build
+        self.min_fresh = min_fresh
         self._clock = clock
         self._entries: dict[tuple[int, int], _Shared] = {}
 
@@ -115,7 +117,7 @@ class RunningStatuses:
             entry.task = None
         took = self._clock() - started
         entry.result, entry.built_at = result, self._clock()
-        entry.window = self.share * took if took >= self.min_build else 0.0
+        entry.window = max(self.share * took, self.min_fresh) if took >= self.min_build else 0.0
         return result
 
     def forget(self, job_id: int) -> None:
