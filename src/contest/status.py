@@ -165,8 +165,13 @@ class RunStatus:
 # --- writing a run's status as JSON, directly ------------------------------------------------
 
 
+def _list_text(items: list[str]) -> str:
+    """A JSON array of items already written, or ``null`` for none (Go's nil slice)."""
+    return "[" + ",".join(items) + "]" if items else "null"
+
+
 def _events_text(events: list[TestEvent]) -> str:
-    return "[" + ",".join([compact(event_json(e)) for e in events]) + "]" if events else "null"
+    return _list_text([compact(event_json(e)) for e in events])
 
 
 class _StatusWriter:
@@ -249,7 +254,7 @@ class _StatusWriter:
             )
             done[id(st)] = (st, text)
             append(text)
-        return "[" + ",".join(parts) + "]"
+        return _list_text(parts)
 
     def step_status(self, ss: TestStepStatus) -> str:
         return (
@@ -260,11 +265,7 @@ class _StatusWriter:
         )
 
     def test_status(self, ts: TestStatus) -> str:
-        steps = (
-            "[" + ",".join([self.step_status(ss) for ss in ts.step_statuses]) + "]"
-            if ts.step_statuses
-            else "null"
-        )
+        steps = _list_text([self.step_status(ss) for ss in ts.step_statuses])
         return (
             f'{{"JobID":{ts.job_id},"RunID":{ts.run_id},"TestName":{self.string(ts.test_name)},'
             f'"TestStepStatuses":{steps},'
@@ -279,11 +280,7 @@ def encode_run_status(rs: RunStatus) -> str:
     encoder took four times as long). ``tests/jobs/test_status_fastpath.py`` checks the two
     agree on random statuses."""
     w = _StatusWriter()
-    tests = (
-        "[" + ",".join([w.test_status(ts) for ts in rs.test_statuses]) + "]"
-        if rs.test_statuses
-        else "null"
-    )
+    tests = _list_text([w.test_status(ts) for ts in rs.test_statuses])
     return (
         f'{{"JobID":{rs.job_id},"RunID":{rs.run_id},"StartTime":"{ZERO_TIME}",'
         f'"TestStatuses":{tests}}}'

@@ -5,6 +5,7 @@ documents are sent as they are, whatever the client accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import random
@@ -103,3 +104,15 @@ def test_pieces_keep_the_bytes_and_their_order() -> None:
     out = list(pieces(parts, 1000))
     assert b"".join(out) == b"".join(parts)
     assert all(len(p) <= 2000 for p in out)
+
+
+async def test_a_runs_missing_form_is_made_once_for_all_who_ask() -> None:
+    from contest.job.status import RunText
+
+    text = b'{"ID":"t"}' * 40_000  # big enough to be compressed in a worker thread
+    run = RunText(text)
+    frags = await asyncio.gather(*(run.fragment() for _ in range(5)))
+    assert all(f is frags[0] for f in frags) and inflate(frags[0]) == text
+    saved = RunText(frag=frags[0])
+    texts = await asyncio.gather(*(saved.text() for _ in range(5)))
+    assert all(t is texts[0] for t in texts) and texts[0] == text

@@ -261,17 +261,18 @@ async def _maybe_in_thread(size: int, fn: Callable[[T], R], arg: T) -> R:
 
 class RunText:
     """A run's status JSON as the server sends it: its bytes, its gzip fragment, or both; the
-    missing one is made when first asked for, and kept (a running run's text is shared by the
-    requests of :class:`~contest.job.statusdoc.RunningStatuses`, a saved one arrives as a
-    fragment)."""
+    missing one is made when first asked for (once, however many requests ask meanwhile), and
+    kept (a running run's text is shared by the requests of
+    :class:`~contest.job.statusdoc.RunningStatuses`, a saved one arrives as a fragment)."""
 
-    __slots__ = ("_fragment", "_text")
+    __slots__ = ("_fragment", "_making", "_text")
 
     def __init__(self, text: bytes | None = None, frag: Fragment | None = None) -> None:
         if text is None and frag is None:
             raise ValueError("a run's text needs its bytes or its fragment")
         self._text = text
         self._fragment = frag
+        self._making: asyncio.Future[None] | None = None  # the missing form, being made
 
     @property
     def size(self) -> int:
@@ -281,9 +282,8 @@ class RunText:
         return self._fragment.size
 
     async def text(self) -> bytes:
-        if self._text is None:
-            assert self._fragment is not None
-            self._text = await _maybe_in_thread(self._fragment.size, inflate, self._fragment)
+        while self._text is None:
+            await self._make()
         return self._text
 
     def text_now(self) -> bytes:
@@ -294,10 +294,26 @@ class RunText:
         return self._text
 
     async def fragment(self) -> Fragment:
-        if self._fragment is None:
-            assert self._text is not None
-            self._fragment = await _maybe_in_thread(len(self._text), fragment, self._text)
+        while self._fragment is None:
+            await self._make()
         return self._fragment
+
+    async def _make(self) -> None:
+        if self._making is None:
+            self._making = asyncio.ensure_future(self._make_missing())
+        making = self._making
+        try:
+            await asyncio.shield(making)
+        finally:
+            if making.done() and self._making is making:
+                self._making = None
+
+    async def _make_missing(self) -> None:
+        if self._text is None:
+            assert self._fragment is not None
+            self._text = await _maybe_in_thread(self._fragment.size, inflate, self._fragment)
+        else:
+            self._fragment = await _maybe_in_thread(len(self._text), fragment, self._text)
 
 
 def run_status_bytes(rs: RunStatus) -> bytes:
