@@ -324,11 +324,15 @@ class JobManager:
         self._check_instance(job_id, req)
         entry = self.jobs.get(job_id)
         if entry is not None and entry.task is not None and not entry.task.done():
+            # the job running here is the one its descriptor would rebuild (which for a big one
+            # takes a fraction of a second of the loop that runs it)
+            job = entry.job
             running: RunningStatuses | None = self._running_statuses
         else:
+            job = await self._status_job(req)
             running = None
             self._running_statuses.forget(job_id)
-        return await encoded_status_document(await self._status_job(req), req, self.store, running)
+        return await encoded_status_document(job, req, self.store, running)
 
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)
