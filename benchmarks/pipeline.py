@@ -146,7 +146,8 @@ def main() -> None:
     )
     print(
         f"framework, Noop step: {fw_noop / hops * 1e6:7.2f} us per target-step "
-        f"(for_each_target: one task per target per step)  ratio {fw_noop / relay:.2f}x"
+        f"(for_each_target; no task for a function that does not wait)  ratio "
+        f"{fw_noop / relay:.2f}x"
     )
     if args.parked:
         kib = asyncio.run(parked_memory(args.parked))
