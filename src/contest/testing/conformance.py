@@ -156,10 +156,10 @@ class _Watched(TestStep):
         watch = self.watch
         inner_output = ch.output
 
-        def route(result: StepResult) -> Awaitable[None]:
+        def route(result: StepResult) -> None:
             tid = result.target.id if result.target is not None else None
             watch.after_return(f"a result for {tid}")
-            return inner_output.put(result)
+            inner_output.put_nowait(result)
 
         channels = StepChannels(ch.input, StepOutput(route, inner_output.close))
         emitter = cast(EventEmitter, _Emitter(ev, watch))
