@@ -27,11 +27,20 @@ The contract every locker follows (ConTest's ``target.Locker``, checked case by 
   the clock is strictly past ``expires_at``.
 
 Targets may be given as IDs or as :class:`~contest.target.Target` objects; only the ID matters.
+
+Waiting for busy targets (:meth:`TargetLocker.lock_queued`): a job whose targets are held by other
+jobs takes a place in a line per target, first come first served across jobs, and is granted all
+of its targets at once (or, with ``need``, at least ``need`` of them) only when it is first in line
+for each target it takes. Since nobody holds part of a request while waiting, two jobs can never
+deadlock holding one target each. A place in line lapses unless renewed (by calling
+``lock_queued`` again) within ``ttl`` seconds, so a crashed waiter never blocks the line.
+The base class gives a locker without a line a fallback that polls ``lock``/``try_lock``.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -112,6 +121,21 @@ class LockRequest:
 
     job_id: int
     target_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLock:
+    """What :meth:`TargetLocker.lock_queued` did.
+
+    ``granted``: the job now holds ``acquired`` (input order) and has left the line. Otherwise the
+    job holds nothing new and keeps its place in line; ``blockers`` maps each target it waits for
+    to the job holding it, or to the job ahead of it in line when the target is free (a
+    third-party locker may not know, and leave it empty).
+    """
+
+    granted: bool
+    acquired: list[str]
+    blockers: dict[str, int]
 
 
 def target_id_of(target: TargetRef) -> str:
@@ -199,6 +223,48 @@ class TargetLocker(abc.ABC):
     ) -> None:
         """Restart the lease of every target (all must still be the job's), or none."""
 
+    async def lock_queued(
+        self,
+        job_id: int,
+        duration: float,
+        targets: Iterable[TargetRef],
+        *,
+        need: int | None = None,
+        limit: int | None = None,
+        ttl: float = 30.0,
+    ) -> QueuedLock:
+        """Lock the targets if the job is first in line for them, else join (or keep) its place.
+
+        ``need=None``: all of the targets or none, as :meth:`lock`. ``need=k``: as
+        :meth:`try_lock`, granted once at least ``k`` of the targets can be taken, taking up to
+        ``limit`` (default: all). Leases last ``duration``; the place in line lapses unless this
+        is called again within ``ttl`` seconds. Lockers with a line override this; the fallback
+        has no line (no first-come order) but never grants a target another job holds.
+        """
+        req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
+        if need is None:
+            try:
+                await self.lock(job_id, duration, req.target_ids)
+            except LockConflict as exc:
+                return QueuedLock(False, [], dict(exc.conflicts))
+            return QueuedLock(True, list(req.target_ids), {})
+        cap = len(req.target_ids) if limit is None else limit
+        held = await self.try_lock(job_id, duration, req.target_ids, cap)
+        if len(held) >= need:
+            return QueuedLock(True, held, {})
+        if held:
+            await self.unlock(job_id, held)
+        return QueuedLock(False, [], {})
+
+    async def leave_queue(self, job_id: int) -> None:
+        """Give up the job's places in line (wait timed out, cancelled, paused). Idempotent."""
+
+    async def wait_for_release(self, timeout: float) -> None:
+        """Return once a lock may have been released or a place in line freed, or after
+        ``timeout`` seconds. Lockers that see releases (in this process) wake waiters at once;
+        the fallback just sleeps, so waiters poll."""
+        await asyncio.sleep(timeout)
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the locker's resources; no call may be in flight or follow."""
@@ -228,6 +294,7 @@ __all__ = [
     "LockerError",
     "LockerFactory",
     "LockerUnavailable",
+    "QueuedLock",
     "TargetLocker",
     "TargetRef",
     "check_request",
