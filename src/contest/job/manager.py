@@ -20,10 +20,15 @@ from typing import Any, Protocol, Unpack
 from contest import hostpolicy
 from contest.errors import Cancelled, ContestError
 from contest.events import (
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_OUT,
     EventReader,
     EventSink,
     FrameworkEvent,
     FrameworkEventQuery,
+    TestEvent,
+    TestEventQuery,
 )
 from contest.job.build import load_job_in_worker, rebuild_job
 from contest.job.descriptor import (
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = 5
 _STATUS_JOBS = 8  # rebuilt jobs kept for status requests
+_ZOMBIE_PAGE = 20_000  # routing events read at once to find a zombie's targets left in a step
 
 
 class JobManagerError(ContestError):
@@ -454,6 +460,16 @@ class JobManager:
             if job_id in self.jobs:
                 continue
             log.warning("job %d was running when this server stopped: failing it", job_id)
+            try:
+                closed = await self._close_open_targets(job_id)
+            except Exception as exc:  # the job is failed all the same: its targets are freed
+                log.error("job %d: cannot close the targets left in its steps: %s", job_id, exc)
+            else:
+                if closed:
+                    log.warning("job %d: %d targets were inside a step", job_id, closed)
+            # with the DB locker, this event's transaction also deletes the job's locks
+            # (contest.storage.jobs.free_targets_of_ended_jobs): its targets are free now,
+            # not when their lease runs out
             await self._state(
                 job_id,
                 JobState.FAILED,
@@ -462,6 +478,51 @@ class JobManager:
                     "while it was running and could not pause it"
                 },
             )
+
+    async def _close_open_targets(self, job_id: int) -> int:
+        """A ``TargetErr`` for each target a zombie left inside a step (``TargetIn`` with no
+        ``TargetOut``/``TargetErr`` after it, in any run, test or attempt), naming the cause,
+        so that no status, progress or web page shows it "in" that step forever. Reads the
+        job's routing events a page at a time; returns how many targets it closed."""
+        open_: dict[tuple[int, str, int, str, str], TestEvent] = {}
+        after = 0
+        while True:
+            page = await self.store.test_events(
+                TestEventQuery(
+                    job_id=job_id,
+                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
+                    after_sequence=after,
+                    limit=_ZOMBIE_PAGE,
+                )
+            )
+            for ev in page:
+                if ev.target is None:
+                    continue
+                h = ev.header
+                key = (h.run_id, h.test_name, h.test_attempt, h.step_label, ev.target.id)
+                if ev.name == TARGET_IN:
+                    open_[key] = ev
+                else:
+                    open_.pop(key, None)
+            if len(page) < _ZOMBIE_PAGE:
+                break
+            after = page[-1].sequence
+        now = time.time()
+        pending = []
+        for ev in open_.values():
+            assert ev.target is not None
+            why = (
+                f"the server ({self.server_id}) stopped while the target was in step "
+                f"{ev.header.step_label!r}: job {job_id} failed as a zombie"
+            )
+            ack = self.store.write_test_event(
+                TestEvent(ev.header, ev.target, TARGET_ERR, {"Error": why}, now)
+            )
+            if ack is not None:
+                pending.append(ack)
+        for ack in pending:
+            await ack
+        return len(open_)
 
     async def _resume_paused(self) -> None:
         for job_id in await self.list(states=[JobState.PAUSED], server_id=self.server_id):

@@ -188,6 +188,8 @@ def make_locker(kind: str, store: Any) -> TargetLocker:
         locker = reg.get("targetlockers", "InMemory").factory()
     else:
         locker = reg.get("targetlockers", "DBLocker").factory(engine=store.engine)
+        # the locks are rows of this database: a job's final state deletes them with it
+        store.free_target_locks_at_job_end()
     return locker
 
 

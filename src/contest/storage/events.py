@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
@@ -34,6 +34,7 @@ from contest.status import gc_paused
 from contest.storage import limits as L
 from contest.storage.bulk import Row, bulk_insert
 from contest.storage.errors import NotSerializable
+from contest.storage.jobs import ENDED_STATES
 from contest.storage.models import JobState
 from contest.storage.schema import framework_events, jobs, test_events
 from contest.target import Target
@@ -231,6 +232,8 @@ class EventCodec:
         return FrameworkItem(row, JobState.from_event_name(ev.name))
 
 
+_ENDED = frozenset(int(s) for s in ENDED_STATES)
+
 _SET_STATE = (
     update(jobs)
     .where(jobs.c.job_id == bindparam("b_job_id"))
@@ -238,8 +241,16 @@ _SET_STATE = (
 )
 
 
-def make_flush(dialect: Dialect) -> Callable[[AsyncConnection, list[Item]], Any]:
-    """The writer's flush: insert a batch's events, and move ``jobs.state`` along with them."""
+#: what the flush calls, in its transaction, with the jobs whose final state the batch stores
+EndedJobs = Callable[[AsyncConnection, set[int]], Awaitable[None]]
+
+
+def make_flush(
+    dialect: Dialect, ended: EndedJobs | None = None
+) -> Callable[[AsyncConnection, list[Item]], Any]:
+    """The writer's flush: insert a batch's events, and move ``jobs.state`` along with them;
+    ``ended(conn, job_ids)`` runs in the same transaction for the jobs whose last state in the
+    batch is one they end in (``jobs.ENDED_STATES``)."""
     insert_test = bulk_insert(dialect, test_events.name, TEST_COLUMNS)
     insert_framework = bulk_insert(dialect, framework_events.name, FRAMEWORK_COLUMNS)
 
@@ -264,6 +275,10 @@ def make_flush(dialect: Dialect) -> Callable[[AsyncConnection, list[Item]], Any]
         await insert_framework(conn, fw_rows)
         if states:
             await conn.execute(_SET_STATE, list(states.values()))
+            if ended is not None:
+                done = {j for j, s in states.items() if s["b_state"] in _ENDED}
+                if done:
+                    await ended(conn, done)
 
     return flush
 

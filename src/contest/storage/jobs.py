@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any, Unpack
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.storage import limits as L
 from contest.storage.models import JobQuery, JobRequest, JobState
-from contest.storage.schema import job_tags, jobs
+from contest.storage.schema import job_tags, jobs, target_locks
 
 # Above this, the extended descriptor goes in its own statement, so neither statement can
 # outgrow a MySQL packet even when both descriptors are near their limit.
@@ -109,3 +110,28 @@ async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
         name = JobState(state).event_name if state is not None else "JobStateUnknown"
         out[name] = out.get(name, 0) + int(n)
     return out
+
+
+#: states after which a job never runs again (a paused job is resumed, and keeps its targets):
+#: the states whose event frees the job's targets (:func:`free_targets_of_ended_jobs`)
+ENDED_STATES = frozenset(
+    {
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.PAUSE_FAILED,
+        JobState.CANCELLATION_FAILED,
+    }
+)
+
+
+async def free_targets_of_ended_jobs(conn: AsyncConnection, job_ids: Collection[int]) -> None:
+    """Everything the database locker keeps for jobs that just ended: their lock rows (and,
+    with a waiting line, their places in it). Run by the event flush in the transaction that
+    stores the jobs' final states, so an ended job never holds a target, whatever killed it:
+    a job failed as a zombie after ``kill -9`` frees its targets at the restart instead of
+    after its lease (tests/e2e/test_e2e_dead_jobs.py). A job's normal release has deleted its
+    rows already; this finds none then."""
+    ids = sorted(set(job_ids))
+    if ids:
+        await conn.execute(delete(target_locks).where(target_locks.c.job_id.in_(ids)))

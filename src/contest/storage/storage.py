@@ -83,7 +83,8 @@ class Storage:
         self._codec = ev.EventCodec(self.limits)
         # a saved status's chunks fit the statement size the limits allow (base64: no quoting)
         self._status_chunk = max(64 * 1024, min(rs.CHUNK_MAX, self.limits.report_data))
-        self._event_flush = ev.make_flush(engine.dialect)
+        self._event_flush = ev.make_flush(engine.dialect, self._jobs_ended)
+        self._frees_target_locks = False
         self._last_prune = time.monotonic()
         self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
             self._flush_events, self.transactor, max_batch=max_batch, name="events"
@@ -152,6 +153,19 @@ class Storage:
             ttl = max(_MARKER_TTL, 4 * self.retry.retry_for)
             m = schema.commit_markers
             await conn.execute(delete(m).where(m.c.committed_at < time.time() - ttl))
+
+    def free_target_locks_at_job_end(self) -> None:
+        """Say that the database locker keeps its locks in this database (``contest serve``
+        with the DB locker on the storage's engine): from now on, the transaction storing a
+        job's final state (completed, failed, cancelled, pause or cancellation failed) also
+        deletes the job's locks (:func:`contest.storage.jobs.free_targets_of_ended_jobs`).
+        Off by default: a locker elsewhere keeps its own rows, which this database's job IDs
+        do not name."""
+        self._frees_target_locks = True
+
+    async def _jobs_ended(self, conn: AsyncConnection, job_ids: set[int]) -> None:
+        if self._frees_target_locks:
+            await jb.free_targets_of_ended_jobs(conn, job_ids)
 
     # --- events: EventReader ------------------------------------------------------------------
 
