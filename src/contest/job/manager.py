@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = 5
 _STATUS_JOBS = 8  # rebuilt jobs kept for status requests
-_ZOMBIE_PAGE = 20_000  # routing events read at once to find a zombie's targets left in a step
+_ROUTING_PAGE = 20_000  # routing events read at once for the targets an ended job left inside
 
 
 class JobManagerError(ContestError):
@@ -375,6 +375,8 @@ class JobManager:
             payload = await self.runner.run(job, entry.scope, resume)
         except Cancelled:
             reason = {"Reason": entry.cancel_reason} if entry.cancel_reason else None
+            why = f" ({entry.cancel_reason})" if entry.cancel_reason else ""
+            await self._close_targets(job.id, f"job {job.id} was cancelled{why}")
             await self._state(job.id, JobState.CANCELLED, reason)
             self._forget(entry)
             return
@@ -386,10 +388,12 @@ class JobManager:
                 log.exception("job %d crashed", job.id)
                 msg = f"{type(exc).__name__}: {exc}"
             if entry.scope.pause.is_set():
+                await self._close_targets(job.id, f"job {job.id} failed pausing")
                 await self._state(
                     job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {msg}"}
                 )
             else:
+                await self._close_targets(job.id, f"job {job.id} failed")
                 await self._state(
                     job.id,
                     JobState.FAILED,
@@ -460,13 +464,11 @@ class JobManager:
             if job_id in self.jobs:
                 continue
             log.warning("job %d was running when this server stopped: failing it", job_id)
-            try:
-                closed = await self._close_open_targets(job_id)
-            except Exception as exc:  # the job is failed all the same: its targets are freed
-                log.error("job %d: cannot close the targets left in its steps: %s", job_id, exc)
-            else:
-                if closed:
-                    log.warning("job %d: %d targets were inside a step", job_id, closed)
+            await self._close_targets(
+                job_id,
+                f"the server ({self.server_id}) stopped",
+                f": job {job_id} failed as a zombie",
+            )
             # with the DB locker, this event's transaction also deletes the job's locks
             # (contest.storage.jobs.free_targets_of_ended_jobs): its targets are free now,
             # not when their lease runs out
@@ -479,11 +481,26 @@ class JobManager:
                 },
             )
 
-    async def _close_open_targets(self, job_id: int) -> int:
-        """A ``TargetErr`` for each target a zombie left inside a step (``TargetIn`` with no
-        ``TargetOut``/``TargetErr`` after it, in any run, test or attempt), naming the cause,
-        so that no status, progress or web page shows it "in" that step forever. Reads the
-        job's routing events a page at a time; returns how many targets it closed."""
+    async def _close_targets(self, job_id: int, cause: str, after: str = "") -> None:
+        """Just before a job's final state (other than completed: a completed job left no
+        target inside a step), a ``TargetErr`` for each target it left inside a step:
+        ``"<cause> while the target was in step '<label>'<after>"``. The job is ended all the
+        same if this fails (and its DB locks are deleted with its state)."""
+        try:
+            closed = await self._close_open_targets(job_id, cause, after)
+        except Exception as exc:
+            log.error("job %d: cannot close the targets left in its steps: %s", job_id, exc)
+        else:
+            if closed:
+                log.info("job %d: %d targets were inside a step when it ended", job_id, closed)
+
+    async def _close_open_targets(self, job_id: int, cause: str, tail: str) -> int:
+        """A ``TargetErr`` for each target the ended job left inside a step (``TargetIn`` with
+        no ``TargetOut``/``TargetErr`` after it, in any run, test or attempt), naming the
+        cause, so that no status, progress or web page shows it "in" that step forever (Go
+        ConTest's test runner writes nothing for them: its statuses show them in for good).
+        Reads the job's routing events a page at a time; returns how many targets it
+        closed."""
         open_: dict[tuple[int, str, int, str, str], TestEvent] = {}
         after = 0
         while True:
@@ -492,7 +509,7 @@ class JobManager:
                     job_id=job_id,
                     event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
                     after_sequence=after,
-                    limit=_ZOMBIE_PAGE,
+                    limit=_ROUTING_PAGE,
                 )
             )
             for ev in page:
@@ -504,17 +521,14 @@ class JobManager:
                     open_[key] = ev
                 else:
                     open_.pop(key, None)
-            if len(page) < _ZOMBIE_PAGE:
+            if len(page) < _ROUTING_PAGE:
                 break
             after = page[-1].sequence
         now = time.time()
         pending = []
         for ev in open_.values():
             assert ev.target is not None
-            why = (
-                f"the server ({self.server_id}) stopped while the target was in step "
-                f"{ev.header.step_label!r}: job {job_id} failed as a zombie"
-            )
+            why = f"{cause} while the target was in step {ev.header.step_label!r}{tail}"
             ack = self.store.write_test_event(
                 TestEvent(ev.header, ev.target, TARGET_ERR, {"Error": why}, now)
             )
@@ -549,6 +563,7 @@ class JobManager:
                 job.requestor = req.requestor
             except Exception as exc:
                 log.error("failed to resume job %d: %s", job_id, exc)
+                await self._close_targets(job_id, f"job {job_id} could not be resumed")
                 await self._state(
                     job_id, JobState.FAILED, {"Err": f"failed to resume job {job_id}: {exc}"}
                 )
