@@ -40,6 +40,21 @@ TARGETS_WAIT_ENDED = "TargetsWaitEnded"
 # framework events
 RUN_STARTED = "RunStarted"
 
+
+def closing_error(cause: str, label: str, tail: str = "") -> str:
+    """The ``Error`` of the ``TargetErr`` the job manager writes for a target a job left inside
+    step ``label`` when it ended (cancelled, failed, or failed as a zombie after its server
+    died), so that no status shows the target in the step for good (ConTest writes none):
+    ``<cause> while the target was in step "<label>"<tail>``."""
+    return f'{cause} while the target was in step "{label}"{tail}'
+
+
+def is_closing_error(error: str, label: str) -> bool:
+    """True if ``error``, of a target in step ``label``, is a :func:`closing_error`: the target
+    did not fail the step, its job ended while it was inside (a summary says "not finished")."""
+    return f' while the target was in step "{label}"' in error
+
+
 FRAMEWORK_TEST_EVENTS = frozenset(
     {
         TARGET_IN,

@@ -12,7 +12,8 @@ A target's verdict in a test, from its statuses in the test's steps, in order:
 * *failed*: a step reported an error for it (the first such step is named);
 * *passed*: it left every step without an error;
 * *not finished*: it entered a step and never left it, or passed some steps and never entered
-  the next (the job was cancelled, paused, or is still running); the step is named;
+  the next (the job was cancelled, paused, or is still running), or the job ended while it was
+  inside a step (the ``TargetErr`` of :func:`contest.events.closing_error`); the step is named;
 * *not run*: acquired, but it never entered a step.
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contest.events import is_closing_error
 from contest.golang.time import parse_go_time
 
 PASSED = "passed"
@@ -207,6 +209,10 @@ def _target_outcome(
             outcome.start = t_in
         if t_out is not None:
             outcome.end = t_out
+        if ts.get("Error") and is_closing_error(str(ts["Error"]), label):
+            # the job ended with the target inside (our closing TargetErr): not a failure
+            outcome.verdict, outcome.step = NOT_FINISHED, label
+            return outcome
         if ts.get("Error"):
             outcome.verdict, outcome.step = FAILED, label
             outcome.error = str(ts["Error"])

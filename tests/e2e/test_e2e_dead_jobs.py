@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from e2ekit import ServerProcess, literal_job, sleep_job
+from e2ekit import ServerProcess, contestcli, literal_job, sleep_job
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
@@ -114,7 +114,7 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
     assert sorted(e["target"]["ID"] for e in closing) == ["T0000", "T0001"]
     assert {e["payload"]["Error"] for e in closing} == {
         f"job {cancelled} was cancelled (stopped by a stop request) while the target was in "
-        "step 'nap'"
+        'step "nap"'
     }
     assert targets_in_a_step(server, cancelled) == []
 
@@ -143,11 +143,15 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
     for e in closing:
         assert e["step_label"] == "nap"
         assert e["payload"] == {
-            "Error": f"the server (vm) stopped while the target was in step 'nap': "
+            "Error": f'the server (vm) stopped while the target was in step "nap": '
             f"job {zombie} failed as a zombie"
         }
     assert targets_in_a_step(again, zombie) == []
     assert targets_in_a_step(again, cancelled) == []
+    # contestcli's summary: not finished (not failed), and why
+    proc = contestcli("status", str(zombie), "--human", addr=again.url)
+    assert 'NOT FINISHED dut1 in step "nap"' in proc.stdout, proc.stdout
+    assert "was zombieed: the server (vm) stopped" in proc.stdout
     assert again.progress(zombie)["Steps"][0]["InFlight"] == 0
 
     # the next job on the same targets gets them at once and passes

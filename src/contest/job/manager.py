@@ -29,6 +29,7 @@ from contest.events import (
     FrameworkEventQuery,
     TestEvent,
     TestEventQuery,
+    closing_error,
 )
 from contest.job.build import load_job_in_worker, rebuild_job
 from contest.job.descriptor import (
@@ -483,9 +484,10 @@ class JobManager:
 
     async def _close_targets(self, job_id: int, cause: str, after: str = "") -> None:
         """Just before a job's final state (other than completed: a completed job left no
-        target inside a step), a ``TargetErr`` for each target it left inside a step:
-        ``"<cause> while the target was in step '<label>'<after>"``. The job is ended all the
-        same if this fails (and its DB locks are deleted with its state)."""
+        target inside a step), a ``TargetErr`` for each target it left inside a step (its
+        ``Error`` is :func:`contest.events.closing_error`, which summaries show as "not
+        finished"). The job is ended all the same if this fails (and its DB locks are deleted
+        with its state)."""
         try:
             closed = await self._close_open_targets(job_id, cause, after)
         except Exception as exc:
@@ -528,7 +530,7 @@ class JobManager:
         pending = []
         for ev in open_.values():
             assert ev.target is not None
-            why = f"{cause} while the target was in step {ev.header.step_label!r}{tail}"
+            why = closing_error(cause, ev.header.step_label, tail)
             ack = self.store.write_test_event(
                 TestEvent(ev.header, ev.target, TARGET_ERR, {"Error": why}, now)
             )
