@@ -205,6 +205,19 @@ async def test_reports(storage: Storage) -> None:
     assert await storage.job_report(job_id + 1) == JobReport(job_id + 1)
 
 
+async def test_reports_order_by_name_in_code_points_on_every_database(storage: Storage) -> None:
+    """Capitals first, whatever the database's collation (PostgreSQL's follows its locale):
+    the order docs/migrating-from-contest.md promises ("Run reports' order")."""
+    job_id = await storage.store_job(request())
+    for name in ("noop", "alpha", "TargetSuccess", "Zeta", "noop"):
+        await storage.store_report(Report(job_id, 1, name, True, name, 1.0))
+        await storage.store_report(Report(job_id, 0, name, True, name, 1.0))
+    got = await storage.job_report(job_id)
+    expected = ["TargetSuccess", "Zeta", "alpha", "noop", "noop"]
+    assert [r.reporter_name for r in got.run_reports[0]] == expected
+    assert [r.reporter_name for r in got.final_reports] == expected
+
+
 async def test_report_limits_and_time(storage: Storage) -> None:
     with pytest.raises(ParameterTooLong, match="Reporter name is too long: 33 > 32"):
         await storage.store_report(Report(1, 1, "R" * 33, True))

@@ -34,15 +34,29 @@ async def insert_report(conn: AsyncConnection, row: dict[str, object]) -> None:
 
 async def fetch_job_report(conn: AsyncConnection, job_id: int) -> JobReport:
     """All reports of a job; run reports grouped by run (gaps become empty lists), each group
-    and the final reports ordered by reporter name, then by storing order."""
+    and the final reports ordered by reporter name, by code point (``TargetSuccess`` before
+    ``noop``), then by storing order. Sorted here, not by the database: ``ORDER BY`` on a
+    name follows the column's collation, which on PostgreSQL is the database's locale
+    (``noop`` first under ``en_US``), so the same job would read differently on each database
+    (docs/migrating-from-contest.md, "Run reports' order")."""
     r = reports
-    rows = await conn.execute(
-        select(r.c.run_id, r.c.reporter_name, r.c.success, r.c.data, r.c.report_time)
-        .where(r.c.job_id == job_id)
-        .order_by(r.c.run_id, r.c.reporter_name, r.c.report_id)
+    rows = list(
+        (
+            await conn.execute(
+                select(
+                    r.c.run_id,
+                    r.c.reporter_name,
+                    r.c.success,
+                    r.c.data,
+                    r.c.report_time,
+                    r.c.report_id,
+                ).where(r.c.job_id == job_id)
+            )
+        ).all()
     )
+    rows.sort(key=lambda row: (row[0], row[1], row[5]))
     out = JobReport(job_id)
-    for run_id, name, success, data, when in rows:
+    for run_id, name, success, data, when, _ in rows:
         rep = Report(
             job_id,
             run_id,
