@@ -12,6 +12,7 @@ import json
 import pytest
 
 from contest import events
+from contest.events import TestEventQuery
 from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobManager, JobManagerError
 from contest.storage import JobState
@@ -189,6 +190,31 @@ async def test_crash_step_fails_the_job(jm_env, jm: JobManager) -> None:
     assert "TestStep crashed" in doc["StateErrMsg"]
     assert doc["JobReport"] == {"JobID": job_id, "RunReports": None, "FinalReports": None}
     # targets are released before the job fails
+    assert await jm_env.locked() == []
+
+
+async def test_a_failed_job_closes_the_targets_it_left_inside_a_step(
+    jm_env, jm: JobManager
+) -> None:
+    """TDrop goes in and never comes out, then TDup comes back twice (a broken step: the job
+    fails): the job manager closes TDrop with a TargetErr naming the cause before the job's
+    final state, so no status shows it in the step for good (ConTest writes nothing for it)."""
+    desc = jm_env.descriptor(
+        [jm_env.step("badtargets", "bad")],
+        test_name="IntegrationTest: bad",
+        targets=["TDrop", "TDup"],
+    )
+    job_id = await finished(jm_env, jm, desc, S.FAILED)
+    log = [e[-1] for e in await jm_env.target_log(job_id, "TDrop")]
+    assert log == ["TargetAcquired", "TargetIn", "TargetReleased", "TargetErr"]
+    (closing,) = await jm_env.store.test_events(
+        TestEventQuery(job_id=job_id, target_ids=["TDrop"], event_names=["TargetErr"])
+    )
+    assert closing.payload == {"Error": f'job {job_id} failed while the target was in step "bad"'}
+    doc = await jm.status(job_id)
+    for step in doc["RunStatus"]["TestStatuses"][0]["TestStepStatuses"]:
+        for ts in step["TargetStatuses"] or []:
+            assert ts["OutTime"] != "0001-01-01T00:00:00Z", ts
     assert await jm_env.locked() == []
 
 
