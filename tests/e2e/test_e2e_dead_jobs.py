@@ -117,6 +117,7 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
         'step "nap"'
     }
     assert targets_in_a_step(server, cancelled) == []
+    assert [r["InFlight"] for r in server.progress(cancelled)["Steps"]] == [0]
 
     # the job that dies with its server, inside its sleep step
     desc = sleep_job("120s", 2, name="zombie")

@@ -122,6 +122,31 @@ def test_every_verdict() -> None:
     assert job is not None and job.get("errors") == "1"
 
 
+def test_a_target_closed_when_its_job_ended_is_not_finished() -> None:
+    """The job manager's closing TargetErr (contest.events.closing_error) marks a target its
+    job left inside a step when it ended: not finished, like one never closed; an error that
+    merely mentions another step is a failure."""
+    closed = 'job 5 was cancelled (stopped by a stop request) while the target was in step "verify"'
+    other = 'job 5 was cancelled while the target was in step "write"'
+    t = make_test(
+        "flash",
+        [
+            ("write", [ts("closed", "write", T0, T1), ts("odd", "write", T0, T1)]),
+            ("verify", [ts("closed", "verify", T1, T2, closed),
+                        ts("odd", "verify", T1, T2, other)]),
+        ],
+        [ts(x, "", T0) for x in ("closed", "odd")],
+    )  # fmt: skip
+    s = summarize(5, doc("JobStateCancelled", [t]), "stopped by a stop request")
+    verdicts = {o.target: (o.verdict, o.step) for o in s.tests[0].targets}
+    assert verdicts == {"closed": (NOT_FINISHED, "verify"), "odd": (FAILED, "verify")}
+    assert '  NOT FINISHED closed in step "verify"' in render_text(s)
+    root = ET.fromstring(checked(s))
+    case = next(c for c in root.iter("testcase") if c.get("name") == "closed")
+    error = case.find("error")
+    assert error is not None and error.get("type") == "not finished"
+
+
 def checked(s: Any) -> bytes:
     data = junit.render(s)
     SCHEMA.validate(data.decode())

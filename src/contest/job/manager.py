@@ -379,6 +379,7 @@ class JobManager:
             why = f" ({entry.cancel_reason})" if entry.cancel_reason else ""
             await self._close_targets(job.id, f"job {job.id} was cancelled{why}")
             await self._state(job.id, JobState.CANCELLED, reason)
+            await self._leave_queue(job.id)
             self._forget(entry)
             return
         except Exception as exc:
@@ -400,18 +401,29 @@ class JobManager:
                     JobState.FAILED,
                     {"Err": f"Job {job.id} failed after {_go_seconds(took)}: {msg}"},
                 )
+            await self._leave_queue(job.id)
             self._forget(entry)
             return
         if payload is None:
             await self._state(job.id, JobState.COMPLETED)
+            await self._leave_queue(job.id)
             self._forget(entry)
             return
         try:
             await self._state(job.id, JobState.PAUSED, payload.to_json_obj())
         except Exception as exc:
+            await self._close_targets(job.id, f"job {job.id} failed pausing")
             await self._state(
                 job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {exc}"}
             )
+            await self._leave_queue(job.id)
+            # it will not be resumed: the targets it paused with are released (a DB locker's
+            # rows went with the state; other lockers are told)
+            if entry.targets:
+                try:
+                    await self.locker.unlock(job.id, entry.targets)
+                except Exception as unlock_exc:
+                    log.warning("job %d: cannot unlock its targets: %s", job.id, unlock_exc)
             self._forget(entry)
             return
         # paused: keep the entry so that the locks of the held targets stay refreshed
@@ -465,22 +477,37 @@ class JobManager:
             if job_id in self.jobs:
                 continue
             log.warning("job %d was running when this server stopped: failing it", job_id)
-            await self._close_targets(
-                job_id,
-                f"the server ({self.server_id}) stopped",
-                f": job {job_id} failed as a zombie",
-            )
-            # with the DB locker, this event's transaction also deletes the job's locks
-            # (contest.storage.jobs.free_targets_of_ended_jobs): its targets are free now,
-            # not when their lease runs out
-            await self._state(
-                job_id,
-                JobState.FAILED,
-                {
-                    "Err": f"Job {job_id} was zombieed: the server ({self.server_id}) stopped "
-                    "while it was running and could not pause it"
-                },
-            )
+            await self._fail_zombie(job_id)
+
+    async def _fail_zombie(self, job_id: int) -> None:
+        """What is done to a zombie (a job whose server died while it ran): each target it left
+        inside a step gets a closing ``TargetErr``, then the job is failed; with the DB locker
+        the event's transaction also deletes the job's locks
+        (:func:`contest.storage.jobs.free_targets_of_ended_jobs`), so its targets are free now,
+        not when their lease runs out (tests/e2e/test_e2e_dead_jobs.py)."""
+        req = await self.store.get_job(job_id)
+        server = req.server_id if req is not None else self.server_id
+        await self._close_targets(
+            job_id, f"the server ({server}) stopped", f": job {job_id} failed as a zombie"
+        )
+        await self._state(
+            job_id,
+            JobState.FAILED,
+            {
+                "Err": f"Job {job_id} was zombieed: the server ({server}) stopped "
+                "while it was running and could not pause it"
+            },
+        )
+        await self._leave_queue(job_id)
+
+    async def _leave_queue(self, job_id: int) -> None:
+        """An ended job gives up any place in the locker's line (CONTRACTS.md, "Job end frees
+        targets": the locker's API until its table's rows go in the final state's
+        transaction). A failure is logged: a place in line lapses on its own."""
+        try:
+            await self.locker.leave_queue(job_id)
+        except Exception as exc:
+            log.warning("job %d: cannot leave the line for targets: %s", job_id, exc)
 
     async def _close_targets(self, job_id: int, cause: str, after: str = "") -> None:
         """Just before a job's final state (other than completed: a completed job left no
@@ -569,6 +596,7 @@ class JobManager:
                 await self._state(
                     job_id, JobState.FAILED, {"Err": f"failed to resume job {job_id}: {exc}"}
                 )
+                await self._leave_queue(job_id)
                 continue
             log.info("resuming job %d", job_id)
             self._launch(job, payload)
