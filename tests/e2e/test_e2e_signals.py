@@ -144,7 +144,7 @@ def test_kill_9_leaves_a_zombie_that_the_next_server_fails(
     assert doc["StateErrMsg"].startswith(f"Job {job_id} was zombieed")
     assert "stopped while it was running" in doc["StateErrMsg"]
     assert doc["EndTime"] is not None
-    # and it serves: a new job (other targets: the zombie's stay locked until their lease ends)
+    # and it serves: a new job (on the zombie's own targets: tests/e2e/test_e2e_dead_jobs.py)
     assert again.post("version", "requestor=e2e").status_code == 200
     other = literal_job(targets=[{"ID": "fresh"}])
     new_id = start_job(again, other)
