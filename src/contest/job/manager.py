@@ -550,8 +550,8 @@ class JobManager:
                     open_[key] = ev
                 else:
                     open_.pop(key, None)
-            if len(page) < _ROUTING_PAGE:
-                break
+            if len(page) < _ROUTING_PAGE or page[-1].sequence <= after:
+                break  # the last page (or a store without sequence numbers: no paging)
             after = page[-1].sequence
         now = time.time()
         pending = []
