@@ -13,9 +13,11 @@ import pytest
 
 from contest import events
 from contest.events import TestEventQuery
+from contest.job import manager as manager_module
 from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobManager, JobManagerError
-from contest.storage import JobState
+from contest.storage import JobRequest, JobState
+from contest.target import Target
 
 S = JobState
 
@@ -216,6 +218,39 @@ async def test_a_failed_job_closes_the_targets_it_left_inside_a_step(
         for ts in step["TargetStatuses"] or []:
             assert ts["OutTime"] != "0001-01-01T00:00:00Z", ts
     assert await jm_env.locked() == []
+
+
+async def test_a_zombie_is_closed_page_by_page(jm_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routing events of a zombie are read a page at a time (4 here): each target still
+    inside a step, in any step, gets one closing TargetErr; those that left get none."""
+    monkeypatch.setattr(manager_module, "_ROUTING_PAGE", 4)
+    job_id = await jm_env.store.store_job(
+        JobRequest(name="zombie", requestor="x", server_id=jm_env.SERVER_ID, descriptor="{}")
+    )
+    pending = jm_env.store.write_framework_event(events.FrameworkEvent(job_id, "JobStateStarted"))
+    if pending is not None:
+        await pending
+    one = events.TestEventHeader(job_id, 1, "t", "one")
+    two = events.TestEventHeader(job_id, 1, "t", "two")
+    written = []
+    for i in range(10):
+        written.append(events.TestEvent(one, Target(f"t{i}"), "TargetIn"))
+        if i % 2 == 0:  # the even ones passed step one and are inside step two
+            written.append(events.TestEvent(one, Target(f"t{i}"), "TargetOut"))
+            written.append(events.TestEvent(two, Target(f"t{i}"), "TargetIn"))
+    for ev in written:
+        pending = jm_env.store.write_test_event(ev)
+        if pending is not None:
+            await pending
+    await jm_env.started()
+    assert await jm_env.states(job_id) == ["JobStateStarted", "JobStateFailed"]
+    closing = await jm_env.store.test_events(
+        TestEventQuery(job_id=job_id, event_names=["TargetErr"])
+    )
+    got = sorted((e.header.step_label, e.target.id) for e in closing if e.target)
+    assert got == sorted(
+        [("one", f"t{i}") for i in range(1, 10, 2)] + [("two", f"t{i}") for i in range(0, 10, 2)]
+    )
 
 
 # --- 92-94 / 43-49: rejected descriptors -----------------------------------------------------
