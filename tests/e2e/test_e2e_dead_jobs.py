@@ -24,6 +24,7 @@ from e2ekit import ServerProcess, contestcli, literal_job, sleep_job
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
+from contest.golang.time import parse_go_time
 from contest.storage.schema import target_locks
 from contest.testing.databases import Kind, server_available, temporary_database
 
@@ -160,7 +161,12 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
     nxt = start(again, desc)
     assert again.wait_state(nxt, "JobStateCompleted", "JobStateFailed") == "JobStateCompleted"
     assert events(again, nxt, "TargetAcquireErr") == []
-    assert len(events(again, nxt, "TargetAcquired")) == 2
+    acquired = events(again, nxt, "TargetAcquired")
+    assert len(acquired) == 2
+    began_job = parse_go_time(again.get(f"/api/v1/jobs/{nxt}/status").json()["StartTime"])
+    got_them = parse_go_time(acquired[-1]["emit_time"])
+    assert began_job is not None and got_them is not None
+    assert got_them - began_job < 2.0, "the targets were not free at once"
     doc = again.get(f"/api/v1/jobs/{nxt}/status").json()
     assert doc["JobReport"]["RunReports"][0][0]["Success"] is True
     assert lock_rows(db_url) == {}
