@@ -71,24 +71,25 @@ async def test_retry_works(api: ApiEnv) -> None:
     assert out["Error"] == "could not find job request with id 999"
 
 
-async def test_targets_keep_fqdn_and_addresses(api: ApiEnv) -> None:
-    """Go's rdbms storage keeps only the target's ID (``target.Target{ID: targetID}`` in
-    plugins/storage/rdbms/events.go): its statuses show ``{"ID": "..."}``."""
+async def test_targets_keep_fqdn_and_addresses(any_api: ApiEnv) -> None:
+    """On every database. Go's rdbms storage keeps only the target's ID
+    (``target.Target{ID: targetID}`` in plugins/storage/rdbms/events.go): its statuses show
+    ``{"ID": "..."}``."""
     assert '{"ID":"t1"}' in doc_entry("Targets keep their FQDN and addresses")
     whole = {"ID": "t1", "FQDN": "t1.example.org", "PrimaryIPv4": "10.0.0.1"}
     whole["PrimaryIPv6"] = "fd00::1"
     desc = descriptor()
     desc["TestDescriptors"][0]["TargetManagerAcquireParameters"]["Targets"] = [whole]
-    job_id = await api.start(desc)
-    await api.wait_state(job_id, JobState.COMPLETED)
-    (ts,) = target_statuses(await status(api, job_id))
+    job_id = await any_api.start(desc)
+    await any_api.wait_state(job_id, JobState.COMPLETED)
+    (ts,) = target_statuses(await status(any_api, job_id))
     assert ts["Target"] == whole
     assert {json.dumps(e["Data"]["Target"], sort_keys=True) for e in ts["Events"]} == {
         json.dumps(whole, sort_keys=True)
     }
 
 
-async def test_run_reports_in_code_point_order(api: ApiEnv) -> None:
+async def test_run_reports_in_code_point_order(any_api: ApiEnv) -> None:
     """Go's rdbms storage: ``order by run_id asc, reporter_name asc`` in MySQL's
     case-insensitive collation (noop first, as its capture shows); its memory storage: the
     order reporters ran (the descriptor's)."""
@@ -98,9 +99,9 @@ async def test_run_reports_in_code_point_order(api: ApiEnv) -> None:
         {"Name": "noop"},
         {"Name": "TargetSuccess", "Parameters": {"SuccessExpression": ">80%"}},
     ]
-    job_id = await api.start(desc)
-    await api.wait_state(job_id, JobState.COMPLETED)
-    reports = (await status(api, job_id))["JobReport"]["RunReports"][0]
+    job_id = await any_api.start(desc)
+    await any_api.wait_state(job_id, JobState.COMPLETED)
+    reports = (await status(any_api, job_id))["JobReport"]["RunReports"][0]
     assert [r["ReporterName"] for r in reports] == ["TargetSuccess", "noop"]
 
 
@@ -131,13 +132,13 @@ async def test_cmd_events_in_the_order_they_happen(api: ApiEnv) -> None:
     assert entered is not None and first is not None and entered <= first
 
 
-async def test_times_utc_to_the_sub_microsecond(api: ApiEnv) -> None:
+async def test_times_utc_to_the_sub_microsecond(any_api: ApiEnv) -> None:
     """Go's rdbms storage: ``TIMESTAMP`` columns, whole seconds (``"2026-11-30T23:59:44Z"`` in
     the MySQL capture); its memory storage: nanoseconds, in the server's time zone."""
     assert "whole seconds" in doc_entry("Times")
-    job_id = await api.start(descriptor())
-    await api.wait_state(job_id, JobState.COMPLETED)
-    doc = await status(api, job_id)
+    job_id = await any_api.start(descriptor())
+    await any_api.wait_state(job_id, JobState.COMPLETED)
+    doc = await status(any_api, job_id)
     (ts,) = target_statuses(doc)
     times = [doc["StartTime"], doc["EndTime"], ts["InTime"], ts["OutTime"]]
     times += [e["EmitTime"] for e in ts["Events"]]
