@@ -755,6 +755,384 @@ async def race_unlock_and_lock(c: CaseContext) -> None:
 CASES: tuple[ConformanceCase, ...] = tuple(CASES_LIST)
 
 
+# --- the line: lock_queued, leave_queue, wait_for_release ----------------------------------------
+#
+# Two lists: QUEUE_CASES, the whole contract of a locker with a line (first come first served per
+# target across jobs, places that lapse, waking waiters), and QUEUE_BASIC_CASES, the part that
+# the base class's fallback (no line, polling) honours too, so that any locker can be checked
+# against what it claims. Waiting jobs renew their place by calling lock_queued again, as the job
+# runner does while it waits.
+
+QUEUE_CASES_LIST: list[ConformanceCase] = []
+QUEUE_BASIC_LIST: list[ConformanceCase] = []
+
+
+def queue_case(*, basic: bool = False) -> Callable[[CaseBody], CaseBody]:
+    """Register a line case; ``basic``: the fallback without a line passes it too."""
+
+    def register(body: CaseBody) -> CaseBody:
+        doc = (body.__doc__ or "").strip()
+        made = ConformanceCase(body.__name__, body, (), doc)
+        QUEUE_CASES_LIST.append(made)
+        if basic:
+            QUEUE_BASIC_LIST.append(made)
+        return body
+
+    return register
+
+
+J4, J5 = 4, 5
+
+
+async def granted(
+    locker: TargetLocker,
+    job: int,
+    targets: Sequence[str],
+    what: str,
+    *,
+    need: int | None = None,
+    limit: int | None = None,
+    ttl: float = 30.0,
+    duration: float = DEFAULT,
+) -> list[str]:
+    """``lock_queued`` must grant; returns what was acquired."""
+    got = await ok(
+        locker.lock_queued(job, duration, targets, need=need, limit=limit, ttl=ttl), what
+    )
+    expect(got.granted, f"{what}: expected a grant, got {got}")
+    expect(got.blockers == {}, f"{what}: a grant names no blockers, got {got.blockers}")
+    return list(got.acquired)
+
+
+async def waits(
+    locker: TargetLocker,
+    job: int,
+    targets: Sequence[str],
+    what: str,
+    blockers: dict[str, int] | None = None,
+    *,
+    need: int | None = None,
+    limit: int | None = None,
+    ttl: float = 30.0,
+) -> None:
+    """``lock_queued`` must not grant (and acquire nothing); ``blockers``, if given, exactly."""
+    got = await ok(locker.lock_queued(job, DEFAULT, targets, need=need, limit=limit, ttl=ttl), what)
+    expect(not got.granted, f"{what}: expected the job to wait, got {got}")
+    expect(list(got.acquired) == [], f"{what}: a waiting job acquires nothing, got {got}")
+    if blockers is not None:
+        expect(got.blockers == blockers, f"{what}: blockers should be {blockers}, got {got}")
+
+
+async def holds_none(locker: TargetLocker, job: int, targets: Sequence[str], what: str) -> None:
+    """The job holds none of the targets: refreshing any one of them is refused."""
+    for t in targets:
+        err = await conflict(locker.refresh_locks(job, DEFAULT, [t]), f"{what}: job {job} on {t}")
+        expect(err.target_ids == [t], f"{what}: the refusal should name {t} only: {err}")
+
+
+async def holds(locker: TargetLocker, job: int, targets: Sequence[str], what: str) -> None:
+    """The job holds every target (its refresh succeeds)."""
+    await ok(locker.refresh_locks(job, DEFAULT, targets), f"{what}: job {job} holds {targets}")
+
+
+@queue_case(basic=True)
+async def queued_free_targets_granted(c: CaseContext) -> None:
+    """Free targets are granted at once, in input order, with no blockers."""
+    order = [T3, T1, T2]
+    got = await granted(c.locker, J1, order, "lock_queued(job 1, free targets)")
+    expect(got == order, f"acquired should be the targets in input order {order}: {got}")
+    await holds(c.locker, J1, order, "after the grant")
+    await taken(c.locker, order, "after the grant")
+    got = await granted(c.locker, J1, [], "lock_queued(job 1, [])")
+    expect(got == [], f"an empty request acquires nothing: {got}")
+
+
+@queue_case(basic=True)
+async def queued_bad_arguments_rejected(c: CaseContext) -> None:
+    """Bad job, targets, duration, need or limit are rejected before anything changes."""
+    lk = c.locker
+    await rejected(lk.lock_queued(0, DEFAULT, ONE), "lock_queued(job 0)")
+    await rejected(lk.lock_queued(0, DEFAULT, []), "lock_queued(job 0, [])")
+    await rejected(lk.lock_queued(J1, DEFAULT, [""]), "lock_queued([''])")
+    await rejected(lk.lock_queued(J1, -1.0, ONE), "lock_queued(duration -1)")
+    await rejected(lk.lock_queued(J1, DEFAULT, TWO, need=1, limit=-1), "lock_queued(limit -1)")
+    await free(lk, ALL, "after rejected calls")
+
+
+@queue_case()
+async def queued_bad_line_arguments_rejected(c: CaseContext) -> None:
+    """A need that cannot be met, a limit below need, a bad ttl: rejected up front."""
+    lk = c.locker
+    await rejected(lk.lock_queued(J1, DEFAULT, TWO, need=-1), "need -1")
+    await rejected(lk.lock_queued(J1, DEFAULT, TWO, need=3), "need 3 of 2 targets")
+    await rejected(lk.lock_queued(J1, DEFAULT, ALL, need=3, limit=2), "limit 2 below need 3")
+    await rejected(lk.lock_queued(J1, DEFAULT, TWO, ttl=-1.0), "ttl -1")
+    await rejected(lk.lock_queued(J1, DEFAULT, TWO, ttl=float("nan")), "ttl NaN")
+    await rejected(lk.leave_queue(0), "leave_queue(job 0)")
+    await free(lk, ALL, "after rejected calls")
+
+
+@queue_case(basic=True)
+async def queued_all_or_none(c: CaseContext) -> None:
+    """Without need, a job that cannot have every target takes none of them."""
+    await ok(c.locker.lock(J1, DEFAULT, SECOND), "lock(job 1, [002])")
+    await waits(c.locker, J2, [T1, T2, T3], "lock_queued(job 2, [001, 002, 003])", {T2: J1})
+    await holds_none(c.locker, J2, [T1, T2, T3], "while job 2 waits")
+    await ok(c.locker.unlock(J1, SECOND), "unlock(job 1, [002])")
+    got = await granted(c.locker, J2, [T1, T2, T3], "lock_queued(job 2) after the unlock")
+    expect(got == [T1, T2, T3], f"job 2 should hold all three: {got}")
+
+
+@queue_case(basic=True)
+async def queued_need_and_limit(c: CaseContext) -> None:
+    """With need, the job is granted once `need` targets are available, taking up to `limit`."""
+    await ok(c.locker.lock(J1, DEFAULT, TWO), "lock(job 1, [001, 002])")
+    got = await granted(c.locker, J2, ALL, "lock_queued(job 2, all, need 2)", need=2, limit=3)
+    expect(got == [T3, T4], f"job 2 should take 003, 004: {got}")
+    await waits(c.locker, J3, ALL, "lock_queued(job 3, all, need 1)", need=1)
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1, [001])")
+    got = await granted(c.locker, J3, ALL, "lock_queued(job 3, need 1, limit 1)", need=1, limit=1)
+    expect(got == [T1], f"job 3 should take the freed 001 only: {got}")
+    await holds(c.locker, J1, SECOND, "002 is still job 1's")
+    pool = ["p1", "p2", "p3", "p4", "p5"]
+    got = await granted(
+        c.locker, J4, pool, "lock_queued(job 4, 5 free, need 2, limit 3)", need=2, limit=3
+    )
+    expect(got == pool[:3], f"job 4 should take the first three in input order: {got}")
+    got = await granted(c.locker, J5, pool, "lock_queued(job 5, need 0)", need=0)
+    expect(got == pool[3:], f"job 5 with need 0 takes what is free: {got}")
+
+
+@queue_case(basic=True)
+async def queued_relock_own(c: CaseContext) -> None:
+    """Targets the job holds are re-locked as `lock` does: the lease restarts, even when
+    other jobs wait for them."""
+    got = await granted(c.locker, J1, TWO, "lock_queued(job 1, 2m)", duration=SHORT)
+    expect(got == TWO, f"job 1 should hold both: {got}")
+    await waits(c.locker, J2, ONE, "lock_queued(job 2, [001])")
+    c.clock.advance(100)
+    got = await granted(
+        c.locker, J1, [*TWO, T3], "re-lock(job 1, +003, 2m) at +100s", duration=SHORT
+    )
+    expect(got == [*TWO, T3], f"job 1 re-locks its own and takes the free 003: {got}")
+    c.clock.advance(100)  # past the first lease, within the second
+    await taken(c.locker, [T1, T2, T3], "at +200s, the re-lock's lease runs to +220s")
+    await holds(c.locker, J1, [T1, T2, T3], "job 1 after the re-lock")
+
+
+@queue_case()
+async def queued_first_come_first_served(c: CaseContext) -> None:
+    """Three jobs waiting for one target are granted it in the order they came, whatever the
+    order of their later calls."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await waits(c.locker, J2, ONE, "job 2 joins", {T1: J1})
+    await waits(c.locker, J3, ONE, "job 3 joins", {T1: J1})
+    await waits(c.locker, J4, ONE, "job 4 joins", {T1: J1})
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1)")
+    await waits(c.locker, J4, ONE, "job 4 asks first after the unlock", {T1: J2})
+    await waits(c.locker, J3, ONE, "then job 3", {T1: J2})
+    await granted(c.locker, J2, ONE, "job 2, first in line")
+    await waits(c.locker, J4, ONE, "job 4 while job 2 holds it", {T1: J2})
+    await ok(c.locker.unlock(J2, ONE), "unlock(job 2)")
+    await waits(c.locker, J4, ONE, "job 4, behind job 3", {T1: J3})
+    await granted(c.locker, J3, ONE, "job 3")
+    await ok(c.locker.unlock(J3, ONE), "unlock(job 3)")
+    await granted(c.locker, J4, ONE, "job 4, last")
+
+
+@queue_case()
+async def queued_blockers(c: CaseContext) -> None:
+    """Blockers name the holder of a held target, and the first job in line for a free one;
+    a target free and first in line for the job blocks nothing."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await waits(c.locker, J2, [T1, T2], "job 2 on [001, 002]", {T1: J1})
+    await waits(c.locker, J3, [T1, T2, T3], "job 3 on [001, 002, 003]", {T1: J1, T2: J2})
+    await waits(c.locker, J4, [T2, T3], "job 4 on [002, 003]", {T2: J2, T3: J3})
+    await ok(c.locker.lock(J5, 1.0, [T4]), "lock(job 5, [004], 1s)")
+    c.clock.advance(2)
+    await waits(c.locker, J4, [T2, T4], "job 4 on [002, 004]: 004's lease ran out", {T2: J2})
+
+
+@queue_case()
+async def queued_need_keeps_its_place(c: CaseContext) -> None:
+    """A job waiting for `need` targets takes none meanwhile, and no later job jumps ahead of
+    it on a target it waits for; a later job may take targets nobody earlier waits for."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await waits(c.locker, J2, TWO, "job 2, need 2 of [001, 002]", {T1: J1}, need=2)
+    await holds_none(c.locker, J2, TWO, "while job 2 waits")
+    await waits(c.locker, J3, SECOND, "job 3 on [002]: job 2 came first", {T2: J2})
+    got = await granted(c.locker, J3, [T2, T3], "job 3, need 1 of [002, 003]", need=1)
+    expect(got == [T3], f"job 3 should take 003, which nobody before it waits for: {got}")
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1)")
+    got = await granted(c.locker, J2, TWO, "job 2 once both are free", need=2)
+    expect(got == TWO, f"job 2 should hold both: {got}")
+
+
+@queue_case()
+async def queued_two_target_job_not_starved(c: CaseContext) -> None:
+    """A job needing two targets held in turn by others is not overtaken on either."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await ok(c.locker.lock(J2, DEFAULT, SECOND), "lock(job 2, [002])")
+    await waits(c.locker, J3, TWO, "job 3 on [001, 002]", {T1: J1, T2: J2})
+    await ok(c.locker.unlock(J1, ONE), "job 1 lets 001 go")
+    await waits(c.locker, J4, ONE, "job 4 on [001]: job 3 came first", {T1: J3})
+    await waits(c.locker, J1, ONE, "job 1 wants 001 back", {T1: J3})
+    await waits(c.locker, J3, TWO, "job 3: 002 still held", {T2: J2})
+    await holds_none(c.locker, J3, TWO, "job 3 holds nothing while waiting")
+    await ok(c.locker.unlock(J2, SECOND), "job 2 lets 002 go")
+    await waits(c.locker, J4, ONE, "job 4, still behind job 3", {T1: J3})
+    got = await granted(c.locker, J3, TWO, "job 3")
+    expect(got == TWO, f"job 3 should hold both: {got}")
+    await ok(c.locker.unlock(J3, TWO), "unlock(job 3)")
+    await waits(c.locker, J1, ONE, "job 1: job 4 came before it", {T1: J4})
+    await granted(c.locker, J4, ONE, "job 4")
+
+
+@queue_case()
+async def queued_place_lapses(c: CaseContext) -> None:
+    """A place not renewed within ttl lapses (held up to and including its end); the job
+    then starts again at the back of the line."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1)")
+    await waits(c.locker, J2, ONE, "job 2 joins, ttl 10s", {T1: J1}, ttl=10)
+    await waits(c.locker, J3, ONE, "job 3 joins, ttl 10s", {T1: J1}, ttl=10)
+    c.clock.advance(5)
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1) at +5s")
+    await waits(c.locker, J3, ONE, "job 3 renews at +5s", {T1: J2}, ttl=10)
+    c.clock.advance(5)
+    await waits(c.locker, J3, ONE, "job 3 at +10s: job 2's place ends now", {T1: J2}, ttl=10)
+    c.clock.advance(0.001)
+    await granted(c.locker, J3, ONE, "job 3 just after job 2's place lapsed")
+    await waits(c.locker, J2, ONE, "job 2 comes back", {T1: J3})
+    await waits(c.locker, J4, ONE, "job 4 joins", {T1: J3})
+    await ok(c.locker.unlock(J3, ONE), "unlock(job 3)")
+    await waits(c.locker, J4, ONE, "job 4: job 2 rejoined before it", {T1: J2})
+    await granted(c.locker, J2, ONE, "job 2, from its new place")
+
+
+@queue_case()
+async def queued_leave_queue(c: CaseContext) -> None:
+    """leave_queue gives up the job's places (idempotent); coming back means the back."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1)")
+    await waits(c.locker, J2, ONE, "job 2 joins")
+    await waits(c.locker, J3, ONE, "job 3 joins")
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1)")
+    await waits(c.locker, J3, ONE, "job 3 behind job 2", {T1: J2})
+    await ok(c.locker.leave_queue(J2), "leave_queue(job 2)")
+    await ok(c.locker.leave_queue(J2), "leave_queue(job 2) again")
+    await ok(c.locker.leave_queue(J5), "leave_queue(job 5), never in line")
+    await waits(c.locker, J2, ONE, "job 2 comes back: now behind job 3", {T1: J3})
+    await granted(c.locker, J3, ONE, "job 3")
+
+
+@queue_case()
+async def queued_grant_leaves_the_line(c: CaseContext) -> None:
+    """A granted job is out of the line: targets it waited for and did not take are free."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await waits(c.locker, J2, ALL, "job 2, need 4 of all", {T1: J1}, need=4)
+    await waits(c.locker, J3, [T4], "job 3 on [004]", {T4: J2})
+    got = await granted(c.locker, J2, ALL, "job 2, need 2 of all, limit 2", need=2, limit=2)
+    expect(got == [T2, T3], f"job 2 should take 002, 003: {got}")
+    await granted(c.locker, J3, [T4], "job 3: job 2 no longer waits for 004")
+
+
+@queue_case()
+async def queued_latest_request_replaces_place(c: CaseContext) -> None:
+    """A job's place covers the targets of its latest request only."""
+    await ok(c.locker.lock(J1, DEFAULT, ONE), "lock(job 1, [001])")
+    await waits(c.locker, J2, TWO, "job 2 on [001, 002]", {T1: J1})
+    await waits(c.locker, J3, SECOND, "job 3 on [002]", {T2: J2})
+    await waits(c.locker, J2, ONE, "job 2 now asks for [001] only", {T1: J1})
+    await granted(c.locker, J3, SECOND, "job 3: job 2 no longer waits for 002")
+    await ok(c.locker.unlock(J1, ONE), "unlock(job 1)")
+    await waits(c.locker, J4, ONE, "job 4: job 2 kept its ticket", {T1: J2})
+
+
+async def _elapsed(call: Awaitable[Any]) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await call
+    return loop.time() - start
+
+
+@queue_case()
+async def queued_wait_for_release_wakes(c: CaseContext) -> None:
+    """wait_for_release returns as soon as this locker sees an unlock or a place given up,
+    at once if it saw one since the task's last lock_queued, else after its timeout."""
+    lk = c.locker
+    await ok(lk.lock(J1, DEFAULT, ONE), "lock(job 1)")
+    await waits(lk, J2, ONE, "job 2 joins")
+    took = await _elapsed(lk.wait_for_release(0.05))
+    expect(took >= 0.04, f"with nothing released, the wait should last its timeout: {took:.3f}s")
+
+    async def job2_waits() -> float:
+        await waits(lk, J2, ONE, "job 2 renews")
+        return await _elapsed(lk.wait_for_release(30))
+
+    waiter = asyncio.create_task(job2_waits())
+    await asyncio.sleep(0.05)
+    await ok(lk.unlock(J1, ONE), "unlock(job 1)")
+    took = await asyncio.wait_for(waiter, 10)
+    expect(took < 5, f"an unlock should wake the waiter at once, it slept {took:.3f}s")
+
+    await ok(lk.lock(J1, DEFAULT, ONE), "lock(job 1) again")
+    await waits(lk, J2, ONE, "job 2 renews")
+    await ok(lk.unlock(J1, ONE), "unlock between job 2's look and its wait")
+    took = await _elapsed(lk.wait_for_release(30))
+    expect(took < 5, f"a release since the last lock_queued should not be lost: {took:.3f}s")
+
+    await ok(lk.lock(J1, DEFAULT, ONE), "lock(job 1) again")
+    await waits(lk, J3, ONE, "job 3 joins")
+
+    async def job3_waits() -> float:
+        await waits(lk, J3, ONE, "job 3 renews")
+        return await _elapsed(lk.wait_for_release(30))
+
+    waiter = asyncio.create_task(job3_waits())
+    await asyncio.sleep(0.05)
+    await ok(lk.leave_queue(J2), "leave_queue(job 2)")
+    took = await asyncio.wait_for(waiter, 10)
+    expect(took < 5, f"a place given up should wake the waiter at once: {took:.3f}s")
+
+
+@queue_case()
+async def queued_race_one_target_one_job(c: CaseContext) -> None:
+    """Jobs ask for overlapping targets at once through separate lockers: a target is never
+    granted to two jobs, and every job gets its turn."""
+    lockers = [c.locker, await c.peer(), await c.peer()]
+    jobs = {j: [f"q{j % 3}", f"q{(j + 1) % 3}"] for j in range(1, 7)}
+    holder: dict[str, int] = {}
+    done: list[int] = []
+    for _ in range(40):
+        pending = [j for j in jobs if j not in done]
+        if not pending:
+            break
+        results = await asyncio.gather(
+            *(
+                ok(lockers[j % 3].lock_queued(j, DEFAULT, jobs[j]), f"lock_queued(job {j})")
+                for j in pending
+            )
+        )
+        for j, got in zip(pending, results, strict=True):
+            if not got.granted:
+                continue
+            for t in got.acquired:
+                expect(t not in holder, f"{t} granted to job {j} while job {holder.get(t)} has it")
+                holder[t] = j
+        for j, got in zip(pending, results, strict=True):
+            if got.granted:
+                await ok(lockers[0].unlock(j, got.acquired), f"unlock(job {j})")
+                for t in got.acquired:
+                    del holder[t]
+                done.append(j)
+    expect(sorted(done) == sorted(jobs), f"every job should have had its turn, got {done}")
+
+
+#: The line's cases, for lockers with a line (InMemory, DBLocker).
+QUEUE_CASES: tuple[ConformanceCase, ...] = tuple(QUEUE_CASES_LIST)
+#: The part of the line's contract the base class's fallback (no line) honours too.
+QUEUE_BASIC_CASES: tuple[ConformanceCase, ...] = tuple(QUEUE_BASIC_LIST)
+
+
 async def run_conformance(
     backend: LockerBackend, cases: Iterable[ConformanceCase] = CASES
 ) -> dict[str, BaseException]:
@@ -772,6 +1150,8 @@ __all__ = [
     "ALL",
     "CASES",
     "DEFAULT",
+    "QUEUE_BASIC_CASES",
+    "QUEUE_CASES",
     "SHORT",
     "CaseContext",
     "ConformanceCase",

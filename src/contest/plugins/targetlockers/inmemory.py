@@ -7,10 +7,22 @@ Each call inspects and changes the table in one synchronous stretch (there is no
 inside), under a ``threading.Lock``, so calls are atomic with respect to each other both among
 tasks of one event loop and across threads. Time comes from an injectable clock (default
 ``time.monotonic``, immune to wall-clock jumps), which lets tests expire leases without sleeping.
+
+**The line** (:meth:`InMemoryLocker.lock_queued`): a job whose targets are busy waits in a line
+per target, first come first served across jobs (see :mod:`contest.plugins.targetlockers._line`
+for why one ticket per job, and why all-or-none cannot deadlock). Here the line is three dicts
+(target -> waiting jobs and their tickets, job -> its targets, job -> when its place lapses),
+changed under the same mutex as the leases, so a grant and the line move together. A job's place
+covers the targets of its latest request; it lapses ``ttl`` seconds after that request (same
+clock as the leases), and a lapsed job starts again at the back. ``lock`` and ``try_lock`` do not
+look at the line (ConTest's behaviour, for callers that never wait). An unlock, a grant that
+gives up places, ``leave_queue`` and a lapse wake this locker's waiters
+(:meth:`InMemoryLocker.wait_for_release`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -23,10 +35,13 @@ from contest.locking import (
     LockConflict,
     LockerClosed,
     LockerFactory,
+    QueuedLock,
     TargetLocker,
     TargetRef,
     check_request,
 )
+from contest.plugins.targetlockers._line import check_queued, decide
+from contest.plugins.targetlockers._wakeup import ReleaseSignal
 
 NAME = "InMemory"
 
@@ -48,6 +63,12 @@ class InMemoryLocker(TargetLocker):
         self._leases: dict[str, _Lease] = {}
         self._mutex = threading.Lock()
         self._closed = False
+        # the line: target -> {job: ticket}; job -> (its targets, when its place lapses)
+        self._line: dict[str, dict[int, int]] = {}
+        self._places: dict[int, tuple[list[str], float]] = {}
+        self._tickets: dict[int, int] = {}
+        self._next_ticket = itertools.count(1)
+        self._released = ReleaseSignal()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -149,6 +170,8 @@ class InMemoryLocker(TargetLocker):
                 raise LockConflict("unlock", req.job_id, conflicts, missing)
             for tid in req.target_ids:
                 del self._leases[tid]
+        if req.target_ids:
+            self._released.fire()
         log.debug("job %d unlocked %d targets", req.job_id, len(req.target_ids))
 
     async def refresh_locks(
@@ -168,11 +191,132 @@ class InMemoryLocker(TargetLocker):
             )
         log.debug("job %d refreshed %d targets for %ss", req.job_id, len(req.target_ids), duration)
 
+    # --- the line -----------------------------------------------------------------------------
+
+    def _leave(self, job_id: int) -> bool:
+        """Drop the job's places and ticket (mutex held); True if it had any."""
+        self._tickets.pop(job_id, None)
+        place = self._places.pop(job_id, None)
+        if place is None:
+            return False
+        for tid in place[0]:
+            line = self._line.get(tid)
+            if line is not None:
+                line.pop(job_id, None)
+                if not line:
+                    del self._line[tid]
+        return True
+
+    def _drop_lapsed(self, now: float) -> bool:
+        """Forget the places not renewed in time (mutex held); True if any was dropped."""
+        lapsed = [job for job, (_, until) in self._places.items() if now > until]
+        for job in lapsed:
+            self._leave(job)
+        return bool(lapsed)
+
+    async def lock_queued(
+        self,
+        job_id: int,
+        duration: float,
+        targets: Iterable[TargetRef],
+        *,
+        need: int | None = None,
+        limit: int | None = None,
+        ttl: float = 30.0,
+    ) -> QueuedLock:
+        """Lock the targets if the job is first in line for each, else keep its place; see
+        :mod:`contest.locking` and this module's docstring."""
+        req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
+        ids = req.target_ids
+        check_queued("lock_queued", len(ids), need, limit, ttl)
+        with self._mutex:
+            self._check_open()
+            now = self._clock()
+            released = self._drop_lapsed(now)
+            own: set[str] = set()
+            holders: dict[str, int] = {}
+            for tid in ids:
+                lease = self._leases.get(tid)
+                if lease is None:
+                    continue
+                if lease.owner == job_id:
+                    own.add(tid)
+                elif now <= lease.expires_at:
+                    holders[tid] = lease.owner
+            mine = self._tickets.get(job_id)
+            ahead: dict[str, int] = {}
+            for tid in ids:
+                head: tuple[int, int] | None = None
+                for other, ticket in self._line.get(tid, {}).items():
+                    if other == job_id or (mine is not None and ticket > mine):
+                        continue
+                    if head is None or ticket < head[0]:
+                        head = (ticket, other)
+                if head is not None:
+                    ahead[tid] = head[1]
+            decision = decide(ids, own, holders, ahead, need, limit)
+            if decision.granted:
+                expires_at = now + duration
+                for tid in decision.take:
+                    lease = self._leases.get(tid)
+                    created = lease.created_at if lease and lease.owner == job_id else now
+                    self._leases[tid] = _Lease(job_id, created, expires_at)
+                released = self._leave(job_id) or released
+            else:
+                if mine is None:
+                    mine = next(self._next_ticket)
+                    self._tickets[job_id] = mine
+                old = self._places.get(job_id)
+                if old is not None:
+                    keep = set(ids)
+                    for tid in old[0]:
+                        if tid not in keep:
+                            released = True
+                            line = self._line.get(tid)
+                            if line is not None:
+                                line.pop(job_id, None)
+                                if not line:
+                                    del self._line[tid]
+                for tid in ids:
+                    self._line.setdefault(tid, {})[job_id] = mine
+                self._places[job_id] = (list(ids), now + ttl)
+            if released:
+                self._released.fire()
+            self._released.mark()
+        log.debug(
+            "job %d lock_queued %d targets: %s",
+            job_id,
+            len(ids),
+            f"granted {len(decision.take)}"
+            if decision.granted
+            else f"waits on {decision.blockers}",
+        )
+        return QueuedLock(decision.granted, decision.take, decision.blockers)
+
+    async def leave_queue(self, job_id: int) -> None:
+        req = check_request("leave_queue", job_id, ())
+        with self._mutex:
+            self._check_open()
+            left = self._leave(req.job_id)
+        if left:
+            self._released.fire()
+            log.debug("job %d left the line", req.job_id)
+
+    async def wait_for_release(self, timeout: float) -> None:
+        """Return at once if this locker saw an unlock or a place given up since this task's
+        last ``lock_queued``, as soon as it sees one, or after ``timeout`` seconds."""
+        self._check_open()
+        await self._released.wait(timeout)
+
     async def close(self) -> None:
-        """Forget every lease; further calls raise :class:`LockerClosed`."""
+        """Forget every lease and place in line; further calls raise :class:`LockerClosed`."""
         with self._mutex:
             self._closed = True
             self._leases.clear()
+            self._line.clear()
+            self._places.clear()
+            self._tickets.clear()
+        self._released.fire()
 
 
 def new(**settings: Any) -> InMemoryLocker:
