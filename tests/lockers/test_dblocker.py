@@ -140,10 +140,12 @@ async def test_missing_table_is_reported(tmp_path: object) -> None:
 
 
 async def test_unreachable_database() -> None:
-    locker = dblocker.new(url="postgresql://postgres@127.0.0.1:1/nothing")
+    """A refused connection is retried for retry_for seconds, then reported."""
+    locker = dblocker.new(url="postgresql://postgres@127.0.0.1:1/nothing", retry_for=0.3)
     try:
-        with pytest.raises(LockerUnavailable, match="lock by job 1"):
+        with pytest.raises(LockerUnavailable, match="lock by job 1: the database connection"):
             await locker.lock(1, 60, ["a"])
+        assert locker.reconnects >= 2
     finally:
         await locker.close()
 

@@ -27,6 +27,8 @@ TABLES = {
     "framework_events",
     "reports",
     "target_locks",
+    "target_waits",
+    "target_wait_tickets",
     "run_statuses",
     "commit_markers",
     VERSION_TABLE,

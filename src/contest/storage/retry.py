@@ -39,7 +39,12 @@ T = TypeVar("T")
 # refused/lost/killed, server shutting down, too many connections, lock wait timeout, deadlock
 _MYSQL_TRANSIENT = {0, 1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031}
 # PostgreSQL SQLSTATEs worth a retry (class 08, connection exceptions, is checked apart)
-_PG_TRANSIENT = {"40001", "40P01", "53300", "57P01", "57P02", "57P03"}
+_PG_TRANSIENT = {"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"}
+# Of those, the ones about transactions getting in each other's way rather than about the
+# connection: serialization failure, deadlock, lock not available; MySQL's lock wait timeout
+# and deadlock. Retried at once on fresh data, and counted apart from outages (is_contention).
+_PG_CONTENTION = {"40001", "40P01", "55P03"}
+_MYSQL_CONTENTION = {1205, 1213}
 # A connection PostgreSQL refuses gives no SQLSTATE through libpq, only the server's message:
 # these say the refusal is for good (a wrong password or role, an unknown database, no right
 # to connect), and retrying for the whole budget would only hide it (a wrong role used to be
@@ -83,6 +88,28 @@ _DRIVER_MODULES = {"pymysql", "aiomysql", "psycopg", "sqlite3", "aiosqlite"}
 
 def _is_driver_error(error: BaseException) -> bool:
     return type(error).__module__.split(".")[0] in _DRIVER_MODULES
+
+
+def is_contention(error: BaseException) -> bool:
+    """True if ``error`` is transient because of other transactions (a deadlock, a
+    serialization failure, a lock wait that timed out, SQLite's busy database) rather than
+    because the database is unreachable: the work can be redone at once on fresh data, and a
+    retry budget for outages should not count it. Implies :func:`is_transient`."""
+    if not is_transient(error):
+        return False
+    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return False
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_CONTENTION
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _PG_CONTENTION
+    if type(orig).__module__.split(".")[0] in ("sqlite3", "aiosqlite"):
+        text = str(orig).lower()
+        return "locked" in text or "busy" in text
+    return False
 
 
 def _driver_error_transient(orig: BaseException | None) -> bool:

@@ -88,6 +88,33 @@ target_locks = Table(
     **MYSQL_OPTS,
 )
 
+target_waits = Table(
+    "target_waits",
+    metadata,
+    # The line for busy targets (DBLocker.lock_queued): one row per target a waiting job asks
+    # for. ``ticket`` is the job's place, the same on all its rows, from target_wait_tickets;
+    # a row is live while the locker's clock is <= ``expires_at`` (renewed by each call).
+    Column("target_id", String(TARGET_ID_MAX), primary_key=True),
+    Column("job_id", BigInteger, primary_key=True),
+    Column("ticket", BigInteger, nullable=False),
+    Column("expires_at", Double, nullable=False),  # unix seconds: the place lapses after this
+    Index(None, "job_id"),
+    Index(None, "expires_at"),
+    **MYSQL_OPTS,
+)
+
+target_wait_tickets = Table(
+    "target_wait_tickets",
+    metadata,
+    # One row (id 1): the last ticket handed out. Every lock_queued transaction updates it
+    # first, which both numbers new waiters in order and runs the line's transactions one at a
+    # time across servers (a row lock), so no waiter is granted past an earlier one that has
+    # not committed yet.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_ticket", BigInteger, nullable=False),
+    **MYSQL_OPTS,
+)
+
 # --- jobs --------------------------------------------------------------------------------------
 
 jobs = Table(

@@ -31,6 +31,37 @@ takes no gap locks (which would turn racing inserts into deadlocks). On SQLite e
 transaction starts with a write that changes nothing, which takes the database's write lock
 before anything is read; since SQLite runs one writer at a time anyway, one locker also runs its
 calls one at a time rather than have them poll for that lock.
+
+**The line** (:meth:`DBLocker.lock_queued`, :data:`contest.storage.schema.target_waits`): a job
+whose targets are busy gets a row per target it asks for, with its *ticket* (one per job, the
+order of its first call) and the time its place lapses (``ttl`` after its latest call). It is
+granted only the targets no other job holds with a running lease and for which no live row of
+another job has a lower ticket: first come, first served across jobs and servers (see
+:mod:`contest.plugins.targetlockers._line` for why one ticket per job, and why all-or-none
+cannot deadlock). Every ``lock_queued`` transaction first locks the one row of
+``target_wait_tickets`` (``SELECT ... FOR UPDATE``, the write lock on SQLite), and takes its new
+ticket from it: the line's transactions therefore run one at a time across servers, so tickets
+are handed out in commit order and nobody is granted a target past an earlier waiter that has
+not committed yet. Then it reads the targets' leases (``FOR UPDATE``, target order, as ``lock``
+does) and the line, and in the same transaction either takes the leases and deletes the job's
+rows in the line, or renews (or writes) them. Locks are always taken in that order (ticket row,
+then leases in target order, then the job's own line rows), so the line adds no deadlock
+between lockers; ``lock``, ``try_lock``, ``refresh_locks`` and ``unlock`` do not look at the
+line (ConTest's behaviour, for callers that never wait). Lapsed rows are ignored when read, and
+deleted now and then.
+
+**Losing the connection.** Every call is retried when the database connection fails
+(PostgreSQL SQLSTATE class 08, 57P01..57P03; MySQL 2006, 2013 and the like: the storage's own
+classifier, :func:`contest.storage.retry.is_transient`) until ``retry_for`` seconds have passed
+since the first failure; contention (deadlocks, serialization failures) is retried up to
+``max_attempts`` times. A transaction rolled back by the lost connection changed nothing, so it
+is simply redone. One whose ``COMMIT`` got no answer may have committed: ``lock``, ``try_lock``,
+``refresh_locks`` and ``lock_queued`` are idempotent (the job's own rows are re-locked), and an
+``unlock`` redone after such a commit releases whatever of the targets is still the job's.
+
+**Waking waiters**: :meth:`DBLocker.wait_for_release` returns as soon as this locker (this
+process) unlocks, hands a place in line back or sees one given up; waiters on other servers
+poll, with the timeout they pass.
 """
 
 from __future__ import annotations
@@ -38,7 +69,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -61,18 +91,26 @@ from contest.locking import (
     LockerClosed,
     LockerFactory,
     LockerUnavailable,
+    QueuedLock,
     TargetLocker,
     TargetRef,
     check_request,
 )
+from contest.plugins.targetlockers._line import Decision, check_queued, decide
+from contest.plugins.targetlockers._wakeup import ReleaseSignal
 from contest.storage.engine import create_engine
-from contest.storage.schema import target_locks
+from contest.storage.retry import is_contention, is_transient
+from contest.storage.schema import target_locks, target_wait_tickets, target_waits
 from contest.storage.urls import redact, to_async_url
 
 NAME = "DBLocker"
 
 #: how many times a call is tried when it races another writer
 DEFAULT_MAX_ATTEMPTS = 10
+#: seconds a call keeps retrying while the database connection fails
+DEFAULT_RETRY_FOR = 10.0
+#: seconds between two clean-ups of lapsed places in line (by one locker)
+PURGE_EVERY = 10.0
 #: targets per statement: far below SQLite's bound-parameter limit, and big enough that a job of a
 #: few hundred targets takes a handful of round trips
 DEFAULT_BATCH_SIZE = 200
@@ -80,10 +118,6 @@ DEFAULT_BATCH_SIZE = 200
 log = logging.getLogger("contest.targetlockers.dblocker")
 
 T = TypeVar("T")
-
-# PostgreSQL SQLSTATEs and MySQL/MariaDB error codes of transient failures worth a retry
-_PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
-_MYSQL_TRANSIENT = {1213, 1205}  # deadlock, lock wait timeout
 
 
 class _Raced(Exception):
@@ -96,24 +130,20 @@ class _Row:
     expires_at: float
 
 
+@dataclass(slots=True)
+class _Try:
+    """What a transaction body knows of the attempts before it."""
+
+    #: an earlier attempt failed while committing: it may have committed
+    unsure_commit: bool = False
+
+
+Body = Callable[[AsyncConnection, float, _Try], Awaitable[T]]
+
+
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
-
-
-def _is_transient(exc: DBAPIError) -> bool:
-    """Deadlock, serialization failure, lock timeout, or SQLite's busy database."""
-    orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in _PG_TRANSIENT:
-        return True
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_TRANSIENT:
-        return True
-    if isinstance(orig, sqlite3.OperationalError) or "sqlite" in type(orig).__module__:
-        text = str(orig).lower()
-        return "locked" in text or "busy" in text
-    return False
 
 
 class DBLocker(TargetLocker):
@@ -126,18 +156,26 @@ class DBLocker(TargetLocker):
         owns_engine: bool = False,
         clock: Clock | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_for: float = DEFAULT_RETRY_FOR,
         batch_size: int = DEFAULT_BATCH_SIZE,
         table: Table = target_locks,
+        waits_table: Table = target_waits,
+        tickets_table: Table = target_wait_tickets,
         create_table: bool = False,
     ) -> None:
         if max_attempts < 1 or batch_size < 1:
             raise ValueError("max_attempts and batch_size must be >= 1")
+        if not retry_for >= 0:
+            raise ValueError("retry_for must be >= 0")
         self._engine = engine
         self._owns_engine = owns_engine
         self._clock: Clock = clock or time.time
         self._max_attempts = max_attempts
+        self._retry_for = float(retry_for)
         self._batch = batch_size
         self._t = table
+        self._w = waits_table
+        self._tickets = tickets_table
         self._dialect = engine.dialect.name  # "postgresql", "mysql", "mariadb", "sqlite"
         self._max_id_len: int | None = getattr(table.c.target_id.type, "length", None)
         # A pool with one shared connection would interleave concurrent transactions on it, and
@@ -148,6 +186,10 @@ class DBLocker(TargetLocker):
         self._closed = False
         self._table_ready = not create_table
         self._table_lock = asyncio.Lock()
+        self._released = ReleaseSignal()
+        self._last_purge = 0.0
+        #: attempts repeated after a lost connection (tests and logs read it)
+        self.reconnects = 0
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -166,10 +208,9 @@ class DBLocker(TargetLocker):
                     f"characters: {too_long}"
                 )
 
-    async def _transaction(
-        self, operation: str, job_id: int, body: Callable[[AsyncConnection, float], Awaitable[T]]
-    ) -> T:
-        """Run ``body(conn, now)`` in a transaction, retrying on races and transient errors."""
+    async def _transaction(self, operation: str, job_id: int, body: Body[T]) -> T:
+        """Run ``body(conn, now, try)`` in a transaction, retrying on races and transient
+        errors."""
         if not self._table_ready:
             await self._ensure_table()
         if self._serial is not None:
@@ -177,11 +218,14 @@ class DBLocker(TargetLocker):
                 return await self._attempts(operation, job_id, body)
         return await self._attempts(operation, job_id, body)
 
-    async def _attempts(
-        self, operation: str, job_id: int, body: Callable[[AsyncConnection, float], Awaitable[T]]
-    ) -> T:
+    async def _attempts(self, operation: str, job_id: int, body: Body[T]) -> T:
         why = ""
-        for attempt in range(1, self._max_attempts + 1):
+        races = 0
+        outages = 0
+        down_since: float | None = None
+        state = _Try()
+        while True:
+            committing = False
             try:
                 async with self._engine.connect() as conn:
                     if self._dialect in ("mysql", "mariadb"):
@@ -191,22 +235,52 @@ class DBLocker(TargetLocker):
                             # a write that changes nothing takes SQLite's write lock now, so
                             # that what we read cannot change before we write
                             await conn.execute(delete(self._t).where(false()))
-                        return await body(conn, self._clock())
+                        result = await body(conn, self._clock(), state)
+                        committing = True
+                return result
             except _Raced:
+                races += 1
                 why = "concurrent changes to the same targets"
-            except DBAPIError as e:
-                if not _is_transient(e):
-                    raise LockerUnavailable(f"{operation} by job {job_id}: {e}") from e
-                why = f"{type(e.orig).__name__}: {e.orig}"
-            except SQLAlchemyError as e:
-                raise LockerUnavailable(f"{operation} by job {job_id}: {e}") from e
+            except LockConflict:
+                raise
+            except Exception as e:
+                if not is_transient(e):
+                    if isinstance(e, SQLAlchemyError):
+                        raise LockerUnavailable(f"{operation} by job {job_id}: {e}") from e
+                    raise
+                orig = e.orig if isinstance(e, DBAPIError) else e
+                why = f"{type(orig).__name__}: {orig}"
+                state.unsure_commit = state.unsure_commit or committing
+                if is_contention(e):
+                    races += 1
+                else:
+                    # the connection failed: redo on a new one, for up to retry_for seconds
+                    now = time.monotonic()
+                    down_since = now if down_since is None else down_since
+                    if now - down_since >= self._retry_for:
+                        raise LockerUnavailable(
+                            f"{operation} by job {job_id}: the database connection kept "
+                            f"failing for {now - down_since:.1f} s ({why})"
+                        ) from e
+                    outages += 1
+                    self.reconnects += 1
+                    log.warning(
+                        "%s by job %d: lost the database connection (%s), retrying",
+                        operation,
+                        job_id,
+                        why,
+                    )
+                    delay = min(0.05 * 2 ** (outages - 1), 1.0, self._retry_for)
+                    await asyncio.sleep(random.uniform(delay / 2, delay))
+                    continue
+            if races >= self._max_attempts:
+                raise LockerUnavailable(
+                    f"{operation} by job {job_id}: gave up after {races} attempts ({why})"
+                )
             log.debug(
-                "%s by job %d: attempt %d raced (%s), retrying", operation, job_id, attempt, why
+                "%s by job %d: attempt %d raced (%s), retrying", operation, job_id, races, why
             )
-            await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
-        raise LockerUnavailable(
-            f"{operation} by job {job_id}: gave up after {self._max_attempts} attempts ({why})"
-        )
+            await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**races)))
 
     async def _read(self, conn: AsyncConnection, ids: list[str]) -> dict[str, _Row]:
         """Current rows of the targets; locked for update where the database can."""
@@ -225,14 +299,16 @@ class DBLocker(TargetLocker):
         return rows
 
     def _insert_absent(self) -> Insert:
+        return self._insert_ignore(self._t)
+
+    def _insert_ignore(self, table: Table) -> Insert:
+        """An insert that skips rows whose primary key exists already."""
         if self._dialect == "postgresql":
-            return pg_dialect.insert(self._t).on_conflict_do_nothing(index_elements=["target_id"])
+            return pg_dialect.insert(table).on_conflict_do_nothing()
         if self._dialect == "sqlite":
-            return sqlite_dialect.insert(self._t).on_conflict_do_nothing(
-                index_elements=["target_id"]
-            )
+            return sqlite_dialect.insert(table).on_conflict_do_nothing()
         if self._dialect in ("mysql", "mariadb"):
-            return mysql_dialect.insert(self._t).prefix_with("IGNORE")
+            return mysql_dialect.insert(table).prefix_with("IGNORE")
         raise LockerUnavailable(f"DBLocker does not support the {self._dialect} database")
 
     async def _expect(self, conn: AsyncConnection, stmt: Any, expected: int) -> None:
@@ -288,7 +364,7 @@ class DBLocker(TargetLocker):
     ) -> list[str]:
         """Shared by lock, try_lock and refresh_locks: plan in input order, then write."""
 
-        async def body(conn: AsyncConnection, now: float) -> list[str]:
+        async def body(conn: AsyncConnection, now: float, _: _Try) -> list[str]:
             rows = await self._read(conn, ids)
             fresh: list[str] = []
             own: list[str] = []
@@ -368,17 +444,24 @@ class DBLocker(TargetLocker):
         ids = req.target_ids
         c = self._t.c
 
-        async def body(conn: AsyncConnection, now: float) -> None:
+        async def body(conn: AsyncConnection, now: float, state: _Try) -> None:
             rows = await self._read(conn, ids)
             conflicts = {t: rows[t].job_id for t in ids if t in rows and rows[t].job_id != job_id}
             missing = [t for t in ids if t not in rows]
-            if conflicts or missing:
+            if state.unsure_commit:
+                # an earlier attempt may have committed this very unlock (its COMMIT got no
+                # answer): what is gone, or already another job's, was released by it
+                ids_left = sorted(t for t in ids if t in rows and rows[t].job_id == job_id)
+            elif conflicts or missing:
                 raise LockConflict("unlock", job_id, conflicts, missing)
-            for chunk in _batches(sorted(ids), self._batch):
+            else:
+                ids_left = sorted(ids)
+            for chunk in _batches(ids_left, self._batch):
                 stmt = delete(self._t).where(c.target_id.in_(chunk), c.job_id == job_id)
                 await self._expect(conn, stmt, len(chunk))
 
         await self._transaction("unlock", job_id, body)
+        self._released.fire()
         log.debug("job %d unlocked %d targets", job_id, len(ids))
 
     async def refresh_locks(
@@ -398,23 +481,199 @@ class DBLocker(TargetLocker):
             )
         log.debug("job %d refreshed %d targets for %ss", req.job_id, len(req.target_ids), duration)
 
+    # --- the line -----------------------------------------------------------------------------
+
+    async def _line_lock(self, conn: AsyncConnection) -> int:
+        """Lock the ticket row (which runs the line's transactions one at a time) and return
+        the last ticket handed out; the row is created if the table was made without it."""
+        c = self._tickets.c
+        stmt = select(c.last_ticket).where(c.id == 1)
+        if self._dialect != "sqlite":
+            stmt = stmt.with_for_update()
+        last = (await conn.execute(stmt)).scalar()
+        if last is None:
+            insert_row = self._insert_ignore(self._tickets).values(id=1, last_ticket=0)
+            await conn.execute(insert_row)
+            last = (await conn.execute(stmt)).scalar()
+        return int(last or 0)
+
+    async def _new_ticket(self, conn: AsyncConnection, last: int) -> int:
+        c = self._tickets.c
+        stmt = update(self._tickets).where(c.id == 1, c.last_ticket == last)
+        await self._expect(conn, stmt.values(last_ticket=last + 1), 1)
+        return last + 1
+
+    async def _line_ahead(
+        self, conn: AsyncConnection, job_id: int, ids: list[str], now: float, mine: int | None
+    ) -> dict[str, int]:
+        """For each target, the first live waiter of another job ahead of ``mine`` (all of
+        them when the job has no ticket yet)."""
+        w = self._w.c
+        heads: dict[str, tuple[int, int]] = {}
+        for chunk in _batches(sorted(ids), self._batch):
+            stmt = select(w.target_id, w.job_id, w.ticket).where(
+                w.target_id.in_(chunk), w.job_id != job_id, w.expires_at >= now
+            )
+            if mine is not None:
+                stmt = stmt.where(w.ticket < mine)
+            for tid, other, ticket in (await conn.execute(stmt)).all():
+                head = heads.get(tid)
+                if head is None or int(ticket) < head[0]:
+                    heads[tid] = (int(ticket), int(other))
+        return {tid: other for tid, (_, other) in heads.items()}
+
+    async def _write_place(
+        self,
+        conn: AsyncConnection,
+        job_id: int,
+        ids: list[str],
+        ticket: int,
+        until: float,
+        had: dict[str, float],
+    ) -> bool:
+        """Renew (or write) the job's rows in the line; True if some place was given up."""
+        w = self._w.c
+        if had and set(had) == set(ids):
+            stmt = update(self._w).where(w.job_id == job_id).values(expires_at=until)
+            await self._expect(conn, stmt, len(ids))
+            return False
+        if had:
+            await conn.execute(delete(self._w).where(w.job_id == job_id))
+        for chunk in _batches(sorted(ids), self._batch):
+            rows = [
+                {"target_id": tid, "job_id": job_id, "ticket": ticket, "expires_at": until}
+                for tid in chunk
+            ]
+            await conn.execute(self._w.insert(), rows)
+        return bool(set(had) - set(ids))
+
+    async def lock_queued(
+        self,
+        job_id: int,
+        duration: float,
+        targets: Iterable[TargetRef],
+        *,
+        need: int | None = None,
+        limit: int | None = None,
+        ttl: float = 30.0,
+    ) -> QueuedLock:
+        """Lock the targets if the job is first in line for each, else keep its place in
+        ``target_waits``; see :mod:`contest.locking` and this module's docstring."""
+        req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
+        ids = req.target_ids
+        check_queued("lock_queued", len(ids), need, limit, ttl)
+        self._check("lock_queued", ids)
+        w = self._w.c
+
+        async def body(conn: AsyncConnection, now: float, _: _Try) -> tuple[Decision, bool]:
+            last = await self._line_lock(conn)
+            rows = await self._read(conn, ids)
+            mine_rows = (
+                await conn.execute(
+                    select(w.target_id, w.ticket, w.expires_at).where(w.job_id == job_id)
+                )
+            ).all()
+            had = {str(tid): float(exp) for tid, _, exp in mine_rows}
+            live = [int(ticket) for _, ticket, exp in mine_rows if float(exp) >= now]
+            # a place lapses as a whole (all its rows are renewed together)
+            mine = min(live) if live and len(live) == len(mine_rows) else None
+            own = {t for t in ids if t in rows and rows[t].job_id == job_id}
+            holders = {
+                t: rows[t].job_id
+                for t in ids
+                if t in rows and rows[t].job_id != job_id and now <= rows[t].expires_at
+            }
+            ahead = await self._line_ahead(conn, job_id, ids, now, mine)
+            decision = decide(ids, own, holders, ahead, need, limit)
+            if decision.granted:
+                fresh = [t for t in decision.take if t not in rows]
+                mine_taken = [t for t in decision.take if t in own]
+                taken = [t for t in decision.take if t in rows and t not in own]
+                await self._write(conn, job_id, now, now + duration, fresh, mine_taken, taken)
+                if had:
+                    await conn.execute(delete(self._w).where(w.job_id == job_id))
+                return decision, bool(had)
+            if mine is None:
+                mine = await self._new_ticket(conn, last)
+                if had:  # lapsed: start again at the back
+                    await conn.execute(delete(self._w).where(w.job_id == job_id))
+                    had = {}
+            gave_up = await self._write_place(conn, job_id, ids, mine, now + ttl, had)
+            return decision, gave_up
+
+        generation = self._released.generation
+        decision, released = await self._transaction("lock_queued", req.job_id, body)
+        if released:
+            self._released.fire()
+        self._released.mark(generation)
+        log.debug(
+            "job %d lock_queued %d targets: %s",
+            req.job_id,
+            len(ids),
+            f"granted {len(decision.take)}"
+            if decision.granted
+            else f"waits on {decision.blockers}",
+        )
+        await self._purge_lapsed()
+        return QueuedLock(decision.granted, decision.take, decision.blockers)
+
+    async def _purge_lapsed(self) -> None:
+        """Now and then, delete the places in line nobody renewed (crashed waiters): reads
+        ignore them anyway, this only keeps the table small. Its own short transaction, and
+        its failure is only logged."""
+        now = self._clock()
+        if abs(now - self._last_purge) < PURGE_EVERY:
+            return
+        self._last_purge = now
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(self._w).where(self._w.c.expires_at < now))
+            if result.rowcount:
+                log.info("dropped %d lapsed places in the target line", result.rowcount)
+        except Exception as e:
+            log.warning("could not drop lapsed places in the target line: %s", e)
+
+    async def leave_queue(self, job_id: int) -> None:
+        """Give up the job's places in line (idempotent); wakes this locker's waiters."""
+        req = check_request("leave_queue", job_id, ())
+        self._check("leave_queue", [])
+        w = self._w.c
+
+        async def body(conn: AsyncConnection, now: float, _: _Try) -> int:
+            result = await conn.execute(delete(self._w).where(w.job_id == req.job_id))
+            return int(result.rowcount or 0)
+
+        if await self._transaction("leave_queue", req.job_id, body):
+            self._released.fire()
+            log.debug("job %d left the line", req.job_id)
+
+    async def wait_for_release(self, timeout: float) -> None:
+        """Return at once if this locker saw an unlock or a place given up since this task's
+        last ``lock_queued``, as soon as it sees one, or after ``timeout`` seconds (waiters
+        on other servers are not woken: they poll)."""
+        self._check("wait_for_release", [])
+        await self._released.wait(timeout)
+
     async def close(self) -> None:
         """Stop accepting calls; dispose of the engine if the locker created it."""
         if self._closed:
             return
         self._closed = True
+        self._released.fire()
         if self._owns_engine:
             await self._engine.dispose()
 
     # --- beyond the interface ------------------------------------------------------------------
 
     async def create_table(self) -> None:
-        """Create ``target_locks`` if it is missing (the storage's migrations normally do)."""
-        try:
-            async with self._engine.begin() as conn:
-                await conn.run_sync(lambda sc: self._t.create(sc, checkfirst=True))
-        except SQLAlchemyError as e:
-            raise LockerUnavailable(f"cannot create table {self._t.name}: {e}") from e
+        """Create ``target_locks`` and the line's tables if they are missing (the storage's
+        migrations normally do)."""
+        for table in (self._t, self._w, self._tickets):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.run_sync(table.create, checkfirst=True)
+            except SQLAlchemyError as e:
+                raise LockerUnavailable(f"cannot create table {table.name}: {e}") from e
 
     async def _ensure_table(self) -> None:
         async with self._table_lock:
@@ -423,10 +682,13 @@ class DBLocker(TargetLocker):
                 self._table_ready = True
 
     async def reset_all_locks(self) -> None:
-        """Delete every lock of every job: for tests and for an operator's emergency only."""
+        """Delete every lock and place in line of every job: for tests and for an operator's
+        emergency only."""
         log.warning("deleting all target locks")
         async with self._engine.begin() as conn:
             await conn.execute(delete(self._t))
+            await conn.execute(delete(self._w))
+        self._released.fire()
 
 
 def new(**settings: Any) -> DBLocker:
@@ -441,9 +703,11 @@ def new(**settings: Any) -> DBLocker:
     * ``clock``: seconds since the epoch (default ``time.time``);
     * ``create_table``: create the table on first use if it is missing (default False: the
       server's storage migrations create it);
-    * ``max_attempts``, ``batch_size``: retry and statement-size tuning.
+    * ``max_attempts``, ``batch_size``: retry and statement-size tuning;
+    * ``retry_for``: seconds a call keeps retrying while the database connection fails
+      (default 10).
     """
-    allowed = {"engine", "url", "clock", "max_attempts", "batch_size", "create_table"}
+    allowed = {"engine", "url", "clock", "max_attempts", "batch_size", "create_table", "retry_for"}
     unknown = set(settings) - allowed
     if unknown:
         raise TypeError(f"{NAME} target locker: unknown settings {sorted(unknown)}")
@@ -466,6 +730,7 @@ def new(**settings: Any) -> DBLocker:
         owns_engine=owns,
         clock=settings.get("clock"),
         max_attempts=settings.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+        retry_for=settings.get("retry_for", DEFAULT_RETRY_FOR),
         batch_size=settings.get("batch_size", DEFAULT_BATCH_SIZE),
         create_table=bool(settings.get("create_table", False)),
     )
