@@ -20,6 +20,7 @@ Also here, for any suite that tests against real databases:
 * :class:`SessionDatabases`: one migrated database per kind for a session, made on first use;
 * :func:`open_empty_storage`: a Storage on such a database with every table emptied;
 * :func:`kill_connections`: kill every server-side connection to a database (outage drill);
+* :func:`kill_connection`: kill one server-side connection, by its backend PID or thread ID;
 * :class:`TcpProxy`: a forwarder that can cut all connections and refuse new ones for a while.
 """
 
@@ -291,7 +292,7 @@ async def open_empty_storage(
     from sqlalchemy import delete
 
     from contest.storage import open_storage
-    from contest.storage.schema import target_locks
+    from contest.storage.schema import target_locks, target_waits
 
     storage = await open_storage(
         db_url, migrate_schema=False, retry_for=retry_for, max_batch=max_batch
@@ -301,12 +302,37 @@ async def open_empty_storage(
 
         async def wipe_locks(conn: AsyncConnection) -> None:
             await conn.execute(delete(target_locks))
+            await conn.execute(delete(target_waits))
 
         await storage.run_write(wipe_locks, "emptying target_locks")
     except BaseException:
         await storage.close()
         raise
     return storage
+
+
+def kill_connection(db_url: str, connection_id: int) -> None:
+    """Kill one server-side connection of ``db_url``'s server from another connection
+    (PostgreSQL ``pg_terminate_backend``, waiting until the backend is gone; MariaDB ``KILL
+    CONNECTION``): what a dropped connection does to the client using it. ``connection_id`` is
+    the backend PID (PostgreSQL) or the connection's thread ID (MariaDB)."""
+    backend = make_url(db_url).get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        conn = _mysql_admin(admin_url("mariadb"))
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"KILL CONNECTION {int(connection_id)}")
+        finally:
+            conn.close()
+        return
+    if backend == "postgresql":
+        conn = _pg_admin(admin_url("postgresql"))
+        try:
+            conn.execute("SELECT pg_terminate_backend(%s, 5000)", (int(connection_id),))
+        finally:
+            conn.close()
+        return
+    raise ValueError(f"cannot kill a connection of {backend}")
 
 
 def kill_connections(db_url: str) -> int:
