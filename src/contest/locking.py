@@ -35,6 +35,12 @@ for each target it takes. Since nobody holds part of a request while waiting, tw
 deadlock holding one target each. A place in line lapses unless renewed (by calling
 ``lock_queued`` again) within ``ttl`` seconds, so a crashed waiter never blocks the line.
 The base class gives a locker without a line a fallback that polls ``lock``/``try_lock``.
+The details lockers with a line keep (checked by :data:`contest.testing.lockers.QUEUE_CASES`):
+a job's place is one ticket for all its targets, taken at its first call and kept until it is
+granted, leaves, or lets its place lapse (then it starts again at the back); the place covers the
+targets of the job's latest request; ``blockers`` names, for a free target, the first job in
+line; targets the job holds already are re-locked as ``lock`` does; ``lock`` and ``try_lock``
+themselves do not look at the line.
 """
 
 from __future__ import annotations

@@ -80,9 +80,7 @@ async def contend(lockers: list[TargetLocker], jobs: range, poll: float) -> Log:
     log = Log()
     joined = [asyncio.Event() for _ in jobs]
     tasks = [
-        run_job(
-            lockers[i % len(lockers)], job, log, joined[i], joined[i - 1] if i else None, poll
-        )
+        run_job(lockers[i % len(lockers)], job, log, joined[i], joined[i - 1] if i else None, poll)
         for i, job in enumerate(jobs)
     ]
     await asyncio.wait_for(asyncio.gather(*tasks), 60)

@@ -15,6 +15,12 @@ pytest::
     async def test_my_locker(case):
         await case.run(backend)
 
+The line for busy targets (``lock_queued``, ``leave_queue``, ``wait_for_release``) has its own
+cases: :data:`QUEUE_CASES` for a locker with a line (first come first served across 3+ jobs,
+all-or-none, need/limit, places lapsing after ttl, leave_queue, blockers, no starvation of a job
+needing two targets, re-locking, waking waiters, racing lockers), :data:`QUEUE_BASIC_CASES` for
+the part that the base class's fallback (no line, polling) honours too.
+
 A locker that keeps its state outside the process (a database, a lock service) should implement
 :class:`LockerBackend` so that :meth:`LockerBackend.open` hands out *separate* lockers on the
 same store: the race cases then pit separate clients against each other, as separate servers
