@@ -84,7 +84,7 @@ async def run_one(kind: Kind, jobs: int, rounds: int) -> dict[str, list[float]]:
                 got = await locker.lock_queued(waiter, 60, busy, ttl=3600)
                 assert not got.granted
 
-            for r in range(rounds):
+            for _ in range(rounds):
                 results["lock"].append(await timed(jobs, plain))
                 results["queued"].append(await timed(jobs, queued))
                 results["poll"].append(await timed(jobs, poll))

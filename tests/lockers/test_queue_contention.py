@@ -6,6 +6,7 @@ two DBLockers with their own engines, and across two processes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -95,7 +96,7 @@ def check(grants: list[tuple[str, int, float]], releases: list[tuple[str, int, f
         done = {job: when for t, job, when in releases if t == target}
         order = [job for _, job in got]
         assert order == sorted(order), f"{target} went to jobs in the order {order}"
-        for (_, prev), (start, nxt) in zip(got, got[1:], strict=False):
+        for (_, prev), (start, nxt) in itertools.pairwise(got):
             assert done[prev] <= start, f"{target}: job {nxt} got it before job {prev} let go"
 
 
