@@ -3,6 +3,8 @@ base class's fallback against the part of the contract it honours."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from contest.locking import QueuedLock, TargetLocker, TargetRef
@@ -25,7 +27,7 @@ class FallbackLocker(InMemoryLocker):
         self,
         job_id: int,
         duration: float,
-        targets: list[TargetRef],  # type: ignore[override]
+        targets: Iterable[TargetRef],
         *,
         need: int | None = None,
         limit: int | None = None,

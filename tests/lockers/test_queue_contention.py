@@ -176,7 +176,7 @@ async def test_dblocker_ten_jobs_two_processes(db_url: str) -> None:
     assert log.overlaps == []
     grants = log.grants + [tuple(g) for g in theirs["grants"]]
     releases = log.releases + [tuple(r) for r in theirs["releases"]]
-    check(grants, releases)  # type: ignore[arg-type]
+    check(grants, releases)
 
 
 @pytest.fixture(autouse=True)
