@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -9,8 +11,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from contest.locking import InvalidLockRequest, LockerClosed, LockerUnavailable, TargetLocker
 from contest.plugins.targetlockers import dblocker
 from contest.plugins.targetlockers.dblocker import DBLocker
-from contest.storage.schema import TARGET_ID_MAX, target_locks
+from contest.storage.schema import TARGET_ID_MAX, target_locks, target_wait_tickets, target_waits
 from contest.storage.urls import to_async_url
+from contest.testing.databases import migrate_database
 from contest.testing.lockers import CASES, ConformanceCase, FakeClock, SingleLockerBackend
 
 
@@ -158,5 +161,53 @@ async def test_go_mysql_dsn(mariadb_url: str) -> None:
     try:
         await locker.lock(1, 60, ["a"])
         assert list(await _rows(locker)) == ["a"]
+    finally:
+        await locker.close()
+
+
+async def _line(locker: DBLocker) -> dict[tuple[str, int], tuple[int, float]]:
+    w = target_waits.c
+    async with locker.engine.connect() as conn:
+        result = await conn.execute(select(w.target_id, w.job_id, w.ticket, w.expires_at))
+        return {(r[0], int(r[1])): (int(r[2]), float(r[3])) for r in result.all()}
+
+
+async def test_line_rows_renewed_granted_and_purged(db_url: str) -> None:
+    clock = FakeClock(start=1000.0)
+    locker = await _fresh(db_url, clock)
+    try:
+        await locker.lock(1, 60, ["a"])
+        assert not (await locker.lock_queued(2, 60, ["a", "b"], ttl=10)).granted
+        assert not (await locker.lock_queued(3, 60, ["b"], ttl=5)).granted
+        line = await _line(locker)
+        t2, t3 = line[("a", 2)][0], line[("b", 3)][0]
+        assert t2 < t3
+        assert line == {("a", 2): (t2, 1010.0), ("b", 2): (t2, 1010.0), ("b", 3): (t3, 1005.0)}
+        clock.advance(3)
+        assert not (await locker.lock_queued(2, 60, ["a", "b"], ttl=10)).granted
+        assert (await _line(locker))[("b", 2)] == (t2, 1013.0)  # renewed, same ticket
+        await locker.unlock(1, ["a"])
+        got = await locker.lock_queued(2, 60, ["a", "b"])
+        assert got.granted and got.acquired == ["a", "b"]
+        assert await _line(locker) == {("b", 3): (t3, 1005.0)}  # job 2 left the line
+        clock.advance(20)  # job 3's place lapsed, and the purge is due
+        assert (await locker.lock_queued(4, 60, ["c"])).granted
+        assert await _line(locker) == {}
+    finally:
+        await locker.close()
+
+
+async def test_line_on_a_migrated_database(tmp_path: object) -> None:
+    """The storage's migration makes the line's tables and the ticket row."""
+    url = f"sqlite:///{tmp_path}/migrated.db"
+    await asyncio.to_thread(migrate_database, url)
+    locker = dblocker.new(url=url)
+    try:
+        await locker.lock(1, 60, ["a"])
+        assert not (await locker.lock_queued(2, 60, ["a"])).granted
+        async with locker.engine.connect() as conn:
+            last = (await conn.execute(select(target_wait_tickets.c.last_ticket))).all()
+        assert last == [(1,)]
+        assert list(await _line(locker)) == [("a", 2)]
     finally:
         await locker.close()

@@ -605,7 +605,8 @@ class DBLocker(TargetLocker):
         decision, released = await self._transaction("lock_queued", req.job_id, body)
         if released:
             self._released.fire()
-        self._released.mark(generation)
+        # what this task has seen: the line as of its transaction, and its own release
+        self._released.mark(generation + (1 if released else 0))
         log.debug(
             "job %d lock_queued %d targets: %s",
             req.job_id,
@@ -626,12 +627,20 @@ class DBLocker(TargetLocker):
             return
         self._last_purge = now
         try:
-            async with self._engine.begin() as conn:
-                result = await conn.execute(delete(self._w).where(self._w.c.expires_at < now))
-            if result.rowcount:
-                log.info("dropped %d lapsed places in the target line", result.rowcount)
+            if self._serial is not None:
+                async with self._serial:
+                    dropped = await self._delete_lapsed(now)
+            else:
+                dropped = await self._delete_lapsed(now)
+            if dropped:
+                log.info("dropped %d lapsed places in the target line", dropped)
         except Exception as e:
             log.warning("could not drop lapsed places in the target line: %s", e)
+
+    async def _delete_lapsed(self, now: float) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(self._w).where(self._w.c.expires_at < now))
+        return int(result.rowcount or 0)
 
     async def leave_queue(self, job_id: int) -> None:
         """Give up the job's places in line (idempotent); wakes this locker's waiters."""
