@@ -17,7 +17,7 @@ from contest.events import TestEvent as TEvent
 from contest.events import TestEventHeader as Header
 from contest.events import TestEventQuery as TQuery
 from contest.storage import JobRequest, JobState, Storage, StorageUnavailable, open_storage
-from contest.storage.retry import is_transient
+from contest.storage.retry import is_contention, is_transient
 from contest.testing.databases import TcpProxy, kill_connections, open_empty_storage
 
 H = Header(job_id=1, run_id=1, test_name="Test", step_label="step")
@@ -226,3 +226,33 @@ async def test_unreachable_at_start(tmp_path: object) -> None:
 )
 def test_is_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "contention"),
+    [
+        (sa_exc.OperationalError("x", {}, Exception(1213, "Deadlock found")), True),
+        (sa_exc.OperationalError("x", {}, Exception(1205, "Lock wait timeout")), True),
+        (sa_exc.OperationalError("x", {}, Exception(2013, "Lost connection")), False),
+        (sa_exc.OperationalError("x", {}, Exception(2006, "MySQL server has gone away")), False),
+        (sa_exc.OperationalError("x", {}, _PgError("40P01")), True),
+        (sa_exc.OperationalError("x", {}, _PgError("40001")), True),
+        (sa_exc.OperationalError("x", {}, _PgError("57P01")), False),
+        (sa_exc.OperationalError("x", {}, _PgError("08006")), False),
+        (sa_exc.OperationalError("x", {}, Exception("database is locked")), True),
+        (_lost_answer("x"), False),
+        (ConnectionResetError(), False),
+        (ValueError("no"), False),
+    ],
+)
+def test_is_contention(error: BaseException, contention: bool) -> None:
+    """Contention (retry at once, counted as a race) apart from a lost connection (an outage)."""
+    assert is_contention(error) is contention
+    if contention:
+        assert is_transient(error)

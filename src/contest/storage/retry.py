@@ -106,10 +106,8 @@ def is_contention(error: BaseException) -> bool:
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate in _PG_CONTENTION
-    if type(orig).__module__.split(".")[0] in ("sqlite3", "aiosqlite"):
-        text = str(orig).lower()
-        return "locked" in text or "busy" in text
-    return False
+    text = str(orig).lower()  # SQLite says so only in words
+    return "database is locked" in text or "busy" in text
 
 
 def _driver_error_transient(orig: BaseException | None) -> bool:
