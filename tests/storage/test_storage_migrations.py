@@ -10,14 +10,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from contest.storage import JobRequest, open_storage
 from contest.storage import migrate as mig
 from contest.storage.engine import create_engine
 from contest.storage.migrations import VERSION_TABLE
-from contest.storage.schema import metadata
+from contest.storage.schema import metadata, target_wait_tickets
 from contest.testing.databases import Kind, create_database, drop_database
 
 TABLES = {
@@ -133,5 +133,34 @@ async def test_downgrade_to_base_and_up_again(fresh_url: str) -> None:
         assert tables <= {VERSION_TABLE}
         await mig.upgrade(engine)
         assert await mig.current_revision(engine) == mig.head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def test_0003_adds_the_target_line_to_a_0002_database(fresh_url: str) -> None:
+    """0003 brings the line's tables (and the ticket row) to a database an older server left;
+    downgrading to 0002 removes them and keeps the rest."""
+    engine = create_engine(fresh_url)
+    try:
+        await mig.upgrade(engine, "0002")
+        await mig.upgrade(engine, "0003")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(target_wait_tickets.c.id, target_wait_tickets.c.last_ticket)
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, 0)]
+
+        def down(conn: Connection) -> None:
+            cfg = mig.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0002")
+            conn.commit()
+
+        async with engine.connect() as conn:
+            await conn.run_sync(down)
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert tables == TABLES - {"target_waits", "target_wait_tickets"}
     finally:
         await engine.dispose()

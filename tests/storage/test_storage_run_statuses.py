@@ -186,7 +186,7 @@ async def test_0002_upgrades_a_0001_database_and_downgrades(fresh_url: str) -> N
 
     storage = await open_storage(fresh_url)  # a new server: 0001 -> 0002, data kept
     try:
-        assert await storage.version() == 2
+        assert await storage.version() == int(mig.head_revision())  # 0002 and later
         assert await storage.get_job(job_id) is not None
         await storage.store_run_status(job_id, 1, b"status")
         assert await storage.stored_run_statuses(job_id) == {1: b"status"}
