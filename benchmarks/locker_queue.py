@@ -8,7 +8,9 @@ job holds 100 targets, 50 jobs wait for 20 of them each), for jobs of 20 free ta
 (a) the floor: ``lock(job, 20 targets)`` then ``unlock``, one job after the other;
 (b) ``lock_queued(job, 20 targets)`` (granted) then ``unlock``, the same jobs;
 (c) for information, one poll of a waiting job: ``lock_queued`` of 20 busy targets (not granted,
-    the place renewed), as a job runner calls it while it waits.
+    the place renewed), as a job runner calls it while it waits;
+(d) for information, a big job: ``lock`` against ``lock_queued`` of 2,000 targets (then
+    ``unlock``), and a waiting job's poll of 2,000 busy targets.
 
 Each is run ``--rounds`` times, interleaved; per round, the mean over ``--jobs`` jobs. Prints the
 median and the spread (min-max) over rounds; the line's cost is (b) - (a), and the issue's bar is
@@ -34,6 +36,7 @@ from contest.testing.databases import KINDS, Kind, server_available, temporary_d
 
 BAR_MS = 5.0
 TARGETS = 20
+BIG = 2000
 
 
 async def fill_line(locker: DBLocker) -> None:
@@ -56,7 +59,14 @@ async def timed(jobs: int, one: Callable[[int], Awaitable[None]]) -> float:
 
 
 async def run_one(kind: Kind, jobs: int, rounds: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {"lock": [], "queued": [], "poll": []}
+    results: dict[str, list[float]] = {
+        "lock": [],
+        "queued": [],
+        "poll": [],
+        "big_lock": [],
+        "big_queued": [],
+        "big_poll": [],
+    }
     with temporary_database(kind) as url:
         locker = dblocker.new(url=url, create_table=True)
         try:
@@ -84,11 +94,35 @@ async def run_one(kind: Kind, jobs: int, rounds: int) -> dict[str, list[float]]:
                 got = await locker.lock_queued(waiter, 60, busy, ttl=3600)
                 assert not got.granted
 
+            big = [f"big-{k:04}" for k in range(BIG)]
+
+            async def big_plain(j: int) -> None:
+                await locker.lock(base + j, 60, big)
+                await locker.unlock(base + j, big)
+
+            async def big_queued(j: int) -> None:
+                got = await locker.lock_queued(base + j, 60, big)
+                assert got.granted
+                await locker.unlock(base + j, big)
+
+            big_waiter = 9_998
+
+            async def big_poll(_: int) -> None:
+                got = await locker.lock_queued(big_waiter, 60, big, ttl=3600)
+                assert not got.granted
+
             for _ in range(rounds):
                 results["lock"].append(await timed(jobs, plain))
                 results["queued"].append(await timed(jobs, queued))
                 results["poll"].append(await timed(jobs, poll))
                 base += jobs
+                results["big_lock"].append(await timed(3, big_plain))
+                results["big_queued"].append(await timed(3, big_queued))
+                base += 3
+                await locker.lock(1, 3600, big)  # job 1 holds them: the big waiter polls
+                results["big_poll"].append(await timed(3, big_poll))
+                await locker.unlock(1, big)
+                await locker.leave_queue(big_waiter)
         finally:
             await locker.close()
     return results
@@ -113,6 +147,7 @@ def main() -> int:
         f"{'(b)-(a)':>8} {'(c) waiting poll':>22} {'bar':>5}"
     )
     failed = False
+    big: list[str] = []
     for kind in args.db:
         if not server_available(kind):
             print(f"{kind:<11} server not reachable, skipped")
@@ -125,6 +160,14 @@ def main() -> int:
             f"{kind:<11} {spread(r['lock']):>22} {spread(r['queued']):>24} {cost:8.2f} "
             f"{spread(r['poll']):>22} {'ok' if ok else 'MISS':>5}"
         )
+        big.append(
+            f"{kind:<11} {spread(r['big_lock']):>26} {spread(r['big_queued']):>26} "
+            f"{spread(r['big_poll']):>26}"
+        )
+    print(f"\nms per call of {BIG} targets (lock or lock_queued, then unlock; a waiting poll)")
+    print(f"{'database':<11} {'lock+unlock':>26} {'lock_queued+unlock':>26} {'waiting poll':>26}")
+    for line in big:
+        print(line)
     return 1 if failed else 0
 
 
