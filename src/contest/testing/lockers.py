@@ -1085,6 +1085,14 @@ async def queued_wait_for_release_wakes(c: CaseContext) -> None:
     await ok(lk.unlock(J1, ONE), "unlock between job 2's look and its wait")
     took = await _elapsed(lk.wait_for_release(30))
     expect(took < 5, f"a release since the last lock_queued should not be lost: {took:.3f}s")
+    took = await _elapsed(lk.wait_for_release(0.05))
+    expect(took >= 0.04, f"that release was seen: a second wait should last: {took:.3f}s")
+
+    await ok(lk.lock(J1, DEFAULT, ONE), "lock(job 1) again")
+    await waits(lk, J2, ONE, "job 2 renews")
+    await ok(lk.unlock(J1, ONE), "unlock before job 2 waits, in a task of its own")
+    took = await asyncio.wait_for(asyncio.ensure_future(_elapsed(lk.wait_for_release(30))), 10)
+    expect(took < 5, f"a wait in a task started after the look should not lose it: {took:.3f}s")
 
     await ok(lk.lock(J1, DEFAULT, ONE), "lock(job 1) again")
     await waits(lk, J3, ONE, "job 3 joins")
