@@ -186,7 +186,7 @@ class DBLocker(TargetLocker):
         self._closed = False
         self._table_ready = not create_table
         self._table_lock = asyncio.Lock()
-        self._released = ReleaseSignal()
+        self._release_signal = ReleaseSignal()
         self._last_purge = 0.0
         #: attempts repeated after a lost connection (tests and logs read it)
         self.reconnects = 0
@@ -461,7 +461,7 @@ class DBLocker(TargetLocker):
                 await self._expect(conn, stmt, len(chunk))
 
         await self._transaction("unlock", job_id, body)
-        self._released.fire()
+        self._release_signal.fire()
         log.debug("job %d unlocked %d targets", job_id, len(ids))
 
     async def refresh_locks(
@@ -601,12 +601,12 @@ class DBLocker(TargetLocker):
             gave_up = await self._write_place(conn, job_id, ids, mine, now + ttl, had)
             return decision, gave_up
 
-        generation = self._released.generation
+        generation = self._release_signal.generation
         decision, released = await self._transaction("lock_queued", req.job_id, body)
         if released:
-            self._released.fire()
+            self._release_signal.fire()
         # what this task has seen: the line as of its transaction, and its own release
-        self._released.mark(generation + (1 if released else 0))
+        self._release_signal.mark(generation + (1 if released else 0))
         log.debug(
             "job %d lock_queued %d targets: %s",
             req.job_id,
@@ -653,7 +653,7 @@ class DBLocker(TargetLocker):
             return int(result.rowcount or 0)
 
         if await self._transaction("leave_queue", req.job_id, body):
-            self._released.fire()
+            self._release_signal.fire()
             log.debug("job %d left the line", req.job_id)
 
     async def wait_for_release(self, timeout: float) -> None:
@@ -661,14 +661,14 @@ class DBLocker(TargetLocker):
         last ``lock_queued``, as soon as it sees one, or after ``timeout`` seconds (waiters
         on other servers are not woken: they poll)."""
         self._check("wait_for_release", [])
-        await self._released.wait(timeout)
+        await self._release_signal.wait(timeout)
 
     async def close(self) -> None:
         """Stop accepting calls; dispose of the engine if the locker created it."""
         if self._closed:
             return
         self._closed = True
-        self._released.fire()
+        self._release_signal.fire()
         if self._owns_engine:
             await self._engine.dispose()
 
@@ -697,7 +697,7 @@ class DBLocker(TargetLocker):
         async with self._engine.begin() as conn:
             await conn.execute(delete(self._t))
             await conn.execute(delete(self._w))
-        self._released.fire()
+        self._release_signal.fire()
 
 
 def new(**settings: Any) -> DBLocker:

@@ -68,7 +68,7 @@ class InMemoryLocker(TargetLocker):
         self._places: dict[int, tuple[list[str], float]] = {}
         self._tickets: dict[int, int] = {}
         self._next_ticket = itertools.count(1)
-        self._released = ReleaseSignal()
+        self._release_signal = ReleaseSignal()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -171,7 +171,7 @@ class InMemoryLocker(TargetLocker):
             for tid in req.target_ids:
                 del self._leases[tid]
         if req.target_ids:
-            self._released.fire()
+            self._release_signal.fire()
         log.debug("job %d unlocked %d targets", req.job_id, len(req.target_ids))
 
     async def refresh_locks(
@@ -281,8 +281,8 @@ class InMemoryLocker(TargetLocker):
                     self._line.setdefault(tid, {})[job_id] = mine
                 self._places[job_id] = (list(ids), now + ttl)
             if released:
-                self._released.fire()
-            self._released.mark()
+                self._release_signal.fire()
+            self._release_signal.mark()
         log.debug(
             "job %d lock_queued %d targets: %s",
             job_id,
@@ -299,14 +299,14 @@ class InMemoryLocker(TargetLocker):
             self._check_open()
             left = self._leave(req.job_id)
         if left:
-            self._released.fire()
+            self._release_signal.fire()
             log.debug("job %d left the line", req.job_id)
 
     async def wait_for_release(self, timeout: float) -> None:
         """Return at once if this locker saw an unlock or a place given up since this task's
         last ``lock_queued``, as soon as it sees one, or after ``timeout`` seconds."""
         self._check_open()
-        await self._released.wait(timeout)
+        await self._release_signal.wait(timeout)
 
     async def close(self) -> None:
         """Forget every lease and place in line; further calls raise :class:`LockerClosed`."""
@@ -316,7 +316,7 @@ class InMemoryLocker(TargetLocker):
             self._line.clear()
             self._places.clear()
             self._tickets.clear()
-        self._released.fire()
+        self._release_signal.fire()
 
 
 def new(**settings: Any) -> InMemoryLocker:
