@@ -182,3 +182,55 @@ async def test_dblocker_ten_jobs_two_processes(db_url: str) -> None:
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     random.seed(7)
+
+
+CRASHING_WAITER = """
+import asyncio, signal, sys
+from contest.plugins.targetlockers import dblocker
+
+async def main():
+    locker = dblocker.new(url={url!r})
+    got = await locker.lock_queued(2, 60, ["k1"], ttl={ttl!r})
+    print("granted" if got.granted else "queued", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_dblocker_waiter_killed_does_not_block_the_line(db_url: str) -> None:
+    """A waiter whose process is killed (SIGKILL: nothing cleans up) holds its place only until
+    its ttl runs out; then the job behind it is granted."""
+    ttl = 1.0
+    locker = dblocker.new(url=db_url)
+    await locker.create_table()
+    await locker.reset_all_locks()
+    await locker.lock(1, 60, ["k1"])
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CRASHING_WAITER.format(url=db_url, ttl=ttl),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 30)
+        queued_at = time.monotonic()
+        assert line.strip() == b"queued"
+        got = await locker.lock_queued(3, 60, ["k1"])
+        assert not got.granted and got.blockers == {"k1": 1}
+        await locker.unlock(1, ["k1"])
+        got = await locker.lock_queued(3, 60, ["k1"])
+        assert not got.granted and got.blockers == {"k1": 2}  # the child came first
+        child.kill()
+        await asyncio.wait_for(child.wait(), 10)
+        while not (got := await locker.lock_queued(3, 60, ["k1"])).granted:
+            assert got.blockers == {"k1": 2}
+            assert time.monotonic() - queued_at < ttl + 10, "the dead waiter's place never lapsed"
+            await locker.wait_for_release(0.1)
+        assert time.monotonic() - queued_at >= ttl / 2  # not before the place lapsed
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await locker.close()
