@@ -211,3 +211,36 @@ async def test_line_on_a_migrated_database(tmp_path: object) -> None:
         assert list(await _line(locker)) == [("a", 2)]
     finally:
         await locker.close()
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+async def test_only_jobs_joining_the_line_take_the_ticket_row(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """While another transaction holds the ticket row, a job already in line still renews its
+    place (waiting jobs' polls do not queue behind each other), and a job joining waits."""
+    url: str = request.getfixturevalue(f"{kind}_url")
+    locker = await _fresh(url)
+    other = dblocker.new(url=url)
+    try:
+        await locker.lock(1, 60, ["a"])
+        assert not (await locker.lock_queued(2, 60, ["a"])).granted
+        async with other.engine.connect() as conn:
+            if kind == "mariadb":
+                await conn.execution_options(isolation_level="READ COMMITTED")
+            async with conn.begin():
+                c = target_wait_tickets.c
+                await conn.execute(select(c.last_ticket).where(c.id == 1).with_for_update())
+                got = await asyncio.wait_for(locker.lock_queued(2, 60, ["a"]), 10)
+                assert not got.granted and got.blockers == {"a": 1}
+                joining = asyncio.ensure_future(locker.lock_queued(3, 60, ["a"]))
+                await asyncio.sleep(0.3)
+                assert not joining.done()  # waits for the ticket row
+        got = await asyncio.wait_for(joining, 10)
+        assert not got.granted and got.blockers == {"a": 1}
+        await locker.unlock(1, ["a"])
+        got = await locker.lock_queued(3, 60, ["a"])
+        assert not got.granted and got.blockers == {"a": 2}  # job 3 joined behind job 2
+    finally:
+        await other.close()
+        await locker.close()

@@ -106,10 +106,10 @@ target_waits = Table(
 target_wait_tickets = Table(
     "target_wait_tickets",
     metadata,
-    # One row (id 1): the last ticket handed out. Every lock_queued transaction updates it
-    # first, which both numbers new waiters in order and runs the line's transactions one at a
-    # time across servers (a row lock), so no waiter is granted past an earlier one that has
-    # not committed yet.
+    # One row (id 1): the last ticket handed out. A job joining the line locks it first and
+    # takes the next number, so joiners are numbered in commit order and none is granted past
+    # an earlier joiner that has not committed yet (DBLocker's docstring says why jobs already
+    # in line need not lock it).
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_ticket", BigInteger, nullable=False),
     **MYSQL_OPTS,

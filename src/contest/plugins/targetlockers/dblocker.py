@@ -38,17 +38,19 @@ order of its first call) and the time its place lapses (``ttl`` after its latest
 granted only the targets no other job holds with a running lease and for which no live row of
 another job has a lower ticket: first come, first served across jobs and servers (see
 :mod:`contest.plugins.targetlockers._line` for why one ticket per job, and why all-or-none
-cannot deadlock). Every ``lock_queued`` transaction first locks the one row of
-``target_wait_tickets`` (``SELECT ... FOR UPDATE``, the write lock on SQLite), and takes its new
-ticket from it: the line's transactions therefore run one at a time across servers, so tickets
-are handed out in commit order and nobody is granted a target past an earlier waiter that has
-not committed yet. Then it reads the targets' leases (``FOR UPDATE``, target order, as ``lock``
-does) and the line, and in the same transaction either takes the leases and deletes the job's
-rows in the line, or renews (or writes) them. Locks are always taken in that order (ticket row,
-then leases in target order, then the job's own line rows), so the line adds no deadlock
-between lockers; ``lock``, ``try_lock``, ``refresh_locks`` and ``unlock`` do not look at the
-line (ConTest's behaviour, for callers that never wait). Lapsed rows are ignored when read, and
-deleted now and then.
+cannot deadlock). A job *joining* the line (its first call, or its place lapsed) first locks
+the one row of ``target_wait_tickets`` (``SELECT ... FOR UPDATE``; SQLite runs one writer anyway)
+and takes its ticket from it: joiners are numbered in commit order, so none is granted past an
+earlier joiner that has not committed yet. A job already in line skips that lock, so the
+periodic calls of waiting jobs do not queue behind each other: whoever joins meanwhile gets a
+higher ticket, hence behind it, and two grants of one target collide on its lease, which is
+compare-and-set as in ``lock`` (the loser retries on fresh data). Then the call reads the
+targets' leases (``FOR UPDATE``, target order, as ``lock`` does) and the line, and in the same
+transaction either takes the leases and deletes the job's rows in the line, or renews (or
+writes) them. Locks are always taken in that order (ticket row, then leases in target order,
+then the job's own rows in the line), so the line adds no deadlock between lockers; ``lock``,
+``try_lock``, ``refresh_locks`` and ``unlock`` do not look at the line (ConTest's behaviour, for
+callers that never wait). Lapsed rows are ignored when read, and deleted now and then.
 
 **Losing the connection.** Every call is retried when the database connection fails
 (PostgreSQL SQLSTATE class 08, 57P01..57P03; MySQL 2006, 2013 and the like: the storage's own
@@ -566,8 +568,6 @@ class DBLocker(TargetLocker):
         w = self._w.c
 
         async def body(conn: AsyncConnection, now: float, _: _Try) -> tuple[Decision, bool]:
-            last = await self._line_lock(conn)
-            rows = await self._read(conn, ids)
             mine_rows = (
                 await conn.execute(
                     select(w.target_id, w.ticket, w.expires_at).where(w.job_id == job_id)
@@ -577,6 +577,10 @@ class DBLocker(TargetLocker):
             live = [int(ticket) for _, ticket, exp in mine_rows if float(exp) >= now]
             # a place lapses as a whole (all its rows are renewed together)
             mine = min(live) if live and len(live) == len(mine_rows) else None
+            # a job joining the line takes the ticket row first (see the module docstring);
+            # one already in line does not: whoever commits meanwhile joins behind it
+            last = await self._line_lock(conn) if mine is None else 0
+            rows = await self._read(conn, ids)
             own = {t for t in ids if t in rows and rows[t].job_id == job_id}
             holders = {
                 t: rows[t].job_id
