@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contest.events import FrameworkEvent
 from contest.plugins.targetlockers.dblocker import DBLocker
 from contest.storage import JobRequest, JobState, Storage
-from contest.storage.schema import target_locks
+from contest.storage.schema import target_locks, target_waits
 
 
 def request(name: str) -> JobRequest:
@@ -94,3 +94,24 @@ async def test_left_alone_unless_the_locker_is_this_database(storage: Storage) -
     await locker.lock(a, 600, ["dut1"])
     await state(storage, a, JobState.COMPLETED)
     assert await lock_rows(storage) == {"dut1": a}
+
+
+async def test_a_final_state_gives_up_the_jobs_places_in_line(storage: Storage) -> None:
+    """A job that ends while waiting for busy targets leaves the line in the same transaction:
+    the job behind it is first at once, not when the dead job's place lapses."""
+    storage.free_target_locks_at_job_end()
+    locker = DBLocker(storage.engine)
+    a, b, c = [await storage.store_job(request(n)) for n in ("a", "b", "c")]
+    await locker.lock(a, 600, ["dut1"])
+    assert not (await locker.lock_queued(b, 600, ["dut1", "dut2"], ttl=600)).granted
+    assert not (await locker.lock_queued(c, 600, ["dut2"], ttl=600)).granted
+
+    async def places(conn: AsyncConnection) -> set[tuple[str, int]]:
+        rows = await conn.execute(select(target_waits.c.target_id, target_waits.c.job_id))
+        return {(str(t), int(j)) for t, j in rows}
+
+    assert await storage.run_read(places, "line") == {("dut1", b), ("dut2", b), ("dut2", c)}
+    await state(storage, b, JobState.CANCELLED)
+    assert await storage.run_read(places, "line") == {("dut2", c)}
+    got = await locker.lock_queued(c, 600, ["dut2"])
+    assert got.granted and got.acquired == ["dut2"]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.storage import limits as L
 from contest.storage.models import JobQuery, JobRequest, JobState
-from contest.storage.schema import job_tags, jobs, target_locks
+from contest.storage.schema import job_tags, jobs, target_locks, target_waits
 
 # Above this, the extended descriptor goes in its own statement, so neither statement can
 # outgrow a MySQL packet even when both descriptors are near their limit.
@@ -126,12 +126,14 @@ ENDED_STATES = frozenset(
 
 
 async def free_targets_of_ended_jobs(conn: AsyncConnection, job_ids: Collection[int]) -> None:
-    """Everything the database locker keeps for jobs that just ended: their lock rows (and,
-    with a waiting line, their places in it). Run by the event flush in the transaction that
-    stores the jobs' final states, so an ended job never holds a target, whatever killed it:
+    """Everything the database locker keeps for jobs that just ended: their lock rows and
+    their places in the line for busy targets (``target_waits``). Run by the event flush in the
+    transaction that stores the jobs' final states, so an ended job never holds a target, and
+    never keeps a later job waiting, whatever killed it:
     a job failed as a zombie after ``kill -9`` frees its targets at the restart instead of
     after its lease (tests/e2e/test_e2e_dead_jobs.py). A job's normal release has deleted its
     rows already; this finds none then."""
     ids = sorted(set(job_ids))
     if ids:
         await conn.execute(delete(target_locks).where(target_locks.c.job_id.in_(ids)))
+        await conn.execute(delete(target_waits).where(target_waits.c.job_id.in_(ids)))
