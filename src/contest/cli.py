@@ -17,7 +17,13 @@ from typing import Any
 
 from contest import __version__
 from contest.golang.time import format_duration, parse_duration
-from contest.settings import DEFAULT_DB_URL, DEFAULT_LISTEN, DEFAULT_PAUSE_TIMEOUT, ServeSettings
+from contest.settings import (
+    DEFAULT_DB_URL,
+    DEFAULT_JOB_LEASE,
+    DEFAULT_LISTEN,
+    DEFAULT_PAUSE_TIMEOUT,
+    ServeSettings,
+)
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -55,7 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (ConTest's HTTP API and a REST API)")
     s.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT [-listenAddr]")
     s.add_argument("--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL or Go MySQL DSN [-dbURI]")
-    s.add_argument("--server-id", default="", help="server id (default: host name) [-serverID]")
+    s.add_argument(
+        "--server-id",
+        default="",
+        help="this server's ID, unique among the live servers of its database (default: the "
+        "host name as the ServerID it shows, and host-pid-suffix as its instance ID) [-serverID]",
+    )
     s.add_argument("--instance-tag", default=None, help="internal tag of this instance (_name)")
     s.add_argument(
         "--pause-timeout",
@@ -70,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="resume this server's paused jobs at start [-resumeJobs]",
+    )
+    s.add_argument(
+        "--job-lease",
+        type=_duration,
+        default=DEFAULT_JOB_LEASE,
+        help="how long this server's jobs stay its own without a heartbeat (sent every lease/3); "
+        "a running job whose lease lapsed is a zombie (default: "
+        f"{format_duration(DEFAULT_JOB_LEASE)})",
     )
     s.add_argument("--target-locker", choices=["auto", "inmemory", "db"], default="auto")
     s.add_argument(
@@ -260,11 +279,15 @@ async def _run(args: argparse.Namespace) -> int:
         locker,
         server_id=f"{socket.gethostname()}-run-{os.getpid()}",
         shutdown_timeout=args.shutdown_timeout,
+        # it holds a lease on its job, renewed by its heartbeat, so that a server on the same
+        # database never takes its job for a zombie; it is no server: not listed among them
+        register=False,
         # the user's own process on the user's own files: local programs, any file or URL
         policy=HostPolicy.unrestricted(),
     )
     try:
-        await jm.start(resume_jobs=False)
+        # nor does it look for zombies: the jobs of a live server on this file are not its own
+        await jm.start(resume_jobs=False, sweep_zombies=False)
         try:
             job_id = await jm.submit(text, requestor="contest-run")
         except DescriptorValidationError as exc:
@@ -583,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             instance_tag=args.instance_tag,
             pause_timeout=args.pause_timeout,
             resume_jobs=args.resume_jobs,
+            job_lease=args.job_lease,
             target_locker=args.target_locker,
             target_lock_duration=args.target_lock_duration,
             shutdown_timeout=args.shutdown_timeout,

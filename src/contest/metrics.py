@@ -18,6 +18,9 @@ What there is, and where its values come from:
   ``TargetIn`` to ``TargetOut``/``TargetErr``), by step label and result; recorded by the test
   runner with a lock-free histogram (see :class:`StepTimer`), since it runs once per target and
   step on the hot path.
+* ``contest_server_heartbeat_age_seconds``: seconds since this server's heartbeat last reached
+  the database (see :mod:`contest.storage.fleet`): it grows past the job lease only when the
+  database is unreachable, and then the server's jobs' leases lapse.
 * ``contest_http_request_seconds{method,route}``: API request latency, by method and route
   (ConTest's verbs, the REST routes with ``{job_id}``, ``other`` for the rest).
 
@@ -110,6 +113,19 @@ def track_runner(runner: _InFlight) -> None:
     _runners.add(runner)
 
 
+class _Heartbeat(Protocol):
+    def heartbeat_age(self) -> float | None: ...
+
+
+_heartbeats: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_heartbeat(owner: _Heartbeat) -> None:
+    """Report ``owner``'s heartbeat age in ``contest_server_heartbeat_age_seconds`` while it
+    lives (the job manager: one per server process)."""
+    _heartbeats.add(owner)
+
+
 class _Collector(Collector):
     """The metrics computed when scraped: in-flight targets, step durations, and the values
     :func:`refresh` read from the database just before."""
@@ -148,6 +164,14 @@ class _Collector(Collector):
                 if cumulative:
                     hist.add_metric([label, result], buckets, timer.sums[failed])
         yield hist
+
+        ages = [a for h in list(_heartbeats) if (a := h.heartbeat_age()) is not None]
+        if ages:
+            yield GaugeMetricFamily(
+                "contest_server_heartbeat_age_seconds",
+                "Seconds since this server's heartbeat last reached the database.",
+                value=max(ages),
+            )
 
         jobs = GaugeMetricFamily(
             "contest_jobs", "Jobs in the database, by state.", labels=["state"]
@@ -216,7 +240,7 @@ _JOB_PATH = re.compile(
 _WEB_JOB_PATH = re.compile(r"^/jobs/[0-9]+(/(?:live|cell|stop|retry))?$")
 _FIXED = frozenset(
     {"/metrics", "/healthz", "/openapi.json", "/api/v1/jobs", "/api/v1/version", "/", "/docs",
-     "/jobs/live"}
+     "/jobs/live", "/api/v1/servers"}
 )  # fmt: skip
 
 

@@ -11,6 +11,9 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 # SIGTERM pauses the running jobs (a restarted server resumes them) and cancels those not
 # paused after this long: within a service manager's usual stop timeout (systemd's is 90s)
 DEFAULT_PAUSE_TIMEOUT = 60.0
+# a job whose server's heartbeat (every lease/3) has not reached the database for this long is
+# a zombie: long enough for a slow database, short enough to notice a crash soon
+DEFAULT_JOB_LEASE = 30.0
 
 
 @dataclass
@@ -22,6 +25,7 @@ class ServeSettings:
     # 0: cancel on the first signal (ConTest's default); >0 pause, then cancel; <0 pause
     pause_timeout: float = DEFAULT_PAUSE_TIMEOUT
     resume_jobs: bool = True
+    job_lease: float = DEFAULT_JOB_LEASE
     target_locker: str = "auto"  # auto | inmemory | db
     target_lock_duration: float = 600.0
     shutdown_timeout: float = 30.0

@@ -31,6 +31,9 @@ TABLES = {
     "target_wait_tickets",
     "run_statuses",
     "commit_markers",
+    "servers",
+    "job_leases",
+    "job_commands",
     VERSION_TABLE,
 }
 

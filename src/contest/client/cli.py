@@ -18,8 +18,10 @@ Where we do better than ConTest's client:
   output. Off a terminal ``--wait`` prints it on stderr (stdout keeps ConTest's documents);
   ``--json`` keeps to machine output, ``--human`` asks for the summary even off a terminal.
 * ``start FILE`` reads YAML without ``-Y`` when the file's name or content says it is YAML.
-* Verbs of ours: ``events ID`` (a job's events, one a line; ``--follow`` until it ends) and
-  ``report ID`` (the failure summary; ``--junit`` as JUnit XML), from the REST API.
+* Verbs of ours: ``events ID`` (a job's events, one a line; ``--follow`` until it ends),
+  ``report ID`` (the failure summary; ``--junit`` as JUnit XML) and ``servers`` (the live
+  servers of the server's database, with their running jobs and heartbeat age; ``--json``),
+  from the REST API.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ EXIT_INTERRUPTED = 130
 
 DEFAULT_REQUESTOR = "contestcli-http"
 TOKEN_ENV = "CONTEST_TOKEN"
-VERBS = ("start", "stop", "status", "retry", "list", "version", "events", "report")
+VERBS = ("start", "stop", "status", "retry", "list", "version", "events", "report", "servers")
 JOB_VERBS = ("stop", "status", "retry", "events", "report")
 STATE_NAMES = (
     "JobStateStarted",
@@ -100,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "verb",
         nargs="?",
         default="",
-        help="start, stop, status, retry, list, version, events, report",
+        help="start, stop, status, retry, list, version, events, report, servers",
     )
     verb.complete = {"bash": "_contestcli_verbs", "zsh": f"({' '.join(VERBS)})"}  # type: ignore[attr-defined]
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -421,6 +423,8 @@ def run(
                 return _events(transport, job_id, args, out)
             elif verb == "report":
                 return _report(transport, args.requestor, job_id, args, out)
+            elif verb == "servers":
+                return _servers(transport, args, out)
             elif verb == "retry":
                 resp = transport.retry(args.requestor, job_id)
             elif verb == "list":
@@ -449,6 +453,36 @@ def _events(transport: HTTPTransport, job_id: int, args: argparse.Namespace, out
     except RestError as exc:
         print(f"contestcli: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _servers(transport: HTTPTransport, args: argparse.Namespace, out: TextIO) -> int:
+    """The live servers of the server's database: a table, or the REST answer (``--json``)."""
+    import json
+
+    code, body = transport.get_json("/api/v1/servers")
+    if code != 200 or not isinstance(body, dict) or not isinstance(body.get("servers"), list):
+        why = body.get("error") if isinstance(body, dict) else None
+        print(f"contestcli: servers: HTTP {code}: {why or 'the server has no servers list'}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    servers = body["servers"]
+    if args.json:
+        out.write(json.dumps(body, indent=2) + "\n")
+        return EXIT_OK
+    rows = [("INSTANCE", "SERVER ID", "HOST", "PID", "LISTEN", "HEARTBEAT", "JOBS")]
+    for s in servers:
+        jobs = ",".join(str(j) for j in s.get("jobs") or []) or "-"
+        age = f"{float(s.get('heartbeat_age', 0.0)):.1f}s ago"
+        if s.get("draining"):
+            age += " (draining)"
+        rows.append(
+            (str(s.get("instance_id", "")), str(s.get("server_id", "")), str(s.get("host", "")),
+             str(s.get("pid", "")), str(s.get("listen", "")), age, jobs)
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
     return EXIT_OK
 
 

@@ -1,5 +1,12 @@
 """The job manager: starts, stops, retries, lists and reports on jobs; keeps their locks alive;
-on start-up fails this server's zombie jobs and resumes its paused ones.
+on start-up fails the zombie jobs and resumes its paused ones.
+
+Several servers may share one database (:mod:`contest.storage.fleet`): each manager is an
+instance with a unique ID, registered with a heartbeat (every lease/3) that also renews the
+lease of each job it runs. A job in a running state whose lease has expired is a zombie (never
+"a job of a server with my name": two servers with one name do not fail each other's jobs); a
+``stop`` for a job another instance runs is left in the database for its owner, which polls for
+it every 0.5 s.
 
 Job states are framework events (``JobStateStarted``... ``JobStateCancelled``); a job's state is
 its last one. Each running job has an entry here with its cancel/pause scope and the targets it
@@ -9,6 +16,7 @@ holds, whose locks a background task refreshes every 0.9 x lock duration.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import socket
@@ -17,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Unpack
 
-from contest import hostpolicy
+from contest import __version__, hostpolicy, metrics
 from contest.errors import Cancelled, ContestError
 from contest.events import (
     TARGET_ERR,
@@ -48,6 +56,15 @@ from contest.resume import PausePayload
 from contest.runner import collector
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
+from contest.storage.fleet import (
+    STOP,
+    Fleet,
+    Instance,
+    ServerInfo,
+    ZombieQuery,
+    fleet_of,
+    new_instance_id,
+)
 from contest.storage.limits import Limits
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.target import Target
@@ -57,6 +74,9 @@ log = logging.getLogger(__name__)
 API_VERSION = 5
 _STATUS_JOBS = 8  # rebuilt jobs kept for status requests
 _ROUTING_PAGE = 20_000  # routing events read at once for the targets an ended job left inside
+DEFAULT_JOB_LEASE = 30.0  # --job-lease
+COMMAND_POLL = 0.5  # how often an owner looks for commands other servers left for its jobs
+REMOTE_STOP_WAIT = 2.0  # how long a stop of another server's job waits for the owner to take it
 
 
 class JobManagerError(ContestError):
@@ -146,6 +166,8 @@ class JobService(Protocol):
 
     def running_jobs(self) -> Sequence[int]: ...
 
+    async def servers(self) -> builtins.list[ServerInfo]: ...
+
 
 @dataclass
 class _Entry:
@@ -178,13 +200,36 @@ class JobManager:
         lock_duration: float = DEFAULT_LOCK_DURATION,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         policy: hostpolicy.HostPolicy | None = None,
+        instance: Instance | None = None,
+        fleet: Fleet | None = None,
+        job_lease: float = DEFAULT_JOB_LEASE,
+        single_server: bool = False,
+        register: bool = True,
+        command_poll: float = COMMAND_POLL,
     ) -> None:
+        """``instance``: this process's identity (default: a unique ID, host-pid-suffix);
+        ``fleet``: the servers' shared tables (default: the store's database); ``job_lease``:
+        how long a job's lease lasts without a heartbeat; ``single_server``: no other server
+        can be live (SQLite under the server's file lock), so zombies are looked for at start-up
+        only; ``register``: list this process among the servers (``contest run`` does not: it
+        holds leases on its jobs, and serves no API)."""
         self.store = store
         # what jobs may touch on this machine: the server's flags; the user's own process else
         self.policy = policy or hostpolicy.HostPolicy.unrestricted()
         self.locker = locker
         self.registry = registry or default_registry()
         self.server_id = server_id or socket.gethostname()
+        self.instance = instance or Instance(new_instance_id(), self.server_id, version=__version__)
+        self.fleet: Fleet = fleet or fleet_of(store)
+        self.job_lease = job_lease
+        self.single_server = single_server
+        self.register = register
+        self.command_poll = command_poll
+        self.last_heartbeat: float | None = None  # time.monotonic() of the last one that worked
+        self._beat: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._sweeping = False
+        self._registered = False
         self.instance_tag = instance_tag
         self.lock_duration = lock_duration
         self.jobs: dict[int, _Entry] = {}
@@ -203,11 +248,30 @@ class JobManager:
 
     # --- life cycle ----------------------------------------------------------------------------
 
-    async def start(self, *, resume_jobs: bool = True) -> None:
-        """Start the lock refresher, fail zombies, resume paused jobs (in that order)."""
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
+
+    async def start(self, *, resume_jobs: bool = True, sweep_zombies: bool = True) -> None:
+        """Register this instance (``InstanceConflict`` if its ID is live elsewhere), start the
+        heartbeat and the lock refresher, fail zombies, resume paused jobs (in that order).
+        ``sweep_zombies`` False (``contest run``): leave other processes' jobs alone."""
         collector.prepare()
+        if self.register:
+            # a row of this ID whose heartbeat stands still is waited for up to a lease (a
+            # server of this --server-id killed a moment ago on another host)
+            await self.fleet.register(
+                self.instance, self.job_lease, wait=self.job_lease + self.job_lease / 3
+            )
+            self._registered = True
+        self.last_heartbeat = time.monotonic()
+        metrics.track_heartbeat(self)
+        self._sweeping = sweep_zombies
+        self._beat = asyncio.ensure_future(self._heartbeat_forever())
+        self._poller = asyncio.ensure_future(self._poll_commands_forever())
         self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
-        await self._fail_zombies()
+        if sweep_zombies:
+            await self._fail_zombies()
         if resume_jobs:
             await self._resume_paused()
 
@@ -237,10 +301,18 @@ class JobManager:
         lock duration after we exit (the time a restart has to resume them)."""
         self._running_statuses.close()
         await self._refresh_once()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._beat, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._registered:
+            self._registered = False
+            try:
+                await self.fleet.unregister(self.instance_id)
+            except Exception as exc:  # its heartbeat lapses: the others see it gone in a lease
+                log.warning("cannot remove this server (%s) from the database: %s",
+                            self.instance_id, exc)  # fmt: skip
 
     # --- the API's verbs -----------------------------------------------------------------------
 
@@ -287,11 +359,24 @@ class JobManager:
         return job_id
 
     async def stop(self, job_id: int) -> None:
+        """Cancel ``job_id``. A job another instance runs (it holds the job's lease) gets the
+        stop through the database: its owner takes it within ``command_poll`` seconds; this
+        waits for that (up to 2 s) so that, as ConTest's stop, it returns once the job is
+        cancelling."""
         entry = self.jobs.get(job_id)
-        if entry is None or entry.task is None or entry.task.done():
+        if entry is not None and entry.task is not None and not entry.task.done():
+            entry.cancel("stopped by a stop request")
+            await self._state(job_id, JobState.CANCELLING)
+            return
+        sent = await self.fleet.send_command(job_id, STOP, self.instance_id)
+        if sent is None or sent[0] == self.instance_id:
             raise JobManagerError(f"could not stop job: unknown job ID: {job_id}")
-        entry.cancel("stopped by a stop request")
-        await self._state(job_id, JobState.CANCELLING)
+        owner, command_id = sent
+        log.info("job %d runs on %s: the stop request was left for it", job_id, owner)
+        deadline = time.monotonic() + REMOTE_STOP_WAIT
+        # the owner is another process: its taking the command shows only in the database
+        while time.monotonic() < deadline and await self.fleet.pending_command(command_id):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     async def retry(
         self, job_id: int, requestor: str, *, ticket: SubmitTicket | None = None
@@ -349,6 +434,14 @@ class JobManager:
         entry = self.jobs.get(job_id)
         return entry is not None and entry.task is not None and not entry.task.done()
 
+    async def servers(self) -> builtins.list[ServerInfo]:
+        """The live servers of this database, with the jobs each runs (``contestcli servers``)."""
+        return await self.fleet.live_servers()
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since this instance's last heartbeat that reached the database."""
+        return None if self.last_heartbeat is None else time.monotonic() - self.last_heartbeat
+
     def holding(self, target_id: str) -> tuple[int, ...]:
         """The jobs of this manager (running or paused) that hold ``target_id``."""
         return tuple(j for j, e in self.jobs.items() if any(t.id == target_id for t in e.targets))
@@ -367,9 +460,22 @@ class JobManager:
         job = entry.job
         bind_job(job.id)  # every log line of this task and the tasks it starts names the job
         try:
+            # owned before it is started: a running job always has a lease, so one without
+            # is a job of a version before leases (see _find_zombies)
+            epoch = await self.fleet.claim(job.id, self.instance_id, self.job_lease)
+        except Exception as exc:
+            log.error("job %d: cannot claim its lease, not running it: %s", job.id, exc)
+            self._forget(entry)
+            return
+        if epoch is None:
+            log.info("job %d is run by another server: not running it here", job.id)
+            self._forget(entry)
+            return
+        try:
             await self._state(job.id, JobState.STARTED)
         except Exception as exc:
             log.error("job %d: cannot record JobStateStarted, not running it: %s", job.id, exc)
+            await self._drop_lease(job.id, paused=True)
             self._forget(entry)
             return
         try:
@@ -380,6 +486,7 @@ class JobManager:
             await self._close_targets(job.id, f"job {job.id} was cancelled{why}")
             await self._state(job.id, JobState.CANCELLED, reason)
             await self._leave_queue(job.id)
+            await self._drop_lease(job.id)
             self._forget(entry)
             return
         except Exception as exc:
@@ -402,11 +509,13 @@ class JobManager:
                     {"Err": f"Job {job.id} failed after {_go_seconds(took)}: {msg}"},
                 )
             await self._leave_queue(job.id)
+            await self._drop_lease(job.id)
             self._forget(entry)
             return
         if payload is None:
             await self._state(job.id, JobState.COMPLETED)
             await self._leave_queue(job.id)
+            await self._drop_lease(job.id)
             self._forget(entry)
             return
         try:
@@ -424,11 +533,26 @@ class JobManager:
                     await self.locker.unlock(job.id, entry.targets)
                 except Exception as unlock_exc:
                     log.warning("job %d: cannot unlock its targets: %s", job.id, unlock_exc)
+            await self._drop_lease(job.id)
             self._forget(entry)
             return
-        # paused: keep the entry so that the locks of the held targets stay refreshed
+        # paused: keep the entry so that the locks of the held targets stay refreshed; the
+        # lease lapses, for whichever server resumes the job to claim
+        await self._drop_lease(job.id, paused=True)
         entry.paused_payload = payload
         entry.done.set()
+
+    async def _drop_lease(self, job_id: int, *, paused: bool = False) -> None:
+        """After the job's final state (or its pause): forget (or let lapse) its lease. A
+        failure is only logged: a lease left behind expires, and is of a job no longer running
+        (a final state is stored first) or claimable again (a paused one)."""
+        try:
+            if paused:
+                await self.fleet.release(job_id, self.instance_id)
+            else:
+                await self.fleet.forget(job_id)
+        except Exception as exc:
+            log.warning("job %d: cannot drop its lease: %s", job_id, exc)
 
     def _forget(self, entry: _Entry) -> None:
         self._running_statuses.forget(entry.job.id)
@@ -467,12 +591,105 @@ class JobManager:
 
         await asyncio.gather(*(refresh(e) for e in held))
 
+    # --- the fleet: heartbeat, zombies, commands ----------------------------------------------
+
+    async def _heartbeat_forever(self) -> None:
+        """Every lease/3: stamp this instance's heartbeat and renew its jobs' leases; then, on
+        a database other servers may share, look for zombies (at most once a lease). A
+        heartbeat that fails (the database is down) is retried sooner, with backoff, and never
+        ends the server: if it stays down past a lease, the leases lapse."""
+        period = self.job_lease / 3
+        delay, failures = period, 0
+        last_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.fleet.heartbeat(
+                    self.instance_id, self.job_lease, registered=self._registered
+                )
+            except Exception as exc:
+                failures += 1
+                delay = min(period, 0.1 * 2**failures)
+                log.warning("heartbeat failed (%d in a row): %s; retrying in %.2f s",
+                            failures, exc, delay)  # fmt: skip
+                continue
+            if failures:
+                log.info("heartbeat reached the database again after %d failures", failures)
+            self.last_heartbeat = time.monotonic()
+            delay, failures = period, 0
+            if self._sweeping and not self.single_server:
+                if time.monotonic() - last_sweep >= self.job_lease:
+                    last_sweep = time.monotonic()
+                    try:
+                        await self._fail_zombies()
+                    except Exception as exc:
+                        log.error("looking for zombie jobs failed: %s", exc)
+
+    async def _poll_commands_forever(self) -> None:
+        """Apply the commands other servers left for this instance's running jobs."""
+        while True:
+            await asyncio.sleep(self.command_poll)
+            if not self.running_jobs():
+                continue  # commands are left only for jobs whose lease is held: none here
+            try:
+                commands = await self.fleet.take_commands(self.instance_id)
+            except Exception as exc:
+                log.warning("cannot read the commands left for this server: %s", exc)
+                continue
+            for job_id, command in commands:
+                if command != STOP:
+                    log.warning("job %d: unknown command %r left for it: ignored", job_id, command)
+                    continue
+                entry = self.jobs.get(job_id)
+                if entry is None or entry.task is None or entry.task.done():
+                    continue  # it ended meanwhile
+                log.info("job %d: stopped through another server", job_id)
+                try:
+                    await self.stop(job_id)
+                except Exception as exc:
+                    log.error("job %d: a stop through another server failed: %s", job_id, exc)
+
+    async def _find_zombies(self) -> builtins.list[int]:
+        """WHICH jobs are zombies, and the one place that decides it: the jobs in a running
+        state (of this instance tag) whose lease has expired by the database's clock; on a
+        single-server database (SQLite under the server's file lock) also those whose owner is
+        another registered server, all of which are dead; and, judged as ConTest judged them,
+        the running jobs without a lease that carry this server's ID (written by a version
+        before leases). Each zombie is claimed before it is returned, so that of two servers
+        sweeping at once only one handles it."""
+        query = ZombieQuery(
+            me=self.instance_id,
+            single_server=self.single_server,
+            legacy_server_id=self.server_id,
+            tags=(self.instance_tag,) if self.instance_tag else (),
+        )
+        out = []
+        for zombie in await self.fleet.zombies(query):
+            if zombie.job_id in self.jobs:
+                continue
+            # a known-dead owner's lease is taken even before it expires (single server)
+            dead_owner = zombie.owner if self.single_server else None
+            claimed = await self.fleet.claim(
+                zombie.job_id, self.instance_id, self.job_lease, take_from=dead_owner
+            )
+            if claimed is None:
+                continue  # another server handles it
+            log.warning("job %d was run by %s, whose lease has lapsed: a zombie", zombie.job_id,
+                        zombie.owner or f"server {zombie.server_id} (no lease)")  # fmt: skip
+            out.append(zombie.job_id)
+        return out
+
+    async def _prune_servers(self) -> None:
+        try:
+            await self.fleet.prune_servers(self.instance_id, single_server=self.single_server)
+        except Exception as exc:
+            log.warning("cannot remove dead servers from the database: %s", exc)
+
     # --- start-up ------------------------------------------------------------------------------
 
     async def _fail_zombies(self) -> None:
-        ids = await self.list(
-            states=[JobState.STARTED, JobState.CANCELLING], server_id=self.server_id
-        )
+        ids = await self._find_zombies()
+        await self._prune_servers()
         for job_id in ids:
             if job_id in self.jobs:
                 continue
@@ -499,6 +716,7 @@ class JobManager:
             },
         )
         await self._leave_queue(job_id)
+        await self._drop_lease(job_id)
 
     async def _leave_queue(self, job_id: int) -> None:
         """An ended job gives up any place in the locker's line (CONTRACTS.md, "Job end frees

@@ -3,8 +3,15 @@
 Start-up, in ConTest's order, with one change: the listening socket is bound first, so that a
 second server started by mistake on a busy port fails before it touches the database (it would
 otherwise fail the first server's running jobs as zombies). Then: open (and migrate) the
-database, choose the target locker, start the job manager (which fails this server's zombie jobs,
-then resumes its paused ones), and serve.
+database, choose the target locker, start the job manager (which registers this instance in
+the database, fails the zombie jobs, then resumes its paused ones), and serve.
+
+Identity: the ServerID the API shows and new jobs carry is ``--server-id`` or the host name, as in
+ConTest; the instance ID that owns jobs and heartbeats is ``--server-id`` or host-pid-suffix, so
+two servers started without flags on one host are two instances and never fail each other's
+jobs. On SQLite only one server may be live per file: the server holds an OS lock on
+``<database>.server.lock`` while it runs (dropped by the OS when the process dies, so a restart
+after ``kill -9`` is never refused), and a second server fails to start, naming the first's pid.
 
 The end: a signal (see :mod:`contest.server.shutdown`) stops the listener and pauses, cancels or
 drains the jobs; the server waits for every job to end or pause, refreshes the paused jobs' locks
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import ipaddress
 import logging
 import os
@@ -25,7 +33,8 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import uvicorn
 
@@ -42,6 +51,7 @@ EXIT_OK = 0
 EXIT_START_FAILED = 1
 MAX_SERVER_ID_BYTES = 64
 MAX_TAG_BYTES = 32  # the job_tags column: every new job carries the instance tag
+MIN_JOB_LEASE = 1.0
 
 
 class StartupError(Exception):
@@ -172,9 +182,58 @@ def check_settings(settings: ServeSettings) -> str:
                 f"--instance-tag {tag!r}: must be a valid tag ([a-zA-Z0-9_-], at most "
                 f"{MAX_TAG_BYTES} characters) starting with '_'"
             )
+    if settings.job_lease < MIN_JOB_LEASE:
+        raise StartupError(
+            f"--job-lease {settings.job_lease:g}s: must be at least {MIN_JOB_LEASE:g}s (the "
+            "heartbeat runs every lease/3)"
+        )
     if settings.target_locker not in ("auto", "inmemory", "db"):
         raise StartupError(f"--target-locker {settings.target_locker!r}: auto, inmemory or db")
     return server_id
+
+
+def sqlite_lock_path(db: str) -> Path | None:
+    """The lock file guarding a SQLite database (``<file>.server.lock``); None for another
+    kind of database, or an in-memory one."""
+    from contest.storage.urls import backend_name, to_async_url
+
+    try:
+        url = to_async_url(db)
+    except Exception:
+        return None  # open_storage says what is wrong with it
+    if backend_name(url) != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(os.path.abspath(url.database + ".server.lock"))
+
+
+def hold_sqlite_lock(db: str) -> IO[str] | None:
+    """Take the one-server lock of a SQLite database for this process's life (an exclusive
+    ``flock`` the OS drops when the process ends, however it ends); the open lock file, to keep
+    open, or None if ``db`` is not a SQLite file. A live server holding it: StartupError
+    naming the database and that server's pid (written in the lock file)."""
+    path = sqlite_lock_path(db)
+    if path is None:
+        return None
+    try:
+        handle = open(path, "a+")  # held open for the process's life
+    except OSError as exc:
+        raise StartupError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StartupError(
+            f"another contest serve (pid {holder}) is running on the SQLite database "
+            f"{path.with_suffix('').with_suffix('')}: one server per SQLite file (it holds "
+            f"{path}). Stop it first, or use PostgreSQL or MariaDB to run several servers"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def make_locker(kind: str, store: Any) -> TargetLocker:
@@ -213,15 +272,27 @@ async def _serve(
     policy: HostPolicy,
     guard: Access,
 ) -> int:
+    from contest import __version__
     from contest.job.manager import JobManager
     from contest.server.app import create_app
     from contest.server.shutdown import ShutdownController
     from contest.storage import open_storage
+    from contest.storage.fleet import Instance, InstanceConflict, new_instance_id
     from contest.storage.urls import redact
 
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    scheme = "https" if settings.tls_cert else "http"
+    sqlite_lock = None
     try:
+        sqlite_lock = hold_sqlite_lock(settings.db)
+        instance = Instance(
+            settings.server_id or new_instance_id(),
+            server_id,
+            version=__version__,
+            listen=f"{scheme}://{url_host}:{bound_port}",
+        )
         try:
             store = await open_storage(settings.db)
         except Exception as exc:
@@ -241,8 +312,16 @@ async def _serve(
                 lock_duration=settings.target_lock_duration or 600.0,
                 shutdown_timeout=settings.shutdown_timeout,
                 policy=policy,
+                instance=instance,
+                job_lease=settings.job_lease,
+                # SQLite under the lock above: no other server can be live on the file
+                single_server=sqlite_lock is not None,
             )
-            await jm.start(resume_jobs=settings.resume_jobs)
+            try:
+                await jm.start(resume_jobs=settings.resume_jobs)
+            except InstanceConflict as exc:
+                await jm.close()
+                raise StartupError(str(exc)) from None
             try:
                 app = create_app(
                     jm, server_id, process_timeout=settings.process_timeout, access=guard
@@ -276,11 +355,10 @@ async def _serve(
                         await asyncio.sleep(0.01)
                     if server.started:
                         loop.run_in_executor(None, app.warm)
-                        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-                        scheme = "https" if settings.tls_cert else "http"
                         print(
                             f"contest serve: listening on {scheme}://{url_host}:{bound_port} "
-                            f"(server ID {server_id!r}, database {redact(store.url)})",
+                            f"(server ID {server_id!r}, instance {instance.instance_id!r}, "
+                            f"database {redact(store.url)})",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -304,6 +382,8 @@ async def _serve(
             await store.close()
     finally:
         sock.close()
+        if sqlite_lock is not None:
+            sqlite_lock.close()  # the OS drops the lock with the file
     log.info("server stopped")
     return EXIT_OK
 

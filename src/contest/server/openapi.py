@@ -295,6 +295,46 @@ _SCHEMAS: dict[str, Any] = {
             "error": {"type": "string"},
         },
     },
+    "Server": {
+        "type": "object",
+        "required": [
+            "instance_id",
+            "server_id",
+            "host",
+            "pid",
+            "version",
+            "listen",
+            "started_at",
+            "heartbeat_at",
+            "heartbeat_age",
+            "lease",
+            "draining",
+            "jobs",
+        ],
+        "properties": {
+            "instance_id": {"type": "string", "description": "Unique among live servers"},
+            "server_id": {"type": "string", "description": "The ServerID its API shows"},
+            "host": {"type": "string"},
+            "pid": {"type": "integer"},
+            "version": {"type": "string"},
+            "listen": {"type": "string", "description": "The URL it listens on"},
+            "started_at": {"type": "number", "description": "Unix seconds, database clock"},
+            "heartbeat_at": {"type": "number", "description": "Unix seconds, database clock"},
+            "heartbeat_age": {"type": "number", "description": "Seconds, database clock"},
+            "lease": {"type": "number", "description": "Its --job-lease, in seconds"},
+            "draining": {"type": "boolean"},
+            "jobs": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "The running jobs it holds the lease of",
+            },
+        },
+    },
+    "ServerList": {
+        "type": "object",
+        "required": ["servers"],
+        "properties": {"servers": {"type": "array", "items": _ref("Server")}},
+    },
     "Version": {
         "type": "object",
         "required": ["api_version", "server_id", "version"],
@@ -330,6 +370,14 @@ _PATHS: dict[str, Any] = {
             "operationId": "version",
             "summary": "API version (ConTest's, 5) and server identity",
             "responses": {"200": _json(_ref("Version"), "Versions")},
+        }
+    },
+    "/api/v1/servers": {
+        "get": {
+            "operationId": "listServers",
+            "summary": "The live servers of this database (heartbeat within their lease), each "
+            "with the running jobs it owns",
+            "responses": {"200": _json(_ref("ServerList"), "Servers"), "503": _ERROR},
         }
     },
     "/api/v1/jobs": {

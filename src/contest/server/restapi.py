@@ -238,6 +238,10 @@ class RestAPI:
             {"api_version": API_VERSION, "server_id": self.jobs.server_id, "version": __version__}
         )
 
+    async def list_servers(self, request: Request) -> Response:
+        servers = await self.jobs.servers()
+        return JSONResponse({"servers": [s.to_json_obj() for s in servers]})
+
     async def list_jobs(self, request: Request) -> Response:
         names = _query_list(request, "state")
         states = None
@@ -455,6 +459,7 @@ def create_rest_app(jobs: JobService) -> Starlette:
         "/healthz": {"GET": api.healthz},
         "/openapi.json": {"GET": api.openapi_doc},
         f"{p}/version": {"GET": api.version},
+        f"{p}/servers": {"GET": api.list_servers},
         f"{p}/jobs": {"GET": api.list_jobs, "POST": api.create_job},
         f"{p}/jobs/{{job_id}}": {"GET": api.get_job},
         f"{p}/jobs/{{job_id}}/status": {"GET": api.get_status},

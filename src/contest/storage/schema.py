@@ -235,3 +235,63 @@ commit_markers = Table(
     Index(None, "committed_at"),
     **MYSQL_OPTS,
 )
+
+
+# --- several servers on one database -----------------------------------------------------------
+
+#: the widest host name the servers table keeps (a Linux host name is at most 64 bytes; an FQDN
+#: up to 253)
+HOST_MAX = 255
+#: an instance ID: ``--server-id`` (64 bytes at most, as ConTest's) or host-pid-suffix
+INSTANCE_ID_MAX = 64
+
+servers = Table(
+    "servers",
+    metadata,
+    # One row per live ``contest serve`` process (see contest.storage.fleet): its identity, how
+    # to reach it, and its heartbeat. Times are the DATABASE's clock (unix seconds), so servers
+    # whose clocks disagree still agree on whose heartbeat has lapsed. The row is deleted on a
+    # clean stop; a killed server's row stays until its heartbeat is seen to have lapsed.
+    Column("instance_id", String(INSTANCE_ID_MAX), primary_key=True),
+    Column("server_id", String(SERVER_ID_MAX), nullable=False),  # ConTest's ServerID it shows
+    Column("host", String(HOST_MAX), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("listen", String(HOST_MAX), nullable=False),  # "" for a process that serves no API
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("lease", Double, nullable=False),  # its --job-lease: live while heartbeat + lease > now
+    Column("draining", Boolean, nullable=False, server_default="0"),
+    **MYSQL_OPTS,
+)
+
+job_leases = Table(
+    "job_leases",
+    metadata,
+    # Which instance runs a job now. Claimed before the job's JobStateStarted, renewed by its
+    # owner's heartbeat (every lease/3), let lapse on pause, deleted once the job's final state
+    # is stored. A job in a running state whose lease has expired (by the database's clock) is
+    # a zombie. ``epoch`` grows by one at every claim of the job: the fencing token.
+    Column("job_id", BigInteger, primary_key=True),
+    Column("owner", String(INSTANCE_ID_MAX), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index(None, "owner"),
+    Index(None, "expires_at"),
+    **MYSQL_OPTS,
+)
+
+job_commands = Table(
+    "job_commands",
+    metadata,
+    # A request (``stop``) received by a server that does not run the job, for the job's owner:
+    # the owner polls for the commands of its jobs (every 0.5 s), deletes and applies them.
+    Column("command_id", AutoId, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("command", String(16), nullable=False),
+    Column("requested_by", String(INSTANCE_ID_MAX), nullable=False),
+    Column("requested_at", Double, nullable=False),
+    Index(None, "job_id"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTS,
+)
