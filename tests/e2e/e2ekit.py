@@ -72,8 +72,8 @@ class ServerProcess:
                 "127.0.0.1:0",
                 "--db",
                 self.db_url,
-                "--server-id",
-                self.server_id,
+                # "": no flag, as an operator who starts several servers without one
+                *(("--server-id", self.server_id) if self.server_id else ()),
                 "--log-level",
                 "warning",
                 *self.args,

@@ -196,7 +196,9 @@ class JobEnv:
         registry: PluginRegistry | None = None,
         lock_duration: float = 60.0,
         shutdown_timeout: float = 3.0,
+        **fleet: Any,
     ) -> JobManager:
+        """``fleet``: the job manager's fleet options (``job_lease``, ``instance``...)."""
         jm = JobManager(
             self.store,
             locker or self.locker,
@@ -205,6 +207,7 @@ class JobEnv:
             instance_tag=instance_tag,
             lock_duration=lock_duration,
             shutdown_timeout=shutdown_timeout,
+            **fleet,
         )
         self.managers.append(jm)
         return jm

@@ -332,8 +332,9 @@ async def test_locks_outlive_their_lease_while_the_job_runs_and_pauses(jm_env) -
 
 async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) -> None:
     """The manager's process dies mid-job: its tasks stop where they are, nothing more is
-    written; the next manager of this server fails the job as a zombie."""
-    dead = await jm_env.started()
+    written; once the job's lease has lapsed, the next manager fails the job as a zombie (at
+    start-up, or at its next sweep: at most a lease later)."""
+    dead = await jm_env.started(job_lease=1.0)
     job_id = await dead.submit(slow_echo(jm_env, "5"), "integration-test")
     await entered(jm_env, job_id, 1, "slowecho_label")
     for entry in dead.jobs.values():  # the process is gone: no pause, no cancel, no release
@@ -345,7 +346,8 @@ async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) ->
     await jm_env.flush()
     assert await jm_env.states(job_id) == ["JobStateStarted"]
 
-    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker())
+    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker(), job_lease=1.0)
+    await jm_env.wait_for(job_id, S.FAILED, timeout=5.0)
     (failed,) = await jm_env.events_named(job_id, "JobStateFailed")
     assert failed.payload["Err"].startswith(f"Job {job_id} was zombieed")
     assert (await jm.status(job_id))["State"] == "JobStateFailed"

@@ -46,6 +46,9 @@ _RESET_TABLES = (
     schema.reports,
     schema.run_statuses,
     schema.commit_markers,
+    schema.servers,
+    schema.job_leases,
+    schema.job_commands,
 )
 
 

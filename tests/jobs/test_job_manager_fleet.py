@@ -1,0 +1,106 @@
+"""Job managers sharing one store, as servers share one database (``contest.storage.fleet``),
+on every store and locker (see conftest.py): unique instances, job leases renewed by the
+heartbeat, zombies by lease expiry only, a stop through a manager that does not run the job,
+the list of live servers. Short leases (1 s) keep every wait short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from contest.job.manager import JobManagerError
+from contest.storage import JobState
+from contest.storage.fleet import Instance, InstanceConflict
+
+S = JobState
+LEASE = 1.0
+
+
+def sleepy(env, seconds: str):
+    return env.descriptor(
+        [env.step("slowecho", "nap", sleep=seconds, text="zz")], test_name="IntegrationTest: nap"
+    )
+
+
+async def test_managers_with_one_server_id_never_fail_each_others_jobs(jm_env) -> None:
+    """Two servers started with no flags on one host: one ServerID (the host name), two
+    instances. The second one's start-up and sweeps (every lease) leave the first's job alone,
+    which runs for 3 leases and completes."""
+    first = await jm_env.started(job_lease=LEASE)
+    job_id = await first.submit(sleepy(jm_env, "3"), "integration-test")
+    await jm_env.wait_for(job_id, S.STARTED)
+    second = await jm_env.started(job_lease=LEASE)
+    assert first.server_id == second.server_id and first.instance_id != second.instance_id
+    await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
+    assert await jm_env.states(job_id) == ["JobStateStarted", "JobStateCompleted"]
+    assert second.jobs == {}
+
+
+async def test_a_stop_reaches_the_manager_that_runs_the_job(jm_env) -> None:
+    owner = await jm_env.started(job_lease=LEASE)
+    other = await jm_env.started(job_lease=LEASE)
+    job_id = await owner.submit(sleepy(jm_env, "30"), "integration-test")
+    await jm_env.wait_for(job_id, S.STARTED)
+    servers = {s.instance_id: s.jobs for s in await other.servers()}
+    assert servers == {owner.instance_id: (job_id,), other.instance_id: ()}
+    asked = time.monotonic()
+    await other.stop(job_id)  # returns once the owner took it
+    await jm_env.wait_for(job_id, S.CANCELLED, timeout=2.0)
+    assert time.monotonic() - asked < 2.0
+    assert await jm_env.states(job_id) == [
+        "JobStateStarted",
+        "JobStateCancelling",
+        "JobStateCancelled",
+    ]
+    # a job nobody runs: ConTest's answer
+    with pytest.raises(JobManagerError, match=f"unknown job ID: {job_id}"):
+        await other.stop(job_id)
+    # its lease is gone with the job; a clean close removes the server from the list
+    await owner.close()
+    assert [s.instance_id for s in await other.servers()] == [other.instance_id]
+
+
+async def test_an_instance_id_in_use_is_refused(jm_env) -> None:
+    """``--server-id X`` twice: the second waits for the first's heartbeat to move, and
+    refuses; once the first stopped, the ID is free."""
+    me = Instance("explicit-id", jm_env.SERVER_ID)
+    first = await jm_env.started(job_lease=LEASE, instance=me)
+    started = time.monotonic()
+    with pytest.raises(InstanceConflict, match="'explicit-id' is in use by a live server"):
+        await jm_env.started(job_lease=LEASE, instance=me)
+    assert time.monotonic() - started < 2 * LEASE
+    await first.close()
+    again = await jm_env.started(job_lease=LEASE, instance=me)
+    assert [s.instance_id for s in await again.servers()] == ["explicit-id"]
+
+
+async def test_a_heartbeat_that_fails_is_retried_and_the_manager_lives_on(jm_env) -> None:
+    """The fleet's database unreachable for a while: the heartbeat fails, is retried with
+    backoff, the manager keeps running its job and reports the heartbeat's age; once it is
+    back, the heartbeat resumes."""
+    jm = await jm_env.started(job_lease=LEASE)
+    job_id = await jm.submit(sleepy(jm_env, "2"), "integration-test")
+    real = jm.fleet.heartbeat
+    failures = 0
+
+    async def down(*args, **kwargs) -> None:
+        nonlocal failures
+        failures += 1
+        raise ConnectionError("database down (test)")
+
+    jm.fleet.heartbeat = down  # type: ignore[method-assign]
+    await asyncio.sleep(1.0)
+    assert failures >= 2 and jm._beat is not None and not jm._beat.done()
+    age = jm.heartbeat_age()
+    assert age is not None and age > 0.6
+    jm.fleet.heartbeat = real  # type: ignore[method-assign]
+    await jm_env.wait_until("a heartbeat again", lambda: _fresh(jm), timeout=3.0)
+    await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
+
+
+async def _fresh(jm) -> bool:
+    age = jm.heartbeat_age()
+    return age is not None and age < 0.3
