@@ -139,7 +139,7 @@ def test_two_servers_without_flags_share_a_database(
     # a retry through either server starts a new job from the same descriptor
     retried = json.loads(b.post("retry", f"requestor=e2e&jobID={on_a2}").content)
     assert retried["Error"] is None, retried
-    new_id = retried["Data"]["JobID"]
+    new_id = retried["Data"]["NewJobID"]
     assert new_id > on_a2
     b.wait_state(new_id, "JobStateStarted", timeout=10)
     out = json.loads(a2.post("stop", f"requestor=e2e&jobID={new_id}").content)
