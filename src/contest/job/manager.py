@@ -220,7 +220,8 @@ class JobManager:
         self.registry = registry or default_registry()
         self.server_id = server_id or socket.gethostname()
         self.instance = instance or Instance(new_instance_id(), self.server_id, version=__version__)
-        self.fleet: Fleet = fleet or fleet_of(store)
+        # a heartbeat that retried longer than its period would only delay the next one
+        self.fleet: Fleet = fleet or fleet_of(store, retry_for=job_lease / 3)
         self.job_lease = job_lease
         self.single_server = single_server
         self.register = register

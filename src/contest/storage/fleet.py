@@ -710,11 +710,12 @@ class MemoryFleet:
         return out
 
 
-def fleet_of(store: Any) -> Fleet:
-    """The fleet a store's database keeps: :class:`SqlFleet` for SQL storage, else one
-    :class:`MemoryFleet` per store (kept on it, so a restarted manager sees the same one)."""
+def fleet_of(store: Any, *, retry_for: float = 5.0) -> Fleet:
+    """The fleet a store's database keeps: :class:`SqlFleet` for SQL storage (its operations
+    retried across a lost connection for ``retry_for`` seconds), else one :class:`MemoryFleet`
+    per store (kept on it, so a restarted manager sees the same one)."""
     if hasattr(store, "engine") and hasattr(store, "transactor"):
-        return SqlFleet(store)
+        return SqlFleet(store, retry_for=retry_for)
     fleet = getattr(store, "_contest_fleet", None)
     if fleet is None:
         fleet = MemoryFleet(store)
