@@ -138,7 +138,7 @@ def test_a_server_configured_by_file_and_environment(tmp_path: Path) -> None:
     try:
         text = wait_for_text(tmp_path / "serve.log", "listening on")
         assert "listening on http://127.0.0.1:" in text, text
-        assert "(server ID 'from-file', database sqlite" in text
+        assert "(server ID 'from-file', instance 'from-file', database sqlite" in text
         assert (tmp_path / "c.db").exists()
         proc.terminate()
         assert proc.wait(20) == 0
