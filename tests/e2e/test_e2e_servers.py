@@ -158,6 +158,10 @@ def test_two_servers_without_flags_share_a_database(
     assert {s["pid"] for s in as_json["servers"]} == pids
     assert all(s["heartbeat_age"] < 2.0 for s in as_json["servers"])
 
+    metrics = b.get("/metrics").text
+    (age,) = [line for line in metrics.splitlines() if line.startswith("contest_server_heartbeat")]
+    assert 0.0 <= float(age.split()[-1]) < 2.0, age
+
     # a clean stop removes the server's row
     assert a2.stop() == 0
     assert [s["pid"] for s in live(b)] == [b.proc.pid]  # type: ignore[union-attr]

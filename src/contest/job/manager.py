@@ -229,7 +229,7 @@ class JobManager:
         self.last_heartbeat: float | None = None  # time.monotonic() of the last one that worked
         self._beat: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._sweeping = False
+        self._sweeper: asyncio.Task[None] | None = None
         self._registered = False
         self.instance_tag = instance_tag
         self.lock_duration = lock_duration
@@ -267,9 +267,10 @@ class JobManager:
             self._registered = True
         self.last_heartbeat = time.monotonic()
         metrics.track_heartbeat(self)
-        self._sweeping = sweep_zombies
         self._beat = asyncio.ensure_future(self._heartbeat_forever())
         self._poller = asyncio.ensure_future(self._poll_commands_forever())
+        if sweep_zombies and not self.single_server:
+            self._sweeper = asyncio.ensure_future(self._sweep_forever())
         self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
         if sweep_zombies:
             await self._fail_zombies()
@@ -302,7 +303,7 @@ class JobManager:
         lock duration after we exit (the time a restart has to resume them)."""
         self._running_statuses.close()
         await self._refresh_once()
-        for task in (self._refresher, self._beat, self._poller):
+        for task in (self._refresher, self._beat, self._poller, self._sweeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -595,13 +596,11 @@ class JobManager:
     # --- the fleet: heartbeat, zombies, commands ----------------------------------------------
 
     async def _heartbeat_forever(self) -> None:
-        """Every lease/3: stamp this instance's heartbeat and renew its jobs' leases; then, on
-        a database other servers may share, look for zombies (at most once a lease). A
+        """Every lease/3: stamp this instance's heartbeat and renew its jobs' leases. A
         heartbeat that fails (the database is down) is retried sooner, with backoff, and never
         ends the server: if it stays down past a lease, the leases lapse."""
         period = self.job_lease / 3
         delay, failures = period, 0
-        last_sweep = time.monotonic()
         while True:
             await asyncio.sleep(delay)
             try:
@@ -618,13 +617,16 @@ class JobManager:
                 log.info("heartbeat reached the database again after %d failures", failures)
             self.last_heartbeat = time.monotonic()
             delay, failures = period, 0
-            if self._sweeping and not self.single_server:
-                if time.monotonic() - last_sweep >= self.job_lease:
-                    last_sweep = time.monotonic()
-                    try:
-                        await self._fail_zombies()
-                    except Exception as exc:
-                        log.error("looking for zombie jobs failed: %s", exc)
+
+    async def _sweep_forever(self) -> None:
+        """On a database other servers may share: look for zombies once a lease (a task of its
+        own, so that failing zombies never delays this server's heartbeat)."""
+        while True:
+            await asyncio.sleep(self.job_lease)
+            try:
+                await self._fail_zombies()
+            except Exception as exc:
+                log.error("looking for zombie jobs failed: %s", exc)
 
     async def _poll_commands_forever(self) -> None:
         """Apply the commands other servers left for this instance's running jobs."""
