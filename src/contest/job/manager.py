@@ -179,6 +179,7 @@ class _Entry:
     paused_payload: PausePayload | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""  # said by JobStateCancelled (the failure summary shows it)
+    epoch: int = 0  # of the job's lease, claimed for this run of it (a fencing token to come)
 
     def cancel(self, reason: str) -> None:
         if not self.scope.cancel.is_set():
@@ -473,6 +474,7 @@ class JobManager:
             log.info("job %d is run by another server: not running it here", job.id)
             self._forget(entry)
             return
+        entry.epoch = epoch
         try:
             await self._state(job.id, JobState.STARTED)
         except Exception as exc:
@@ -691,12 +693,14 @@ class JobManager:
     # --- start-up ------------------------------------------------------------------------------
 
     async def _fail_zombies(self) -> None:
+        """WHEN: at start-up, and once a lease on a database others may share (the sweeper);
+        WHICH: :meth:`_find_zombies`; WHAT is done to each: :meth:`_fail_zombie`."""
         ids = await self._find_zombies()
         await self._prune_servers()
         for job_id in ids:
             if job_id in self.jobs:
                 continue
-            log.warning("job %d was running when this server stopped: failing it", job_id)
+            log.warning("job %d was running when its server stopped: failing it", job_id)
             await self._fail_zombie(job_id)
 
     async def _fail_zombie(self, job_id: int) -> None:
@@ -704,7 +708,8 @@ class JobManager:
         inside a step gets a closing ``TargetErr``, then the job is failed; with the DB locker
         the event's transaction also deletes the job's locks
         (:func:`contest.storage.jobs.free_targets_of_ended_jobs`), so its targets are free now,
-        not when their lease runs out (tests/e2e/test_e2e_dead_jobs.py)."""
+        not when their lease runs out (tests/e2e/test_e2e_dead_jobs.py). Its job lease is ours
+        (claimed by :meth:`_find_zombies`) and goes last, as after any final state."""
         req = await self.store.get_job(job_id)
         server = req.server_id if req is not None else self.server_id
         await self._close_targets(
