@@ -80,6 +80,19 @@ async def test_an_instance_id_in_use_is_refused(jm_env) -> None:
     assert [s.instance_id for s in await again.servers()] == ["explicit-id"]
 
 
+async def test_a_live_server_removed_as_dead_registers_again(jm_env) -> None:
+    """Its row removed (another server judged it dead after its heartbeat lapsed), a live
+    manager puts it back at its next heartbeat, and is listed again."""
+    jm = await jm_env.started(job_lease=LEASE)
+    await jm.fleet.unregister(jm.instance_id)
+    assert await jm.servers() == []
+    deadline = time.monotonic() + 2 * LEASE
+    while not await jm.servers():
+        assert time.monotonic() < deadline, "not registered again"
+        await asyncio.sleep(0.05)
+    assert [s.instance_id for s in await jm.servers()] == [jm.instance_id]
+
+
 async def test_a_heartbeat_that_fails_is_retried_and_the_manager_lives_on(
     postgresql_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -606,8 +606,8 @@ class JobManager:
         while True:
             await asyncio.sleep(delay)
             try:
-                await self.fleet.heartbeat(
-                    self.instance_id, self.job_lease, registered=self._registered
+                back = await self.fleet.heartbeat(
+                    self.instance, self.job_lease, registered=self._registered
                 )
             except Exception as exc:
                 failures += 1
@@ -617,6 +617,9 @@ class JobManager:
                 continue
             if failures:
                 log.info("heartbeat reached the database again after %d failures", failures)
+            if back:
+                log.warning("this server (%s) had been removed from the database as dead (its "
+                            "heartbeat lapsed): registered again", self.instance_id)  # fmt: skip
             self.last_heartbeat = time.monotonic()
             delay, failures = period, 0
 

@@ -183,7 +183,7 @@ class Fleet(Protocol):
 
     async def register(self, me: Instance, lease: float, *, wait: float) -> None: ...
 
-    async def heartbeat(self, me: str, lease: float, *, registered: bool = True) -> None: ...
+    async def heartbeat(self, me: Instance, lease: float, *, registered: bool = True) -> bool: ...
 
     async def unregister(self, me: str) -> None: ...
 
@@ -267,7 +267,9 @@ class SqlFleet:
         while True:
             row = await self._read(lambda c: _server_row(c, me.instance_id), "reading a server")
             if row is None:
-                if await self._write(lambda c: _insert_server(c, me, lease), "registering"):
+                if await self._write(
+                    lambda c: _insert_server(c, self.dialect, me, lease), "registering"
+                ):
                     return
                 continue  # raced with another process of this ID: look again
             age = float(row.now - row.heartbeat_at)
@@ -283,24 +285,29 @@ class SqlFleet:
                 raise _conflict(me, row.host, int(row.pid), age)
             await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
-    async def heartbeat(self, me: str, lease: float, *, registered: bool = True) -> None:
+    async def heartbeat(self, me: Instance, lease: float, *, registered: bool = True) -> bool:
         """Stamp this instance's heartbeat and renew every lease it holds (one statement each,
-        one transaction); re-insert nothing: a missing row means someone judged us dead."""
+        one transaction). True if its row was gone and was put back: the others judged it dead
+        after a heartbeat lapsed (a database outage, a frozen process) and removed it."""
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: AsyncConnection) -> bool:
+            back = False
             if registered:
-                await conn.execute(
+                stamped = await conn.execute(
                     update(servers)
-                    .where(servers.c.instance_id == me)
+                    .where(servers.c.instance_id == me.instance_id)
                     .values(heartbeat_at=db_now(), lease=lease)
                 )
+                if not stamped.rowcount:
+                    back = await _insert_server(conn, self.dialect, me, lease)
             await conn.execute(
                 update(job_leases)
-                .where(job_leases.c.owner == me)
+                .where(job_leases.c.owner == me.instance_id)
                 .values(expires_at=db_now() + lease)
             )
+            return back
 
-        await self._write(work, "heartbeat")
+        return await self._write(work, "heartbeat")  # type: ignore[no-any-return]
 
     async def unregister(self, me: str) -> None:
         await self._write(
@@ -401,13 +408,11 @@ async def _server_row(conn: AsyncConnection, instance_id: str) -> Any:
     return (await conn.execute(stmt)).first()
 
 
-async def _insert_server(conn: AsyncConnection, me: Instance, lease: float) -> bool:
-    if (
-        await conn.execute(select(servers.c.pid).where(servers.c.instance_id == me.instance_id))
-    ).first():
-        return False
-    await conn.execute(
-        insert(servers).values(
+async def _insert_server(conn: AsyncConnection, dialect: str, me: Instance, lease: float) -> bool:
+    """Insert the instance's row unless one of its ID exists (two processes of one ID starting
+    at once: one gets it, the other looks again); True if inserted."""
+    added = await conn.execute(
+        _insert_ignoring_duplicates(dialect, servers).values(
             instance_id=me.instance_id,
             server_id=me.server_id,
             host=me.host,
@@ -420,7 +425,7 @@ async def _insert_server(conn: AsyncConnection, me: Instance, lease: float) -> b
             draining=False,
         )
     )
-    return True
+    return bool(added.rowcount)
 
 
 async def _take_over_server(conn: AsyncConnection, me: Instance, lease: float) -> None:
@@ -617,14 +622,21 @@ class MemoryFleet:
             if held.owner == me.instance_id:
                 held.expires_at = now - 1.0
 
-    async def heartbeat(self, me: str, lease: float, *, registered: bool = True) -> None:
+    async def heartbeat(self, me: Instance, lease: float, *, registered: bool = True) -> bool:
         now = time.time()
-        row = self.servers.get(me)
+        row = self.servers.get(me.instance_id)
+        back = registered and row is None
+        if back:
+            row = ServerInfo(
+                me.instance_id, me.server_id, me.host, me.pid, me.version, me.listen,
+                now, now, 0.0, lease, False,
+            )  # fmt: skip
         if registered and row is not None:
-            self.servers[me] = replace(row, heartbeat_at=now, lease=lease)
+            self.servers[me.instance_id] = replace(row, heartbeat_at=now, lease=lease)
         for held in self.leases.values():
-            if held.owner == me:
+            if held.owner == me.instance_id:
                 held.expires_at = now + lease
+        return back
 
     async def unregister(self, me: str) -> None:
         self.servers.pop(me, None)
