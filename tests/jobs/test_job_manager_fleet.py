@@ -80,6 +80,17 @@ async def test_an_instance_id_in_use_is_refused(jm_env) -> None:
     assert [s.instance_id for s in await again.servers()] == ["explicit-id"]
 
 
+async def test_a_draining_server_is_listed_as_such(jm_env) -> None:
+    jm = await jm_env.started(job_lease=LEASE)
+    (me,) = await jm.servers()
+    assert not me.draining
+    jm.mark_draining()  # what SIGUSR1 does
+    deadline = time.monotonic() + 2.0
+    while not (await jm.servers())[0].draining:
+        assert time.monotonic() < deadline, "not marked draining"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_live_server_removed_as_dead_registers_again(jm_env) -> None:
     """Its row removed (another server judged it dead after its heartbeat lapsed), a live
     manager puts it back at its next heartbeat, and is listed again."""

@@ -67,6 +67,9 @@ class FakeJobs:
         self.calls.append("cancel")
         self.reasons.append(reason)
 
+    def mark_draining(self) -> None:
+        self.calls.append("draining")
+
 
 def controller(pause_timeout: float) -> tuple[ShutdownController, FakeJobs, list[str], list[int]]:
     jobs = FakeJobs()
@@ -123,9 +126,9 @@ async def test_a_third_signal_exits_at_once() -> None:
 async def test_sigusr1_drains_then_a_signal_pauses() -> None:
     ctl, jobs, api, _ = controller(30)
     ctl.on_signal(signal.SIGUSR1)
-    assert ctl.draining and jobs.calls == [] and api == ["stop"]
+    assert ctl.draining and jobs.calls == ["draining"] and api == ["stop"]
     ctl.on_signal(signal.SIGUSR1)
     assert api == ["stop"]
     ctl.on_signal(signal.SIGTERM)
-    assert jobs.calls == ["pause"] and api == ["stop"]
+    assert jobs.calls == ["draining", "pause"] and api == ["stop"]
     ctl.close()

@@ -166,6 +166,8 @@ class JobService(Protocol):
 
     def running_jobs(self) -> Sequence[int]: ...
 
+    def mark_draining(self) -> None: ...
+
     async def servers(self) -> builtins.list[ServerInfo]: ...
 
 
@@ -231,6 +233,7 @@ class JobManager:
         self._beat: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._draining: asyncio.Future[None] | None = None
         self._registered = False
         self.instance_tag = instance_tag
         self.lock_duration = lock_duration
@@ -287,6 +290,18 @@ class JobManager:
         for entry in self.jobs.values():
             entry.cancel(reason)
 
+    def mark_draining(self) -> None:
+        """SIGUSR1 (the server takes no more requests, its jobs run to their end): the list
+        of servers shows this one as draining."""
+        if self._registered:
+            self._draining = asyncio.ensure_future(self._set_draining())
+
+    async def _set_draining(self) -> None:
+        try:
+            await self.fleet.set_draining(self.instance_id)
+        except Exception as exc:
+            log.warning("cannot mark this server draining in the database: %s", exc)
+
     def running_jobs(self) -> Sequence[int]:
         """The jobs this manager runs now (see :meth:`running`)."""
         return [job_id for job_id in self.jobs if self.running(job_id)]
@@ -309,6 +324,9 @@ class JobManager:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._draining is not None:
+            with contextlib.suppress(Exception):  # it logged its failure
+                await asyncio.wait_for(self._draining, timeout=self.job_lease / 3)
         if self._registered:
             self._registered = False
             try:

@@ -65,6 +65,7 @@ class ShutdownController:
             return
         log.warning("SIGUSR1: not taking requests any more; waiting for running jobs to finish")
         self.draining = True
+        self.jobs.mark_draining()  # the other servers list this one as draining
         self._stop_api()
 
     def interrupt(self, name: str = "SIGTERM") -> None:

@@ -187,6 +187,8 @@ class Fleet(Protocol):
 
     async def unregister(self, me: str) -> None: ...
 
+    async def set_draining(self, me: str) -> None: ...
+
     async def claim(
         self, job_id: int, me: str, lease: float, *, take_from: str | None = None
     ) -> int | None: ...
@@ -313,6 +315,14 @@ class SqlFleet:
         await self._write(
             lambda c: c.execute(delete(servers).where(servers.c.instance_id == me)),
             "unregistering",
+        )
+
+    async def set_draining(self, me: str) -> None:
+        await self._write(
+            lambda c: c.execute(
+                update(servers).where(servers.c.instance_id == me).values(draining=True)
+            ),
+            "marking a server draining",
         )
 
     # --- leases --------------------------------------------------------------------------------
@@ -640,6 +650,11 @@ class MemoryFleet:
 
     async def unregister(self, me: str) -> None:
         self.servers.pop(me, None)
+
+    async def set_draining(self, me: str) -> None:
+        row = self.servers.get(me)
+        if row is not None:
+            self.servers[me] = replace(row, draining=True)
 
     async def claim(
         self, job_id: int, me: str, lease: float, *, take_from: str | None = None
