@@ -168,6 +168,36 @@ def test_two_servers_without_flags_share_a_database(
     assert b.stop() == 0
 
 
+def test_a_server_id_is_one_live_server(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    """``--server-id`` names one live instance: a second live server with it refuses to start;
+    restarted after ``kill -9`` on the same host it is taken over at once (the old pid is gone),
+    and the killed process's job is failed as it starts."""
+    from contest.testing.databases import temporary_database
+
+    with temporary_database("postgresql", tmp_path) as db:
+        first = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="x")
+        first.start()
+        job_id = start_job(first, targets_job("120s", "x"))
+        wait_in_flight(first, job_id, 2)
+        twin = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="y")
+        with pytest.raises(AssertionError, match="server exited with 1") as refused:
+            twin.start(timeout=30)
+        assert "server ID 'dup' is in use by a live server" in str(refused.value)
+        assert f"pid {first.proc.pid}" in str(refused.value)  # type: ignore[union-attr]
+
+        first.send(signal.SIGKILL)
+        first.wait(10)
+        began = time.monotonic()
+        again = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="z")
+        again.start()
+        assert again.state(job_id) == "JobStateFailed"  # at start-up: no lease to wait for
+        assert time.monotonic() - began < 10
+        assert [s["instance_id"] for s in live(again)] == ["dup"]
+        assert again.stop() == 0
+
+
 def test_sqlite_takes_one_server_and_contest_run_beside_it(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
