@@ -130,6 +130,8 @@ def test_two_servers_without_flags_share_a_database(
     # a stop received by the server that does not run the job: cancelled within 2 s
     on_a2 = start_job(a2, targets_job("120s", "c"))
     wait_in_flight(a2, on_a2, 2)
+    # the other server's page of the job offers to stop it
+    assert f'action="/jobs/{on_a2}/stop"' in b.get(f"/jobs/{on_a2}").text
     asked = time.monotonic()
     out = json.loads(b.post("stop", f"requestor=e2e&jobID={on_a2}").content)
     assert out["Error"] is None, out

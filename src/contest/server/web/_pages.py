@@ -29,7 +29,7 @@ from contest.server.web._jobview import MAX_INT, BadParameter, JobPage, ViewPara
 from contest.server.web._live import EventStreamResponse, Streams, job_frames, list_frames
 from contest.server.web._model import Grid
 from contest.server.web._render import environment, query
-from contest.storage import Storage
+from contest.storage import JobState, Storage
 from contest.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,9 @@ class Pages:
             "p": page,
             "self_url": f"/jobs/{job_id}?{query(view.query())}",
             "live_url": self._live_url(page) if page.active else None,
-            "can_stop": allowed and self.jobs.running(job_id),
+            # running here, or on another server of the database (the stop reaches it there)
+            "can_stop": allowed
+            and (self.jobs.running(job_id) or page.job.state is JobState.STARTED),
             "can_retry": allowed,
         }
         if _wants(request, "live"):
