@@ -624,9 +624,11 @@ class JobManager:
         while True:
             await asyncio.sleep(delay)
             try:
-                back = await self.fleet.heartbeat(
+                # bounded: a connection that hangs without an error is a failure too
+                beat = self.fleet.heartbeat(
                     self.instance, self.job_lease, registered=self._registered
                 )
+                back = await asyncio.wait_for(beat, timeout=self.job_lease)
             except Exception as exc:
                 failures += 1
                 delay = min(period, 0.1 * 2**failures)

@@ -389,23 +389,34 @@ class SqlFleet:
         return await self._read(work, "reading a command")  # type: ignore[no-any-return]
 
     async def take_commands(self, me: str) -> list[tuple[int, str]]:
-        """The commands left for this instance's jobs, deleted as they are taken."""
+        """The commands left for this instance's jobs, deleted as they are taken. Looked for
+        with a read (polled every 0.5 s, it must not take SQLite's write lock each time); the
+        ones this call deletes are the ones it returns."""
 
-        async def work(conn: AsyncConnection) -> list[tuple[int, str]]:
-            rows = (
-                await conn.execute(
-                    select(job_commands.c.command_id, job_commands.c.job_id, job_commands.c.command)
-                    .join(job_leases, job_leases.c.job_id == job_commands.c.job_id)
-                    .where(job_leases.c.owner == me)
-                    .order_by(job_commands.c.command_id)
+        async def look(conn: AsyncConnection) -> list[Any]:
+            stmt = (
+                select(job_commands.c.command_id, job_commands.c.job_id, job_commands.c.command)
+                .join(job_leases, job_leases.c.job_id == job_commands.c.job_id)
+                .where(job_leases.c.owner == me)
+                .order_by(job_commands.c.command_id)
+            )
+            return list((await conn.execute(stmt)).all())
+
+        rows = await self._read(look, "looking for commands")
+        if not rows:
+            return []
+
+        async def take(conn: AsyncConnection) -> list[tuple[int, str]]:
+            taken = []
+            for r in rows:  # one by one: only what this call deletes is applied
+                gone = await conn.execute(
+                    delete(job_commands).where(job_commands.c.command_id == r.command_id)
                 )
-            ).all()
-            if rows:
-                ids = [int(r.command_id) for r in rows]
-                await conn.execute(delete(job_commands).where(job_commands.c.command_id.in_(ids)))
-            return [(int(r.job_id), str(r.command)) for r in rows]
+                if gone.rowcount:
+                    taken.append((int(r.job_id), str(r.command)))
+            return taken
 
-        return await self._write(work, "taking commands")  # type: ignore[no-any-return]
+        return await self._write(take, "taking commands")  # type: ignore[no-any-return]
 
     # --- listing -------------------------------------------------------------------------------
 
