@@ -203,7 +203,8 @@ def sqlite_lock_path(db: str) -> Path | None:
         return None  # open_storage says what is wrong with it
     if backend_name(url) != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    return Path(os.path.abspath(url.database + ".server.lock"))
+    # the real path: two spellings of one file (a symlink, a relative path) share one lock
+    return Path(os.path.realpath(url.database) + ".server.lock")
 
 
 def hold_sqlite_lock(db: str) -> IO[str] | None:
