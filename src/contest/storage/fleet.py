@@ -505,6 +505,7 @@ async def _claim(
         )
         if not added.rowcount:
             return None  # another instance holds it
+        return 1
     epoch = (
         await conn.execute(select(job_leases.c.epoch).where(job_leases.c.job_id == job_id))
     ).scalar_one()
