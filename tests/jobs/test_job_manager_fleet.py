@@ -11,11 +11,13 @@ import logging
 import time
 
 import pytest
+from sqlalchemy import select
 
 from contest.job.manager import JobManager, JobManagerError
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
-from contest.storage import JobState, open_storage
+from contest.storage import JobState, Storage, open_storage
 from contest.storage.fleet import Instance, InstanceConflict
+from contest.storage.schema import job_leases
 from contest.testing.databases import TcpProxy
 
 S = JobState
@@ -40,6 +42,18 @@ async def test_managers_with_one_server_id_never_fail_each_others_jobs(jm_env) -
     await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
     assert await jm_env.states(job_id) == ["JobStateStarted", "JobStateCompleted"]
     assert second.jobs == {}
+    assert await leases(jm_env) == []  # gone with the final state
+
+
+async def leases(env) -> list[int]:
+    """The job IDs with a lease row."""
+    if isinstance(env.store, Storage):
+
+        async def read(conn):
+            return [r.job_id for r in (await conn.execute(select(job_leases.c.job_id))).all()]
+
+        return await env.store.run_read(read, "test")
+    return sorted(env.store._contest_fleet.leases)
 
 
 async def test_a_stop_reaches_the_manager_that_runs_the_job(jm_env) -> None:

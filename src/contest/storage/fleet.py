@@ -239,6 +239,8 @@ class SqlFleet:
     storage's write lock (SQLite: one writer per process)."""
 
     def __init__(self, storage: Any, *, retry_for: float = 5.0) -> None:
+        # a job's final state deletes its lease in its own transaction (see forget_ended_jobs)
+        storage.forget_job_leases_at_job_end()
         self.engine = storage.engine
         self.dialect = self.engine.dialect.name
         base: Transactor = storage.transactor
@@ -349,13 +351,8 @@ class SqlFleet:
         )
 
     async def forget(self, job_id: int) -> None:
-        """The job has its final state: drop its lease and any command left for it."""
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(delete(job_leases).where(job_leases.c.job_id == job_id))
-            await conn.execute(delete(job_commands).where(job_commands.c.job_id == job_id))
-
-        await self._write(work, "dropping a lease")
+        """The job has its final state: its lease and the commands left for it went in the
+        transaction that stored it (:func:`forget_ended_jobs`); nothing more to do."""
 
     async def zombies(self, query: ZombieQuery) -> list[Zombie]:
         """The zombies, in one statement: a job cannot end (and drop its lease) between
@@ -422,6 +419,15 @@ class SqlFleet:
 
     async def live_servers(self) -> list[ServerInfo]:
         return await self._read(_live_servers, "listing servers")  # type: ignore[no-any-return]
+
+
+async def forget_ended_jobs(conn: AsyncConnection, job_ids: Collection[int]) -> None:
+    """Delete the leases of jobs that just ended, and the commands left for them: run by the
+    event flush in the transaction storing their final states (``Storage._jobs_ended``)."""
+    ids = sorted(set(job_ids))
+    if ids:
+        await conn.execute(delete(job_leases).where(job_leases.c.job_id.in_(ids)))
+        await conn.execute(delete(job_commands).where(job_commands.c.job_id.in_(ids)))
 
 
 async def _server_row(conn: AsyncConnection, instance_id: str) -> Any:

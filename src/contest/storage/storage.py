@@ -88,6 +88,7 @@ class Storage:
         self._status_chunk = max(64 * 1024, min(rs.CHUNK_MAX, self.limits.report_data))
         self._event_flush = ev.make_flush(engine.dialect, self._jobs_ended)
         self._frees_target_locks = False
+        self._forgets_job_leases = False
         self._last_prune = time.monotonic()
         self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
             self._flush_events, self.transactor, max_batch=max_batch, name="events"
@@ -166,9 +167,21 @@ class Storage:
         do not name."""
         self._frees_target_locks = True
 
+    def forget_job_leases_at_job_end(self) -> None:
+        """Say that job leases are kept in this database (:class:`contest.storage.fleet.
+        SqlFleet`): from now on, the transaction storing a job's final state also deletes its
+        lease and the commands left for it, so that a job is never seen ended with a lease, or
+        running without one. Off by default: a reader of a database not migrated this far
+        (``contest events``) has no such tables."""
+        self._forgets_job_leases = True
+
     async def _jobs_ended(self, conn: AsyncConnection, job_ids: set[int]) -> None:
         if self._frees_target_locks:
             await jb.free_targets_of_ended_jobs(conn, job_ids)
+        if self._forgets_job_leases:
+            from contest.storage.fleet import forget_ended_jobs
+
+            await forget_ended_jobs(conn, job_ids)
 
     # --- events: EventReader ------------------------------------------------------------------
 
