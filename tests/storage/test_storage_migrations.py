@@ -164,6 +164,45 @@ async def test_0003_adds_the_target_line_to_a_0002_database(fresh_url: str) -> N
         async with engine.connect() as conn:
             await conn.run_sync(down)
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-        assert tables == TABLES - {"target_waits", "target_wait_tickets"}
+        assert tables == TABLES - {"target_waits", "target_wait_tickets"} - FLEET_TABLES
+    finally:
+        await engine.dispose()
+
+
+FLEET_TABLES = {"servers", "job_leases", "job_commands"}
+
+
+async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> None:
+    """0004 brings the tables of several servers on one database (contest.storage.fleet) to a
+    database an older server left, its jobs kept; downgrading to 0003 removes them only."""
+    engine = create_engine(fresh_url)
+    try:
+        await mig.upgrade(engine, "0003")
+    finally:
+        await engine.dispose()
+    storage = await open_storage(fresh_url, migrate_schema=False)  # as an old server left it
+    try:
+        job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
+    finally:
+        await storage.close()
+    storage = await open_storage(fresh_url)  # a new server: 0003 -> 0004
+    try:
+        assert await storage.version() == 4
+        assert await storage.get_job(job_id) is not None
+    finally:
+        await storage.close()
+    engine = create_engine(fresh_url)
+    try:
+
+        def down(conn: Connection) -> None:
+            cfg = mig.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+            conn.commit()
+
+        async with engine.connect() as conn:
+            await conn.run_sync(down)
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert tables == TABLES - FLEET_TABLES
     finally:
         await engine.dispose()
