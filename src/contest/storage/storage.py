@@ -179,6 +179,7 @@ class Storage:
         if self._frees_target_locks:
             await jb.free_targets_of_ended_jobs(conn, job_ids)
         if self._forgets_job_leases:
+            # imported here: the fleet module imports this package
             from contest.storage.fleet import forget_ended_jobs
 
             await forget_ended_jobs(conn, job_ids)
