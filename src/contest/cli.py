@@ -22,6 +22,7 @@ from contest.settings import (
     DEFAULT_JOB_LEASE,
     DEFAULT_LISTEN,
     DEFAULT_PAUSE_TIMEOUT,
+    DEFAULT_TARGET_WAIT_POLL,
     ServeSettings,
 )
 
@@ -38,6 +39,16 @@ def _duration(text: str) -> float:
 
 
 _duration.contest_format = format_duration  # type: ignore[attr-defined]  # --print-config
+
+
+def _positive_duration(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return seconds
+
+
+_positive_duration.contest_format = format_duration  # type: ignore[attr-defined]
 
 
 def _log_options(p: argparse.ArgumentParser, level: str) -> None:
@@ -104,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long steps get to return once done or cancelled",
     )
     s.add_argument(
+        "--target-wait-poll",
+        type=_positive_duration,
+        default=DEFAULT_TARGET_WAIT_POLL,
+        help="how often a job waiting for targets other jobs hold asks again (default "
+        f"{format_duration(DEFAULT_TARGET_WAIT_POLL)}; a release in this process wakes it "
+        "at once)",
+    )
+    s.add_argument(
         "--process-timeout",
         type=_duration,
         default=3.0,
@@ -131,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("descriptor", help="job descriptor file (JSON or YAML); - for stdin")
     r.add_argument("--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL (default: %(default)s)")
     r.add_argument("--shutdown-timeout", type=_duration, default=30.0)
+    r.add_argument(
+        "--target-wait-poll",
+        type=_positive_duration,
+        default=DEFAULT_TARGET_WAIT_POLL,
+        help="how often a job waiting for busy targets asks again (default 1s)",
+    )
     r.add_argument(
         "--json", action="store_true",
         help="machine output: JSON progress lines even on a terminal, the summary as JSON",
@@ -279,6 +304,7 @@ async def _run(args: argparse.Namespace) -> int:
         locker,
         server_id=f"{socket.gethostname()}-run-{os.getpid()}",
         shutdown_timeout=args.shutdown_timeout,
+        wait_poll=args.target_wait_poll,
         # it holds a lease on its job, renewed by its heartbeat, so that a server on the same
         # database never takes its job for a zombie; it is no server: not listed among them
         register=False,
@@ -610,6 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_locker=args.target_locker,
             target_lock_duration=args.target_lock_duration,
             shutdown_timeout=args.shutdown_timeout,
+            target_wait_poll=args.target_wait_poll,
             process_timeout=args.process_timeout,
             allow_local_exec=args.allow_local_exec,
             log_level=args.log_level,

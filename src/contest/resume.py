@@ -119,6 +119,8 @@ class PausePayload:
     test_results: dict[str, str | None] | None = None  # the test steps' verdicts, when paused
     # after them: in cleanup or before release (the resumed attempt skips the steps and is
     # judged on these, not counted as failed)
+    wait_remaining: float | None = None  # paused while waiting for busy targets: the seconds
+    # left of the acquire timeout (the resumed attempt waits again, only that long)
     version: int = PAUSE_PAYLOAD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -141,6 +143,8 @@ class PausePayload:
             out["RS"] = True
         if self.test_results is not None:
             out["TR"] = self.test_results
+        if self.wait_remaining is not None:
+            out["W"] = self.wait_remaining
         return out
 
     @classmethod
@@ -166,9 +170,18 @@ class PausePayload:
                 next_attempt_at=obj.get("NTA"),
                 run_started=bool(obj.get("RS", False)),
                 test_results=obj.get("TR"),
+                wait_remaining=_seconds(obj.get("W")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResumeStateError(f"invalid pause payload: {exc}") from exc
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"W: want seconds >= 0, got {value!r}")
+    return float(value)
 
 
 # --- the test runner's state ---------------------------------------------------------------------

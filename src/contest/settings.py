@@ -14,6 +14,9 @@ DEFAULT_PAUSE_TIMEOUT = 60.0
 # a job whose server's heartbeat (every lease/3) has not reached the database for this long is
 # a zombie: long enough for a slow database, short enough to notice a crash soon
 DEFAULT_JOB_LEASE = 30.0
+# how often a job waiting for targets other jobs hold asks the locker again (a release the
+# locker sees in this process wakes it sooner)
+DEFAULT_TARGET_WAIT_POLL = 1.0
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ServeSettings:
     target_locker: str = "auto"  # auto | inmemory | db
     target_lock_duration: float = 600.0
     shutdown_timeout: float = 30.0
+    target_wait_poll: float = DEFAULT_TARGET_WAIT_POLL
     process_timeout: float = 3.0  # how long an API request may take
     allow_local_exec: bool = False
     log_level: str = "info"

@@ -6,7 +6,7 @@ import pytest
 from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of, tuples
 
 from contest.errors import ContestError
-from contest.job.runner import JobError, JobRunner
+from contest.job.runner import JobError, JobRunner, NothingAcquired
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.resume import PausePayload
 from contest.signals import Scope
@@ -136,7 +136,10 @@ async def test_acquire_always_fails() -> None:  # 50
         retries=1,
         reporter=rec,
     )
-    assert await runner(store).run(job, Scope()) is None
+    # the run tested nothing: the job fails with the acquisition's error (ConTest's job would
+    # complete), after the run's reporters had their say
+    with pytest.raises(NothingAcquired, match="^some error$"):
+        await runner(store).run(job, Scope())
     assert tuples(store.test) == [
         (0, "SimpleTest", "", "TargetAcquireErr", {"Error": "some error"}),
         (1, "SimpleTest", "", "TargetAcquireErr", {"Error": "some error"}),
@@ -164,15 +167,26 @@ async def test_a_crashed_target_manager_fails_the_job_naming_it() -> None:
         await runner(store).run(job, Scope())
 
 
-async def test_locked_targets_are_an_acquisition_failure() -> None:
+async def test_targets_locked_past_the_acquire_timeout_are_an_acquisition_failure() -> None:
+    # the job waits for T1 (job 99's) for the acquire timeout, then fails its attempt, then the
+    # job: its run tested nothing (ConTest's would fail the attempt at once, then complete)
     store = MemoryStore()
     locker = InMemoryLocker()
     await locker.lock(99, 60.0, ["T1"])
     job = job_of([bundle(Echo(), "echo")], ListTM(["T1"]))
-    assert await runner(store, locker).run(job, Scope()) is None
-    ((_, _, _, name, payload),) = tuples(store.test)
-    assert name == "TargetAcquireErr"
-    assert "target locking failed" in payload["Error"]
+    job.tests[0].acquire_timeout = 0.3
+    run = JobRunner(
+        sink=store, reader=store, reports=store, locker=locker, lock_duration=1.0, wait_poll=0.05
+    )
+    message = "could not acquire targets within 300ms: T1 held by job 99"
+    with pytest.raises(NothingAcquired) as info:
+        await run.run(job, Scope())
+    assert str(info.value) == message
+    assert [(name, payload) for _, _, _, name, payload in tuples(store.test)] == [
+        ("TargetsWaiting", {"Targets": ["T1"], "HeldBy": {"T1": 99}, "Timeout": "300ms"}),
+        ("TargetsWaitEnded", {"Acquired": False, "Error": message}),
+        ("TargetAcquireErr", {"Error": message}),
+    ]
 
 
 async def test_targets_are_unlocked_after_the_test() -> None:

@@ -70,10 +70,51 @@ async def test_noop_reports(ctx: PluginContext) -> None:
         True,
         "I did nothing",
     )
-    assert await Noop().final_report(ctx, None, [], EVENTS) == (
+    assert await Noop().final_report(ctx, None, [run(1, tstatus("t", ""))], EVENTS) == (
         True,
         "I did nothing at the end, all good",
     )
+
+
+async def test_noop_fails_when_no_target_was_tested(ctx: PluginContext) -> None:
+    # a run whose acquisition failed has one status without a target (the acquisition error):
+    # a report must not call it a success (ConTest's noop does; docs/migrating-from-contest.md)
+    failed_acquire = TestStatus(
+        job_id=1,
+        run_id=1,
+        test_name="t",
+        target_statuses=[TargetStatus(1, 1, "t", "", "", Target(""), error="busy")],
+    )
+    nothing = (False, "no target was tested")
+    assert await Noop().run_report(ctx, None, run(1, failed_acquire), EVENTS) == nothing
+    assert await Noop().run_report(ctx, None, run(1, tstatus("t")), EVENTS) == nothing
+    assert await Noop().final_report(ctx, None, [], EVENTS) == nothing
+    assert await Noop().final_report(ctx, None, [run(1, failed_acquire)], EVENTS) == nothing
+
+
+async def test_target_success_fails_when_no_target_was_tested(ctx: PluginContext) -> None:
+    failed_acquire = TestStatus(
+        job_id=1,
+        run_id=1,
+        test_name="t",
+        target_statuses=[TargetStatus(1, 1, "t", "", "", Target(""), error="busy")],
+    )
+    ts = TargetSuccess()
+    for expr in (">0%", ">=0%", "=100%"):
+        params = ts.validate_run_parameters({"SuccessExpression": expr})
+        got = await _run_report_or_error(ts, ctx, params, run(1, failed_acquire))
+        assert got is False, expr
+
+
+async def _run_report_or_error(
+    ts: TargetSuccess, ctx: PluginContext, params: Any, status: RunStatus
+) -> bool:
+    """The success the job runner stores: a ContestError is a failed report."""
+    try:
+        success, _ = await ts.run_report(ctx, params, status, EVENTS)
+    except ContestError:
+        return False
+    return success
 
 
 # --- TargetSuccess: parameters ------------------------------------------------------------------

@@ -46,8 +46,9 @@ from contest.job.descriptor import (
     decode_extended_descriptor,
 )
 from contest.job.model import Job
-from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner
+from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner, NothingAcquired
 from contest.job.statusdoc import RunningStatuses, StatusDocument, encoded_status_document
+from contest.job.waiting import DEFAULT_WAIT_POLL
 from contest.locking import TargetLocker
 from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
@@ -203,6 +204,7 @@ class JobManager:
         lock_duration: float = DEFAULT_LOCK_DURATION,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         policy: hostpolicy.HostPolicy | None = None,
+        wait_poll: float = DEFAULT_WAIT_POLL,
         instance: Instance | None = None,
         fleet: Fleet | None = None,
         job_lease: float = DEFAULT_JOB_LEASE,
@@ -246,6 +248,7 @@ class JobManager:
             lock_duration=lock_duration,
             shutdown_timeout=shutdown_timeout,
             hold_targets=self._hold,
+            wait_poll=wait_poll,
         )
         self._refresher: asyncio.Task[None] | None = None
         self._status_jobs: dict[int, tuple[str | None, Job]] = {}
@@ -518,7 +521,11 @@ class JobManager:
             else:
                 log.exception("job %d crashed", job.id)
                 msg = f"{type(exc).__name__}: {exc}"
-            if entry.scope.pause.is_set():
+            if isinstance(exc, NothingAcquired):
+                # a job that tested nothing: its error is why, as it is (the contract of
+                # tests/jobs/test_target_wait.py), not "failed after <time>"
+                await self._state(job.id, JobState.FAILED, {"Err": msg})
+            elif entry.scope.pause.is_set():
                 await self._close_targets(job.id, f"job {job.id} failed pausing")
                 await self._state(
                     job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {msg}"}

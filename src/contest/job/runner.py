@@ -6,26 +6,31 @@ One job, top to bottom::
         RunStarted
         for each test:
             for each attempt (RetryParameters.NumRetries + 1):
-                acquire the targets (TargetManager, bounded by the acquire timeout), lock them,
-                    TargetAcquired per target                  -- failure: TargetAcquireErr
+                acquire the targets (TargetManager), lock them, waiting in line for targets
+                    other jobs hold (TargetsWaiting..TargetsWaitEnded), all bounded by the
+                    acquire timeout; TargetAcquired per target -- failure: TargetAcquireErr
                 run the test steps (the test runner)
                 run the cleanup steps on every acquired target, whatever happened
                 release (bounded by the release timeout), TargetReleased per target, unlock
                 stop if every target passed every step
         run reporters (stored)
+        no target acquired in the whole run: the job fails (JobStateFailed)
     final reporters (stored)
 
-A pause anywhere (between runs, after acquisition, mid-test, after the test steps, mid-cleanup,
-waiting to retry) returns a ``PausePayload``; ``run`` called again with it continues so that the
-stored events look exactly like an uninterrupted run's: nothing acquired, entered, left or
-released twice. Paused jobs keep their targets locked (the job manager keeps refreshing the
-locks).
+A pause anywhere (between runs, waiting for targets, after acquisition, mid-test, after the test
+steps, mid-cleanup, waiting to retry) returns a ``PausePayload``; ``run`` called again with it
+continues so that the stored events look exactly like an uninterrupted run's: nothing acquired,
+entered, left or released twice. Paused jobs keep their targets locked (the job manager keeps
+refreshing the locks).
 
 Failures: ``Cancelled`` when the job is cancelled (targets are still released, bounded by the
 release timeout); ``JobError`` when a step misbehaved, acquire or release timed out, or a plugin
 crashed (an exception that is not a ``ContestError``), with a message naming the plugin. A
-``ContestError`` from a target manager's acquire is an ordinary failed attempt (retried, then the
-job moves on, as ConTest LB does); from a reporter, a failed report (stored as such).
+``ContestError`` from a target manager's acquire, or a wait for busy targets that timed out, is an
+ordinary failed attempt (retried, then the job moves on to its next test, as ConTest LB does);
+but a run in which no target was ever acquired fails the job (``NothingAcquired``: ConTest's job
+would complete having tested nothing; docs/migrating-from-contest.md). From a reporter, a
+``ContestError`` is a failed report (stored as such).
 """
 
 from __future__ import annotations
@@ -49,12 +54,14 @@ from contest.events import (
     EventSink,
     FrameworkEvent,
     TestEventHeader,
+    TestEventQuery,
 )
 from contest.golang.time import format_duration
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.job.status import build_run_statuses, save_run_status
-from contest.locking import TargetLocker
+from contest.job.waiting import DEFAULT_WAIT_POLL, QueueingLocker, TargetWait
+from contest.locking import LockConflict, TargetLocker
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
 from contest.signals import Scope
@@ -71,12 +78,36 @@ class JobError(ContestError):
     """The job failed; the message says why (and which plugin, when one is to blame)."""
 
 
+class NothingAcquired(JobError):
+    """A run ended without any target ever acquired: the job tested nothing, so it fails. The
+    message is the acquisition's last error (``could not acquire targets within 5m0s: dut1 held
+    by job 3``), which the job manager records as the job's error as it is."""
+
+
 class ReportStore(Protocol):
     async def store_report(self, report: Report) -> None: ...
 
 
 class _AcquireFailed(Exception):
     """A failed acquisition attempt (retried per RetryParameters)."""
+
+
+class _WaitPaused(Exception):
+    """The job paused while waiting for targets; ``remaining`` seconds of the acquire timeout
+    were left."""
+
+    def __init__(self, remaining: float) -> None:
+        super().__init__(remaining)
+        self.remaining = remaining
+
+
+@dataclass
+class _RunTally:
+    """Whether a run acquired any target, and the last acquisition error (the job's error if
+    it acquired none)."""
+
+    acquired: bool = False
+    error: str | None = None
 
 
 HoldTargets = Callable[[int, Sequence[Target] | None], None]
@@ -93,6 +124,7 @@ class _Attempt:
     number: int
     emitter: EventEmitter
     ctx: PluginContext
+    tally: _RunTally
 
     @property
     def test(self) -> JobTest:
@@ -134,6 +166,7 @@ class JobRunner:
         lock_duration: float = DEFAULT_LOCK_DURATION,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         hold_targets: HoldTargets = _no_hold,
+        wait_poll: float = DEFAULT_WAIT_POLL,
     ) -> None:
         self.sink = sink
         self.reader = reader
@@ -142,6 +175,7 @@ class JobRunner:
         self.lock_duration = lock_duration
         self.shutdown_timeout = shutdown_timeout
         self.hold_targets = hold_targets
+        self.wait_poll = wait_poll
 
     # --- the job, top to bottom ----------------------------------------------------------------
 
@@ -163,17 +197,22 @@ class JobRunner:
                     return PausePayload(job.id, run_id, start_at=start_at)
             if scope.cancel.is_set():
                 raise Cancelled()
+            tally = _RunTally()
             if not mid_run:
                 await self._framework_event(job.id, RUN_STARTED, {"RunID": run_id})
+            else:  # what the run acquired before the pause is in its events
+                tally.acquired = await self._acquired_in_run(job.id, run_id)
             first_test = resume.test_index if resume is not None and mid_run else 0
             for index in range(first_test, len(job.tests)):
                 payload = await self._run_test(
-                    job, scope, run_id, index, resume if mid_run else None
+                    job, scope, run_id, index, resume if mid_run else None, tally
                 )
                 if payload is not None:
                     return payload
                 resume, mid_run = None, False
             await self._run_reports(job, run_id)
+            if not tally.acquired and job.tests:
+                raise NothingAcquired(tally.error or "no target was acquired")
             resume, mid_run = None, False
             run_id += 1
             delay = job.run_interval
@@ -181,8 +220,20 @@ class JobRunner:
             await self._final_reports(job, run_id - 1)
         return None
 
+    async def _acquired_in_run(self, job_id: int, run_id: int) -> bool:
+        events = await self.reader.test_events(
+            TestEventQuery(job_id=job_id, run_id=run_id, event_names=[TARGET_ACQUIRED], limit=1)
+        )
+        return bool(events)
+
     async def _run_test(
-        self, job: Job, scope: Scope, run_id: int, index: int, resume: PausePayload | None
+        self,
+        job: Job,
+        scope: Scope,
+        run_id: int,
+        index: int,
+        resume: PausePayload | None,
+        tally: _RunTally,
     ) -> PausePayload | None:
         """Every attempt of one test; a payload if paused."""
         jt = job.tests[index]
@@ -202,7 +253,7 @@ class JobRunner:
                         run_started=True,
                     )
                 next_attempt_at = None
-            outcome = await self._attempt(job, scope, run_id, index, attempt, resume)
+            outcome = await self._attempt(job, scope, run_id, index, attempt, resume, tally)
             resume = None
             if isinstance(outcome, PausePayload):
                 return outcome
@@ -221,6 +272,7 @@ class JobRunner:
         index: int,
         attempt: int,
         resume: PausePayload | None,
+        tally: _RunTally,
     ) -> PausePayload | bool:
         """One attempt: acquire, test, cleanup, release. True if every target passed."""
         jt = job.tests[index]
@@ -232,10 +284,13 @@ class JobRunner:
             attempt,
             EventEmitter(self.sink, TestEventHeader(job.id, run_id, jt.name, "", attempt), None),
             PluginContext(scope=scope, job_id=job.id, run_id=run_id),
+            tally,
         )
         targets = await self._attempt_targets(at, resume)
         if targets is None:
             return False
+        if isinstance(targets, PausePayload):
+            return targets
         self.hold_targets(job.id, targets)
         if scope.pause.is_set() and resume is None and not scope.cancel.is_set():
             return at.paused(targets=targets)
@@ -249,25 +304,38 @@ class JobRunner:
 
     async def _attempt_targets(
         self, at: _Attempt, resume: PausePayload | None
-    ) -> list[Target] | None:
+    ) -> list[Target] | PausePayload | None:
         """1. The targets: fresh, or the ones we held when we paused; None if the attempt failed
-        to get them (``TargetAcquireErr`` emitted)."""
+        to get them (``TargetAcquireErr`` emitted), a payload if it paused waiting for them."""
         job, jt, emitter = at.job, at.test, at.emitter
         if resume is not None and resume.targets is not None:
             targets = resume.targets
             try:
                 await self.locker.refresh_locks(job.id, self.lock_duration, targets)
             except Exception as exc:
-                await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
+                await self._acquire_failed(at, str(exc))
                 return None
         else:
+            budget = jt.acquire_timeout
+            if resume is not None and resume.wait_remaining is not None:
+                budget = min(budget, resume.wait_remaining)
             try:
-                targets = await self._acquire(at.ctx, job, jt)
+                targets = await self._acquire(at, budget)
             except _AcquireFailed as exc:
-                await self._emit(emitter, TARGET_ACQUIRE_ERR, None, {"Error": str(exc)})
+                await self._acquire_failed(at, str(exc))
                 return None
+            except _WaitPaused as exc:
+                return at.paused(wait_remaining=round(exc.remaining, 3))
             await self._emit_each(emitter, TARGET_ACQUIRED, targets)
+        if targets:
+            at.tally.acquired = True
+        else:
+            at.tally.error = f"target manager {jt.target_manager_name} returned no targets"
         return targets
+
+    async def _acquire_failed(self, at: _Attempt, error: str) -> None:
+        at.tally.error = error
+        await self._emit(at.emitter, TARGET_ACQUIRE_ERR, None, {"Error": error})
 
     async def _attempt_steps(
         self, at: _Attempt, targets: list[Target], resume: PausePayload | None
@@ -365,28 +433,50 @@ class JobRunner:
 
     # --- acquire and release ---------------------------------------------------------------------
 
-    async def _acquire(self, ctx: PluginContext, job: Job, jt: JobTest) -> list[Target]:
-        """Acquire and lock; ``_AcquireFailed`` for a failed attempt, ``JobError`` for a
-        timeout or a crashed target manager."""
+    async def _acquire(self, at: _Attempt, budget: float) -> list[Target]:
+        """Acquire and lock, waiting in line for busy targets; ``_AcquireFailed`` for a failed
+        attempt (a wait that timed out included), ``_WaitPaused`` when paused while waiting,
+        ``Cancelled``, ``JobError`` for a target manager that hung or crashed.
+
+        ``budget`` (the acquire timeout, or what a paused wait left of it) bounds everything:
+        the target manager's call, as in ConTest (``pkg/runner/job_runner.go`` runs Acquire
+        under TargetManagerAcquireTimeout), and the waits for busy targets inside it (the
+        target manager locks through a :class:`QueueingLocker`) and after it (our own lock).
+        """
+        job, jt = at.job, at.test
         name = jt.target_manager_name
+
+        async def emit(event: str, payload: dict[str, Any]) -> None:
+            await self._emit(at.emitter, event, None, payload)
+
+        wait = TargetWait(
+            self.locker,
+            scope=at.scope,
+            emit=emit,
+            deadline=time.monotonic() + budget,
+            total=jt.acquire_timeout,
+            poll=self.wait_poll,
+        )
+        queueing = QueueingLocker(self.locker, wait)
         try:
             targets = await asyncio.wait_for(
                 jt.target_manager.acquire(
-                    ctx,
-                    job.id,
-                    jt.acquire_timeout + self.lock_duration,
-                    jt.acquire_params,
-                    self.locker,
+                    at.ctx, job.id, jt.acquire_timeout + self.lock_duration, jt.acquire_params,
+                    queueing,
                 ),
-                jt.acquire_timeout,
-            )
+                budget,
+            )  # fmt: skip
         except TimeoutError as exc:
+            if wait.waiting or wait.outcome == "timeout":  # the budget ran out in line
+                await wait.timed_out()
+                raise _AcquireFailed(wait.error) from exc
             raise JobError(
                 f"target manager acquire timed out after {format_duration(jt.acquire_timeout)}"
             ) from exc
-        except ContestError as exc:
-            raise _AcquireFailed(str(exc)) from exc
         except Exception as exc:
+            self._wait_outcome(wait, exc)
+            if isinstance(exc, ContestError):
+                raise _AcquireFailed(str(exc)) from exc
             raise JobError(f"target manager {name} crashed in acquire: {exc!r}") from exc
         targets = list(targets)
         seen = set()
@@ -395,10 +485,25 @@ class JobRunner:
                 raise JobError(f"target manager {name} returned a bad target list: {t!r}")
             seen.add(t.id)
         try:
-            await self.locker.lock(job.id, self.lock_duration, targets)
+            try:  # ours already (the target manager locked them): no line to stand in
+                await self.locker.lock(job.id, self.lock_duration, targets)
+            except LockConflict:
+                await queueing.lock(job.id, self.lock_duration, targets)
         except Exception as exc:
+            self._wait_outcome(wait, exc)
             raise _AcquireFailed(f"target locking failed: {exc}") from exc
         return targets
+
+    @staticmethod
+    def _wait_outcome(wait: TargetWait, exc: BaseException) -> None:
+        """Raise what a wait's end means for the attempt, whatever the target manager made of
+        it (it may have wrapped the locker's error in its own)."""
+        if wait.outcome == "timeout":
+            raise _AcquireFailed(wait.error) from exc
+        if wait.outcome == "cancelled" or isinstance(exc, Cancelled):
+            raise Cancelled() from exc
+        if wait.outcome == "paused" or isinstance(exc, Paused):
+            raise _WaitPaused(wait.remaining()) from exc
 
     async def _release(
         self,

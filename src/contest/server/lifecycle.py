@@ -312,6 +312,7 @@ async def _serve(
                 instance_tag=settings.instance_tag or None,
                 lock_duration=settings.target_lock_duration or 600.0,
                 shutdown_timeout=settings.shutdown_timeout,
+                wait_poll=settings.target_wait_poll,
                 policy=policy,
                 instance=instance,
                 job_lease=settings.job_lease,

@@ -1,7 +1,9 @@
-"""``noop``: a reporter that accepts any parameters, looks at nothing, and always succeeds.
+"""``noop``: a reporter that accepts any parameters, looks at nothing, and succeeds.
 
 Its texts are ConTest's (``I did nothing``; ``I did nothing at the end, all good``): scripts that
-read ConTest's reports find the same data here.
+read ConTest's reports find the same data here. One departure (docs/migrating-from-contest.md):
+given a run in which no target was tested (or only such runs, at the end), it fails, with
+``NOTHING_TESTED``: a report must never call a run that tested nothing a success.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ if TYPE_CHECKING:
 NAME = "noop"
 RUN_REPORT: Final = "I did nothing"
 FINAL_REPORT: Final = "I did nothing at the end, all good"
+NOTHING_TESTED: Final = "no target was tested"
+
+
+def _tested(run_status: RunStatus) -> bool:
+    """Whether any target was acquired in the run (a failed acquisition's status has no
+    target ID)."""
+    return any(t.target.id for ts in run_status.test_statuses for t in ts.target_statuses)
 
 
 class Noop(Reporter):
-    """Succeeds every run and at the end, whatever happened."""
+    """Succeeds every run and at the end, unless no target was tested."""
 
     name = NAME
     run_parameters = final_parameters = Parameters(
@@ -39,6 +48,8 @@ class Noop(Reporter):
     async def run_report(
         self, ctx: PluginContext, params: Any, run_status: RunStatus, events: EventReader
     ) -> tuple[bool, Any]:
+        if not _tested(run_status):
+            return False, NOTHING_TESTED
         return True, RUN_REPORT
 
     async def final_report(
@@ -48,6 +59,8 @@ class Noop(Reporter):
         run_statuses: list[RunStatus],
         events: EventReader,
     ) -> tuple[bool, Any]:
+        if not any(_tested(rs) for rs in run_statuses):
+            return False, NOTHING_TESTED
         return True, FINAL_REPORT
 
 

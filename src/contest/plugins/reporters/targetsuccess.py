@@ -9,7 +9,9 @@ every test passes. The data is one line per test, ConTest's texts::
     Test <name> does not pass success criteria: 50.00% is not > 80.00%
 
 A test with no targets at all makes the report fail ("overall count of success and failures is
-zero for test <name>"), as in ConTest. A run without tests succeeds with an empty list (ConTest's
+zero for test <name>"), as in ConTest; so does a test whose targets were never acquired (its only
+status is the acquisition's error, which ConTest counts as one failed target: an expression such
+as ``>=0%`` would then pass a test that tested nothing). A run without tests succeeds with an empty list (ConTest's
 data is then ``null``; a list is what readers of the data expect).
 
 Final reporter parameters: ``{"AverageSuccessExpression": ">=80%"}``. ConTest validates them and
@@ -68,7 +70,10 @@ def _expression(params: Any, gotype: str, field: str, what: str) -> Expression:
 
 
 def count_targets(test: TestStatus) -> tuple[int, int]:
-    """``(passed, total)`` over the test's target statuses: a status with an error failed."""
+    """``(passed, total)`` over the test's target statuses: a status with an error failed.
+    ``(0, 0)`` when no target was acquired (the statuses are acquisition errors only)."""
+    if not any(ts.target.id for ts in test.target_statuses):
+        return 0, 0
     total = len(test.target_statuses)
     failed = sum(1 for ts in test.target_statuses if ts.error != "")
     return total - failed, total

@@ -17,10 +17,12 @@ a comma: ``1234,compute1234,172.16.5.6,``); blank lines are skipped; fields are 
 ID is required; a non-empty address must parse (the IPv4 column must hold an IPv4 address).
 
 Acquire reads the file at every acquire (so edits take effect on the next run), filters by prefix,
-checks there are at least ``MinNumberDevices``, optionally shuffles, then *try-locks* up to
-``MaxNumberDevices`` of them in order, skipping those other jobs hold. If fewer than
-``MinNumberDevices`` could be locked it unlocks them and fails with "can't lock enough targets";
-a failed acquire is an ordinary failed attempt (retried per the test's retry parameters).
+checks there are at least ``MinNumberDevices``, optionally shuffles, then locks up to
+``MaxNumberDevices`` of them in order, skipping those other jobs hold, through the locker's line
+(``lock_queued`` with ``need`` = ``MinNumberDevices``, at least one): while fewer than the minimum
+are free, the job waits in line for them, within the acquire timeout. Given a locker that does not
+wait (one used outside a job), fewer than the minimum fails with "can't lock enough targets"; a
+failed acquire is an ordinary failed attempt (retried per the test's retry parameters).
 
 Deliberate differences from ConTest (ConTest's texts are kept as message prefixes):
 
@@ -29,7 +31,9 @@ Deliberate differences from ConTest (ConTest's texts are kept as message prefixe
   with a warning: a device cannot be two targets, and the locker counts it once anyway;
 * ``MaxNumberDevices`` below ``MinNumberDevices`` is refused at submission (ConTest accepts the job
   and then fails every acquire), and an empty ``FileURI`` is refused as if missing;
-* errors carry the line number and the file.
+* errors carry the line number and the file;
+* busy hosts are waited for (ConTest try-locks once and fails), and a minimum of 0 waits for one
+  host (taking none would test nothing, which fails the job).
 """
 
 from __future__ import annotations
@@ -278,12 +282,24 @@ class CSVFileTargetManager(TargetManager):
         if ap.shuffle:
             ctx.log.info("Shuffling targets")
             self._rng.shuffle(hosts)
+        need = min(max(ap.min_number_devices, 1), len(hosts), ap.max_number_devices)
         try:
-            locked_ids = await locker.try_lock(
-                job_id, lock_timeout, [h.id for h in hosts], ap.max_number_devices
+            got = await locker.lock_queued(
+                job_id,
+                lock_timeout,
+                [h.id for h in hosts],
+                need=need,
+                limit=ap.max_number_devices,
             )
         except LockerError as exc:
             raise AcquireError(f"failed to lock targets: {exc}") from exc
+        if not got.granted:
+            held = ", ".join(f"{t} by job {j}" for t, j in got.blockers.items())
+            raise AcquireError(
+                f"can't lock enough targets: want at least {need} of the {len(hosts)} found in "
+                f"'{ap.path}'" + (f"; held: {held}" if held else "")
+            )
+        locked_ids = got.acquired
         by_id = {h.id: h for h in hosts}
         unknown = [tid for tid in locked_ids if tid not in by_id]
         if unknown:

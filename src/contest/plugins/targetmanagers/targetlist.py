@@ -4,8 +4,9 @@ Acquire parameters: ``{"Targets": [{"ID": "t1", "FQDN": "t1.example.org", "Prima
 "PrimaryIPv6": "2001:db8::1", "TMS": <any JSON>}, ...]}`` (only ``ID`` is required, and it must not
 be blank). Release parameters: any JSON object (``{}``) or ``null``; they mean nothing.
 
-Acquire locks every target at once through the locker, with the lease it is given, and fails if
-another job holds any of them: a fixed list of targets is all-or-nothing. Release does nothing
+Acquire locks every target at once through the locker, with the lease it is given: a fixed list
+of targets is all-or-nothing. When other jobs hold some of them, the locker the job runner gives
+waits in line for them (within the acquire timeout; ConTest fails at once). Release does nothing
 (the job runner unlocks).
 
 One rule stricter than ConTest: a target ID given twice is refused at submission (ConTest takes

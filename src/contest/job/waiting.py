@@ -1,0 +1,253 @@
+"""Waiting in line for targets other jobs hold, bounded by the test's acquire timeout.
+
+ConTest fails an acquisition at once when a target is locked (``TargetAcquireErr``, then the
+job "moves on" and may end ``JobStateCompleted`` having tested nothing). Here a job waits for
+busy targets instead (docs/migrating-from-contest.md): the job runner hands the target manager a
+:class:`QueueingLocker`, whose ``lock`` and ``lock_queued`` take a place in the locker's line
+(:meth:`TargetLocker.lock_queued`) and return once the targets are granted. So a target manager
+that locks its own targets (``TargetList``'s ``lock``, ``CSVFileTargetManager``'s
+``lock_queued`` with its minimum and maximum), and the job runner's own lock after it, all wait
+the same way, within one budget: the descriptor's ``TargetManagerAcquireTimeout``, which in
+ConTest's job runner bounds the whole acquisition (``pkg/runner/job_runner.go``).
+
+While waiting, :class:`TargetWait` records ``TargetsWaiting`` (again when the jobs in the way
+change, at most once per poll) and, at the end, ``TargetsWaitEnded`` (see
+:mod:`contest.targetwait`). A cancel leaves the line at once (``Cancelled``); a pause leaves it
+too (``Paused``), and the job runner saves how much of the budget remains, so that a resumed job
+waits only that long (tests/jobs/test_target_wait.py pins both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from contest.errors import Cancelled, Paused
+from contest.golang.time import format_duration
+from contest.locking import (
+    LockerError,
+    QueuedLock,
+    TargetLocker,
+    TargetRef,
+    check_request,
+)
+from contest.signals import Scope
+from contest.targetwait import (
+    TARGETS_WAIT_ENDED,
+    TARGETS_WAITING,
+    describe_holders,
+    ended_payload,
+    waiting_payload,
+)
+
+#: How often a waiting job asks again when the locker does not wake it (``--target-wait-poll``).
+DEFAULT_WAIT_POLL = 1.0
+
+#: Emits one wait event (name, payload) as a test event of the run; the job runner's.
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class TargetWaitTimeout(LockerError):
+    """The targets were not granted within the acquire timeout; the message names each target
+    and the job in its way."""
+
+
+class TargetWait:
+    """One acquisition's wait: its budget, its events, how it ended.
+
+    ``deadline`` is on the monotonic clock; ``total`` is the whole acquire timeout (what the
+    messages name, also after a resume with less left). ``outcome`` is set when the wait ends
+    without the targets: ``"timeout"`` (``error`` says why), ``"cancelled"`` or ``"paused"``.
+    """
+
+    def __init__(
+        self,
+        locker: TargetLocker,
+        *,
+        scope: Scope,
+        emit: Emit,
+        deadline: float,
+        total: float,
+        poll: float = DEFAULT_WAIT_POLL,
+    ) -> None:
+        self.locker = locker
+        self.scope = scope
+        self.emit = emit
+        self.deadline = deadline
+        self.total = total
+        self.poll = max(poll, 0.001)
+        # a place in line lapses unless renewed within a few polls (a crashed waiter's place
+        # frees itself); the renewals come every poll at most
+        self.ttl = max(5 * self.poll, 2.0)
+        self.waiting = False  # a TargetsWaiting without its TargetsWaitEnded yet
+        self.outcome: str | None = None
+        self.error: str | None = None
+        self._job_id = 0
+        self._started = 0.0
+        self._blockers: dict[str, int] = {}
+        self._wanted: list[str] = []
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    async def acquire(
+        self,
+        job_id: int,
+        duration: float,
+        targets: Iterable[TargetRef],
+        *,
+        need: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Wait in line until the locker grants the targets (all, or ``need`` up to ``limit``);
+        the IDs granted. Raises :class:`TargetWaitTimeout`, ``Cancelled`` or ``Paused``."""
+        req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
+        self._job_id = job_id
+        announced: dict[str, int] | None = None
+        last_emit = 0.0
+        try:
+            while True:
+                got = await self.locker.lock_queued(
+                    job_id, duration, req.target_ids, need=need, limit=limit, ttl=self.ttl
+                )
+                if got.granted:
+                    if self.waiting:
+                        await self._end(ended_payload(waited=time.monotonic() - self._started))
+                    return got.acquired
+                now = time.monotonic()
+                self._blockers = dict(got.blockers)
+                self._wanted = [t for t in req.target_ids if t in got.blockers] or req.target_ids
+                if not self.waiting:
+                    self.waiting, self._started = True, now
+                if announced != self._blockers and now - last_emit >= self.poll:
+                    announced, last_emit = self._blockers, now
+                    await self.emit(
+                        TARGETS_WAITING, waiting_payload(self._wanted, self._blockers, self.total)
+                    )
+                left = self.deadline - now
+                if left <= 0:
+                    await self.timed_out()
+                    raise TargetWaitTimeout(self.error or "")
+                await self._sleep(min(self.poll, left))
+        except (Cancelled, Paused) as exc:
+            await self._interrupted(exc)
+            raise
+        except asyncio.CancelledError:
+            # the acquisition's own timeout cut the call: leave the line all the same
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.locker.leave_queue(job_id))
+            raise
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until the locker sees a release, ``seconds`` pass, or the job is paused or
+        cancelled (raised as ``Paused``/``Cancelled``, cancel first)."""
+        self.scope.check()
+        waits = [
+            asyncio.ensure_future(self.locker.wait_for_release(seconds)),
+            asyncio.ensure_future(self.scope.cancel.wait()),
+            asyncio.ensure_future(self.scope.pause.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=seconds + 1.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self.scope.check()
+
+    def message(self) -> str:
+        """``could not acquire targets within 5m0s: dut1 held by job 3, dut2 held by job 3``."""
+        held = [(t, self._blockers.get(t)) for t in self._wanted]
+        names = ", ".join(t if j is None else f"{t} held by job {j}" for t, j in held)
+        return f"could not acquire targets within {format_duration(self.total)}: {names}"
+
+    def text(self) -> str:
+        """What the job waits for now: ``dut1, dut2 (held by job 3)``."""
+        return describe_holders([(t, self._blockers.get(t)) for t in self._wanted], joiner=", ")
+
+    async def timed_out(self) -> None:
+        """The budget is spent: leave the line, record the end (once)."""
+        if self.outcome is not None:
+            return
+        self.outcome, self.error = "timeout", self.message()
+        await self._leave()
+        if self.waiting:
+            await self._end(ended_payload(error=self.error))
+
+    async def _interrupted(self, exc: BaseException) -> None:
+        if self.outcome is not None:
+            return
+        paused = isinstance(exc, Paused)
+        self.outcome = "paused" if paused else "cancelled"
+        await self._leave()
+        if self.waiting:
+            what = "paused" if paused else "cancelled"
+            await self._end(ended_payload(error=f"{what} while waiting for {self.text()}"))
+
+    async def _leave(self) -> None:
+        if self._job_id:
+            await self.locker.leave_queue(self._job_id)
+
+    async def _end(self, payload: dict[str, Any]) -> None:
+        self.waiting = False
+        await self.emit(TARGETS_WAIT_ENDED, payload)
+
+
+class QueueingLocker(TargetLocker):
+    """The locker a target manager is given during acquisition: ``lock`` and ``lock_queued``
+    wait in line (through :class:`TargetWait`) instead of failing on a busy target; the other
+    calls go straight to the job's locker. Closing it closes nothing (the locker is the
+    server's)."""
+
+    def __init__(self, locker: TargetLocker, wait: TargetWait) -> None:
+        self.locker = locker
+        self.wait = wait
+
+    async def lock(self, job_id: int, duration: float, targets: Iterable[TargetRef]) -> None:
+        await self.wait.acquire(job_id, duration, targets)
+
+    async def lock_queued(
+        self,
+        job_id: int,
+        duration: float,
+        targets: Iterable[TargetRef],
+        *,
+        need: int | None = None,
+        limit: int | None = None,
+        ttl: float = 30.0,
+    ) -> QueuedLock:
+        got = await self.wait.acquire(job_id, duration, targets, need=need, limit=limit)
+        return QueuedLock(True, got, {})
+
+    async def try_lock(
+        self, job_id: int, duration: float, targets: Iterable[TargetRef], limit: int
+    ) -> list[str]:
+        return await self.locker.try_lock(job_id, duration, targets, limit)
+
+    async def unlock(self, job_id: int, targets: Iterable[TargetRef]) -> None:
+        await self.locker.unlock(job_id, targets)
+
+    async def refresh_locks(
+        self, job_id: int, duration: float, targets: Iterable[TargetRef]
+    ) -> None:
+        await self.locker.refresh_locks(job_id, duration, targets)
+
+    async def leave_queue(self, job_id: int) -> None:
+        await self.locker.leave_queue(job_id)
+
+    async def wait_for_release(self, timeout: float) -> None:
+        await self.locker.wait_for_release(timeout)
+
+    async def close(self) -> None:
+        return None
+
+
+__all__ = [
+    "DEFAULT_WAIT_POLL",
+    "QueueingLocker",
+    "TargetWait",
+    "TargetWaitTimeout",
+]
