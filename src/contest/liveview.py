@@ -1,6 +1,7 @@
 """The live view of a running job, for ``contest run`` and ``contestcli --wait``: a table of
 targets per step (in flight, passed, failed) and the elapsed time when the output is a terminal,
-one JSON object per update otherwise."""
+one JSON object per update otherwise; while the job waits for targets other jobs hold, what it
+waits for (``waiting for dut1, dut2 (held by job 3)``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def render(progress: dict[str, Any], title: str = "") -> Group:
         f"{progress.get('Elapsed', 0):.1f}s",
         style="bold",
     )
+    waiting = progress.get("Waiting")
+    if isinstance(waiting, dict) and waiting.get("Text"):
+        # what the job waits for: other jobs' targets (contest.targetwait writes the text)
+        return Group(head, Text(str(waiting["Text"]), style="yellow"), table)
     return Group(head, table)
 
 

@@ -41,10 +41,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from contest.events import EventReader, TestEventQuery
-
-# the events the job runner emits while a test waits for targets held by other jobs
-TARGETS_WAITING = "TargetsWaiting"
-TARGETS_WAIT_ENDED = "TargetsWaitEnded"
+from contest.targetwait import TARGETS_WAIT_ENDED, TARGETS_WAITING, current_wait
 
 EVENTS_WRITTEN = Counter(
     "contest_events_written", "Events (test and framework) committed to the database."
@@ -206,11 +203,8 @@ async def waiting_targets(store: EventReader, job_ids: Sequence[int]) -> dict[in
         events = await store.test_events(
             TestEventQuery(job_id=job_id, event_names=[TARGETS_WAITING, TARGETS_WAIT_ENDED])
         )
-        last = max(events, key=lambda e: e.sequence, default=None)
-        targets: list[str] = []
-        if last is not None and last.name == TARGETS_WAITING and isinstance(last.payload, dict):
-            targets = [str(t) for t in last.payload.get("Targets") or []]
-        out[job_id] = targets
+        wait = current_wait((e.sequence, e.name, e.payload, e.emit_time) for e in events)
+        out[job_id] = [t for t, _ in wait.targets] if wait is not None else []
     return out
 
 

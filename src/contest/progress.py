@@ -8,6 +8,11 @@ shape (:func:`progress_json`), the live view's. Two ways to feed the counts:
   (``contest run``), so a live view costs nothing per poll, however big the job;
 * :class:`ProgressTracker` reads them back from the store (the REST API's ``/progress``), only
   the events since the previous poll.
+
+While the job waits for targets other jobs hold, the shape has ``Waiting`` (the targets, their
+holders and ``Text``: ``waiting for dut1, dut2 (held by job 3)``), read from the stored
+``TargetsWaiting``/``TargetsWaitEnded`` events by :func:`contest.targetwait.current_wait`, the
+one reader every view shares. The job's state stays ``JobStateStarted`` (ConTest's).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from contest.events import (
 )
 from contest.job.statusdoc import COMPLETION_STATES
 from contest.storage.models import JobRequest, JobState
+from contest.targetwait import TARGETS_WAIT_ENDED, TARGETS_WAITING, Waiting, current_wait
+
+#: the events a progress reads: routing, and the wait for targets
+_WAIT_EVENTS = (TARGETS_WAITING, TARGETS_WAIT_ENDED)
 
 
 @dataclass
@@ -87,9 +96,16 @@ class RoutingCounts:
         return list(self.steps.values()) if run == self.run else []
 
 
-def progress_json(state: str, run: int, elapsed: float, rows: list[StepProgress]) -> dict[str, Any]:
-    """The live view's shape (``contest run``, ``/progress``, ``contestcli --wait``)."""
-    return {
+def progress_json(
+    state: str,
+    run: int,
+    elapsed: float,
+    rows: list[StepProgress],
+    waiting: Waiting | None = None,
+) -> dict[str, Any]:
+    """The live view's shape (``contest run``, ``/progress``, ``contestcli --wait``);
+    ``Waiting`` only while a running job waits for targets."""
+    out: dict[str, Any] = {
         "State": state,
         "Run": run,
         "Elapsed": round(max(elapsed, 0.0), 3),
@@ -104,6 +120,28 @@ def progress_json(state: str, run: int, elapsed: float, rows: list[StepProgress]
             for s in rows
         ],
     }
+    if waiting is not None and state == JobState.STARTED.event_name:
+        out["Waiting"] = waiting.to_json_obj()
+    return out
+
+
+class WaitEvents:
+    """The latest wait event of a job, fed in any order: what :func:`current_wait` needs."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[int, str, Any, float] | None = None
+
+    def add(self, ev: TestEvent, sequence: int | None = None) -> None:
+        if ev.name not in _WAIT_EVENTS:
+            return
+        seq = ev.sequence if sequence is None else sequence
+        if self.last is None or seq > self.last[0]:
+            self.last = (seq, ev.name, ev.payload, ev.emit_time)
+
+    def current(self) -> Waiting | None:
+        return current_wait([self.last] if self.last is not None else [])
 
 
 @dataclass
@@ -112,12 +150,16 @@ class Progress:
     counts: RoutingCounts = field(default_factory=RoutingCounts)
     state: str = "JobStateUnknown"
     run: int = 0
+    waits: WaitEvents = field(default_factory=WaitEvents)
+    written: int = 0  # events written so far: their order, before the store numbers them
 
     def rows(self) -> list[StepProgress]:
         return self.counts.rows(self.run)
 
     def to_json_obj(self) -> dict[str, Any]:
-        return progress_json(self.state, self.run, time.time() - self.started, self.rows())
+        return progress_json(
+            self.state, self.run, time.time() - self.started, self.rows(), self.waits.current()
+        )
 
 
 class ProgressStore:
@@ -132,6 +174,9 @@ class ProgressStore:
 
     def write_test_event(self, event: TestEvent) -> Awaitable[None] | None:
         self.progress.counts.add(event)
+        if event.name in _WAIT_EVENTS:
+            self.progress.written += 1
+            self.progress.waits.add(event, self.progress.written)
         result: Awaitable[None] | None = self._store.write_test_event(event)
         return result
 
@@ -150,6 +195,7 @@ class _JobCounts:
 
     after: int = 0
     counts: RoutingCounts = field(default_factory=RoutingCounts)
+    waits: WaitEvents = field(default_factory=WaitEvents)
 
 
 class ProgressTracker:
@@ -170,13 +216,14 @@ class ProgressTracker:
             batch: list[TestEvent] = await store.test_events(
                 TestEventQuery(
                     job_id=job_id,
-                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
+                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR, *_WAIT_EVENTS],
                     after_sequence=prog.after,
                     limit=50_000,
                 )
             )
             for ev in batch:
                 prog.counts.add(ev)
+                prog.waits.add(ev)
                 prog.after = max(prog.after, ev.sequence)
             if len(batch) < 50_000:
                 break
@@ -204,4 +251,6 @@ class ProgressTracker:
         if state not in COMPLETION_STATES:
             ended = None
         elapsed = ((ended or time.time()) - started) if started is not None else 0.0
-        return progress_json(state.event_name, run, elapsed, prog.counts.rows(run))
+        return progress_json(
+            state.event_name, run, elapsed, prog.counts.rows(run), prog.waits.current()
+        )

@@ -196,6 +196,7 @@ class JobEnv:
         registry: PluginRegistry | None = None,
         lock_duration: float = 60.0,
         shutdown_timeout: float = 3.0,
+        wait_poll: float = 0.05,
         **fleet: Any,
     ) -> JobManager:
         """``fleet``: the job manager's fleet options (``job_lease``, ``instance``...)."""
@@ -207,6 +208,7 @@ class JobEnv:
             instance_tag=instance_tag,
             lock_duration=lock_duration,
             shutdown_timeout=shutdown_timeout,
+            wait_poll=wait_poll,
             **fleet,
         )
         self.managers.append(jm)

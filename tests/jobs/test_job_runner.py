@@ -138,7 +138,7 @@ async def test_acquire_always_fails() -> None:  # 50
     )
     # the run tested nothing: the job fails with the acquisition's error (ConTest's job would
     # complete), after the run's reporters had their say
-    with pytest.raises(NothingAcquired, match="^some error$"):
+    with pytest.raises(NothingAcquired, match=r"^some error$"):
         await runner(store).run(job, Scope())
     assert tuples(store.test) == [
         (0, "SimpleTest", "", "TargetAcquireErr", {"Error": "some error"}),

@@ -251,6 +251,21 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "Waiting": {
+                "description": "present while the job waits for targets other jobs hold",
+                "type": "object",
+                "required": ["Targets", "HeldBy", "Since", "Timeout", "Text"],
+                "properties": {
+                    "Targets": {"type": "array", "items": {"type": "string"}},
+                    "HeldBy": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer"},
+                    },
+                    "Since": {"type": "number"},
+                    "Timeout": {"type": "string"},
+                    "Text": {"type": "string"},
+                },
+            },
         },
     },
     "Event": {

@@ -11,8 +11,8 @@ every test passes. The data is one line per test, ConTest's texts::
 A test with no targets at all makes the report fail ("overall count of success and failures is
 zero for test <name>"), as in ConTest; so does a test whose targets were never acquired (its only
 status is the acquisition's error, which ConTest counts as one failed target: an expression such
-as ``>=0%`` would then pass a test that tested nothing). A run without tests succeeds with an empty list (ConTest's
-data is then ``null``; a list is what readers of the data expect).
+as ``>=0%`` would then pass a test that tested nothing). A run without tests succeeds with an
+empty list (ConTest's data is then ``null``; a list is what readers of the data expect).
 
 Final reporter parameters: ``{"AverageSuccessExpression": ">=80%"}``. ConTest validates them and
 then always fails the final report ("final reporting not implemented yet in TargetSuccess"). We

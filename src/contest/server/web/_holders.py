@@ -1,7 +1,8 @@
 """Who waits for which targets, and who holds a target: the one place the pages ask.
 
 A job waits for targets while its latest ``TargetsWaiting`` event has no ``TargetsWaitEnded``
-after it; the event names the targets and the job that held each when the wait began. The
+after it; the event names the targets and the job that held each (read by
+:func:`contest.targetwait.parse_waiting`, as every other view reads it). The
 holder of a target now is the DB target locker's unexpired row, or else a job this server runs
 with the target in hand (the in-memory locker keeps no table). When the job manager offers live
 holders of a waiting job, this module is what switches to them; the pages do not change.
@@ -16,40 +17,19 @@ from dataclasses import dataclass
 from contest.job.manager import JobService
 from contest.server.web import _queries as Q
 from contest.storage import Storage
+from contest.targetwait import Waiting, parse_waiting
 
-
-@dataclass(slots=True)
-class Waiting:
-    """A job waiting for targets: each target with the job holding it (None: unknown)."""
-
-    targets: list[tuple[str, int | None]]
-    since: float
-    timeout: str
-
-
-def _waiting(event: Q.EventRow) -> Waiting:
-    payload = event.payload if isinstance(event.payload, dict) else {}
-    raw_targets = payload.get("Targets")
-    names = [t for t in raw_targets if isinstance(t, str)] if isinstance(raw_targets, list) else []
-    held = payload.get("HeldBy")
-    held_by = held if isinstance(held, dict) else {}
-
-    def holder(target: str) -> int | None:
-        value = held_by.get(target)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    timeout = payload.get("Timeout")
-    return Waiting(
-        [(t, holder(t)) for t in names],
-        event.emit_time,
-        timeout if isinstance(timeout, str) else "",
-    )
+__all__ = ["Holder", "Waiting", "holder", "waiting"]
 
 
 async def waiting(store: Storage, job_ids: Sequence[int]) -> dict[int, Waiting]:
     """The jobs among ``job_ids`` that wait for targets now."""
     waits = await store.run_read(lambda c: Q.latest_waits(c, job_ids), "reading target waits")
-    return {job_id: _waiting(w) for job_id, (w, ended) in waits.items() if ended is None}
+    return {
+        job_id: parse_waiting(w.payload, w.emit_time)
+        for job_id, (w, ended) in waits.items()
+        if ended is None
+    }
 
 
 @dataclass(slots=True)
