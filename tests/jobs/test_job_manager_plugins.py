@@ -170,16 +170,20 @@ async def test_a_broken_plugin_fails_its_job_and_others_go_on(
         assert (await jm_env.report(broken)).run_reports == []
 
 
-async def test_an_acquire_error_is_a_failed_attempt_not_a_failed_job(
+async def test_an_acquire_error_is_a_failed_attempt_and_a_run_that_tested_nothing_fails(
     jm_env, registry: PluginRegistry
 ) -> None:
+    # each attempt fails (retried), as in ConTest; but where ConTest's job then completes having
+    # tested nothing, ours fails with the acquisition's error (docs/migrating-from-contest.md)
     jm: JobManager = await jm_env.started(registry=registry)
     descriptor = json.loads(
         jm_env.descriptor([jm_env.step("noop", "noop_label")], target_manager="RefusingAcquire")
     )
     descriptor["TestDescriptors"][0]["RetryParameters"] = {"NumRetries": 1}
     job_id = await jm.submit(json.dumps(descriptor), "integration-test")
-    await jm_env.wait_for(job_id, S.COMPLETED)
+    await jm_env.wait_for(job_id, S.FAILED)
+    (failed,) = await jm_env.events_named(job_id, S.FAILED.event_name)
+    assert failed.payload == {"Err": "no free devices"}
     errs = await jm_env.store.test_events(
         events.TestEventQuery(job_id=job_id, event_names=["TargetAcquireErr"])
     )

@@ -27,6 +27,7 @@ test-resume's sleeps.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -42,7 +43,7 @@ from typing import Any
 import pytest
 
 from contest.events import FrameworkEventQuery, TestEvent, TestEventQuery
-from contest.job.build import load_job
+from contest.job.build import CLEANUP_SUFFIX, load_job
 from contest.job.descriptor import DescriptorValidationError
 from contest.job.manager import JobManager
 from contest.plugins.targetlockers import dblocker
@@ -682,3 +683,69 @@ CHECKS: dict[str, Callable[[Path, Path, str], Any]] = {
     "sleep.json": check_steps_file,
     "slowecho.json": check_steps_file,
 }
+
+
+# --- started together ----------------------------------------------------------------------------
+
+#: every LB sample that runs without more set-up than the working directory (test-retry needs a
+#: port listening, in its own check): several share target 1234 (the start-literal ones and
+#: start.json's hosts.csv), the steps files share T1
+TOGETHER = [
+    f"lb/{DESCRIPTORS}/start-literal.json",
+    f"lb/{DESCRIPTORS}/start-literal.yaml",
+    f"lb/{DESCRIPTORS}/start-literal-with-cleanup.json",
+    f"lb/{DESCRIPTORS}/start.json",
+    "lb/tests/e2e/test-simple.yaml",
+    "lb/tests/e2e/test-variables.yaml",
+    "lb/tests/e2e/test-resume.yaml",
+    f"lb/{SERVER_DIR}/test_samples/randecho.json",
+    f"lb/{SERVER_DIR}/test_samples/sleep.json",
+    f"lb/{SERVER_DIR}/test_samples/slowecho.json",
+]
+
+
+async def test_samples_started_together_all_complete_with_every_target_tested(
+    workdir: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Issue 10: ConTest's samples submitted at once to one server used to "complete" having
+    tested nothing when another held their targets (TargetAcquireErr); now each waits its turn:
+    every job completes, every test of every run acquired its targets, and every target it
+    acquired went into its first step and was released; no target was held by two jobs at
+    once."""
+    assert set(TOGETHER) <= set(RUN)
+    texts = [descriptor_text(workdir(sample), shorten=True) for sample in TOGETHER]
+    async with server(tmp_path) as srv:
+        jm = await srv.start()
+        ids = [await jm.submit(text, "samples") for text in texts]
+        outcomes = [await srv.finished(job_id, 90.0) for job_id in ids]
+    holds: dict[str, list[tuple[float, float, int]]] = {}
+    for sample, out in zip(TOGETHER, outcomes, strict=True):
+        assert out.states == ["JobStateStarted", "JobStateCompleted"], (sample, out.error)
+        assert out.log("TargetAcquireErr") == [], sample
+        runs = {e.header.run_id for e in out.events}
+        for run in runs:
+            tests = {e.header.test_name for e in out.events if e.header.run_id == run}
+            for test in {t for t in tests if not t.endswith(CLEANUP_SUFFIX)}:
+                got = out.acquired(run, test)
+                assert got, (sample, run, test)
+                entered = {
+                    e.target.id
+                    for e in out.events
+                    if e.name == "TargetIn"
+                    and e.target
+                    and (e.header.run_id, e.header.test_name) == (run, test)
+                }
+                assert set(got) <= entered, (sample, run, test)
+        since: dict[str, float] = {}
+        for e in out.events:
+            if e.name == "TargetAcquired" and e.target:
+                since[e.target.id] = e.emit_time
+            elif e.name == "TargetReleased" and e.target:
+                holds.setdefault(e.target.id, []).append(
+                    (since.pop(e.target.id), e.emit_time, out.job_id)
+                )
+    assert "1234" in holds and len({j for _, _, j in holds["1234"]}) >= 3
+    for tid, spans in holds.items():
+        spans.sort()
+        for (_, released, a), (acquired, _, b) in itertools.pairwise(spans):
+            assert acquired >= released, f"{tid}: job {b} took it before job {a} released it"

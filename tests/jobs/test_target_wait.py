@@ -15,6 +15,7 @@ for a locker without one (the base class's polling fallback), so they hold for e
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -83,7 +84,7 @@ async def intervals(env: Any, job_ids: list[int]) -> dict[str, list[tuple[float,
 
 def assert_one_at_a_time(holds: dict[str, list[tuple[float, float, int]]]) -> None:
     for tid, spans in holds.items():
-        for (_, released, a), (acquired, _, b) in zip(spans, spans[1:], strict=False):
+        for (_, released, a), (acquired, _, b) in itertools.pairwise(spans):
             assert acquired >= released, f"{tid}: job {b} acquired it before job {a} released it"
 
 
