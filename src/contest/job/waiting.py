@@ -15,6 +15,15 @@ change, at most once per poll) and, at the end, ``TargetsWaitEnded`` (see
 :mod:`contest.targetwait`). A cancel leaves the line at once (``Cancelled``); a pause leaves it
 too (``Paused``), and the job runner saves how much of the budget remains, so that a resumed job
 waits only that long (tests/jobs/test_target_wait.py pins both).
+
+A release wakes every waiter of the process (the locker cannot tell which one is next), and each
+would ask the locker again: with 50 jobs waiting on a database locker, 50 transactions per
+release, most of them for nothing. So the waiters of one process keep their own order
+(:class:`_LocalLine`, per locker): a waiter for all of its targets that has an earlier one of
+this process, also waiting for all of its own, wanting one of the same targets, is behind it in
+the locker's line too and cannot be granted first; it asks again only when that one leaves the
+line (granted, or gone) or to renew its place (every poll). benchmarks/target_queue.py measures
+what the line costs per job.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -53,6 +63,45 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 class TargetWaitTimeout(LockerError):
     """The targets were not granted within the acquire timeout; the message names each target
     and the job in its way."""
+
+
+class _LocalLine:
+    """The waiters of this process on one locker, for all of their targets, in the order they
+    took their place in its line."""
+
+    def __init__(self) -> None:
+        self.waiters: list[TargetWait] = []
+
+    def join(self, wait: TargetWait) -> None:
+        if wait not in self.waiters:
+            self.waiters.append(wait)
+
+    def leave(self, wait: TargetWait) -> None:
+        if wait in self.waiters:
+            at = self.waiters.index(wait)
+            del self.waiters[at]
+            for later in self.waiters[at:]:  # those now first for all they want
+                if later.wants & wait.wants and not self.ahead(later):
+                    later.nudge.set()
+
+    def ahead(self, wait: TargetWait) -> bool:
+        """Whether an earlier waiter wants one of ``wait``'s targets."""
+        for other in self.waiters:
+            if other is wait:
+                return False
+            if other.wants & wait.wants:
+                return True
+        return False
+
+
+_LINES: weakref.WeakKeyDictionary[TargetLocker, _LocalLine] = weakref.WeakKeyDictionary()
+
+
+def _local_line(locker: TargetLocker) -> _LocalLine:
+    line = _LINES.get(locker)
+    if line is None:
+        line = _LINES[locker] = _LocalLine()
+    return line
 
 
 class TargetWait:
@@ -89,6 +138,9 @@ class TargetWait:
         self._started = 0.0
         self._blockers: dict[str, int] = {}
         self._wanted: list[str] = []
+        self.wants: frozenset[str] = frozenset()  # all-or-none waits only (see _LocalLine)
+        self.nudge = asyncio.Event()  # an earlier waiter of this process left the line
+        self._line = _local_line(locker)
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -106,12 +158,27 @@ class TargetWait:
         the IDs granted. Raises :class:`TargetWaitTimeout`, ``Cancelled`` or ``Paused``."""
         req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
         self._job_id = job_id
+        try:
+            return await self._acquire(job_id, duration, req.target_ids, need, limit)
+        finally:
+            self._line.leave(self)
+
+    async def _acquire(
+        self,
+        job_id: int,
+        duration: float,
+        ids: list[str],
+        need: int | None,
+        limit: int | None,
+    ) -> list[str]:
         announced: dict[str, int] | None = None
         last_emit = 0.0
         try:
             while True:
+                self.nudge.clear()
+                renew_at = time.monotonic() + self.poll
                 got = await self.locker.lock_queued(
-                    job_id, duration, req.target_ids, need=need, limit=limit, ttl=self.ttl
+                    job_id, duration, ids, need=need, limit=limit, ttl=self.ttl
                 )
                 if got.granted:
                     if self.waiting:
@@ -119,9 +186,12 @@ class TargetWait:
                     return got.acquired
                 now = time.monotonic()
                 self._blockers = dict(got.blockers)
-                self._wanted = [t for t in req.target_ids if t in got.blockers] or req.target_ids
+                self._wanted = [t for t in ids if t in got.blockers] or ids
                 if not self.waiting:
                     self.waiting, self._started = True, now
+                    if need is None:
+                        self.wants = frozenset(ids)
+                        self._line.join(self)
                 if announced != self._blockers and now - last_emit >= self.poll:
                     announced, last_emit = self._blockers, now
                     await self.emit(
@@ -131,7 +201,7 @@ class TargetWait:
                 if left <= 0:
                     await self.timed_out()
                     raise TargetWaitTimeout(self.error or "")
-                await self._sleep(min(self.poll, left))
+                await self._sleep(min(self.poll, left), renew_at)
         except (Cancelled, Paused) as exc:
             await self._interrupted(exc)
             raise
@@ -141,21 +211,60 @@ class TargetWait:
                 await asyncio.shield(self.locker.leave_queue(job_id))
             raise
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, renew_at: float) -> None:
         """Until the locker sees a release, ``seconds`` pass, or the job is paused or
-        cancelled (raised as ``Paused``/``Cancelled``, cancel first)."""
+        cancelled (raised as ``Paused``/``Cancelled``, cancel first). Behind an earlier waiter
+        of this process: until it leaves the line, or ``renew_at``, when our place in the
+        locker's line must be renewed."""
         self.scope.check()
-        waits = [
-            asyncio.ensure_future(self.locker.wait_for_release(seconds)),
+        while self._line.ahead(self) and not self.nudge.is_set():
+            left = min(seconds, renew_at - time.monotonic())
+            if left <= 0:
+                return
+            await self._interruptible(self._nudged(left))
+        if not self.nudge.is_set():
+            await self._interruptible(self.locker.wait_for_release(seconds))
+
+    async def _nudged(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.nudge.wait(), seconds)
+
+    async def _interruptible(self, waiting: Awaitable[None]) -> None:
+        """Await ``waiting`` in this task unless the job is paused or cancelled first (then
+        ``Paused``/``Cancelled``)."""
+        # the locker's wait runs in this task, the one that called lock_queued: a locker
+        # remembers per task what it has seen of the line, so that a release between our look
+        # and our wait is not lost (contest.plugins.targetlockers' ReleaseSignal); pause and
+        # cancel interrupt it from watchers
+        me = asyncio.current_task()
+        assert me is not None
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            if not interrupted:
+                interrupted = True
+                me.cancel()
+
+        watchers = [
             asyncio.ensure_future(self.scope.cancel.wait()),
             asyncio.ensure_future(self.scope.pause.wait()),
         ]
+        for w in watchers:
+            w.add_done_callback(lambda f: None if f.cancelled() else interrupt())
         try:
-            await asyncio.wait(waits, timeout=seconds + 1.0, return_when=asyncio.FIRST_COMPLETED)
+            await waiting
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            me.uncancel()
+            if me.cancelling():  # cancelled from outside as well
+                raise
         finally:
-            for w in waits:
+            interrupted = True  # from here on, a watcher firing interrupts nothing
+            for w in watchers:
                 w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            await asyncio.gather(*watchers, return_exceptions=True)
         self.scope.check()
 
     def message(self) -> str:
