@@ -121,3 +121,30 @@ async def test_the_budget_ends_the_wait_with_the_holders_named() -> None:
     else:
         raise AssertionError("no timeout")
     assert [n for _, n, _ in events] == ["TargetsWaiting", "TargetsWaitEnded"]
+
+
+def test_contest_runs_live_view_shows_the_wait_from_the_events_it_writes() -> None:
+    from contest.events import FrameworkEvent, TestEvent, TestEventHeader
+    from contest.progress import ProgressStore
+    from contest.targetwait import ended_payload, waiting_payload
+    from contest.testing.memstore import MemoryStore
+
+    tracked = ProgressStore(MemoryStore())
+    header = TestEventHeader(7, 1, "t", "", 0)
+    tracked.write_framework_event(FrameworkEvent(7, "JobStateStarted", None, time.time()))
+    payload = waiting_payload(["dut1", "dut2"], {"dut1": 3, "dut2": 3}, 300.0)
+    tracked.write_test_event(TestEvent(header, None, "TargetsWaiting", payload, time.time()))
+    shown = tracked.progress.to_json_obj()
+    assert shown["State"] == "JobStateStarted"
+    assert shown["Waiting"]["Text"] == "waiting for dut1, dut2 (held by job 3)"
+    assert shown["Waiting"]["Timeout"] == "5m0s"
+    ended = ended_payload(waited=1.5)
+    tracked.write_test_event(TestEvent(header, None, "TargetsWaitEnded", ended, time.time()))
+    assert "Waiting" not in tracked.progress.to_json_obj()
+
+
+def test_the_text_names_each_holder_once_per_run_of_targets() -> None:
+    from contest.targetwait import Waiting
+
+    w = Waiting([("a", 3), ("b", 3), ("c", None), ("d", 4)], 0.0, "5m0s")
+    assert w.text() == "waiting for a, b (held by job 3), c, d (held by job 4)"
