@@ -46,7 +46,14 @@ class TargetManager(abc.ABC):
         locker: TargetLocker,
     ) -> list[Target]:
         """Return the targets; ``lock_timeout`` is the lease to use if the manager locks them
-        itself through ``locker`` (CSVFileTargetManager's try-lock does)."""
+        itself through ``locker`` (TargetList's ``lock`` and CSVFileTargetManager's
+        ``lock_queued`` do).
+
+        In a job, ``locker`` waits for busy targets: its ``lock`` and ``lock_queued`` return
+        once the job's turn in line came (or raise when the acquire timeout ran out, or
+        ``Paused``/``Cancelled`` when the job stops waiting: let those through). ``try_lock``
+        does not wait. A manager that wants "at least k of these" asks ``lock_queued`` with
+        ``need=k``."""
 
     @abc.abstractmethod
     async def release(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contest.context import PluginContext
-from contest.errors import ParameterError
+from contest.errors import Cancelled, ParameterError, Paused
 from contest.golang.json import JsonObject, to_python
 from contest.golang.net import parse_ip
 from contest.golang.unmarshal import GoStruct, where
@@ -168,6 +168,8 @@ class TargetList(TargetManager):
             ap = self.validate_acquire_parameters(params)
         try:
             await locker.lock(job_id, lock_timeout, [t.id for t in ap.targets])
+        except (Paused, Cancelled):  # the job stopped waiting for them: nothing failed
+            raise
         except Exception as exc:
             ctx.log.warning("Failed to lock %d targets: %s", len(ap.targets), exc)
             raise
