@@ -42,7 +42,7 @@ from contest.golang import json as gojson
 from contest.job import status as js
 from contest.job import statusdoc
 from contest.job.model import Job
-from contest.job.runner import JobRunner
+from contest.job.runner import JobRunner, NothingAcquired
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.plugins.teststeps.sleep import Sleep
 from contest.resume import PausePayload
@@ -449,7 +449,11 @@ async def test_acquire_errors(store: Any, monkeypatch: pytest.MonkeyPatch, fail:
         retries=2,
         reporter=Recorder(),
     )
-    assert await runner(store).run(job, Scope()) is None
+    if fail == 3:  # a run that acquired nothing fails the job, once its run is reported
+        with pytest.raises(NothingAcquired):
+            await runner(store).run(job, Scope())
+    else:
+        assert await runner(store).run(job, Scope()) is None
     doc = await check_document(
         job, req, store, monkeypatch, [1] if isinstance(store, Storage) else []
     )
