@@ -176,7 +176,9 @@ class TargetWait:
         try:
             while True:
                 self.nudge.clear()
-                renew_at = time.monotonic() + self.poll
+                # behind an earlier waiter of this process, we ask again only to renew our
+                # place, a few times per ttl (see _LocalLine)
+                renew_at = time.monotonic() + self.ttl / 3
                 got = await self.locker.lock_queued(
                     job_id, duration, ids, need=need, limit=limit, ttl=self.ttl
                 )
@@ -201,7 +203,7 @@ class TargetWait:
                 if left <= 0:
                     await self.timed_out()
                     raise TargetWaitTimeout(self.error or "")
-                await self._sleep(min(self.poll, left), renew_at)
+                await self._sleep(min(self.poll, left), min(renew_at, self.deadline))
         except (Cancelled, Paused) as exc:
             await self._interrupted(exc)
             raise
@@ -218,7 +220,7 @@ class TargetWait:
         locker's line must be renewed."""
         self.scope.check()
         while self._line.ahead(self) and not self.nudge.is_set():
-            left = min(seconds, renew_at - time.monotonic())
+            left = renew_at - time.monotonic()
             if left <= 0:
                 return
             await self._interruptible(self._nudged(left))
