@@ -744,7 +744,8 @@ async def test_samples_started_together_all_complete_with_every_target_tested(
                 holds.setdefault(e.target.id, []).append(
                     (since.pop(e.target.id), e.emit_time, out.job_id)
                 )
-    assert "1234" in holds and len({j for _, _, j in holds["1234"]}) >= 3
+    # the start-literal samples all name 1234 (start.json may take it too, or other hosts)
+    assert "1234" in holds and len({j for _, _, j in holds["1234"]}) >= 2
     for tid, spans in holds.items():
         spans.sort()
         for (_, released, a), (acquired, _, b) in itertools.pairwise(spans):

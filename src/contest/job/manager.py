@@ -521,11 +521,7 @@ class JobManager:
             else:
                 log.exception("job %d crashed", job.id)
                 msg = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, NothingAcquired):
-                # a job that tested nothing: its error is why, as it is (the contract of
-                # tests/jobs/test_target_wait.py), not "failed after <time>"
-                await self._state(job.id, JobState.FAILED, {"Err": msg})
-            elif entry.scope.pause.is_set():
+            if entry.scope.pause.is_set():
                 await self._close_targets(job.id, f"job {job.id} failed pausing")
                 await self._state(
                     job.id, JobState.PAUSE_FAILED, {"Err": f"Job {job.id} failed pausing: {msg}"}
@@ -535,7 +531,7 @@ class JobManager:
                 await self._state(
                     job.id,
                     JobState.FAILED,
-                    {"Err": f"Job {job.id} failed after {_go_seconds(took)}: {msg}"},
+                    {"Err": _failure(job.id, took, exc, msg)},
                 )
             await self._leave_queue(job.id)
             await self._drop_lease(job.id)
@@ -884,6 +880,15 @@ class JobManager:
             raise JobManagerError(
                 f'job {job_id} belongs to a different instance, this is "{self.instance_tag}"'
             )
+
+
+def _failure(job_id: int, took: float, exc: Exception, msg: str) -> str:
+    """A failed job's error: ConTest's "Job 3 failed after 1.5s: ..."; for a job that tested
+    nothing, its acquisition's error as it is (it failed before it ran: the contract of
+    tests/jobs/test_target_wait.py)."""
+    if isinstance(exc, NothingAcquired):
+        return msg
+    return f"Job {job_id} failed after {_go_seconds(took)}: {msg}"
 
 
 def _go_seconds(seconds: float) -> str:
