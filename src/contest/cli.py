@@ -22,7 +22,6 @@ from contest.settings import (
     DEFAULT_JOB_LEASE,
     DEFAULT_LISTEN,
     DEFAULT_PAUSE_TIMEOUT,
-    DEFAULT_TARGET_WAIT_POLL,
     ServeSettings,
 )
 
@@ -117,10 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--target-wait-poll",
         type=_positive_duration,
-        default=DEFAULT_TARGET_WAIT_POLL,
+        default=ServeSettings.target_wait_poll,
         help="how often a job waiting for targets other jobs hold asks again (default "
-        f"{format_duration(DEFAULT_TARGET_WAIT_POLL)}; a release in this process wakes it "
-        "at once)",
+        f"{format_duration(ServeSettings.target_wait_poll)}; a release in this process wakes "
+        "it at once)",
     )
     s.add_argument(
         "--process-timeout",
@@ -153,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--target-wait-poll",
         type=_positive_duration,
-        default=DEFAULT_TARGET_WAIT_POLL,
+        default=ServeSettings.target_wait_poll,
         help="how often a job waiting for busy targets asks again (default 1s)",
     )
     r.add_argument(
@@ -302,9 +301,9 @@ async def _run(args: argparse.Namespace) -> int:
     jm = JobManager(
         tracked,
         locker,
+        wait_poll=args.target_wait_poll,
         server_id=f"{socket.gethostname()}-run-{os.getpid()}",
         shutdown_timeout=args.shutdown_timeout,
-        wait_poll=args.target_wait_poll,
         # it holds a lease on its job, renewed by its heartbeat, so that a server on the same
         # database never takes its job for a zombie; it is no server: not listed among them
         register=False,

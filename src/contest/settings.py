@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 
 DEFAULT_DB_URL = "sqlite:///contest.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
+# how often a job waiting for targets other jobs hold asks the locker again (a release the
+# locker sees in this process wakes it sooner)
+DEFAULT_TARGET_WAIT_POLL = 1.0
 # SIGTERM pauses the running jobs (a restarted server resumes them) and cancels those not
 # paused after this long: within a service manager's usual stop timeout (systemd's is 90s)
 DEFAULT_PAUSE_TIMEOUT = 60.0
 # a job whose server's heartbeat (every lease/3) has not reached the database for this long is
 # a zombie: long enough for a slow database, short enough to notice a crash soon
 DEFAULT_JOB_LEASE = 30.0
-# how often a job waiting for targets other jobs hold asks the locker again (a release the
-# locker sees in this process wakes it sooner)
-DEFAULT_TARGET_WAIT_POLL = 1.0
 
 
 @dataclass

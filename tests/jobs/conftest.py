@@ -194,9 +194,9 @@ class JobEnv:
         server_id: str = SERVER_ID,
         instance_tag: str | None = None,
         registry: PluginRegistry | None = None,
+        wait_poll: float = 0.05,
         lock_duration: float = 60.0,
         shutdown_timeout: float = 3.0,
-        wait_poll: float = 0.05,
         **fleet: Any,
     ) -> JobManager:
         """``fleet``: the job manager's fleet options (``job_lease``, ``instance``...)."""
@@ -206,9 +206,9 @@ class JobEnv:
             registry=registry or self.registry,
             server_id=server_id,
             instance_tag=instance_tag,
+            wait_poll=wait_poll,
             lock_duration=lock_duration,
             shutdown_timeout=shutdown_timeout,
-            wait_poll=wait_poll,
             **fleet,
         )
         self.managers.append(jm)
