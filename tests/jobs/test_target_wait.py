@@ -159,6 +159,33 @@ async def test_a_job_needing_two_targets_others_hold_in_turn_completes(jm_env: A
     assert [j for _, _, j in holds["b"]].count(both) == 1
 
 
+async def test_waiting_jobs_get_their_targets_in_the_order_they_came(jm_env: Any) -> None:
+    # first come, first served, a job for several targets included: the one on id2 alone does
+    # not overtake the one before it on id1 and id2 (the line per target, all or none; within
+    # one server the waiters keep this order whatever the locker)
+    env = jm_env
+    jm = await env.started()
+    holder = await jm.submit(job(env, ["id1", "id2"], "0.3"), "t")
+    await env.wait_until("held", lambda: _acquired(env, holder))
+    waiters, wants = [], [["id1"], ["id1", "id2"], ["id2"], ["id1"], ["id2", "id1"]]
+    for targets in wants:
+        waiters.append(await jm.submit(job(env, targets, "0.05"), "t"))
+        await env.wait_until("it waits", lambda w=waiters[-1]: waiting_now(env, w))
+    for job_id in (holder, *waiters):
+        assert await ended(env, job_id, 30.0) == S.COMPLETED.event_name
+    holds = await intervals(env, [holder, *waiters])
+    assert_one_at_a_time(holds)
+    first_acquired = {}
+    for spans in holds.values():
+        for acquired, _, job_id in spans:
+            first_acquired[job_id] = min(acquired, first_acquired.get(job_id, acquired))
+    # of two jobs wanting a same target, the earlier one had it first (two that share none,
+    # such as the third and the fourth, may run together)
+    for i, j in itertools.combinations(range(len(waiters)), 2):
+        if set(wants[i]) & set(wants[j]):
+            assert first_acquired[waiters[i]] < first_acquired[waiters[j]], (i, j)
+
+
 async def _acquired(env: Any, job_id: int) -> bool:
     events = await env.store.test_events(
         TestEventQuery(job_id=job_id, event_names=["TargetAcquired"])
