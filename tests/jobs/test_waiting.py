@@ -148,3 +148,23 @@ def test_the_text_names_each_holder_once_per_run_of_targets() -> None:
 
     w = Waiting([("a", 3), ("b", 3), ("c", None), ("d", 4)], 0.0, "5m0s")
     assert w.text() == "waiting for a, b (held by job 3), c, d (held by job 4)"
+
+
+async def test_a_new_holder_is_announced_again() -> None:
+    locker = WakingLocker()
+    await locker.lock(1, 60.0, ["a"])
+    events: list[tuple[int, str, Any]] = []
+    wait = wait_of(locker, Scope(), events, 9, 5.0)
+    wait.poll = 0.05
+    task = asyncio.ensure_future(wait.acquire(9, 60.0, ["a"]))
+    await asyncio.sleep(0.1)
+    await InMemoryLocker.unlock(locker, 1, ["a"])  # quietly: the waiter is not woken
+    await locker.lock(2, 60.0, ["a"])  # job 2 took it meanwhile
+    await asyncio.sleep(0.2)
+    await locker.unlock(2, ["a"])
+    assert await asyncio.wait_for(task, 2.0) == ["a"]
+    assert [(n, p.get("HeldBy")) for _, n, p in events] == [
+        ("TargetsWaiting", {"a": 1}),
+        ("TargetsWaiting", {"a": 2}),
+        ("TargetsWaitEnded", None),
+    ]
