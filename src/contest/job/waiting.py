@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -66,11 +65,20 @@ class TargetWaitTimeout(LockerError):
 
 
 class _LocalLine:
-    """The waiters of this process on one locker, for all of their targets, in the order they
-    took their place in its line."""
+    """The waiters of this process on one locker (and one event loop), for all of their
+    targets, in the order they took their place in its line."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple[int, int]) -> None:
+        self.key = key
         self.waiters: list[TargetWait] = []
+
+    @classmethod
+    def of(cls, locker: TargetLocker) -> _LocalLine:
+        key = (id(locker), id(asyncio.get_running_loop()))
+        line = _LINES.get(key)
+        if line is None:
+            line = _LINES[key] = cls(key)
+        return line
 
     def join(self, wait: TargetWait) -> None:
         if wait not in self.waiters:
@@ -83,6 +91,8 @@ class _LocalLine:
             for later in self.waiters[at:]:  # those now first for all they want
                 if later.wants & wait.wants and not self.ahead(later):
                     later.nudge.set()
+        if not self.waiters and _LINES.get(self.key) is self:
+            del _LINES[self.key]  # a line exists only while somebody waits in it
 
     def ahead(self, wait: TargetWait) -> bool:
         """Whether an earlier waiter wants one of ``wait``'s targets."""
@@ -94,14 +104,9 @@ class _LocalLine:
         return False
 
 
-_LINES: weakref.WeakKeyDictionary[TargetLocker, _LocalLine] = weakref.WeakKeyDictionary()
-
-
-def _local_line(locker: TargetLocker) -> _LocalLine:
-    line = _LINES.get(locker)
-    if line is None:
-        line = _LINES[locker] = _LocalLine()
-    return line
+#: the lines with somebody in them, by (locker, event loop): a locker object may be shared by
+#: loops of several threads, whose waiters cannot wake each other
+_LINES: dict[tuple[int, int], _LocalLine] = {}
 
 
 class TargetWait:
@@ -140,7 +145,7 @@ class TargetWait:
         self._wanted: list[str] = []
         self.wants: frozenset[str] = frozenset()  # all-or-none waits only (see _LocalLine)
         self.nudge = asyncio.Event()  # an earlier waiter of this process left the line
-        self._line = _local_line(locker)
+        self._line: _LocalLine | None = None  # while in this process's line
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -161,7 +166,9 @@ class TargetWait:
         try:
             return await self._acquire(job_id, duration, req.target_ids, need, limit)
         finally:
-            self._line.leave(self)
+            if self._line is not None:
+                self._line.leave(self)
+                self._line = None
 
     async def _acquire(
         self,
@@ -193,6 +200,7 @@ class TargetWait:
                     self.waiting, self._started = True, now
                     if need is None:
                         self.wants = frozenset(ids)
+                        self._line = _LocalLine.of(self.locker)
                         self._line.join(self)
                 if announced != self._blockers and now - last_emit >= self.poll:
                     announced, last_emit = self._blockers, now
@@ -219,7 +227,7 @@ class TargetWait:
         of this process: until it leaves the line, or ``renew_at``, when our place in the
         locker's line must be renewed."""
         self.scope.check()
-        while self._line.ahead(self) and not self.nudge.is_set():
+        while self._line is not None and self._line.ahead(self) and not self.nudge.is_set():
             left = renew_at - time.monotonic()
             if left <= 0:
                 return
