@@ -57,6 +57,7 @@ from contest.events import (
     TestEventQuery,
 )
 from contest.golang.time import format_duration
+from contest.job import waiting
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
 from contest.job.status import build_run_statuses, save_run_status
@@ -531,6 +532,8 @@ class JobRunner:
             await self.locker.unlock(job.id, targets)
         except Exception as exc:
             log.warning("job %d: unlocking targets failed: %s", job.id, exc)
+        else:
+            waiting.released(self.locker, targets)  # the next job of ours in line goes now
         if error is not None:
             raise JobError(error)
 

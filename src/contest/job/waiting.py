@@ -22,8 +22,10 @@ release, most of them for nothing. So the waiters of one process keep their own 
 (:class:`_LocalLine`, per locker): a waiter for all of its targets that has an earlier one of
 this process, also waiting for all of its own, wanting one of the same targets, is behind it in
 the locker's line too and cannot be granted first; it asks again only when that one leaves the
-line (granted, or gone) or to renew its place (every poll). benchmarks/target_queue.py measures
-what the line costs per job.
+line (granted, or gone) or to renew its place (a few times per ttl). And when a job of this
+process unlocks targets, the job runner tells the line (:func:`released`), so the next waiter
+goes at once even with a locker that does not wake anyone (the base class's fallback polls).
+benchmarks/target_queue.py measures what the line costs per job.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from contest.locking import (
     TargetLocker,
     TargetRef,
     check_request,
+    target_id_of,
 )
 from contest.signals import Scope
 from contest.targetwait import (
@@ -65,8 +68,9 @@ class TargetWaitTimeout(LockerError):
 
 
 class _LocalLine:
-    """The waiters of this process on one locker (and one event loop), for all of their
-    targets, in the order they took their place in its line."""
+    """The waiters of this process on one locker (and one event loop), in the order they took
+    their place in its line. Only a wait for all of its targets holds back the later ones
+    wanting one of them (a wait for ``need`` of its targets may be granted others)."""
 
     def __init__(self, key: tuple[int, int]) -> None:
         self.key = key
@@ -95,13 +99,30 @@ class _LocalLine:
             del _LINES[self.key]  # a line exists only while somebody waits in it
 
     def ahead(self, wait: TargetWait) -> bool:
-        """Whether an earlier waiter wants one of ``wait``'s targets."""
+        """Whether an earlier wait for all of its targets wants one of ``wait``'s (a wait for
+        ``need`` of them is never held back: it may be granted others)."""
+        if not wait.all_or_none:
+            return False
         for other in self.waiters:
             if other is wait:
                 return False
-            if other.wants & wait.wants:
+            if other.all_or_none and other.wants & wait.wants:
                 return True
         return False
+
+    def released(self, targets: frozenset[str]) -> None:
+        """Targets were unlocked in this process: wake the first waiter for each."""
+        for wait in self.waiters:
+            if wait.wants & targets and not self.ahead(wait):
+                wait.nudge.set()
+
+
+def released(locker: TargetLocker, targets: Iterable[TargetRef]) -> None:
+    """A job of this process unlocked ``targets``: its waiters for them ask the locker again
+    at once, whether the locker wakes them or not (the base class's fallback only polls)."""
+    line = _LINES.get((id(locker), id(asyncio.get_running_loop())))
+    if line is not None:
+        line.released(frozenset(target_id_of(t) for t in targets))
 
 
 #: the lines with somebody in them, by (locker, event loop): a locker object may be shared by
@@ -143,7 +164,8 @@ class TargetWait:
         self._started = 0.0
         self._blockers: dict[str, int] = {}
         self._wanted: list[str] = []
-        self.wants: frozenset[str] = frozenset()  # all-or-none waits only (see _LocalLine)
+        self.wants: frozenset[str] = frozenset()  # the targets asked for (see _LocalLine)
+        self.all_or_none = True
         self.nudge = asyncio.Event()  # an earlier waiter of this process left the line
         self._line: _LocalLine | None = None  # while in this process's line
 
@@ -198,10 +220,9 @@ class TargetWait:
                 self._wanted = [t for t in ids if t in got.blockers] or ids
                 if not self.waiting:
                     self.waiting, self._started = True, now
-                    if need is None:
-                        self.wants = frozenset(ids)
-                        self._line = _LocalLine.of(self.locker)
-                        self._line.join(self)
+                    self.wants, self.all_or_none = frozenset(ids), need is None
+                    self._line = _LocalLine.of(self.locker)
+                    self._line.join(self)
                 if announced != self._blockers and now - last_emit >= self.poll:
                     announced, last_emit = self._blockers, now
                     await self.emit(
@@ -233,15 +254,17 @@ class TargetWait:
                 return
             await self._interruptible(self._nudged(left))
         if not self.nudge.is_set():
-            await self._interruptible(self.locker.wait_for_release(seconds))
+            await self._interruptible(self.locker.wait_for_release(seconds), self.nudge)
 
     async def _nudged(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.nudge.wait(), seconds)
 
-    async def _interruptible(self, waiting: Awaitable[None]) -> None:
+    async def _interruptible(
+        self, waiting: Awaitable[None], nudge: asyncio.Event | None = None
+    ) -> None:
         """Await ``waiting`` in this task unless the job is paused or cancelled first (then
-        ``Paused``/``Cancelled``)."""
+        ``Paused``/``Cancelled``), or ``nudge`` is set (then return)."""
         # the locker's wait runs in this task, the one that called lock_queued: a locker
         # remembers per task what it has seen of the line, so that a release between our look
         # and our wait is not lost (contest.plugins.targetlockers' ReleaseSignal); pause and
@@ -256,10 +279,12 @@ class TargetWait:
                 interrupted = True
                 me.cancel()
 
-        watchers = [
+        watchers: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(self.scope.cancel.wait()),
             asyncio.ensure_future(self.scope.pause.wait()),
         ]
+        if nudge is not None:
+            watchers.append(asyncio.ensure_future(nudge.wait()))
         for w in watchers:
             w.add_done_callback(lambda f: None if f.cancelled() else interrupt())
         try:
@@ -369,4 +394,5 @@ __all__ = [
     "QueueingLocker",
     "TargetWait",
     "TargetWaitTimeout",
+    "released",
 ]
