@@ -319,7 +319,9 @@ class JobRunner:
         else:
             budget = jt.acquire_timeout
             if resume is not None and resume.wait_remaining is not None:
-                budget = min(budget, resume.wait_remaining)
+                # what the paused wait left, but one look at the targets at least (a wait
+                # paused at its very end then times out as a wait, naming the holders)
+                budget = min(budget, max(resume.wait_remaining, self.wait_poll))
             try:
                 targets = await self._acquire(at, budget)
             except _AcquireFailed as exc:
