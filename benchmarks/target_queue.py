@@ -16,12 +16,12 @@ target, the targets running concurrently), on one job manager over a throw-away 
 The queue's cost per job is ((b) - (a)) / ``--jobs``: what waiting in line adds to a job that
 would otherwise have run next at once (a release must wake the next job in line, which then
 locks its targets). It may come out below zero: in (b) the later jobs are submitted (checked,
-stored, started) while the first ones run, work that (a) does between runs. Every job must complete with all its targets tested; the TargetAcquired ..
-TargetReleased intervals of each target must not overlap. Best of ``--rounds`` interleaved
-rounds, the worst printed too, as the machine may be shared. The poll interval is the server's
-default (``--target-wait-poll``, 1 s): a locker that wakes waiters on release in this process
-(the in-memory one, and the DB locker for releases made through it) adds milliseconds; one that
-only polls (the base class's fallback) adds up to a poll per job.
+stored, started) while the first ones run, work that (a) does between runs. Every job must
+complete with all its targets tested; the TargetAcquired .. TargetReleased intervals of each
+target must not overlap. Best of ``--rounds`` interleaved rounds, the worst printed too, as the
+machine may be shared. The poll interval is the server's default (``--target-wait-poll``, 1 s):
+a job of this process releasing targets wakes the next waiter for them at once
+(``contest.job.waiting.released``), whatever the locker; waiters on other servers poll.
 
 Bar (issue 10): the queue adds < 5 ms per job.
 """
