@@ -88,12 +88,16 @@ class _LocalLine:
         if wait not in self.waiters:
             self.waiters.append(wait)
 
-    def leave(self, wait: TargetWait) -> None:
+    def leave(self, wait: TargetWait, *, granted: bool) -> None:
+        """``wait`` left the line: those now first for all they want ask again at once; or, if
+        it was granted all it wanted, it holds what they want, and they wait for a release."""
         if wait in self.waiters:
             at = self.waiters.index(wait)
             del self.waiters[at]
-            for later in self.waiters[at:]:  # those now first for all they want
+            for later in self.waiters[at:]:
                 if later.wants & wait.wants and not self.ahead(later):
+                    # granted all it wanted, it holds what they want: they wait for its release
+                    later.behind_holder = granted and wait.all_or_none
                     later.nudge.set()
         if not self.waiters and _LINES.get(self.key) is self:
             del _LINES[self.key]  # a line exists only while somebody waits in it
@@ -167,6 +171,8 @@ class TargetWait:
         self.wants: frozenset[str] = frozenset()  # the targets asked for (see _LocalLine)
         self.all_or_none = True
         self.nudge = asyncio.Event()  # an earlier waiter of this process left the line
+        # or a job of this process released targets we want
+        self.behind_holder = False  # the waiter before us was granted: it holds what we want
         self._line: _LocalLine | None = None  # while in this process's line
 
     def remaining(self) -> float:
@@ -185,11 +191,14 @@ class TargetWait:
         the IDs granted. Raises :class:`TargetWaitTimeout`, ``Cancelled`` or ``Paused``."""
         req = check_request("lock_queued", job_id, targets, duration=duration, limit=limit)
         self._job_id = job_id
+        granted = False
         try:
-            return await self._acquire(job_id, duration, req.target_ids, need, limit)
+            got = await self._acquire(job_id, duration, req.target_ids, need, limit)
+            granted = True
+            return got
         finally:
             if self._line is not None:
-                self._line.leave(self)
+                self._line.leave(self, granted=granted)
                 self._line = None
 
     async def _acquire(
@@ -205,6 +214,7 @@ class TargetWait:
         try:
             while True:
                 self.nudge.clear()
+                self.behind_holder = False
                 # behind an earlier waiter of this process, we ask again only to renew our
                 # place, a few times per ttl (see _LocalLine)
                 renew_at = time.monotonic() + self.ttl / 3
@@ -253,8 +263,16 @@ class TargetWait:
             if left <= 0:
                 return
             await self._interruptible(self._nudged(left))
-        if not self.nudge.is_set():
-            await self._interruptible(self.locker.wait_for_release(seconds), self.nudge)
+        if self.nudge.is_set() and not self.behind_holder:
+            return
+        if self.behind_holder:
+            self.nudge.clear()
+            # the one before us now holds what we want: no release before its own can let us
+            # in, and asking the locker now would only say it holds them. A locker may wake us
+            # at once for what was released while we stood behind it (it keeps what each waiter
+            # saw): that wake-up is spent here, and we wait for the next one
+            await self.locker.wait_for_release(0)
+        await self._interruptible(self.locker.wait_for_release(seconds), self.nudge)
 
     async def _nudged(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
