@@ -25,7 +25,7 @@ import copy
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from contest.events import (
@@ -46,12 +46,14 @@ from contest.job._gzip import Fragment, fragment, inflate
 from contest.job.model import Job
 from contest.status import (
     RunStatus,
+    StatusWriter,
     TargetStatus,
     TestStatus,
     TestStepStatus,
     encode_run_status,
     gc_paused,
 )
+from contest.storage.events import decode_json
 from contest.target import Target
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,225 @@ async def build_run_statuses(
 
 
 _BUILD_IN_THREAD = 20_000  # events
+
+
+# --- a running run's status, kept as its events are written ----------------------------------
+
+
+class _LiveTest:
+    """One test of a :class:`LiveRunStatus`: :func:`_test_status`'s pass over the events, made
+    one event at a time, as they are written."""
+
+    __slots__ = ("acquired", "attempt", "headers", "job_id", "name", "order", "run_id", "slots")
+
+    def __init__(self, job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]]):
+        self.job_id = job_id
+        self.run_id = run_id
+        self.name = name
+        self.attempt = 0
+        self.slots: dict[str, list[tuple[str, TestStepStatus, dict[str, TargetStatus]]]] = {}
+        self.order: list[tuple[TestStepStatus, dict[str, TargetStatus]]] = []
+        for step_name, label in steps:
+            ss = TestStepStatus(job_id, run_id, name, step_name, label)
+            per_target: dict[str, TargetStatus] = {}
+            self.order.append((ss, per_target))
+            self.slots.setdefault(label, []).append((step_name, ss, per_target))
+        self.headers: dict[str, TestEventHeader] = {}
+        # the test's own target statuses, in order: an acquired target (with the status it has
+        # if no step saw it yet) or an acquire error's status
+        self.acquired: list[tuple[Target, TargetStatus] | TargetStatus] = []
+
+    def fresh(self) -> _LiveTest:
+        steps = [(ss.step_name, ss.step_label) for ss, _ in self.order]
+        return _LiveTest(self.job_id, self.run_id, self.name, steps)
+
+    def statuses(self) -> Iterator[TargetStatus]:
+        for _, per_target in self.order:
+            yield from per_target.values()
+        for entry in self.acquired:
+            yield entry[1] if isinstance(entry, tuple) else entry
+
+    def event(
+        self, label: str, target: Target | None, ev: str, payload: str | None, when: float
+    ) -> TestEvent:
+        header = self.headers.get(label)
+        if header is None:
+            header = self.headers[label] = TestEventHeader(
+                self.job_id, self.run_id, self.name, label, self.attempt
+            )
+        return TestEvent(header, target, ev, decode_json(payload), when)
+
+    def add(
+        self,
+        label: str,
+        target: Target | None,
+        ev: str,
+        payload: str | None,
+        when: float,
+        writer: StatusWriter,
+    ) -> None:
+        # the same cases as _test_status, in the same order
+        if not label:
+            if ev == TARGET_ACQUIRED and target is not None:
+                self.acquired.append(
+                    (target, TargetStatus(self.job_id, self.run_id, self.name, "", "", target))
+                )
+            elif ev == TARGET_ACQUIRE_ERR:
+                value = decode_json(payload)
+                err = value.get("Error") if isinstance(value, dict) else None
+                self.acquired.append(
+                    TargetStatus(
+                        self.job_id,
+                        self.run_id,
+                        self.name,
+                        "",
+                        "",
+                        target or Target(""),
+                        in_time=when,
+                        out_time=when,
+                        error=err or ACQUIRE_FAILED,
+                    )
+                )
+        entries = self.slots.get(label)
+        if entries is None:
+            return
+        for step_name, ss, per_target in entries:
+            if target is None:
+                if ev not in ROUTING_EVENTS:
+                    ss.events.append(self.event(label, None, ev, payload, when))
+                continue
+            st = per_target.get(target.id)
+            if st is None:
+                st = per_target[target.id] = TargetStatus(
+                    self.job_id, self.run_id, self.name, step_name, label, target
+                )
+            else:
+                writer.forget(st)  # its text changes
+            if ev == TARGET_IN:
+                st.in_time = when
+            elif ev == TARGET_OUT:
+                st.out_time = when
+            elif ev == TARGET_ERR:
+                st.out_time = when
+                value = decode_json(payload)
+                st.error = str(value.get("Error", "")) if isinstance(value, dict) else ""
+            elif ev not in ROUTING_EVENTS:
+                st.events.append(self.event(label, target, ev, payload, when))
+
+    def status(self) -> TestStatus:
+        ts = TestStatus(self.job_id, self.run_id, self.name)
+        latest: dict[str, TargetStatus] = {}
+        for ss, per_target in self.order:
+            ts.step_statuses.append(
+                TestStepStatus(
+                    self.job_id,
+                    self.run_id,
+                    self.name,
+                    ss.step_name,
+                    ss.step_label,
+                    list(ss.events),
+                    list(per_target.values()),
+                )
+            )
+            latest.update(per_target)
+        for entry in self.acquired:
+            if isinstance(entry, tuple):
+                target, unseen = entry
+                ts.target_statuses.append(latest.get(target.id) or unseen)
+            else:
+                ts.target_statuses.append(entry)
+        return ts
+
+
+class LiveRunStatus:
+    """The status of a run that this process is running, kept up to date from its events as
+    they are written (:meth:`add` is the storage's tap, see
+    :meth:`contest.storage.Storage.watch_run`), so that asking for it reads nothing back and
+    builds nothing again, and encodes again only the target statuses that changed since the
+    last time (the others' text is kept).
+
+    It is :func:`build_run_status` of the same events, made one event at a time: the same
+    rows (as the database gets them: target and payload as JSON text, decoded the way
+    :func:`contest.storage.events.read_status_rows` decodes them), the same cases in the same
+    order, so the same document to the byte; ``tests/jobs/test_live_status.py`` checks it
+    against the build from the database's events on SQLite, PostgreSQL and MariaDB. Any other
+    reader (another server process on the same database, this one after a restart, a resumed
+    run) builds the status from the events, as before. Only the events' ``sequence`` is not
+    known here (the database numbers them at commit): the status document does not show it,
+    and run reporters still get a status built from the database.
+    """
+
+    def __init__(self, job_id: int, run_id: int, tests: Sequence[TestShape]) -> None:
+        self.job_id = job_id
+        self.run_id = run_id
+        self._tests = [_LiveTest(job_id, run_id, name, steps) for name, steps in tests]
+        self._by_name: dict[str, list[_LiveTest]] = {}
+        for lt in self._tests:
+            self._by_name.setdefault(lt.name, []).append(lt)
+        self._targets: dict[str, Target] = {}  # target JSON -> its object (one per target)
+        self._writer = StatusWriter()
+        self._changes = 0
+        self._last: tuple[int, RunText] | None = None
+
+    def add(self, row: Sequence[Any]) -> None:
+        """One test event row as the storage queues it: ``(job_id, run_id, test_name,
+        test_attempt, step_label, target_id, target_json, event_name, payload_json,
+        emit_time)``."""
+        lives = self._by_name.get(row[2])
+        if lives is None:
+            return
+        _, _, _, attempt, label, tid, tjson, ev, payload, when = row
+        target: Target | None = None
+        if tjson is not None:
+            target = self._targets.get(tjson)
+            if target is None:
+                target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
+        elif tid is not None:
+            target = Target(tid)
+        self._changes += 1
+        for i, lt in enumerate(lives):
+            if attempt != lt.attempt:
+                if attempt < lt.attempt:
+                    continue  # only the last attempt counts
+                # a new attempt: the test's status starts afresh
+                fresh = lt.fresh()
+                fresh.attempt = attempt
+                self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
+                self._writer = StatusWriter()
+            lt.add(label, target, ev, payload, when, self._writer)
+
+    def status(self) -> RunStatus:
+        """The run's status now (its target statuses are the live ones: encode it before the
+        loop runs on)."""
+        rs = RunStatus(self.job_id, self.run_id)
+        rs.test_statuses = [lt.status() for lt in self._tests]
+        return rs
+
+    async def text(self) -> RunText:
+        """The run's status JSON now, as the server sends it. The target statuses not written
+        since they last changed are written a slice at a time, letting the loop run between
+        slices; the rest (those that changed meanwhile) and the joining is done at once."""
+        last = self._last
+        if last is not None and last[0] == self._changes:
+            return last[1]  # nothing happened since: the same text (and its gzip fragment)
+        writer = self._writer
+        with gc_paused():
+            pending = [st for lt in self._tests for st in lt.statuses() if not writer.known(st)]
+        for i in range(0, len(pending), _LIVE_SLICE):
+            if self._writer is not writer:
+                break  # a new attempt began meanwhile
+            with gc_paused():
+                writer.target_statuses(pending[i : i + _LIVE_SLICE])
+            await asyncio.sleep(0)
+        changes = self._changes
+        with gc_paused():
+            text = RunText(to_bytes(encode_run_status(self.status(), self._writer)))
+        self._last = (changes, text)
+        return text
+
+
+#: target statuses written between two turns of the loop when a live status is asked for
+_LIVE_SLICE = 2_000
 
 
 # --- snapshots of finished runs ---------------------------------------------------------------
@@ -476,6 +697,25 @@ def _expand(targets: list[Any], tests: list[Any], job_id: int, run_id: int) -> d
         "StartTime": ZERO_TIME,
         "TestStatuses": test_jsons or None,
     }
+
+
+async def save_run_text(store: Any, job_id: int, run_id: int, text: RunText) -> bool:
+    """:func:`save_run_status` of a status already encoded (a :class:`LiveRunStatus`'s)."""
+    save = getattr(store, "store_run_status", None)
+    if save is None:
+        return False
+    try:
+        await save(job_id, run_id, _snapshot_of(await text.fragment(), job_id, run_id))
+    except Exception as exc:
+        log.warning(
+            "job %d run %d: saving the run status failed (%s); the status document will "
+            "build it from the events",
+            job_id,
+            run_id,
+            exc,
+        )
+        return False
+    return True
 
 
 async def save_run_status(store: Any, status: RunStatus) -> bool:

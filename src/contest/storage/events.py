@@ -373,6 +373,14 @@ async def read_framework_events(
     ]
 
 
+async def has_test_events(conn: AsyncConnection, job_id: int, run_id: int) -> bool:
+    t = test_events
+    found = await conn.execute(
+        select(t.c.sequence).where(t.c.job_id == job_id, t.c.run_id == run_id).limit(1)
+    )
+    return found.first() is not None
+
+
 # --- the status builder's read ----------------------------------------------------------------
 
 #: what :func:`read_status_rows` returns per event: (test name, test attempt, step label,
