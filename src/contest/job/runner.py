@@ -476,24 +476,31 @@ class JobRunner:
         # document (which would otherwise build it from every event of the run at each call)
         if not job.run_reporters and not hasattr(self.reports, "store_run_status"):
             return
-        if live is not None and not job.run_reporters:
-            # kept as the events were written: nothing to read back or build (run reporters get
-            # one built from the database, with the events' sequence numbers)
+        status = None
+        if live is not None:
+            # kept as the events were written: nothing to read back or build; run reporters
+            # get it with its events' sequence numbers, read from the database
             try:
-                text = await live.text()
-            except Exception as exc:  # not saved: the status document builds it from events
-                log.warning("job %d: encoding the status of run %d failed: %s", job.id, run_id, exc)
+                if job.run_reporters:
+                    status = await live.with_sequences(self.reader)
+                if status is not None or not job.run_reporters:
+                    await save_run_text(self.reports, job.id, run_id, await live.text())
+            except Exception as exc:  # built from the events below
+                log.warning("job %d: the kept status of run %d failed: %s", job.id, run_id, exc)
+                status = None
+            if not job.run_reporters:
                 return
-            await save_run_text(self.reports, job.id, run_id, text)
-            return
-        try:
-            status = (await build_run_statuses(job, self.reader, [run_id]))[0]
-        except Exception:
-            if job.run_reporters:
-                raise
-            log.warning("job %d: building the status of run %d failed", job.id, run_id)
-            return
-        await save_run_status(self.reports, status)
+        saved = status is not None
+        if status is None:
+            try:
+                status = (await build_run_statuses(job, self.reader, [run_id]))[0]
+            except Exception:
+                if job.run_reporters:
+                    raise
+                log.warning("job %d: building the status of run %d failed", job.id, run_id)
+                return
+        if not saved:
+            await save_run_status(self.reports, status)
         if not job.run_reporters:
             return
         ctx = PluginContext(scope=Scope(), job_id=job.id, run_id=run_id)

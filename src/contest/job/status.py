@@ -250,7 +250,17 @@ class _LiveTest:
     """One test of a :class:`LiveRunStatus`: :func:`_test_status`'s pass over the events, made
     one event at a time, as they are written."""
 
-    __slots__ = ("acquired", "attempt", "headers", "job_id", "name", "order", "run_id", "slots")
+    __slots__ = (
+        "acquired",
+        "attempt",
+        "headers",
+        "job_id",
+        "made",
+        "name",
+        "order",
+        "run_id",
+        "slots",
+    )
 
     def __init__(self, job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]]):
         self.job_id = job_id
@@ -268,6 +278,9 @@ class _LiveTest:
         # the test's own target statuses, in order: an acquired target (with the status it has
         # if no step saw it yet) or an acquire error's status
         self.acquired: list[tuple[Target, TargetStatus] | TargetStatus] = []
+        # step label -> per event row that became events (in their order), those events: their
+        # sequence numbers are read from the database for reporters (LiveRunStatus.with_sequences)
+        self.made: dict[str, list[list[TestEvent]]] = {}
 
     def fresh(self) -> _LiveTest:
         steps = [(ss.step_name, ss.step_label) for ss, _ in self.order]
@@ -323,10 +336,15 @@ class _LiveTest:
         entries = self.slots.get(label)
         if entries is None:
             return
+        made: list[TestEvent] | None = None
+        if ev not in ROUTING_EVENTS:
+            made = []
+            self.made.setdefault(label, []).append(made)
         for step_name, ss, per_target in entries:
             if target is None:
-                if ev not in ROUTING_EVENTS:
-                    ss.events.append(self.event(label, None, ev, payload, when))
+                if made is not None:
+                    made.append(self.event(label, None, ev, payload, when))
+                    ss.events.append(made[-1])
                 continue
             st = per_target.get(target.id)
             if st is None:
@@ -343,8 +361,9 @@ class _LiveTest:
                 st.out_time = when
                 value = decode_json(payload)
                 st.error = str(value.get("Error", "")) if isinstance(value, dict) else ""
-            elif ev not in ROUTING_EVENTS:
-                st.events.append(self.event(label, target, ev, payload, when))
+            elif made is not None:
+                made.append(self.event(label, target, ev, payload, when))
+                st.events.append(made[-1])
 
     def status(self) -> TestStatus:
         ts = TestStatus(self.job_id, self.run_id, self.name)
@@ -434,6 +453,31 @@ class LiveRunStatus:
         rs = RunStatus(self.job_id, self.run_id)
         rs.test_statuses = [lt.status() for lt in self._tests]
         return rs
+
+    async def with_sequences(self, reader: Any) -> RunStatus | None:
+        """:meth:`status` with its events' sequence numbers (which the database gives at commit),
+        read from ``reader`` (``event_sequences``: only those of the events in the status);
+        None if it cannot tell them (the caller builds the status from the events then)."""
+        read = getattr(reader, "event_sequences", None)
+        if read is None:
+            return None
+        for lt in list(self._tests):
+            if not lt.made:
+                continue
+            found: list[tuple[str, int]] = await read(
+                self.job_id, self.run_id, lt.name, lt.attempt, sorted(lt.made), ROUTING_EVENTS
+            )
+            numbers: dict[str, list[int]] = {}
+            for label, seq in found:
+                numbers.setdefault(label, []).append(seq)
+            for label, rows in lt.made.items():
+                seqs = numbers.get(label, [])
+                if len(seqs) != len(rows):  # not the events seen here: build from the database
+                    return None
+                for seq, events in zip(seqs, rows, strict=True):
+                    for e in events:
+                        e.sequence = seq
+        return self.status()
 
     async def text(self) -> RunText:
         """The run's status JSON now, as the server sends it. The target statuses not written

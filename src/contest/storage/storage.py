@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import delete, text
@@ -249,6 +249,25 @@ class Storage:
         await self._writer.flush()
         return await self.transactor.read(
             lambda c: ev.has_test_events(c, job_id, run_id), "reading test events"
+        )
+
+    async def event_sequences(
+        self,
+        job_id: int,
+        run_id: int,
+        test_name: str,
+        attempt: int,
+        labels: Sequence[str],
+        except_names: Collection[str],
+    ) -> list[tuple[str, int]]:
+        """(step label, sequence) of the run's events of one test attempt with those labels and
+        none of those names, by label then sequence (after the queued writes)."""
+        await self._writer.flush()
+        return await self.transactor.read(
+            lambda c: ev.event_sequences(
+                c, job_id, run_id, test_name, attempt, labels, except_names
+            ),
+            "reading test events",
         )
 
     # --- finished runs' statuses --------------------------------------------------------------
