@@ -310,6 +310,7 @@ class _LiveTest:
         payload: str | None,
         when: float,
         writer: StatusWriter,
+        ready: list[TargetStatus],
     ) -> None:
         # the same cases as _test_status, in the same order
         if not label:
@@ -357,10 +358,12 @@ class _LiveTest:
                 st.in_time = when
             elif ev == TARGET_OUT:
                 st.out_time = when
+                ready.append(st)
             elif ev == TARGET_ERR:
                 st.out_time = when
                 value = decode_json(payload)
                 st.error = str(value.get("Error", "")) if isinstance(value, dict) else ""
+                ready.append(st)
             elif made is not None:
                 made.append(self.event(label, target, ev, payload, when))
                 st.events.append(made[-1])
@@ -419,6 +422,10 @@ class LiveRunStatus:
         self._writer = StatusWriter()
         self._changes = 0
         self._last: tuple[int, RunText] | None = None
+        # target statuses that left their step (their text will not change, as a rule): written
+        # a slice at a time while the run goes on (see _write_ready)
+        self._ready: list[TargetStatus] = []
+        self._writing = False
 
     def add(self, row: Sequence[Any]) -> None:
         """One test event row as the storage queues it: ``(job_id, run_id, test_name,
@@ -445,7 +452,27 @@ class LiveRunStatus:
                 fresh.attempt = attempt
                 self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
                 self._writer = StatusWriter()
-            lt.add(label, target, ev, payload, when, self._writer)
+            lt.add(label, target, ev, payload, when, self._writer, self._ready)
+        if self._ready and not self._writing:
+            self._writing = True
+            asyncio.get_running_loop().call_soon(self._write_ready)
+
+    def _write_ready(self) -> None:
+        """Write the text of a slice of the target statuses that left their step, and come
+        back for the next slice on a later turn of the loop: the text is ready when the status
+        is asked for, or when the run ends and its status is saved (which for a small job is
+        most of its fixed cost), and it is written when the loop has little else to do (a step
+        waiting for its events' commit) or in slices between the job's own callbacks."""
+        ready = self._ready
+        piece = ready[-_READY_SLICE:]
+        del ready[-_READY_SLICE:]
+        writer = self._writer
+        with gc_paused():
+            writer.target_statuses([st for st in piece if not writer.known(st)])
+        if ready:
+            asyncio.get_running_loop().call_soon(self._write_ready)
+        else:
+            self._writing = False
 
     def status(self) -> RunStatus:
         """The run's status now (its target statuses are the live ones: encode it before the
@@ -504,6 +531,8 @@ class LiveRunStatus:
 
 #: target statuses written between two turns of the loop when a live status is asked for
 _LIVE_SLICE = 2_000
+#: target statuses written per turn of the loop as they leave their steps
+_READY_SLICE = 200
 
 
 # --- snapshots of finished runs ---------------------------------------------------------------

@@ -245,8 +245,8 @@ class Storage:
         )
 
     async def has_test_events(self, job_id: int, run_id: int) -> bool:
-        """Whether run ``run_id`` of ``job_id`` has any test event (queued ones included)."""
-        await self._writer.flush()
+        """Whether run ``run_id`` of ``job_id`` has any committed test event (the job runner
+        asks before a run starts: none of its events can be queued yet)."""
         return await self.transactor.read(
             lambda c: ev.has_test_events(c, job_id, run_id), "reading test events"
         )
