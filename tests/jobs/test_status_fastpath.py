@@ -28,12 +28,14 @@ from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of
 
 from contest.events import (
     ROUTING_EVENTS,
+    RUN_STARTED,
     TARGET_ACQUIRE_ERR,
     TARGET_ACQUIRED,
     TARGET_ERR,
     TARGET_IN,
     TARGET_OUT,
     EventReader,
+    FrameworkEvent,
     MemoryEventSink,
     TestEvent,
     TestEventHeader,
@@ -807,3 +809,23 @@ async def test_running_status_is_kept_and_equals_the_build(
     assert await task is None
     assert r.live == {}
     await check_document(job, req, store, monkeypatch, [1, 2, 3] if sql else [])
+
+
+async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
+    name = job.tests[0].name
+    await store.write_framework_event(FrameworkEvent(job_id, RUN_STARTED, {"RunID": 1}))
+    header = TestEventHeader(job_id, 1, name, "a", 0)
+    await store.write_test_event(TestEvent(header, Target("T1"), TARGET_IN, None, 1.5))
+    live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
+    live.add((job_id, 1, name, 0, "a", "T1", "{not JSON", TARGET_IN, None, 1.5))
+    assert live.broken
+    live.add((job_id, 1, name, 0, "a", "T1", '{"ID":"T1"}', TARGET_IN, None, 1.5))
+    kept = await statusdoc.encoded_status_document(job, req, store, None, {(job_id, 1): live})
+    want = await reference_document(job, req, store, monkeypatch)
+    assert b"".join(await kept.body()) + b"\n" == want
+    assert b'"InTime":"1970-01-01T00:00:01.5Z"' in want

@@ -477,7 +477,7 @@ class JobRunner:
         if not job.run_reporters and not hasattr(self.reports, "store_run_status"):
             return
         status = None
-        if live is not None:
+        if live is not None and not live.broken:
             # kept as the events were written: nothing to read back or build; run reporters
             # get it with its events' sequence numbers, read from the database
             try:

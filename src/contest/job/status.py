@@ -426,14 +426,24 @@ class LiveRunStatus:
         # a slice at a time while the run goes on (see _write_ready)
         self._ready: list[TargetStatus] = []
         self._writing = False
+        #: an event could not be taken: this status is not to be used
+        self.broken = False
 
     def add(self, row: Sequence[Any]) -> None:
         """One test event row as the storage queues it: ``(job_id, run_id, test_name,
         test_attempt, step_label, target_id, target_json, event_name, payload_json,
-        emit_time)``."""
+        emit_time)``. Never raises: a row it cannot take makes it :attr:`broken` (the
+        status is then built from the events, as by any other reader)."""
         lives = self._by_name.get(row[2])
-        if lives is None:
+        if lives is None or self.broken:
             return
+        try:
+            self._add(lives, row)
+        except Exception:
+            log.exception("job %d run %d: the kept status is given up", self.job_id, self.run_id)
+            self.broken = True
+
+    def _add(self, lives: list[_LiveTest], row: Sequence[Any]) -> None:
         _, _, _, attempt, label, tid, tjson, ev, payload, when = row
         target: Target | None = None
         if tjson is not None:
@@ -454,8 +464,12 @@ class LiveRunStatus:
                 self._writer = StatusWriter()
             lt.add(label, target, ev, payload, when, self._writer, self._ready)
         if self._ready and not self._writing:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # written from outside a loop: the text is written when asked
+                return
             self._writing = True
-            asyncio.get_running_loop().call_soon(self._write_ready)
+            loop.call_soon(self._write_ready)
 
     def _write_ready(self) -> None:
         """Write the text of a slice of the target statuses that left their step, and come

@@ -262,7 +262,7 @@ async def encoded_status_document(
         if run_id in saved:
             continue
         kept = live.get((job.id, run_id)) if live is not None else None
-        if kept is not None:
+        if kept is not None and not kept.broken:
             built[run_id] = await kept.text()
         elif running is None:
             built[run_id] = await _built(job, reader, run_id)
