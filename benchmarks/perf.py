@@ -451,6 +451,7 @@ async def running_status(repeat: int) -> tuple[list[float], list[float], float, 
             for _ in range(repeat):
                 gc.collect()
                 live._last = None  # asked again as if something had changed
+                jm._running_statuses.forget(job_id)  # and not shared with the last request
                 t0 = time.perf_counter()
                 doc = await jm.status_document(job_id)
                 chunks = await doc.body()

@@ -263,7 +263,13 @@ async def encoded_status_document(
             continue
         kept = live.get((job.id, run_id)) if live is not None else None
         if kept is not None and not kept.broken:
-            built[run_id] = await kept.text()
+            # shared between requests as a build is (RunningStatuses): a big run's text is
+            # still some milliseconds to join, and its gzip fragment more to compress
+            built[run_id] = (
+                await kept.text()
+                if running is None
+                else await running.get((job.id, run_id), kept.text)
+            )
         elif running is None:
             built[run_id] = await _built(job, reader, run_id)
         else:
