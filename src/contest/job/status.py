@@ -403,7 +403,7 @@ class LiveRunStatus:
     It is :func:`build_run_status` of the same events, made one event at a time: the same
     rows (as the database gets them: target and payload as JSON text, decoded the way
     :func:`contest.storage.events.read_status_rows` decodes them), the same cases in the same
-    order, so the same document to the byte; ``tests/jobs/test_live_status.py`` checks it
+    order, so the same document to the byte; ``tests/jobs/test_status_fastpath.py`` checks it
     against the build from the database's events on SQLite, PostgreSQL and MariaDB. Any other
     reader (another server process on the same database, this one after a restart, a resumed
     run) builds the status from the events, as before. Only the events' ``sequence`` is not
