@@ -408,7 +408,7 @@ class LiveRunStatus:
     reader (another server process on the same database, this one after a restart, a resumed
     run) builds the status from the events, as before. Only the events' ``sequence`` is not
     known here (the database numbers them at commit): the status document does not show it,
-    and run reporters still get a status built from the database.
+    and for run reporters :meth:`with_sequences` reads the numbers of the events in the status.
     """
 
     def __init__(self, job_id: int, run_id: int, tests: Sequence[TestShape]) -> None:
