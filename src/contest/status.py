@@ -174,7 +174,7 @@ def _events_text(events: list[TestEvent]) -> str:
     return _list_text([compact(event_json(e)) for e in events])
 
 
-class _StatusWriter:
+class StatusWriter:
     """Writes the parts of one run's status, remembering what repeats: the text of each target
     (by object: a run's statuses share one object per target), each string, each step's
     prefix."""
@@ -187,6 +187,16 @@ class _StatusWriter:
         self._targets: dict[int, tuple[Target, str]] = {}
         self._strings: dict[str, str] = {}
         self._prefixes: dict[tuple[int, int, str, str, str], str] = {}
+
+    def forget(self, st: TargetStatus) -> None:
+        """``st`` changed: write it afresh next time (a writer kept across encodings of a
+        running run remembers the text of each target status it wrote)."""
+        self._statuses.pop(id(st), None)
+
+    def known(self, st: TargetStatus) -> bool:
+        """Whether ``st``'s text is remembered (written and unchanged since)."""
+        again = self._statuses.get(id(st))
+        return again is not None and again[0] is st
 
     def string(self, text: str) -> str:
         out = self._strings.get(text)
@@ -273,13 +283,16 @@ class _StatusWriter:
         )
 
 
-def encode_run_status(rs: RunStatus) -> str:
+def encode_run_status(rs: RunStatus, writer: StatusWriter | None = None) -> str:
     """``rs`` as the JSON text ConTest's server writes for it: exactly
     ``contest.golang.json.compact(rs.to_json_obj())``, written without building that object (a
     10,000-target run's status is some 60,000 target statuses; the dictionaries and the generic
     encoder took four times as long). ``tests/jobs/test_status_fastpath.py`` checks the two
-    agree on random statuses."""
-    w = _StatusWriter()
+    agree on random statuses.
+
+    ``writer`` (one kept across calls) reuses the text of the target statuses it wrote before
+    that were not changed since (see :meth:`StatusWriter.forget`)."""
+    w = writer if writer is not None else StatusWriter()
     tests = _list_text([w.test_status(ts) for ts in rs.test_statuses])
     return (
         f'{{"JobID":{rs.job_id},"RunID":{rs.run_id},"StartTime":"{ZERO_TIME}",'

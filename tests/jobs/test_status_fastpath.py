@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
@@ -27,12 +28,14 @@ from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of
 
 from contest.events import (
     ROUTING_EVENTS,
+    RUN_STARTED,
     TARGET_ACQUIRE_ERR,
     TARGET_ACQUIRED,
     TARGET_ERR,
     TARGET_IN,
     TARGET_OUT,
     EventReader,
+    FrameworkEvent,
     MemoryEventSink,
     TestEvent,
     TestEventHeader,
@@ -665,3 +668,168 @@ def test_go_time_equals_the_plain_formatting() -> None:
     values += [1_714_523_456 + rnd.random() for _ in range(20_000)]
     for v in values:
         assert go_time(v) == plain(v), v
+
+
+# --- a running run's status, kept as its events are written --------------------------------------
+
+
+def unsequenced(rs: RunStatus) -> RunStatus:
+    """``rs`` with its events' sequence numbers zeroed."""
+    out = copy.deepcopy(rs)
+    for ts in out.test_statuses:
+        for st in ts.target_statuses:
+            for e in st.events:
+                e.sequence = 0
+        for ss in ts.step_statuses:
+            for e in ss.events:
+                e.sequence = 0
+            for st in ss.target_statuses:
+                for e in st.events:
+                    e.sequence = 0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_live_status_equals_the_build_from_the_database(
+    sql_store: Storage, seed: int
+) -> None:
+    """The random logs written through the storage with the run watched: at every cut (a
+    running run), the kept status is the one built from the database's events and the
+    reference's, byte for byte (retries, acquire errors, repeated and empty labels, payloads,
+    targets with manager state, times going backwards)."""
+    job, events = random_case(random.Random(2000 + seed))
+    live = js.LiveRunStatus(job.id, 1, js.job_shape(job))
+    sql_store.watch_run(job.id, 1, live.add)
+    cuts = sorted({len(events) // 4, len(events) // 2, len(events) - 1, len(events)})
+    start = 0
+    try:
+        for cut in cuts:
+            await asyncio.gather(*(sql_store.write_test_event(e) for e in events[start:cut]))
+            start = cut
+            (built,) = await js.build_run_statuses(job, sql_store, [1])
+            (want,) = await reference_run_statuses(job, sql_store, [1])
+            text = await (await live.text()).text()
+            assert text == js.run_status_bytes(built) == encode(want)[:-1]
+            assert unsequenced(live.status()) == unsequenced(want)
+            assert await live.with_sequences(sql_store) == want  # until read for reporters
+    finally:
+        sql_store.watch_run(job.id, 1, None)
+        await sql_store.reset()
+
+
+async def test_live_status_ignores_other_runs_and_unwatched(sql_store: Storage) -> None:
+    job, events = random_case(random.Random(7))
+    live = js.LiveRunStatus(job.id, 1, js.job_shape(job))
+    sql_store.watch_run(job.id, 1, live.add)
+    sql_store.watch_run(job.id, 1, None)
+    try:
+        await asyncio.gather(*(sql_store.write_test_event(e) for e in events))
+        empty = js.LiveRunStatus(job.id, 1, js.job_shape(job))
+        assert await (await live.text()).text() == await (await empty.text()).text()
+    finally:
+        await sql_store.reset()
+
+
+async def test_a_run_with_events_already_is_not_kept(sql_store: Storage) -> None:
+    """A run started again after its server died halfway has events from before: its status is
+    built from all of them, never kept from the new ones only."""
+    job_id, _ = await new_job_id(sql_store)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
+    r = runner(sql_store)
+    await sql_store.write_test_event(
+        TestEvent(TestEventHeader(job_id, 1, job.tests[0].name, "a", 0), Target("T1"), TARGET_IN)
+    )
+    assert await r._watch(job, 1) is None
+    live = await r._watch(job, 2)
+    assert live is not None and r.live == {(job_id, 2): live}
+    r._unwatch(job_id, 2)
+    assert r.live == {}
+
+
+async def test_running_status_is_kept_and_equals_the_build(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job run by the job runner, looked at while it sleeps in the middle of each attempt of
+    each run (the first attempt of run 1 fails and is retried): the document with the kept
+    statuses equals the one built from the database's events and the reference's; then paused
+    and resumed (a resumed run is built from its events: nothing kept), and finished (saved
+    from what was kept, as the reference)."""
+    job_id, req = await new_job_id(store)
+    shared = [0]
+    sql = isinstance(store, Storage)
+
+    def make() -> Job:
+        return job_of(
+            [bundle(Echo(), "a"), sleep("nap", 0.6), bundle(FailFirstCall(shared), "b")],
+            ListTM(["T1", "T2", "T3"]),
+            job_id=job_id,
+            runs=3,
+            retries=1,
+        )
+
+    locker = InMemoryLocker()
+    scope = Scope()
+    job = make()
+    r = runner(store, locker)
+    task = asyncio.ensure_future(r.run(job, scope))
+
+    async def napping(run_id: int, attempt: int) -> bool:
+        await flush(store)
+        events = await store.test_events(
+            TestEventQuery(job_id=job_id, run_id=run_id, step_labels=["nap"])
+        )
+        ins = [e for e in events if e.name == TARGET_IN and e.header.test_attempt == attempt]
+        return len(ins) == 3
+
+    async def check_running(run_id: int) -> None:
+        kept = await statusdoc.encoded_status_document(job, req, store, None, r.live)
+        text = b"".join(await kept.body())
+        assert ((job_id, run_id) in r.live) == sql
+        assert text + b"\n" == await check_document(
+            job, req, store, monkeypatch, list(range(1, run_id)) if sql else []
+        )
+
+    for run_id, attempt in ((1, 0), (1, 1), (2, 0)):
+        for _ in range(500):
+            if await napping(run_id, attempt):
+                break
+            await asyncio.sleep(0.01)
+        await check_running(run_id)
+    scope.pause.set()
+    payload = await task
+    assert isinstance(payload, PausePayload) and payload.run_id == 2
+    assert r.live == {}
+    await check_document(job, req, store, monkeypatch, [1] if sql else [])
+
+    job = make()
+    r = runner(store, locker)
+    task = asyncio.ensure_future(r.run(job, Scope(), payload))
+    for _ in range(500):
+        if await napping(3, 0):
+            break
+        await asyncio.sleep(0.01)
+    assert (job_id, 2) not in r.live  # resumed halfway: built from its events
+    await check_running(3)
+    assert await task is None
+    assert r.live == {}
+    await check_document(job, req, store, monkeypatch, [1, 2, 3] if sql else [])
+
+
+async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
+    name = job.tests[0].name
+    await store.write_framework_event(FrameworkEvent(job_id, RUN_STARTED, {"RunID": 1}))
+    header = TestEventHeader(job_id, 1, name, "a", 0)
+    await store.write_test_event(TestEvent(header, Target("T1"), TARGET_IN, None, 1.5))
+    live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
+    live.add((job_id, 1, name, 0, "a", "T1", "{not JSON", TARGET_IN, None, 1.5))
+    assert live.broken
+    live.add((job_id, 1, name, 0, "a", "T1", '{"ID":"T1"}', TARGET_IN, None, 1.5))
+    kept = await statusdoc.encoded_status_document(job, req, store, None, {(job_id, 1): live})
+    want = await reference_document(job, req, store, monkeypatch)
+    assert b"".join(await kept.body()) + b"\n" == want
+    assert b'"InTime":"1970-01-01T00:00:01.5Z"' in want

@@ -448,7 +448,7 @@ class JobManager:
             job = await self._status_job(req)
             running = None
             self._running_statuses.forget(job_id)
-        return await encoded_status_document(job, req, self.store, running)
+        return await encoded_status_document(job, req, self.store, running, self.runner.live)
 
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)

@@ -60,7 +60,13 @@ from contest.golang.time import format_duration
 from contest.job import waiting
 from contest.job.build import CLEANUP_SUFFIX
 from contest.job.model import Job, JobTest, ReporterBinding
-from contest.job.status import build_run_statuses, save_run_status
+from contest.job.status import (
+    LiveRunStatus,
+    build_run_statuses,
+    job_shape,
+    save_run_status,
+    save_run_text,
+)
 from contest.job.waiting import DEFAULT_WAIT_POLL, QueueingLocker, TargetWait
 from contest.locking import LockConflict, TargetLocker
 from contest.resume import PausePayload
@@ -177,6 +183,9 @@ class JobRunner:
         self.shutdown_timeout = shutdown_timeout
         self.hold_targets = hold_targets
         self.wait_poll = wait_poll
+        #: the statuses of the runs going on here, kept as their events are written (see
+        #: :class:`~contest.job.status.LiveRunStatus`), by (job ID, run ID)
+        self.live: dict[tuple[int, int], LiveRunStatus] = {}
 
     # --- the job, top to bottom ----------------------------------------------------------------
 
@@ -203,15 +212,21 @@ class JobRunner:
                 await self._framework_event(job.id, RUN_STARTED, {"RunID": run_id})
             else:  # what the run acquired before the pause is in its events
                 tally.acquired = await self._acquired_in_run(job.id, run_id)
-            first_test = resume.test_index if resume is not None and mid_run else 0
-            for index in range(first_test, len(job.tests)):
-                payload = await self._run_test(
-                    job, scope, run_id, index, resume if mid_run else None, tally
-                )
-                if payload is not None:
-                    return payload
-                resume, mid_run = None, False
-            await self._run_reports(job, run_id)
+            # a run resumed halfway has events written before: its status is read from them
+            live = None if mid_run else await self._watch(job, run_id)
+            try:
+                first_test = resume.test_index if resume is not None and mid_run else 0
+                for index in range(first_test, len(job.tests)):
+                    payload = await self._run_test(
+                        job, scope, run_id, index, resume if mid_run else None, tally
+                    )
+                    if payload is not None:
+                        return payload
+                    resume, mid_run = None, False
+                await self._run_reports(job, run_id, live)
+            finally:
+                if live is not None:
+                    self._unwatch(job.id, run_id)
             if not tally.acquired and job.tests:
                 raise NothingAcquired(tally.error or "no target was acquired")
             resume, mid_run = None, False
@@ -541,19 +556,61 @@ class JobRunner:
 
     # --- reports -------------------------------------------------------------------------------
 
-    async def _run_reports(self, job: Job, run_id: int) -> None:
+    async def _watch(self, job: Job, run_id: int) -> LiveRunStatus | None:
+        """Keep run ``run_id``'s status as its events are written, if the sink can show them
+        (the SQL storage) and the run has none yet (a run started again after a server died
+        halfway has: its status is built from all of them)."""
+        watch = getattr(self.sink, "watch_run", None)
+        has_events = getattr(self.reader, "has_test_events", None)
+        if watch is None or has_events is None:
+            return None
+        try:
+            if await has_events(job.id, run_id):
+                return None
+        except Exception as exc:
+            log.warning("job %d: cannot tell whether run %d has events: %s", job.id, run_id, exc)
+            return None
+        live = LiveRunStatus(job.id, run_id, job_shape(job))
+        watch(job.id, run_id, live.add)
+        self.live[(job.id, run_id)] = live
+        return live
+
+    def _unwatch(self, job_id: int, run_id: int) -> None:
+        self.live.pop((job_id, run_id), None)
+        watch = getattr(self.sink, "watch_run", None)
+        if watch is not None:
+            watch(job_id, run_id, None)
+
+    async def _run_reports(self, job: Job, run_id: int, live: LiveRunStatus | None) -> None:
         # the run is finished: its status never changes again, so it is saved for the status
         # document (which would otherwise build it from every event of the run at each call)
         if not job.run_reporters and not hasattr(self.reports, "store_run_status"):
             return
-        try:
-            status = (await build_run_statuses(job, self.reader, [run_id]))[0]
-        except Exception:
-            if job.run_reporters:
-                raise
-            log.warning("job %d: building the status of run %d failed", job.id, run_id)
-            return
-        await save_run_status(self.reports, status)
+        status = None
+        if live is not None and not live.broken:
+            # kept as the events were written: nothing to read back or build; run reporters
+            # get it with its events' sequence numbers, read from the database
+            try:
+                if job.run_reporters:
+                    status = await live.with_sequences(self.reader)
+                if status is not None or not job.run_reporters:
+                    await save_run_text(self.reports, job.id, run_id, await live.text())
+            except Exception as exc:  # built from the events below
+                log.warning("job %d: the kept status of run %d failed: %s", job.id, run_id, exc)
+                status = None
+            if not job.run_reporters:
+                return
+        saved = status is not None
+        if status is None:
+            try:
+                status = (await build_run_statuses(job, self.reader, [run_id]))[0]
+            except Exception:
+                if job.run_reporters:
+                    raise
+                log.warning("job %d: building the status of run %d failed", job.id, run_id)
+                return
+        if not saved:
+            await save_run_status(self.reports, status)
         if not job.run_reporters:
             return
         ctx = PluginContext(scope=Scope(), job_id=job.id, run_id=run_id)

@@ -25,7 +25,7 @@ import copy
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from contest.events import (
@@ -46,12 +46,14 @@ from contest.job._gzip import Fragment, fragment, inflate
 from contest.job.model import Job
 from contest.status import (
     RunStatus,
+    StatusWriter,
     TargetStatus,
     TestStatus,
     TestStepStatus,
     encode_run_status,
     gc_paused,
 )
+from contest.storage.events import decode_json
 from contest.target import Target
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,312 @@ async def build_run_statuses(
 
 
 _BUILD_IN_THREAD = 20_000  # events
+
+
+# --- a running run's status, kept as its events are written ----------------------------------
+
+
+class _LiveTest:
+    """One test of a :class:`LiveRunStatus`: :func:`_test_status`'s pass over the events, made
+    one event at a time, as they are written."""
+
+    __slots__ = (
+        "acquired",
+        "attempt",
+        "headers",
+        "job_id",
+        "made",
+        "name",
+        "order",
+        "run_id",
+        "slots",
+    )
+
+    def __init__(self, job_id: int, run_id: int, name: str, steps: Sequence[tuple[str, str]]):
+        self.job_id = job_id
+        self.run_id = run_id
+        self.name = name
+        self.attempt = 0
+        self.slots: dict[str, list[tuple[str, TestStepStatus, dict[str, TargetStatus]]]] = {}
+        self.order: list[tuple[TestStepStatus, dict[str, TargetStatus]]] = []
+        for step_name, label in steps:
+            ss = TestStepStatus(job_id, run_id, name, step_name, label)
+            per_target: dict[str, TargetStatus] = {}
+            self.order.append((ss, per_target))
+            self.slots.setdefault(label, []).append((step_name, ss, per_target))
+        self.headers: dict[str, TestEventHeader] = {}
+        # the test's own target statuses, in order: an acquired target (with the status it has
+        # if no step saw it yet) or an acquire error's status
+        self.acquired: list[tuple[Target, TargetStatus] | TargetStatus] = []
+        # step label -> per event row that became events (in their order), those events: their
+        # sequence numbers are read from the database for reporters (LiveRunStatus.with_sequences)
+        self.made: dict[str, list[list[TestEvent]]] = {}
+
+    def fresh(self) -> _LiveTest:
+        steps = [(ss.step_name, ss.step_label) for ss, _ in self.order]
+        return _LiveTest(self.job_id, self.run_id, self.name, steps)
+
+    def statuses(self) -> Iterator[TargetStatus]:
+        for _, per_target in self.order:
+            yield from per_target.values()
+        for entry in self.acquired:
+            yield entry[1] if isinstance(entry, tuple) else entry
+
+    def event(
+        self, label: str, target: Target | None, ev: str, payload: str | None, when: float
+    ) -> TestEvent:
+        header = self.headers.get(label)
+        if header is None:
+            header = self.headers[label] = TestEventHeader(
+                self.job_id, self.run_id, self.name, label, self.attempt
+            )
+        return TestEvent(header, target, ev, decode_json(payload), when)
+
+    def add(
+        self,
+        label: str,
+        target: Target | None,
+        ev: str,
+        payload: str | None,
+        when: float,
+        writer: StatusWriter,
+        ready: list[TargetStatus],
+    ) -> None:
+        # the same cases as _test_status, in the same order
+        if not label:
+            if ev == TARGET_ACQUIRED and target is not None:
+                self.acquired.append(
+                    (target, TargetStatus(self.job_id, self.run_id, self.name, "", "", target))
+                )
+            elif ev == TARGET_ACQUIRE_ERR:
+                value = decode_json(payload)
+                err = value.get("Error") if isinstance(value, dict) else None
+                self.acquired.append(
+                    TargetStatus(
+                        self.job_id,
+                        self.run_id,
+                        self.name,
+                        "",
+                        "",
+                        target or Target(""),
+                        in_time=when,
+                        out_time=when,
+                        error=err or ACQUIRE_FAILED,
+                    )
+                )
+        entries = self.slots.get(label)
+        if entries is None:
+            return
+        made: list[TestEvent] | None = None
+        if ev not in ROUTING_EVENTS:
+            made = []
+            self.made.setdefault(label, []).append(made)
+        for step_name, ss, per_target in entries:
+            if target is None:
+                if made is not None:
+                    made.append(self.event(label, None, ev, payload, when))
+                    ss.events.append(made[-1])
+                continue
+            st = per_target.get(target.id)
+            if st is None:
+                st = per_target[target.id] = TargetStatus(
+                    self.job_id, self.run_id, self.name, step_name, label, target
+                )
+            else:
+                writer.forget(st)  # its text changes
+            if ev == TARGET_IN:
+                st.in_time = when
+            elif ev == TARGET_OUT:
+                st.out_time = when
+                ready.append(st)
+            elif ev == TARGET_ERR:
+                st.out_time = when
+                value = decode_json(payload)
+                st.error = str(value.get("Error", "")) if isinstance(value, dict) else ""
+                ready.append(st)
+            elif made is not None:
+                made.append(self.event(label, target, ev, payload, when))
+                st.events.append(made[-1])
+
+    def status(self) -> TestStatus:
+        ts = TestStatus(self.job_id, self.run_id, self.name)
+        latest: dict[str, TargetStatus] = {}
+        for ss, per_target in self.order:
+            ts.step_statuses.append(
+                TestStepStatus(
+                    self.job_id,
+                    self.run_id,
+                    self.name,
+                    ss.step_name,
+                    ss.step_label,
+                    list(ss.events),
+                    list(per_target.values()),
+                )
+            )
+            latest.update(per_target)
+        for entry in self.acquired:
+            if isinstance(entry, tuple):
+                target, unseen = entry
+                ts.target_statuses.append(latest.get(target.id) or unseen)
+            else:
+                ts.target_statuses.append(entry)
+        return ts
+
+
+class LiveRunStatus:
+    """The status of a run that this process is running, kept up to date from its events as
+    they are written (:meth:`add` is the storage's tap, see
+    :meth:`contest.storage.Storage.watch_run`), so that asking for it reads nothing back and
+    builds nothing again, and encodes again only the target statuses that changed since the
+    last time (the others' text is kept).
+
+    It is :func:`build_run_status` of the same events, made one event at a time: the same
+    rows (as the database gets them: target and payload as JSON text, decoded the way
+    :func:`contest.storage.events.read_status_rows` decodes them), the same cases in the same
+    order, so the same document to the byte; ``tests/jobs/test_status_fastpath.py`` checks it
+    against the build from the database's events on SQLite, PostgreSQL and MariaDB. Any other
+    reader (another server process on the same database, this one after a restart, a resumed
+    run) builds the status from the events, as before. Only the events' ``sequence`` is not
+    known here (the database numbers them at commit): the status document does not show it,
+    and for run reporters :meth:`with_sequences` reads the numbers of the events in the status.
+    """
+
+    def __init__(self, job_id: int, run_id: int, tests: Sequence[TestShape]) -> None:
+        self.job_id = job_id
+        self.run_id = run_id
+        self._tests = [_LiveTest(job_id, run_id, name, steps) for name, steps in tests]
+        self._by_name: dict[str, list[_LiveTest]] = {}
+        for lt in self._tests:
+            self._by_name.setdefault(lt.name, []).append(lt)
+        self._targets: dict[str, Target] = {}  # target JSON -> its object (one per target)
+        self._writer = StatusWriter()
+        self._changes = 0
+        self._last: tuple[int, RunText] | None = None
+        # target statuses that left their step (their text will not change, as a rule): written
+        # a slice at a time while the run goes on (see _write_ready)
+        self._ready: list[TargetStatus] = []
+        self._writing = False
+        #: an event could not be taken: this status is not to be used
+        self.broken = False
+
+    def add(self, row: Sequence[Any]) -> None:
+        """One test event row as the storage queues it: ``(job_id, run_id, test_name,
+        test_attempt, step_label, target_id, target_json, event_name, payload_json,
+        emit_time)``. Never raises: a row it cannot take makes it :attr:`broken` (the
+        status is then built from the events, as by any other reader)."""
+        lives = self._by_name.get(row[2])
+        if lives is None or self.broken:
+            return
+        try:
+            self._add(lives, row)
+        except Exception:
+            log.exception("job %d run %d: the kept status is given up", self.job_id, self.run_id)
+            self.broken = True
+
+    def _add(self, lives: list[_LiveTest], row: Sequence[Any]) -> None:
+        _, _, _, attempt, label, tid, tjson, ev, payload, when = row
+        target: Target | None = None
+        if tjson is not None:
+            target = self._targets.get(tjson)
+            if target is None:
+                target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
+        elif tid is not None:
+            target = Target(tid)
+        self._changes += 1
+        for i, lt in enumerate(lives):
+            if attempt != lt.attempt:
+                if attempt < lt.attempt:
+                    continue  # only the last attempt counts
+                # a new attempt: the test's status starts afresh
+                fresh = lt.fresh()
+                fresh.attempt = attempt
+                self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
+                self._writer = StatusWriter()
+            lt.add(label, target, ev, payload, when, self._writer, self._ready)
+        if self._ready and not self._writing:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # written from outside a loop: the text is written when asked
+                return
+            self._writing = True
+            loop.call_soon(self._write_ready)
+
+    def _write_ready(self) -> None:
+        """Write the text of a slice of the target statuses that left their step, and come
+        back for the next slice on a later turn of the loop: the text is ready when the status
+        is asked for, or when the run ends and its status is saved (which for a small job is
+        most of its fixed cost), and it is written when the loop has little else to do (a step
+        waiting for its events' commit) or in slices between the job's own callbacks."""
+        ready = self._ready
+        piece = ready[-_READY_SLICE:]
+        del ready[-_READY_SLICE:]
+        writer = self._writer
+        with gc_paused():
+            writer.target_statuses([st for st in piece if not writer.known(st)])
+        if ready:
+            asyncio.get_running_loop().call_soon(self._write_ready)
+        else:
+            self._writing = False
+
+    def status(self) -> RunStatus:
+        """The run's status now (its target statuses are the live ones: encode it before the
+        loop runs on)."""
+        rs = RunStatus(self.job_id, self.run_id)
+        rs.test_statuses = [lt.status() for lt in self._tests]
+        return rs
+
+    async def with_sequences(self, reader: Any) -> RunStatus | None:
+        """:meth:`status` with its events' sequence numbers (which the database gives at commit),
+        read from ``reader`` (``event_sequences``: only those of the events in the status);
+        None if it cannot tell them (the caller builds the status from the events then)."""
+        read = getattr(reader, "event_sequences", None)
+        if read is None:
+            return None
+        for lt in list(self._tests):
+            if not lt.made:
+                continue
+            found: list[tuple[str, int]] = await read(
+                self.job_id, self.run_id, lt.name, lt.attempt, sorted(lt.made), ROUTING_EVENTS
+            )
+            numbers: dict[str, list[int]] = {}
+            for label, seq in found:
+                numbers.setdefault(label, []).append(seq)
+            for label, rows in lt.made.items():
+                seqs = numbers.get(label, [])
+                if len(seqs) != len(rows):  # not the events seen here: build from the database
+                    return None
+                for seq, events in zip(seqs, rows, strict=True):
+                    for e in events:
+                        e.sequence = seq
+        return self.status()
+
+    async def text(self) -> RunText:
+        """The run's status JSON now, as the server sends it. The target statuses not written
+        since they last changed are written a slice at a time, letting the loop run between
+        slices; the rest (those that changed meanwhile) and the joining is done at once."""
+        last = self._last
+        if last is not None and last[0] == self._changes:
+            return last[1]  # nothing happened since: the same text (and its gzip fragment)
+        writer = self._writer
+        with gc_paused():
+            pending = [st for lt in self._tests for st in lt.statuses() if not writer.known(st)]
+        for i in range(0, len(pending), _LIVE_SLICE):
+            if self._writer is not writer:
+                break  # a new attempt began meanwhile
+            with gc_paused():
+                writer.target_statuses(pending[i : i + _LIVE_SLICE])
+            await asyncio.sleep(0)
+        changes = self._changes
+        with gc_paused():
+            text = RunText(to_bytes(encode_run_status(self.status(), self._writer)))
+        self._last = (changes, text)
+        return text
+
+
+#: target statuses written between two turns of the loop when a live status is asked for
+_LIVE_SLICE = 2_000
+#: target statuses written per turn of the loop as they leave their steps
+_READY_SLICE = 200
 
 
 # --- snapshots of finished runs ---------------------------------------------------------------
@@ -476,6 +784,25 @@ def _expand(targets: list[Any], tests: list[Any], job_id: int, run_id: int) -> d
         "StartTime": ZERO_TIME,
         "TestStatuses": test_jsons or None,
     }
+
+
+async def save_run_text(store: Any, job_id: int, run_id: int, text: RunText) -> bool:
+    """:func:`save_run_status` of a status already encoded (a :class:`LiveRunStatus`'s)."""
+    save = getattr(store, "store_run_status", None)
+    if save is None:
+        return False
+    try:
+        await save(job_id, run_id, _snapshot_of(await text.fragment(), job_id, run_id))
+    except Exception as exc:
+        log.warning(
+            "job %d run %d: saving the run status failed (%s); the status document will "
+            "build it from the events",
+            job_id,
+            run_id,
+            exc,
+        )
+        return False
+    return True
 
 
 async def save_run_status(store: Any, status: RunStatus) -> bool:

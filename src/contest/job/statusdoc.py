@@ -7,7 +7,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from contest.golang.time import go_time
 from contest.job._gzip import gzip_parts
 from contest.job.model import Job
 from contest.job.status import (
+    LiveRunStatus,
     RunText,
     build_run_statuses,
     encode_run_status_off_loop,
@@ -216,11 +217,16 @@ async def _built(job: Job, reader: EventReader, run_id: int) -> RunText:
 
 
 async def encoded_status_document(
-    job: Job, req: JobRequest, store: Any, running: RunningStatuses | None = None
+    job: Job,
+    req: JobRequest,
+    store: Any,
+    running: RunningStatuses | None = None,
+    live: Mapping[tuple[int, int], LiveRunStatus] | None = None,
 ) -> StatusDocument:
     """ConTest's status document: finished runs from their saved snapshots (read, not built),
-    the others built from their events and encoded now, or, for a job that is running, taken
-    from ``running`` (see :class:`RunningStatuses`)."""
+    runs going on in this process from their statuses kept as they run (``live``, by job and
+    run ID: the job runner's), the others built from their events and encoded now, or, for a
+    job that is running, taken from ``running`` (see :class:`RunningStatuses`)."""
     reader: EventReader = store
     states = await reader.framework_events(
         FrameworkEventQuery(job_id=job.id, event_names=sorted(_STATE_NAMES))
@@ -255,7 +261,16 @@ async def encoded_status_document(
     for run_id in run_ids:
         if run_id in saved:
             continue
-        if running is None:
+        kept = live.get((job.id, run_id)) if live is not None else None
+        if kept is not None and not kept.broken:
+            # shared between requests as a build is (RunningStatuses): a big run's text is
+            # still some milliseconds to join, and its gzip fragment more to compress
+            built[run_id] = (
+                await kept.text()
+                if running is None
+                else await running.get((job.id, run_id), kept.text)
+            )
+        elif running is None:
             built[run_id] = await _built(job, reader, run_id)
         else:
             built[run_id] = await running.get(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
@@ -371,6 +371,39 @@ async def read_framework_events(
         FrameworkEvent(job, name, decode_json(payload), when, seq)
         for seq, job, name, payload, when in result
     ]
+
+
+async def has_test_events(conn: AsyncConnection, job_id: int, run_id: int) -> bool:
+    t = test_events
+    found = await conn.execute(
+        select(t.c.sequence).where(t.c.job_id == job_id, t.c.run_id == run_id).limit(1)
+    )
+    return found.first() is not None
+
+
+async def event_sequences(
+    conn: AsyncConnection,
+    job_id: int,
+    run_id: int,
+    test_name: str,
+    attempt: int,
+    labels: Sequence[str],
+    except_names: Collection[str],
+) -> list[tuple[str, int]]:
+    t = test_events
+    found = await conn.execute(
+        select(t.c.step_label, t.c.sequence)
+        .where(
+            t.c.job_id == job_id,
+            t.c.run_id == run_id,
+            t.c.test_name == test_name,
+            t.c.test_attempt == attempt,
+            t.c.step_label.in_(list(labels)),
+            t.c.event_name.not_in(sorted(except_names)),
+        )
+        .order_by(t.c.step_label, t.c.sequence)
+    )
+    return [(str(label), int(seq)) for label, seq in found]
 
 
 # --- the status builder's read ----------------------------------------------------------------

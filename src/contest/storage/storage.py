@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import delete, text
@@ -23,6 +23,7 @@ from contest.storage import jobs as jb
 from contest.storage import migrate, schema
 from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
+from contest.storage.bulk import Row
 from contest.storage.engine import create_engine
 from contest.storage.limits import Limits
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
@@ -95,6 +96,8 @@ class Storage:
         )
         self._last_framework: Ack | None = None
         self._closed = False
+        # (job ID, run ID) -> who sees that run's test event rows as they are queued
+        self._taps: dict[tuple[int, int], Callable[[Row], None]] = {}
 
     @property
     def url(self) -> URL:
@@ -113,7 +116,11 @@ class Storage:
         test and framework events are numbered separately). ``event.sequence`` itself is not
         filled in: the database assigns it at commit, and reading the event back shows it.
         """
-        return self._writer.submit(self._codec.test_item(event))
+        row = self._codec.test_item(event)
+        ack = self._writer.submit(row)
+        if self._taps:
+            self._tap(row)
+        return ack
 
     def write_test_fields(
         self,
@@ -125,7 +132,27 @@ class Storage:
     ) -> Ack:
         """:meth:`write_test_event` for an event given by its fields: what
         :class:`~contest.events.EventEmitter` calls, one object (the event) fewer per event."""
-        return self._writer.submit(self._codec.test_row(header, target, name, payload, emit_time))
+        row = self._codec.test_row(header, target, name, payload, emit_time)
+        ack = self._writer.submit(row)
+        if self._taps:
+            self._tap(row)
+        return ack
+
+    def _tap(self, row: Row) -> None:
+        tap = self._taps.get((row[0], row[1]))
+        if tap is not None:
+            tap(row)
+
+    def watch_run(self, job_id: int, run_id: int, tap: Callable[[Row], None] | None) -> None:
+        """Have ``tap`` see every test event row of run ``run_id`` of ``job_id`` queued from now
+        on, as it goes to the database (``(job_id, run_id, test_name, test_attempt,
+        step_label, target_id, target_json, event_name, payload_json, emit_time)``), in the
+        order of their ``sequence``; None stops it. The job runner keeps a running run's
+        status so (:class:`contest.job.status.LiveRunStatus`)."""
+        if tap is None:
+            self._taps.pop((job_id, run_id), None)
+        else:
+            self._taps[(job_id, run_id)] = tap
 
     def write_framework_event(self, event: FrameworkEvent) -> Ack:
         """Queue a framework event, as :meth:`write_test_event`.
@@ -215,6 +242,32 @@ class Storage:
         return await self.transactor.read(
             lambda c: ev.read_status_rows(c, job_id, run_id, test_names, unlabelled),
             "reading a run's events",
+        )
+
+    async def has_test_events(self, job_id: int, run_id: int) -> bool:
+        """Whether run ``run_id`` of ``job_id`` has any committed test event (the job runner
+        asks before a run starts: none of its events can be queued yet)."""
+        return await self.transactor.read(
+            lambda c: ev.has_test_events(c, job_id, run_id), "reading test events"
+        )
+
+    async def event_sequences(
+        self,
+        job_id: int,
+        run_id: int,
+        test_name: str,
+        attempt: int,
+        labels: Sequence[str],
+        except_names: Collection[str],
+    ) -> list[tuple[str, int]]:
+        """(step label, sequence) of the run's events of one test attempt with those labels and
+        none of those names, by label then sequence (after the queued writes)."""
+        await self._writer.flush()
+        return await self.transactor.read(
+            lambda c: ev.event_sequences(
+                c, job_id, run_id, test_name, attempt, labels, except_names
+            ),
+            "reading test events",
         )
 
     # --- finished runs' statuses --------------------------------------------------------------
