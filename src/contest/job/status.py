@@ -839,14 +839,29 @@ async def save_run_status(store: Any, status: RunStatus) -> bool:
 async def saved_run_texts(store: Any, job_id: int, run_ids: Sequence[int]) -> dict[int, RunText]:
     """Run ID -> status JSON (as the server sends it, still compressed), for the runs among
     ``run_ids`` with a saved status."""
+    if not run_ids:
+        return {}
+    return saved_texts_of(await saved_run_blobs(store, job_id), job_id, run_ids)
+
+
+async def saved_run_blobs(store: Any, job_id: int) -> dict[int, bytes]:
+    """Run ID -> saved status (the snapshot as stored), for the job's runs that have one;
+    none from a store that keeps no snapshots or cannot read them."""
     load = getattr(store, "stored_run_statuses", None)
-    if load is None or not run_ids:
+    if load is None:
         return {}
     try:
         blobs: dict[int, bytes] = await load(job_id)
     except Exception as exc:  # e.g. a database not migrated yet: build from events
         log.warning("job %d: cannot read saved run statuses (%s)", job_id, exc)
         return {}
+    return blobs
+
+
+def saved_texts_of(
+    blobs: dict[int, bytes], job_id: int, run_ids: Sequence[int]
+) -> dict[int, RunText]:
+    """:func:`saved_run_texts` of snapshots already read (:func:`saved_run_blobs`)."""
     out = {}
     for run_id in run_ids:
         data = blobs.get(run_id)
