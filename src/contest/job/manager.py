@@ -434,21 +434,28 @@ class JobManager:
 
     async def status_document(self, job_id: int) -> StatusDocument:
         """ConTest's status document for ``job_id``, as the bytes to send."""
-        req = await self.store.get_job(job_id)
-        if req is None:
-            raise JobManagerError(f"could not find job request with id {job_id}")
-        self._check_instance(job_id, req)
         entry = self.jobs.get(job_id)
         if entry is not None and entry.task is not None and not entry.task.done():
             # the job running here is the one its descriptor would rebuild (which for a big one
-            # takes a fraction of a second of the loop that runs it)
-            job = entry.job
-            running: RunningStatuses | None = self._running_statuses
-        else:
-            job = await self._status_job(req)
-            running = None
-            self._running_statuses.forget(job_id)
-        return await encoded_status_document(job, req, self.store, running, self.runner.live)
+            # takes a fraction of a second of the loop that runs it); its request is read
+            # beside the status's own reads (each waits for turns of the busy loop)
+            found, doc = await asyncio.gather(
+                self.store.get_job(job_id),
+                encoded_status_document(
+                    entry.job, None, self.store, self._running_statuses, self.runner.live
+                ),
+            )
+            return doc.named(self._status_request(job_id, found).name)
+        req = self._status_request(job_id, await self.store.get_job(job_id))
+        job = await self._status_job(req)
+        self._running_statuses.forget(job_id)
+        return await encoded_status_document(job, req, self.store, None, self.runner.live)
+
+    def _status_request(self, job_id: int, req: JobRequest | None) -> JobRequest:
+        if req is None:
+            raise JobManagerError(f"could not find job request with id {job_id}")
+        self._check_instance(job_id, req)
+        return req
 
     async def request(self, job_id: int) -> JobRequest | None:
         return await self.store.get_job(job_id)

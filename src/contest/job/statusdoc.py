@@ -170,6 +170,11 @@ class StatusDocument:
     runs: list[RunText]  # each run's status JSON, in run order
     report: dict[str, Any]  # the JobReport
 
+    def named(self, name: str) -> StatusDocument:
+        """The document with the job's ``Name`` (one built before its request was read)."""
+        self.head["Name"] = name  # the key is there already: its place does not change
+        return self
+
     def _parts(self, before: bytes, after: bytes) -> list[bytes | RunText]:
         head = to_bytes(compact(self.head))[:-1]  # without its "}": more keys follow
         tail = b',"JobReport":' + to_bytes(compact(self.report)) + b"}"
@@ -219,7 +224,7 @@ async def _built(job: Job, reader: EventReader, run_id: int) -> RunText:
 
 async def encoded_status_document(
     job: Job,
-    req: JobRequest,
+    req: JobRequest | None,
     store: Any,
     running: RunningStatuses | None = None,
     live: Mapping[tuple[int, int], LiveRunStatus] | None = None,
@@ -286,7 +291,7 @@ async def encoded_status_document(
             )
     return StatusDocument(
         head={
-            "Name": req.name,
+            "Name": req.name if req is not None else "",  # None: the caller names it
             "State": state,
             "StateErrMsg": err,
             "StartTime": go_time(start),
