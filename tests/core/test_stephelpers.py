@@ -390,3 +390,34 @@ async def test_with_resume_a_function_that_does_not_wait_pauses_or_passes_withou
     assert pipe.by_id() == {"A": None}
     saved = decode_targets_state(state_to_bytes(info.value.state), 1)
     assert [(t.id, data) for t, data in saved] == [("P", {"at": 1})]
+
+
+async def test_a_step_taking_many_waiting_targets_lets_the_loop_run() -> None:
+    """Targets already waiting are taken without a wait; a step that takes thousands in a row
+    lets the loop run every ``TAKES_PER_TURN`` of them, so the API the same loop serves is
+    answered meanwhile (issue 17's responsive server). Every target is still taken, in order."""
+    from contest.channels import TAKES_PER_TURN
+
+    n = 3 * TAKES_PER_TURN + 5
+    pipe = Pipe()
+    offers = [pipe.input.offer(Target(t)) for t in ids(n)]  # all waiting before the step reads
+    pipe.input.close()
+    taken_when_other_ran: list[int] = []
+
+    async def other() -> None:  # what another request's callbacks would be
+        for _ in range(3):
+            taken_when_other_ran.append(len(pipe.results))
+            await asyncio.sleep(0)
+
+    async def noop(ctx: StepContext, t: Target) -> None:
+        return None
+
+    helper = asyncio.ensure_future(for_each_target(pipe.ctx, pipe.ch, noop))
+    side = asyncio.ensure_future(other())
+    await asyncio.wait_for(asyncio.gather(helper, side), 5)
+    assert all(o is not None and o.result() for o in offers)
+    assert [r.target.id for r in pipe.results if r.target is not None] == ids(n)
+    # the other task ran between slices, not only once the step had taken everything
+    _, second, third = taken_when_other_ran
+    assert 0 < second < third < n
+    assert third - second <= TAKES_PER_TURN
