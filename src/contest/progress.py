@@ -120,9 +120,18 @@ def progress_json(
             for s in rows
         ],
     }
-    if waiting is not None and state == JobState.STARTED.event_name:
-        out["Waiting"] = waiting.to_json_obj()
+    wait = waiting_json(state, waiting)
+    if wait is not None:
+        out["Waiting"] = wait
     return out
+
+
+def waiting_json(state: str, waiting: Waiting | None) -> dict[str, Any] | None:
+    """The ``Waiting`` object of ``/progress`` and of ``GET /api/v1/jobs/{id}``: the wait
+    going on while the job is started (a paused or ended job waits for nothing), else None."""
+    if waiting is None or state != JobState.STARTED.event_name:
+        return None
+    return waiting.to_json_obj()
 
 
 class WaitEvents:
@@ -193,7 +202,8 @@ class ProgressStore:
 class _JobCounts:
     """One job's counts and how far its events were read."""
 
-    after: int = 0
+    after: int = 0  # routing and wait events read up to this sequence
+    waits_after: int = 0  # wait events read up to this sequence
     counts: RoutingCounts = field(default_factory=RoutingCounts)
     waits: WaitEvents = field(default_factory=WaitEvents)
 
@@ -206,12 +216,36 @@ class ProgressTracker:
         self.capacity = capacity
         self._jobs: OrderedDict[int, _JobCounts] = OrderedDict()
 
-    async def progress(self, store: EventReader, req: JobRequest) -> dict[str, Any]:
-        job_id = req.job_id
+    def _entry(self, job_id: int) -> _JobCounts:
         prog = self._jobs.pop(job_id, None) or _JobCounts()
         self._jobs[job_id] = prog
         while len(self._jobs) > self.capacity:
             self._jobs.popitem(last=False)
+        return prog
+
+    async def waiting(self, store: EventReader, req: JobRequest) -> dict[str, Any] | None:
+        """The job's ``Waiting`` object (:func:`waiting_json`, as ``/progress`` has it) by its
+        stored state, reading only its wait events since the last call (no routing events)."""
+        prog = self._entry(req.job_id)
+        while True:
+            batch: list[TestEvent] = await store.test_events(
+                TestEventQuery(
+                    job_id=req.job_id,
+                    event_names=list(_WAIT_EVENTS),
+                    after_sequence=max(prog.after, prog.waits_after),
+                    limit=50_000,
+                )
+            )
+            for ev in batch:
+                prog.waits.add(ev)
+                prog.waits_after = max(prog.waits_after, ev.sequence)
+            if len(batch) < 50_000:
+                break
+        return waiting_json(req.state.event_name, prog.waits.current())
+
+    async def progress(self, store: EventReader, req: JobRequest) -> dict[str, Any]:
+        job_id = req.job_id
+        prog = self._entry(job_id)
         while True:
             batch: list[TestEvent] = await store.test_events(
                 TestEventQuery(

@@ -3,6 +3,7 @@ stop, retry, and the 4xx answers to malformed input."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -223,3 +224,29 @@ async def test_events_parameters_are_checked(api: ApiEnv) -> None:
         resp = await api.client.get(base, params=params)
         assert resp.status_code == 400, (params, resp.text)
         assert message in resp.json()["error"]
+
+
+async def test_a_job_shows_what_it_waits_for_as_progress_does(api: ApiEnv) -> None:
+    """A real wait (job B asks for targets job A holds): ``GET /api/v1/jobs/{id}`` carries the
+    same object as ``/progress``'s ``Waiting`` while B waits, and null before and after."""
+    holder = await api.start(sleepy("30s", targets=("dut1", "dut2")))
+    await api.wait_state(holder, JobState.STARTED)
+    assert (await api.client.get(f"/api/v1/jobs/{holder}")).json()["waiting"] is None
+    waiter = await api.start(sleepy("10ms", targets=("dut1", "dut2")))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (job := (await api.client.get(f"/api/v1/jobs/{waiter}")).json())["waiting"] is None:
+        assert loop.time() < deadline, job
+        await asyncio.sleep(0.05)
+    progress = (await api.client.get(f"/api/v1/jobs/{waiter}/progress")).json()
+    assert job["waiting"] == progress["Waiting"]
+    assert job["state"] == "JobStateStarted"
+    assert job["waiting"]["Targets"] == ["dut1", "dut2"]
+    assert job["waiting"]["HeldBy"] == {"dut1": holder, "dut2": holder}
+    assert job["waiting"]["Text"] == f"waiting for dut1, dut2 (held by job {holder})"
+
+    await api.jm.stop(holder)
+    await api.wait_state(waiter, JobState.COMPLETED, timeout=20)
+    job = (await api.client.get(f"/api/v1/jobs/{waiter}")).json()
+    assert job["waiting"] is None and job["state"] == "JobStateCompleted"
+    assert "Waiting" not in (await api.client.get(f"/api/v1/jobs/{waiter}/progress")).json()

@@ -112,6 +112,17 @@ _SCHEMAS: dict[str, Any] = {
             "tags": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "JobDetail": {
+        "description": "A job, and the targets it waits for (null while it waits for none)",
+        "allOf": [
+            _ref("Job"),
+            {
+                "type": "object",
+                "required": ["waiting"],
+                "properties": {"waiting": {"oneOf": [_ref("Waiting"), {"type": "null"}]}},
+            },
+        ],
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs"],
@@ -253,19 +264,20 @@ _SCHEMAS: dict[str, Any] = {
             },
             "Waiting": {
                 "description": "present while the job waits for targets other jobs hold",
-                "type": "object",
-                "required": ["Targets", "HeldBy", "Since", "Timeout", "Text"],
-                "properties": {
-                    "Targets": {"type": "array", "items": {"type": "string"}},
-                    "HeldBy": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer"},
-                    },
-                    "Since": {"type": "number"},
-                    "Timeout": {"type": "string"},
-                    "Text": {"type": "string"},
-                },
+                **_ref("Waiting"),
             },
+        },
+    },
+    "Waiting": {
+        "description": "The targets a started job waits for, each with the job holding it",
+        "type": "object",
+        "required": ["Targets", "HeldBy", "Since", "Timeout", "Text"],
+        "properties": {
+            "Targets": {"type": "array", "items": {"type": "string"}},
+            "HeldBy": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "Since": {"type": "number", "description": "Unix seconds: when the wait began"},
+            "Timeout": {"type": "string", "description": "Go duration, e.g. 5m0s"},
+            "Text": {"type": "string", "description": "waiting for dut1 (held by job 3)"},
         },
     },
     "Event": {
@@ -444,7 +456,11 @@ _PATHS: dict[str, Any] = {
     },
     "/api/v1/jobs/{job_id}": {
         "parameters": [_JOB_ID_PARAM],
-        "get": _job_op("getJob", "A job's request and state", _json(_ref("Job"), "The job")),
+        "get": _job_op(
+            "getJob",
+            "A job's request and state, and the targets it waits for",
+            _json(_ref("JobDetail"), "The job"),
+        ),
     },
     "/api/v1/jobs/{job_id}/status": {
         "parameters": [_JOB_ID_PARAM],

@@ -295,7 +295,11 @@ class RestAPI:
         return JSONResponse({"job_id": job_id}, 201)
 
     async def get_job(self, request: Request) -> Response:
-        return JSONResponse(job_json(await self._get(_job_id(request))))
+        req = await self._get(_job_id(request))
+        body = job_json(req)
+        # the same object as /progress's Waiting (one function makes both), null when not waiting
+        body["waiting"] = await self.progress_tracker.waiting(self.jobs.store, req)
+        return JSONResponse(body)
 
     async def get_status(self, request: Request) -> Response:
         job_id = _job_id(request)
