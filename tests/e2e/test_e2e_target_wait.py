@@ -156,3 +156,33 @@ def test_a_wait_that_times_out_fails_the_job_naming_the_holder(
         ("TargetSuccess", False),
         ("noop", False),
     ]
+
+
+def test_contestcli_status_of_a_waiting_job_prints_the_waiting_line(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    server = server_factory(
+        tmp_path, f"sqlite:///{tmp_path / 'status.db'}", "--target-wait-poll", "200ms"
+    ).start()
+    holder = _start(server, _on(["dut1", "dut2"], "60s"))
+    _until("the holder has its targets", lambda: _acquired(server, holder))
+    waiter = _start(server, _on(["dut1", "dut2"], "10ms"))
+    _until("the job waits", lambda: _waiting(server, waiter))
+    line = f"waiting for dut1, dut2 (held by job {holder})"
+
+    def status(*flags: str) -> subprocess.CompletedProcess[str]:
+        argv = [*CONTESTCLI, "-a", server.url, "status", *flags, str(waiter)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    plain = status()  # off a terminal: ConTest's document on stdout, the line on stderr
+    assert json.loads(plain.stdout)["Data"]["Status"]["State"] == "JobStateStarted"
+    assert plain.stderr.strip() == line
+    human = status("--human")  # the line above the summary
+    assert human.stdout.splitlines()[0] == line and human.stderr == ""
+    machine = status("--json")  # machine output only
+    assert line not in machine.stdout + machine.stderr
+    server.post("stop", urlencode({"requestor": "e2e", "jobID": holder}))
+    server.wait_state(waiter, "JobStateCompleted", timeout=30)
+    assert status().stderr == "" and line not in status("--human").stdout

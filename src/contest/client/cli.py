@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contest.client.jobdesc import DescriptorFormatError, to_request_json
-from contest.client.rest import RestError, RestEvents, job_summary
+from contest.client.rest import RestError, RestEvents, job_summary, waiting_text
 from contest.client.transport import DEFAULT_ADDR, HTTPTransport, TransportError
 from contest.descfile import DescriptorFileError, decode, looks_like_yaml
 from contest.golang.json import encode_indent
@@ -73,7 +73,8 @@ commands:
                  and the final status) and stderr the failure summary (on a terminal: the
                  summary instead of the final status)
   stop ID        stop a job by ID
-  status ID      get the status of a job by ID (on a terminal: the failure summary)
+  status ID      get the status of a job by ID (on a terminal: the failure summary); a job
+                 waiting for targets other jobs hold says so (off a terminal: on stderr)
   retry ID       start a new job from the descriptor of job ID
   list           list job IDs [--states S,...] (any of) [--tags T,...] (all of)
   version        the server's API version
@@ -416,9 +417,16 @@ def run(
             elif verb == "status":
                 resp = transport.status(args.requestor, job_id)
                 human = output == "human" or (output == "auto" and out.isatty())
+                # a started job that waits for targets says so, as --wait's live view does:
+                # above the summary, or on stderr beside ConTest's document (not with --json)
+                waiting = waiting_text(transport, job_id) if output != "json" else ""
                 if human and resp["Err"] is None:
+                    if waiting:
+                        out.write(waiting + "\n")
                     print_summary(transport, job_id, (resp["Data"] or {}).get("Status"), out)
                     return EXIT_OK
+                if waiting:
+                    print(waiting, file=sys.stderr)
             elif verb == "events":
                 return _events(transport, job_id, args, out)
             elif verb == "report":

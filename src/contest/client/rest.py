@@ -67,6 +67,19 @@ def cancel_reason(transport: HTTPTransport, job_id: int) -> str:
     return ""
 
 
+def waiting_text(transport: HTTPTransport, job_id: int) -> str:
+    """``waiting for dut1, dut2 (held by job 3)`` while the job waits for targets other jobs
+    hold (the REST job's ``waiting``, the object ``/progress`` has), else "" (not waiting, or
+    a ConTest server, which has no REST API)."""
+    try:
+        status, body = transport.get_json(f"/api/v1/jobs/{job_id}")
+    except TransportError:
+        return ""
+    waiting = body.get("waiting") if status == 200 and isinstance(body, dict) else None
+    text = waiting.get("Text") if isinstance(waiting, dict) else None
+    return text if isinstance(text, str) else ""
+
+
 def job_summary(transport: HTTPTransport, job_id: int, status: dict[str, Any] | None) -> JobSummary:
     """The summary of a job from its status document, with the cancellation's reason."""
     reason = ""
