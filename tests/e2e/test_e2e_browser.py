@@ -10,12 +10,10 @@ that the server lists the jobs of ``contest run``). Screenshots go to ``test-art
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,6 @@ import pytest
 from e2ekit import CONTEST, ServerProcess, literal_job, sleep_job, write_descriptor
 from playwright.sync_api import Browser, Page, Playwright
 
-from contest.events import TARGETS_WAIT_ENDED, TARGETS_WAITING, TestEvent, TestEventHeader
-from contest.storage import open_storage
 from contest.testing.browser import launch
 
 WAIT_MS = 20_000  # the longest a page may take to show what a test waits for
@@ -68,7 +64,13 @@ def big_run(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.fixture(scope="module")
 def server(folder: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(folder, f"sqlite:///{folder / 'web.db'}", "--allow-local-exec").start()
+    srv = ServerProcess(
+        folder,
+        f"sqlite:///{folder / 'web.db'}",
+        "--allow-local-exec",
+        "--target-wait-poll",
+        "200ms",  # a job waiting for busy targets asks again soon: the waiting test stays quick
+    ).start()
     try:
         yield srv
     finally:
@@ -200,40 +202,66 @@ def test_stop_a_running_job_from_its_page(server: ServerProcess, page: Page) -> 
     shot(page, "stopped")
 
 
-def write_events(db_url: str, events: list[TestEvent]) -> None:
-    """Store events for a job of the server, through the storage, from this process (in a
-    thread of its own: Playwright's synchronous API keeps an event loop in this one)."""
+def on_duts(seconds: str, name: str) -> dict[str, Any]:
+    """A job of one sleep step on targets dut1 and dut2."""
+    return literal_job(
+        name=name,
+        targets=[{"ID": "dut1"}, {"ID": "dut2"}],
+        steps=[{"name": "sleep", "label": "nap", "parameters": {"duration": [seconds]}}],
+        success="=100%",
+    )
 
-    async def write() -> None:
-        store = await open_storage(db_url)
+
+def acquired(server: ServerProcess, job: int) -> bool:
+    events = server.get(f"/api/v1/jobs/{job}/events", name=["TargetAcquired"]).json()["events"]
+    return len(events) == 2
+
+
+def test_a_waiting_job_shows_whom_it_waits_for_then_runs_live(
+    server: ServerProcess, page: Page
+) -> None:
+    """A real wait: job A holds dut1 and dut2 in a long sleep, job B asks for them after it.
+    B's page shows the waiting panel naming both targets and A; the jobs list shows B waiting;
+    when A is stopped, B's page shows B acquiring and running them, without a reload."""
+    holder = submit(server, on_duts("60s", "holds dut1, dut2"))
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not acquired(server, holder):
+        assert time.monotonic() < deadline, f"job {holder} did not acquire dut1, dut2"
+        time.sleep(0.05)
+    try:
+        waiter = submit(server, on_duts("2s", "waits for dut1, dut2"))
+        page.goto(f"{server.url}/jobs/{waiter}")
+        stamp(page)
+        page.wait_for_selector("#waiting-h", timeout=WAIT_MS)  # there, or pushed to the page
+        rows = page.eval_on_selector_all(
+            "section.waiting tbody tr",
+            "trs => trs.map(tr => Array.from(tr.cells, td => td.innerText.trim()))",
+        )
+        assert rows == [["dut1", f"job {holder}"], ["dut2", f"job {holder}"]]
+        assert page.get_attribute(f"section.waiting a[href='/jobs/{holder}']", "href")
+        assert page.inner_text("#job-state") == "Started"
+        shot(page, "waiting")
+
+        jobs = page.context.new_page()
         try:
-            for event in events:
-                await store.write_test_event(event)
+            jobs.goto(f"{server.url}/")
+            assert "waiting for 2 targets" in jobs.inner_text(f"#job-{waiter}")
+            assert "waiting" not in jobs.inner_text(f"#job-{holder}")
+            shot(jobs, "jobs-waiting")
         finally:
-            await store.close()
+            jobs.close()
+    finally:
+        resp = httpx.post(f"{server.url}/api/v1/jobs/{holder}/stop", timeout=30)
+        assert resp.status_code == 202, resp.text
 
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, write()).result(60)
-
-
-def test_a_waiting_jobs_panel(server: ServerProcess, page: Page) -> None:
-    job = submit(server, sleep_job("60s", name="waits"))
-    server.wait_state(job, "JobStateStarted")
-    page.goto(f"{server.url}/jobs/{job}")
-    stamp(page)
-    header = TestEventHeader(job, 1, "Literal test", "", 0)
-    waiting = {"Targets": ["dut1", "dut2"], "HeldBy": {"dut1": 41, "dut2": 42}, "Timeout": "5m0s"}
-    write_events(server.db_url, [TestEvent(header, None, TARGETS_WAITING, waiting, time.time())])
-    page.wait_for_selector("#waiting-h", timeout=WAIT_MS)  # pushed to the open page
-    panel = page.inner_text("section.waiting")
-    assert "dut1" in panel and "job 41" in panel and "job 42" in panel and "5m0s" in panel
-    assert still_stamped(page)
-    shot(page, "waiting")
-
-    ended = {"Acquired": True, "Waited": "2s"}
-    write_events(server.db_url, [TestEvent(header, None, TARGETS_WAIT_ENDED, ended, time.time())])
+    # A's end frees the targets: B's open page loses the panel and runs them, then completes
     page.wait_for_selector("#waiting-h", state="detached", timeout=WAIT_MS)
-    httpx.post(f"{server.url}/api/v1/jobs/{job}/stop", timeout=30)
+    page.wait_for_selector("td.s-running", timeout=WAIT_MS)
+    shot(page, "waiting-acquired")
+    page.wait_for_selector("#job-state:has-text('Completed')", timeout=WAIT_MS)
+    assert cell_states(page) == ["passed", "passed"]
+    assert still_stamped(page), "the page was reloaded, not updated"
+    assert server.state(holder) == "JobStateCancelled"
 
 
 def test_the_jobs_list_updates_live_and_the_api_docs_render(
