@@ -223,6 +223,9 @@ def test_a_waiting_job_shows_whom_it_waits_for_then_runs_live(
     """A real wait: job A holds dut1 and dut2 in a long sleep, job B asks for them after it.
     B's page shows the waiting panel naming both targets and A; the jobs list shows B waiting;
     when A is stopped, B's page shows B acquiring and running them, without a reload."""
+    jobs = page.context.new_page()  # the jobs list, open beside B's page
+    list_errors: list[str] = []
+    jobs.on("pageerror", lambda exc: list_errors.append(str(exc)))
     holder = submit(server, on_duts("60s", "holds dut1, dut2"))
     deadline = time.monotonic() + WAIT_MS / 1000
     while not acquired(server, holder):
@@ -242,14 +245,11 @@ def test_a_waiting_job_shows_whom_it_waits_for_then_runs_live(
         assert page.inner_text("#job-state") == "Started"
         shot(page, "waiting")
 
-        jobs = page.context.new_page()
-        try:
-            jobs.goto(f"{server.url}/")
-            assert "waiting for 2 targets" in jobs.inner_text(f"#job-{waiter}")
-            assert "waiting" not in jobs.inner_text(f"#job-{holder}")
-            shot(jobs, "jobs-waiting")
-        finally:
-            jobs.close()
+        jobs.goto(f"{server.url}/")
+        stamp(jobs)
+        assert "waiting for 2 targets" in jobs.inner_text(f"#job-{waiter}")
+        assert "waiting" not in jobs.inner_text(f"#job-{holder}")
+        shot(jobs, "jobs-waiting")
     finally:
         resp = httpx.post(f"{server.url}/api/v1/jobs/{holder}/stop", timeout=30)
         assert resp.status_code == 202, resp.text
@@ -262,6 +262,11 @@ def test_a_waiting_job_shows_whom_it_waits_for_then_runs_live(
     assert cell_states(page) == ["passed", "passed"]
     assert still_stamped(page), "the page was reloaded, not updated"
     assert server.state(holder) == "JobStateCancelled"
+    # and the open jobs list follows: B no longer waiting, completed
+    jobs.wait_for_selector(f"#job-{waiter} .badge:has-text('Completed')", timeout=WAIT_MS)
+    assert "waiting" not in jobs.inner_text(f"#job-{waiter}")
+    assert still_stamped(jobs), "the jobs list was reloaded, not updated"
+    assert list_errors == [], list_errors
 
 
 def test_the_jobs_list_updates_live_and_the_api_docs_render(
