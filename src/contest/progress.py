@@ -12,7 +12,9 @@ shape (:func:`progress_json`), the live view's. Two ways to feed the counts:
 While the job waits for targets other jobs hold, the shape has ``Waiting`` (the targets, their
 holders and ``Text``: ``waiting for dut1, dut2 (held by job 3)``), read from the stored
 ``TargetsWaiting``/``TargetsWaitEnded`` events by :func:`contest.targetwait.current_wait`, the
-one reader every view shares. The job's state stays ``JobStateStarted`` (ConTest's).
+one reader every view shares, and made by :func:`waiting_json`, which ``GET /api/v1/jobs/{id}``
+uses too (:meth:`ProgressTracker.waiting`). The job's state stays ``JobStateStarted``
+(ConTest's).
 """
 
 from __future__ import annotations
