@@ -316,3 +316,28 @@ def _docs(text: str) -> list[str]:
         while i < len(text) and text[i].isspace():
             i += 1
     return out
+
+
+def test_status_of_a_waiting_job_on_a_terminal_says_what_it_waits_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = "waiting for dut1, dut2 (held by job 3)"
+
+    class Waiting(FakeServer):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if self.rest and request.method == "GET" and request.url.path == "/api/v1/jobs/7":
+                waiting = {"Targets": ["dut1", "dut2"], "HeldBy": {"dut1": 3, "dut2": 3},
+                           "Since": 1.0, "Timeout": "5m0s", "Text": text}  # fmt: skip
+                return httpx.Response(200, json={"job_id": 7, "waiting": waiting})
+            return super().__call__(request)
+
+    code, out = run_cli(["status", "7"], Waiting(["JobStateStarted"], rest=True), tty=True)
+    assert code == 0 and out.splitlines()[0] == text
+    code, out = run_cli(["status", "7"], Waiting(["JobStateStarted"], rest=True))
+    assert json.loads(out)["Data"]["Status"]["State"] == "JobStateStarted"
+    assert capsys.readouterr().err.strip() == text  # beside ConTest's document, on stderr
+    code, out = run_cli(["status", "7", "--json"], Waiting(["JobStateStarted"], rest=True))
+    assert text not in out and capsys.readouterr().err == ""
+    # a ConTest server (no REST API): no line, no complaint
+    code, out = run_cli(["status", "7"], Waiting(["JobStateStarted"], rest=False), tty=True)
+    assert code == 0 and "waiting for" not in out and capsys.readouterr().err == ""
