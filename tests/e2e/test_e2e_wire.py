@@ -114,7 +114,10 @@ def test_go_client_requests_get_contests_replies(
 
         # the recorded start: job 2 (77 bytes)
         assert ask("start", START_BODY) == envelope("ResponseTypeStart", '{"JobID":2}')
-        # status while it runs: the document's head is ConTest's
+        # status while it runs: the document's head is ConTest's. A job records its start
+        # in its own task (ConTest's too: jobmanager's runJob emits JobStateStarted after start
+        # has replied), now after claiming its lease: wait for it as a client polling would
+        server.wait_state(2, "JobStateStarted")
         running = ask("status", b"jobID=2&requestor=contestcli-http")
         assert running.startswith(
             b'{"ServerID":"vm","Type":"ResponseTypeStatus","Data":{"Status":{"Name":"test job",'
