@@ -18,6 +18,7 @@ from typing import Any
 from contest import __version__
 from contest.golang.time import format_duration, parse_duration
 from contest.settings import (
+    DEFAULT_DB_RETRY,
     DEFAULT_DB_URL,
     DEFAULT_JOB_LEASE,
     DEFAULT_LISTEN,
@@ -90,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         "--resume-jobs",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="resume this server's paused jobs at start [-resumeJobs]",
+        help="take over and resume the jobs nobody runs: paused ones, and those whose server "
+        "died (lease lapsed); --no-resume-jobs: ConTest's behaviour, such jobs are failed as "
+        "zombies and paused jobs stay paused [-resumeJobs]",
     )
     s.add_argument(
         "--job-lease",
@@ -99,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long this server's jobs stay its own without a heartbeat (sent every lease/3); "
         "a running job whose lease lapsed is a zombie (default: "
         f"{format_duration(DEFAULT_JOB_LEASE)})",
+    )
+    s.add_argument(
+        "--db-retry",
+        type=_duration,
+        default=DEFAULT_DB_RETRY,
+        help="how long a database operation is retried across a lost connection before it "
+        "fails; the jobs' events are held (the jobs suspended) through a longer outage "
+        f"(default: {format_duration(DEFAULT_DB_RETRY)})",
     )
     s.add_argument("--target-locker", choices=["auto", "inmemory", "db"], default="auto")
     s.add_argument(
@@ -632,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pause_timeout=args.pause_timeout,
             resume_jobs=args.resume_jobs,
             job_lease=args.job_lease,
+            db_retry=args.db_retry,
             target_locker=args.target_locker,
             target_lock_duration=args.target_lock_duration,
             shutdown_timeout=args.shutdown_timeout,

@@ -34,6 +34,10 @@ VARIABLE_EMITTED = "VariableEmitted"
 TARGET_ACQUIRED = "TargetAcquired"
 TARGET_RELEASED = "TargetReleased"
 TARGET_ACQUIRE_ERR = "TargetAcquireErr"
+# the job manager marks a target's attempt at a step lost with its server (kill -9, a lapsed
+# lease): the job was taken over and the target re-enters the step; payload
+# {"Server": "<lost instance>", "By": "<instance taking over>"}
+TARGET_INTERRUPTED = "TargetInterrupted"
 # an acquisition waiting for targets other jobs hold, and the end of that wait
 TARGETS_WAITING = "TargetsWaiting"
 TARGETS_WAIT_ENDED = "TargetsWaitEnded"
@@ -66,6 +70,7 @@ FRAMEWORK_TEST_EVENTS = frozenset(
         TARGET_ACQUIRED,
         TARGET_RELEASED,
         TARGET_ACQUIRE_ERR,
+        TARGET_INTERRUPTED,
     }
 )
 # routing events are summarised as in/out times in statuses, not listed per target

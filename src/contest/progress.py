@@ -29,6 +29,7 @@ from contest.events import (
     RUN_STARTED,
     TARGET_ERR,
     TARGET_IN,
+    TARGET_INTERRUPTED,
     TARGET_OUT,
     EventReader,
     FrameworkEvent,
@@ -68,7 +69,7 @@ class RoutingCounts:
 
     def add(self, ev: TestEvent) -> None:
         """Count one routing event (other events are ignored)."""
-        if ev.name not in (TARGET_IN, TARGET_OUT, TARGET_ERR):
+        if ev.name not in (TARGET_IN, TARGET_OUT, TARGET_ERR, TARGET_INTERRUPTED):
             return
         h = ev.header
         if h.run_id > self.run:
@@ -88,6 +89,9 @@ class RoutingCounts:
             row = self.steps[key] = StepProgress(h.test_name, h.step_label)
         if ev.name == TARGET_IN:
             row.entered += 1
+        elif ev.name == TARGET_INTERRUPTED:
+            # an attempt lost with its server (a takeover): the target enters the step again
+            row.entered -= 1
         elif ev.name == TARGET_OUT:
             row.passed += 1
         else:
@@ -252,7 +256,13 @@ class ProgressTracker:
             batch: list[TestEvent] = await store.test_events(
                 TestEventQuery(
                     job_id=job_id,
-                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR, *_WAIT_EVENTS],
+                    event_names=[
+                        TARGET_IN,
+                        TARGET_OUT,
+                        TARGET_ERR,
+                        TARGET_INTERRUPTED,
+                        *_WAIT_EVENTS,
+                    ],
                     after_sequence=prog.after,
                     limit=50_000,
                 )

@@ -28,15 +28,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contest.errors import ResumeStateError
+from contest.events import (
+    TARGET_ACQUIRE_ERR,
+    TARGET_ACQUIRED,
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_INTERRUPTED,
+    TARGET_OUT,
+    TARGET_RELEASED,
+    TestEvent,
+)
 from contest.target import Target
 
 __all__ = [
     "PAUSE_PAYLOAD_VERSION",
     "TEST_RUN_STATE_VERSION",
+    "Checkpoint",
     "PausePayload",
     "Phase",
     "TargetPosition",
     "TestRunState",
+    "TestShape",
+    "checkpoint_from_events",
     "decode_targets_state",
     "embed",
     "encode_targets_state",
@@ -319,3 +332,164 @@ def decode_targets_state(resume_state: bytes | None, version: int) -> Sequence[t
             raise ResumeStateError(f"invalid resume state: bad target entry: {exc}") from exc
         saved.append((target, item.get("Data")))
     return saved
+
+
+# --- a checkpoint read back from the stored events (a job taken over after its server died) ------
+
+
+@dataclass(frozen=True)
+class TestShape:
+    """What :func:`checkpoint_from_events` needs of one test of the job: its name, its steps'
+    labels, its cleanup steps' labels and the name their events carry, its retries."""
+
+    __test__ = False
+
+    name: str
+    labels: Sequence[str]
+    cleanup_labels: Sequence[str] = ()
+    cleanup_name: str = ""
+    num_retries: int = 0
+
+
+@dataclass
+class Checkpoint:
+    """Where a job that was never paused stood when its server died, read from its events:
+    ``payload`` resumes it through the pause path (None: nothing ran yet, start afresh);
+    ``interrupted``: the ``TargetIn`` of each target that was inside a step (it re-enters it)."""
+
+    payload: PausePayload | None
+    interrupted: list[TestEvent] = field(default_factory=list)
+
+
+def _positions(
+    labels: Sequence[str], targets: Sequence[Target], routing: dict[tuple[str, str], TestEvent]
+) -> tuple[dict[str, TargetPosition], list[TestEvent], dict[str, str | None]]:
+    """Per target, where the routing events leave it in these steps: after a ``TargetOut`` at
+    the next step (or at the end of the last one), after a ``TargetErr`` at the end of that
+    step with its error, inside a step (``TargetIn`` last) back at its start, to re-enter it.
+    Also the ``TargetIn`` events of those inside, and the verdicts of the finished targets."""
+    positions: dict[str, TargetPosition] = {}
+    inside: list[TestEvent] = []
+    verdicts: dict[str, str | None] = {}
+    last = len(labels) - 1
+    for target in targets:
+        pos = TargetPosition()
+        for k, label in enumerate(labels):
+            ev = routing.get((label, target.id))
+            if ev is not None and ev.name == TARGET_OUT:
+                if k == last:
+                    pos = TargetPosition(k, Phase.END)
+                    verdicts[target.id] = None
+                else:
+                    pos = TargetPosition(k + 1, Phase.INIT)
+                continue
+            if ev is not None and ev.name == TARGET_ERR:
+                payload = ev.payload if isinstance(ev.payload, dict) else {}
+                error = str(payload.get("Error", "")) or "failed"
+                pos = TargetPosition(k, Phase.END, error)
+                verdicts[target.id] = error
+            elif ev is not None and ev.name == TARGET_IN:
+                inside.append(ev)
+                pos = TargetPosition(k, Phase.INIT)
+            break
+        if pos.step or pos.phase != Phase.INIT:
+            positions[target.id] = pos
+    return positions, inside, verdicts
+
+
+def checkpoint_from_events(
+    job_id: int,
+    tests: Sequence[TestShape],
+    runs_started: Sequence[int],
+    events: Sequence[TestEvent],
+    *,
+    now: float,
+) -> Checkpoint:
+    """Where to resume a job whose server died mid-run, from its stored events alone: the last
+    run started, its last test with events, that test's last attempt; its targets if they were
+    acquired and not yet released, and for each where it stood (:func:`_positions`). The result
+    is a :class:`PausePayload` as a pause there would have written it, so the job runner's one
+    resume path resumes it: targets that finished a step do not run it again, targets that
+    were inside a step re-enter it. A step's own resume state is not known (steps start it
+    afresh), nor are the variables steps set for targets.
+
+    ``events``: the job's test events of the last run (routing, acquisition and release events
+    are read; others ignored), in stored order; ``runs_started``: the ``RunID`` of each
+    ``RunStarted``."""
+    if not runs_started:
+        return Checkpoint(None)  # nothing ran: the job starts from its beginning
+    run_id = max(runs_started)
+    names: dict[str, tuple[int, bool]] = {}
+    for i, t in enumerate(tests):
+        names[t.name] = (i, False)
+        if t.cleanup_name:
+            names[t.cleanup_name] = (i, True)
+    index, attempt = -1, 0
+    for ev in events:
+        h = ev.header
+        got = names.get(h.test_name)
+        if h.run_id != run_id or got is None:
+            continue
+        if got[0] > index or (got[0] == index and h.test_attempt > attempt):
+            index, attempt = got[0], h.test_attempt
+    if index < 0:  # the run started, no test had begun
+        return Checkpoint(PausePayload(job_id, run_id, 0, run_started=True))
+    shape = tests[index]
+    acquired: dict[str, Target] = {}
+    released = acquire_failed = False
+    routing: dict[tuple[str, str], TestEvent] = {}
+    cleanup: dict[tuple[str, str], TestEvent] = {}
+    for ev in events:
+        h = ev.header
+        if h.run_id != run_id or h.test_attempt != attempt:
+            continue
+        if h.test_name == shape.name and ev.target is not None:
+            if ev.name == TARGET_ACQUIRED:
+                acquired.setdefault(ev.target.id, ev.target)
+            elif ev.name == TARGET_RELEASED:
+                released = True
+        if h.test_name == shape.name and ev.name == TARGET_ACQUIRE_ERR:
+            acquire_failed = True
+        if ev.target is None or ev.name not in (TARGET_IN, TARGET_OUT, TARGET_ERR):
+            if ev.name == TARGET_INTERRUPTED and ev.target is not None:
+                which = cleanup if h.test_name == shape.cleanup_name else routing
+                which.pop((h.step_label, ev.target.id), None)
+            continue
+        if h.test_name == shape.name:
+            routing[(h.step_label, ev.target.id)] = ev
+        elif shape.cleanup_name and h.test_name == shape.cleanup_name:
+            cleanup[(h.step_label, ev.target.id)] = ev
+    targets = list(acquired.values())
+    positions, inside, verdicts = _positions(shape.labels, targets, routing)
+
+    def next_test_or_attempt(passed: bool) -> Checkpoint:
+        if not passed and attempt < shape.num_retries:
+            return Checkpoint(
+                PausePayload(
+                    job_id, run_id, index, attempt=attempt + 1, next_attempt_at=now,
+                    run_started=True,
+                )
+            )  # fmt: skip
+        return Checkpoint(PausePayload(job_id, run_id, index + 1, run_started=True))
+
+    if acquire_failed and not targets:
+        return next_test_or_attempt(False)
+    if released:  # the attempt was over: its verdict decides what comes next
+        passed = len(verdicts) == len(targets) and all(v is None for v in verdicts.values())
+        return next_test_or_attempt(passed and bool(targets))
+    if not targets:  # acquiring: acquire again (a lock the job took is keyed by its ID)
+        return Checkpoint(PausePayload(job_id, run_id, index, attempt=attempt, run_started=True))
+    test_state = TestRunState(job_id, run_id, positions, [None] * len(shape.labels)).encode()
+    payload = PausePayload(
+        job_id, run_id, index, targets=targets, test_state=test_state, attempt=attempt,
+        run_started=True,
+    )  # fmt: skip
+    if cleanup or (shape.cleanup_labels and len(verdicts) == len(targets)):
+        # the test steps were over (every target finished them): the cleanup steps went on
+        where, in_cleanup, _ = _positions(shape.cleanup_labels, targets, cleanup)
+        payload.cleanup_state = TestRunState(
+            job_id, run_id, where, [None] * len(shape.cleanup_labels)
+        ).encode()
+        payload.test_results = verdicts
+        inside = in_cleanup
+    return Checkpoint(payload, inside)

@@ -17,6 +17,9 @@ DEFAULT_PAUSE_TIMEOUT = 60.0
 # a job whose server's heartbeat (every lease/3) has not reached the database for this long is
 # a zombie: long enough for a slow database, short enough to notice a crash soon
 DEFAULT_JOB_LEASE = 30.0
+# a database operation is retried across a lost connection this long; a server holds its jobs'
+# events through a longer outage (the jobs wait), see docs/deployment.md
+DEFAULT_DB_RETRY = 30.0
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ServeSettings:
     pause_timeout: float = DEFAULT_PAUSE_TIMEOUT
     resume_jobs: bool = True
     job_lease: float = DEFAULT_JOB_LEASE
+    db_retry: float = DEFAULT_DB_RETRY
     target_locker: str = "auto"  # auto | inmemory | db
     target_lock_duration: float = 600.0
     shutdown_timeout: float = 30.0

@@ -10,7 +10,7 @@ from docs_kit import DOCS, run_contest
 from contest.client.cli import VERBS
 from contest.golang.time import format_duration
 from contest.server.openapi import document
-from contest.settings import DEFAULT_JOB_LEASE
+from contest.settings import DEFAULT_DB_RETRY, DEFAULT_JOB_LEASE
 
 PAGE = DOCS / "deployment.md"
 
@@ -32,4 +32,5 @@ def test_the_verb_route_and_defaults_it_names_exist() -> None:
     assert "servers" in VERBS and "contestcli servers" in text
     assert "/api/v1/servers" in document()["paths"] and "GET /api/v1/servers" in text
     assert f"| `--job-lease D` | `{format_duration(DEFAULT_JOB_LEASE)}` |" in text
+    assert f"| `--db-retry D` | `{format_duration(DEFAULT_DB_RETRY)}` |" in text
     assert "contest_server_heartbeat_age_seconds" in text

@@ -3,10 +3,10 @@
 One ``contest serve`` per database (SQLite, PostgreSQL, MariaDB; the DB target locker, the
 default), and on it: a job that completes and a job that is cancelled leave no lock rows; a
 job sleeping in a step is killed with ``kill -9`` together with its server, and the next server
-on the database (default flags: zombies are failed) has, within 10 s of being started, failed the
-job, deleted its lock rows, and closed each target it left inside the step with a ``TargetErr``
-naming the cause; a new job on the same targets acquires them at once and passes, and no status
-shows a target of the ended jobs inside a step.
+on the database (``--no-resume-jobs``: zombies are failed, ConTest's behaviour) has, within 10 s
+of being started, failed the job, deleted its lock rows, and closed each target it left inside
+the step with a ``TargetErr`` naming the cause; a new job on the same targets acquires them at
+once and passes, and no status shows a target of the ended jobs inside a step.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
     assert lock_rows(db_url) == {"dut1": zombie, "dut2": zombie}  # a 10-minute lease
 
     began = time.monotonic()
-    again = server_factory(tmp_path, db_url, name="restarted").start()
+    again = server_factory(tmp_path, db_url, "--no-resume-jobs", name="restarted").start()
     assert again.state(zombie) == "JobStateFailed"
     assert lock_rows(db_url) == {}
     closing = events(again, zombie, "TargetErr")

@@ -30,6 +30,9 @@ from e2ekit import CONTEST, ServerProcess, contestcli, sleep_job, write_descript
 from contest.testing.databases import Kind, create_database, drop_database, server_available
 
 LEASE = "2s"
+# ConTest's behaviour (--no-resume-jobs): a dead server's jobs are failed as zombies; the
+# default, a takeover, is tests/e2e/test_e2e_takeover.py's
+CONTEST_ZOMBIES = ("--job-lease", LEASE, "--no-resume-jobs")
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
@@ -93,8 +96,8 @@ def test_two_servers_without_flags_share_a_database(
     shared_db: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     host = socket.gethostname()
-    a = server_factory(tmp_path, shared_db, "--job-lease", LEASE, server_id="", name="a").start()
-    b = server_factory(tmp_path, shared_db, "--job-lease", LEASE, server_id="", name="b").start()
+    a = server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="a").start()
+    b = server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="b").start()
     both = live(b)
     assert len(both) == 2
     assert {s["server_id"] for s in both} == {host}  # ConTest's ServerID: the host name
@@ -112,7 +115,7 @@ def test_two_servers_without_flags_share_a_database(
     # kill -9 one server and start it again (no flags: the same ServerID, a new instance)
     a.send(signal.SIGKILL)
     a.wait(10)
-    a2 = server_factory(tmp_path, shared_db, "--job-lease", LEASE, server_id="", name="a2")
+    a2 = server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="a2")
     a2.start()
     # the other server's job runs on to its end: never failed by the restart
     assert b.wait_state(on_b, "JobStateCompleted", "JobStateFailed", timeout=30) == (
@@ -192,7 +195,7 @@ def test_a_server_id_is_one_live_server(
         first.send(signal.SIGKILL)
         first.wait(10)
         began = time.monotonic()
-        again = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="z")
+        again = server_factory(tmp_path, db, *CONTEST_ZOMBIES, server_id="dup", name="z")
         again.start()
         assert again.state(job_id) == "JobStateFailed"  # at start-up: no lease to wait for
         assert time.monotonic() - began < 10

@@ -127,7 +127,7 @@ def test_sigterm_pauses_2000_targets_and_a_restart_completes_them(
     assert again.stop() == 0
 
 
-def test_kill_9_leaves_a_zombie_that_the_next_server_fails(
+def test_kill_9_leaves_a_zombie_that_the_next_server_fails_without_resume(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'zombie.db'}"
@@ -137,7 +137,8 @@ def test_kill_9_leaves_a_zombie_that_the_next_server_fails(
     server.send(signal.SIGKILL)
     server.wait(10)
 
-    again = server_factory(tmp_path, db, name="restarted").start()
+    # ConTest's behaviour; by default the job is resumed (tests/e2e/test_e2e_takeover.py)
+    again = server_factory(tmp_path, db, "--no-resume-jobs", name="restarted").start()
     assert again.state(job_id) == "JobStateFailed"
     doc = status(again, job_id)
     assert doc["State"] == "JobStateFailed"

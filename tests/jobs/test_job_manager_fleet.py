@@ -16,7 +16,7 @@ from sqlalchemy import select
 from contest.job.manager import JobManager, JobManagerError
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
 from contest.storage import JobState, Storage, open_storage
-from contest.storage.fleet import Instance, InstanceConflict
+from contest.storage.fleet import Instance, InstanceConflict, fleet_of
 from contest.storage.schema import job_leases
 from contest.testing.databases import TcpProxy
 
@@ -121,28 +121,47 @@ async def test_a_live_server_removed_as_dead_registers_again(jm_env) -> None:
 async def test_a_heartbeat_that_fails_is_retried_and_the_manager_lives_on(
     postgresql_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The database cut off for 1.5 s (a proxy drops every connection and refuses new ones):
-    the heartbeat fails, is retried with backoff, the manager keeps its job and reports the
-    heartbeat's age; once the database is back, the heartbeat resumes and the job completes."""
+    """The database cut off (a proxy drops every connection and refuses new ones) until the
+    heartbeat has failed twice, well within the 6 s lease: the heartbeat is retried with
+    backoff, the manager keeps its job and reports the heartbeat's age; once the database is
+    back, the heartbeat resumes and the job completes (its lease never lapsed: a lapsed one is
+    lost, see test_job_manager_fence.py)."""
     proxy = TcpProxy.for_url(postgresql_url)
     await proxy.start()
     store = await open_storage(proxy.proxied_url(postgresql_url), retry_for=10.0)
     await store.reset()
-    jm = JobManager(store, InMemoryLocker(), job_lease=LEASE, shutdown_timeout=3.0)
+    lease = 6 * LEASE
+    # each heartbeat gives up after 0.2 s (not lease/3): two failures come within a period
+    jm = JobManager(
+        store,
+        InMemoryLocker(),
+        job_lease=lease,
+        shutdown_timeout=3.0,
+        fleet=fleet_of(store, retry_for=0.2),
+    )
     try:
         await jm.start(resume_jobs=False)
         job_id = await jm.submit(sleepy_job("3"), "integration-test")
         await asyncio.sleep(0.5)
         caplog.set_level(logging.WARNING, logger="contest.job.manager")
         proxy.cut()
-        await asyncio.sleep(1.5)
+        cut = time.monotonic()
+
+        def failed() -> list[str]:
+            return [
+                m for r in caplog.records if (m := r.getMessage()).startswith("heartbeat failed")
+            ]
+
+        while len(failed()) < 2:
+            assert time.monotonic() - cut < lease / 3 + 1.5, caplog.records
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(max(0.0, cut + 1.2 - time.monotonic()))
         age = jm.heartbeat_age()
         assert age is not None and age > 1.0
         assert jm._beat is not None and not jm._beat.done()
         assert jm.running(job_id)
-        failed = [r for r in caplog.records if r.getMessage().startswith("heartbeat failed")]
-        assert len(failed) >= 2, [r.getMessage() for r in caplog.records]
         proxy.restore()
+        assert time.monotonic() - cut < lease / 2  # the lease is still the manager's
         deadline = time.monotonic() + 5.0
         while (jm.heartbeat_age() or 0.0) > 0.5:
             assert time.monotonic() < deadline, "no heartbeat after the database came back"
@@ -190,3 +209,58 @@ def sleepy_job(seconds: str) -> str:
             },
         }
     )
+
+
+# --- takeover: the claim loop ---------------------------------------------------------------
+
+
+async def test_servers_claiming_at_once_take_each_job_once(jm_env) -> None:
+    """A dead server's jobs (lease lapsed), claimed by two live managers at once: each job is
+    taken by one of them (FOR UPDATE SKIP LOCKED and the lease's conditional update), resumed
+    and completed once; a job whose server died while cancelling it is cancelled, not resumed;
+    a draining manager takes nothing."""
+    dead = await jm_env.started(job_lease=LEASE)
+    ids = []
+    for i in range(4):
+        desc = jm_env.descriptor(
+            [jm_env.step("slowecho", "nap", sleep="3", text="zz")],
+            test_name="IntegrationTest: nap",
+            targets=[f"c{i}a", f"c{i}b"],
+        )
+        ids.append(await dead.submit(desc, "integration-test"))
+    for job_id in ids:
+        await jm_env.wait_for(job_id, S.STARTED)
+    stopping = ids[-1]
+    await dead._state(stopping, S.CANCELLING)
+    for entry in dead.jobs.values():  # kill -9: its tasks stop where they are
+        assert entry.task is not None
+        entry.task.cancel()
+    await asyncio.gather(*(e.task for e in dead.jobs.values() if e.task), return_exceptions=True)
+    dead.jobs.clear()
+    dead._registered = False  # its row stays, its heartbeat stops
+    await dead.close()
+    await jm_env.flush()
+
+    one, two, draining = [await jm_env.started(resume_jobs=True, job_lease=LEASE) for _ in range(3)]
+    for jm in (one, two, draining):  # their claim loops: the test runs the passes at once
+        assert jm._claimer is not None
+        jm._claimer.cancel()
+    draining.mark_draining()
+    await asyncio.sleep(LEASE + 0.2)  # the dead server's leases lapse
+    assert await draining.claim_jobs() == []
+    got_one, got_two = await asyncio.gather(one.claim_jobs(), two.claim_jobs())
+    assert not set(got_one) & set(got_two)
+    assert sorted(got_one + got_two) == ids[:-1]
+    for job_id in ids[:-1]:
+        await jm_env.wait_for(job_id, S.COMPLETED, timeout=15.0)
+        assert await jm_env.states(job_id) == [
+            "JobStateStarted",
+            "JobStateStarted",
+            "JobStateCompleted",
+        ]
+    assert await jm_env.states(stopping) == [
+        "JobStateStarted",
+        "JobStateCancelling",
+        "JobStateCancelled",
+    ]
+    assert await one.claim_jobs() == [] and await two.claim_jobs() == []

@@ -216,18 +216,29 @@ async def test_resume_with_another_payload_version_fails_and_keeps_locks(
     assert doc["StateErrMsg"].startswith(f"failed to resume job {job_id}:")
 
 
-async def test_resume_only_with_resume_jobs_and_only_this_server(jm_env) -> None:
+async def test_resume_only_with_resume_jobs_and_on_one_server_only_this_server(jm_env) -> None:
     jm = await jm_env.started()
     job_id = await jm.submit(slow_echo(jm_env, "0.3"), "integration-test")
     await entered(jm_env, job_id, 1, "slowecho_label")
     await jm_env.pause_and_exit(jm)
 
-    other = await jm_env.started(resume_jobs=True, server_id="another-server")
     no_resume = await jm_env.started(resume_jobs=False, locker=jm_env.restarted_locker())
+    # one server per database (SQLite): ConTest's rule, only this ServerID's paused jobs
+    other = await jm_env.started(resume_jobs=True, server_id="another-server", single_server=True)
     await asyncio.sleep(0.3)
     assert other.jobs == {} and no_resume.jobs == {}
     assert await jm_env.states(job_id) == ["JobStateStarted", "JobStatePaused"]
     assert sorted(await jm_env.locked()) == ["id1", "id2"]
+    await other.close()
+
+    # servers sharing a database: a paused job nobody owns is any server's (a drain hands
+    # jobs over), taken by one pass of the claim loop
+    shared = await jm_env.started(
+        resume_jobs=True, server_id="another-server", locker=jm_env.restarted_locker()
+    )
+    assert list(shared.jobs) == [job_id]
+    assert await shared.claim_jobs() == []  # nothing left to take
+    await jm_env.wait_for(job_id, JobState.COMPLETED, timeout=10.0)
 
 
 # --- zombies ---------------------------------------------------------------------------------
@@ -287,7 +298,22 @@ async def test_zombies_of_another_instance_are_left_alone(jm_env) -> None:
     assert await jm_env.states(theirs) == ["JobStateStarted"]
 
 
-async def test_start_up_fails_zombies_then_resumes_paused_jobs(jm_env) -> None:
+async def test_start_up_without_resume_fails_zombies_and_leaves_paused_jobs(jm_env) -> None:
+    """--no-resume-jobs: ConTest's start-up."""
+    jm = await jm_env.started()
+    paused = await jm.submit(slow_echo(jm_env, "0.3"), "integration-test")
+    await entered(jm_env, paused, 1, "slowecho_label")
+    await jm_env.pause_and_exit(jm)
+    zombie = await left_behind(jm_env, S.STARTED, server_id=jm_env.SERVER_ID)
+
+    again = await jm_env.started(resume_jobs=False, locker=jm_env.restarted_locker())
+    assert (await jm_env.states(zombie))[-1] == "JobStateFailed"
+    assert again.jobs == {}
+    assert await jm_env.states(paused) == ["JobStateStarted", "JobStatePaused"]
+
+
+async def test_start_up_resumes_zombies_and_paused_jobs(jm_env) -> None:
+    """The default (--resume-jobs): a job nobody runs is resumed, crashed or paused."""
     jm = await jm_env.started()
     paused = await jm.submit(slow_echo(jm_env, "0.3"), "integration-test")
     await entered(jm_env, paused, 1, "slowecho_label")
@@ -295,7 +321,12 @@ async def test_start_up_fails_zombies_then_resumes_paused_jobs(jm_env) -> None:
     zombie = await left_behind(jm_env, S.STARTED, server_id=jm_env.SERVER_ID)
 
     await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker())
-    assert (await jm_env.states(zombie))[-1] == "JobStateFailed"
+    await jm_env.wait_for(zombie, S.COMPLETED, timeout=5.0)
+    assert await jm_env.states(zombie) == [
+        "JobStateStarted",
+        "JobStateStarted",
+        "JobStateCompleted",
+    ]
     await jm_env.wait_for(paused, S.COMPLETED, timeout=5.0)
     assert await jm_env.states(paused) == [
         "JobStateStarted",
@@ -331,9 +362,9 @@ async def test_locks_outlive_their_lease_while_the_job_runs_and_pauses(jm_env) -
 
 
 async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) -> None:
-    """The manager's process dies mid-job: its tasks stop where they are, nothing more is
-    written; once the job's lease has lapsed, the next manager fails the job as a zombie (at
-    start-up, or at its next sweep: at most a lease later)."""
+    """--no-resume-jobs: the manager's process dies mid-job: its tasks stop where they are,
+    nothing more is written; once the job's lease has lapsed, the next manager fails the job
+    as a zombie (at start-up, or at its next sweep: at most a lease later)."""
     dead = await jm_env.started(job_lease=1.0)
     job_id = await dead.submit(slow_echo(jm_env, "5"), "integration-test")
     await entered(jm_env, job_id, 1, "slowecho_label")
@@ -346,7 +377,7 @@ async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) ->
     await jm_env.flush()
     assert await jm_env.states(job_id) == ["JobStateStarted"]
 
-    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker(), job_lease=1.0)
+    jm = await jm_env.started(resume_jobs=False, locker=jm_env.restarted_locker(), job_lease=1.0)
     await jm_env.wait_for(job_id, S.FAILED, timeout=5.0)
     (failed,) = await jm_env.events_named(job_id, "JobStateFailed")
     assert failed.payload["Err"].startswith(f"Job {job_id} was zombieed")
@@ -354,3 +385,65 @@ async def test_a_job_of_a_manager_that_died_is_failed_by_the_next_one(jm_env) ->
     assert jm.jobs == {}
     # nobody released the targets: their leases run out in their own time
     assert sorted(await jm_env.locked()) == ["id1", "id2"]
+
+
+def two_steps(env, seconds: str) -> str:
+    return env.descriptor(
+        [
+            env.step("slowecho", "first", sleep="0", text="one"),
+            env.step("slowecho", "second", sleep=seconds, text="two"),
+        ],
+        test_name="IntegrationTest: takeover",
+    )
+
+
+async def die(env, dead: JobManager) -> None:
+    """What kill -9 leaves: the job's tasks stop where they are, nothing more is written."""
+    for entry in dead.jobs.values():
+        assert entry.task is not None
+        entry.task.cancel()
+    await asyncio.gather(*(e.task for e in dead.jobs.values() if e.task), return_exceptions=True)
+    dead.jobs.clear()
+    await dead.close()
+    await env.flush()
+
+
+async def test_a_job_of_a_manager_that_died_is_resumed_from_its_events(jm_env) -> None:
+    """The default: the next manager claims the job once its lease lapsed and resumes it where
+    its events leave it: targets that finished step "first" do not enter it again, targets
+    inside "second" re-enter it, the lost attempt marked TargetInterrupted (naming the dead
+    instance); the locks moved with the job (same job ID), and are freed at its end."""
+    dead = await jm_env.started(job_lease=1.0)
+    job_id = await dead.submit(two_steps(jm_env, "0.8"), "integration-test")
+    await entered(jm_env, job_id, 1, "second")
+    lost = dead.instance_id
+    await die(jm_env, dead)
+    assert await jm_env.states(job_id) == ["JobStateStarted"]
+
+    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker(), job_lease=1.0)
+    await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
+    assert await jm_env.states(job_id) == [
+        "JobStateStarted",
+        "JobStateStarted",
+        "JobStateCompleted",
+    ]
+    for target in jm_env.TARGETS:
+        log = [e[-2:] for e in await jm_env.target_log(job_id, target)]
+        assert log == [
+            ("", "TargetAcquired"),
+            ("first", "TargetIn"),
+            ("first", "TargetOut"),
+            ("second", "TargetIn"),
+            ("second", "TargetInterrupted"),
+            ("second", "TargetIn"),
+            ("second", "TargetOut"),
+            ("", "TargetReleased"),
+        ], (target, log)
+    marks = await jm_env.store.test_events(
+        events.TestEventQuery(job_id=job_id, event_names=["TargetInterrupted"])
+    )
+    assert {e.payload["Server"] for e in marks} == {lost}
+    assert {e.payload["By"] for e in marks} == {jm.instance_id}
+    doc = await jm.status(job_id)
+    assert doc["State"] == "JobStateCompleted"
+    assert await jm_env.locked() == []

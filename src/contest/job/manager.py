@@ -1,5 +1,6 @@
 """The job manager: starts, stops, retries, lists and reports on jobs; keeps their locks alive;
-on start-up fails the zombie jobs and resumes its paused ones.
+takes over the jobs nobody runs (paused ones, and those whose server died: resumed from their
+stored events), or with ``--no-resume-jobs`` fails the zombies as ConTest does.
 
 Several servers may share one database (:mod:`contest.storage.fleet`): each manager is an
 instance with a unique ID, registered with a heartbeat (every lease/3) that also renews the
@@ -28,9 +29,14 @@ from typing import Any, Protocol, Unpack
 from contest import __version__, hostpolicy, metrics
 from contest.errors import Cancelled, ContestError
 from contest.events import (
+    RUN_STARTED,
+    TARGET_ACQUIRE_ERR,
+    TARGET_ACQUIRED,
     TARGET_ERR,
     TARGET_IN,
+    TARGET_INTERRUPTED,
     TARGET_OUT,
+    TARGET_RELEASED,
     EventReader,
     EventSink,
     FrameworkEvent,
@@ -39,7 +45,7 @@ from contest.events import (
     TestEventQuery,
     closing_error,
 )
-from contest.job.build import load_job_in_worker, rebuild_job
+from contest.job.build import CLEANUP_SUFFIX, load_job_in_worker, rebuild_job
 from contest.job.descriptor import (
     DescriptorError,
     DescriptorValidationError,
@@ -49,18 +55,21 @@ from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner, NothingAcquired
 from contest.job.statusdoc import RunningStatuses, StatusDocument, encoded_status_document
 from contest.job.waiting import DEFAULT_WAIT_POLL
-from contest.locking import TargetLocker
+from contest.locking import LockerUnavailable, TargetLocker
 from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
 from contest.registry import PluginRegistry, default_registry
-from contest.resume import PausePayload
+from contest.resume import Checkpoint, PausePayload, TestShape, checkpoint_from_events
 from contest.runner import collector
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
+from contest.storage.errors import LeaseLost, StorageUnavailable
 from contest.storage.fleet import (
     STOP,
+    ClaimQuery,
     Fleet,
     Instance,
+    Orphan,
     ServerInfo,
     ZombieQuery,
     fleet_of,
@@ -78,6 +87,8 @@ _ROUTING_PAGE = 20_000  # routing events read at once for the targets an ended j
 DEFAULT_JOB_LEASE = 30.0  # --job-lease
 COMMAND_POLL = 0.5  # how often an owner looks for commands other servers left for its jobs
 REMOTE_STOP_WAIT = 2.0  # how long a stop of another server's job waits for the owner to take it
+CLAIM_PERIOD_MAX = 10.0  # the claim loop runs every lease/3, at most this long apart
+CLAIM_BATCH = 20  # jobs claimed in one pass at most (the next pass takes more)
 
 
 class JobManagerError(ContestError):
@@ -182,7 +193,10 @@ class _Entry:
     paused_payload: PausePayload | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""  # said by JobStateCancelled (the failure summary shows it)
-    epoch: int = 0  # of the job's lease, claimed for this run of it (a fencing token to come)
+    epoch: int = 0  # of the job's lease, claimed for this run of it: every write is fenced by it
+    claimed_at: float = 0.0  # time.monotonic() of that claim
+    lost: bool = False  # the lease was lost: this copy stops and writes nothing more
+    ending: bool = False  # writing its final state (or pause), which deletes (lets go) the lease
 
     def cancel(self, reason: str) -> None:
         if not self.scope.cancel.is_set():
@@ -235,7 +249,12 @@ class JobManager:
         self._beat: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._claimer: asyncio.Task[None] | None = None
+        self._stopping = False  # pausing or cancelling every job: this server goes away
+        self.resume_jobs = True
         self._draining: asyncio.Future[None] | None = None
+        #: SIGUSR1: no new work is claimed (takeover's claim_jobs looks), jobs are handed over
+        self.draining = False
         self._registered = False
         self.instance_tag = instance_tag
         self.lock_duration = lock_duration
@@ -251,6 +270,10 @@ class JobManager:
             wait_poll=wait_poll,
         )
         self._refresher: asyncio.Task[None] | None = None
+        # a write of a job refused by the storage for a stale lease stops the job's copy here
+        on_lost = getattr(store, "on_lease_lost", None)
+        if on_lost is not None:
+            on_lost(self._on_lease_lost)
         self._status_jobs: dict[int, tuple[str | None, Job]] = {}
         self._running_statuses = RunningStatuses()
 
@@ -262,8 +285,14 @@ class JobManager:
 
     async def start(self, *, resume_jobs: bool = True, sweep_zombies: bool = True) -> None:
         """Register this instance (``InstanceConflict`` if its ID is live elsewhere), start the
-        heartbeat and the lock refresher, fail zombies, resume paused jobs (in that order).
-        ``sweep_zombies`` False (``contest run``): leave other processes' jobs alone."""
+        heartbeat and the lock refresher, then take the jobs nobody runs.
+
+        ``resume_jobs`` (``--resume-jobs``, the default): the jobs of a dead server (lease
+        lapsed) and the paused jobs nobody owns are claimed and resumed (:meth:`claim_jobs`),
+        at start-up and, on a database other servers may share, every lease/3 after. False
+        (``--no-resume-jobs``, ConTest's behaviour): zombies are failed (:meth:`_fail_zombies`)
+        and paused jobs are left paused. ``sweep_zombies`` False (``contest run``): leave
+        other processes' jobs alone."""
         collector.prepare()
         if self.register:
             # a row of this ID whose heartbeat stands still is waited for up to a lease (a
@@ -276,28 +305,44 @@ class JobManager:
         metrics.track_heartbeat(self)
         self._beat = asyncio.ensure_future(self._heartbeat_forever())
         self._poller = asyncio.ensure_future(self._poll_commands_forever())
-        if sweep_zombies and not self.single_server:
+        self.resume_jobs = resume_jobs
+        shared = sweep_zombies and not self.single_server
+        if shared and not resume_jobs:
             self._sweeper = asyncio.ensure_future(self._sweep_forever())
         self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
-        if sweep_zombies:
+        if sweep_zombies and not resume_jobs:
             await self._fail_zombies()
         if resume_jobs:
-            await self._resume_paused()
+            await self.claim_jobs()
+            if shared:
+                self._claimer = asyncio.ensure_future(self._claim_forever())
 
     def pause_all(self) -> None:
+        self._stopping = True  # no more jobs taken: this server is going away
         for entry in self.jobs.values():
             entry.scope.pause.set()
 
     def cancel_all(self, reason: str = "") -> None:
         """Cancel every job; ``reason`` is recorded in their ``JobStateCancelled`` events."""
+        self._stopping = True
         for entry in self.jobs.values():
             entry.cancel(reason)
 
     def mark_draining(self) -> None:
-        """SIGUSR1 (the server takes no more requests, its jobs run to their end): the list
-        of servers shows this one as draining."""
+        """SIGUSR1: the server takes no more requests nor claims work (the list of servers
+        shows it draining). On a database other servers may share, its running jobs are handed
+        over: each pauses at its next checkpoint (the pause path: ``JobStatePaused`` with its
+        resume state) and its lease is let go, so that another server's claim loop resumes it
+        (a paused job nobody owns); the server exits once they have paused. On SQLite (one
+        server) there is nobody to hand them to: they run to their end, as ConTest's drain."""
+        self.draining = True
         if self._registered:
             self._draining = asyncio.ensure_future(self._set_draining())
+        if not self.single_server:
+            for job_id, entry in self.jobs.items():
+                if entry.task is not None and not entry.task.done():
+                    log.warning("job %d: draining: pausing it to hand it over", job_id)
+                    entry.scope.pause.set()
 
     async def _set_draining(self) -> None:
         try:
@@ -322,7 +367,7 @@ class JobManager:
         lock duration after we exit (the time a restart has to resume them)."""
         self._running_statuses.close()
         await self._refresh_once()
-        for task in (self._refresher, self._beat, self._poller, self._sweeper):
+        for task in (self._refresher, self._beat, self._poller, self._sweeper, self._claimer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -479,21 +524,23 @@ class JobManager:
 
     # --- running jobs --------------------------------------------------------------------------
 
-    def _launch(self, job: Job, resume: PausePayload | None) -> None:
+    def _launch(self, job: Job, resume: PausePayload | None, epoch: int | None = None) -> None:
+        """Run ``job`` (from ``resume`` if given); ``epoch``: its lease is already claimed."""
         entry = _Entry(job, Scope())
         self.jobs[job.id] = entry
         # the job, and every task it starts, runs under this manager's host policy
         entry.task = asyncio.get_running_loop().create_task(
-            self._run(entry, resume), context=hostpolicy.job_context(self.policy)
+            self._run(entry, resume, epoch), context=hostpolicy.job_context(self.policy)
         )
 
-    async def _run(self, entry: _Entry, resume: PausePayload | None) -> None:
+    async def _run(self, entry: _Entry, resume: PausePayload | None, epoch: int | None) -> None:
         job = entry.job
         bind_job(job.id)  # every log line of this task and the tasks it starts names the job
         try:
             # owned before it is started: a running job always has a lease, so one without
             # is a job of a version before leases (see _find_zombies)
-            epoch = await self.fleet.claim(job.id, self.instance_id, self.job_lease)
+            if epoch is None:
+                epoch = await self.fleet.claim(job.id, self.instance_id, self.job_lease)
         except Exception as exc:
             log.error("job %d: cannot claim its lease, not running it: %s", job.id, exc)
             self._forget(entry)
@@ -502,26 +549,94 @@ class JobManager:
             log.info("job %d is run by another server: not running it here", job.id)
             self._forget(entry)
             return
+        self.hold_lease(entry, epoch)
+        try:
+            await self._run_owned(entry, resume)
+        except LeaseLost as exc:
+            self._stop_copy(entry, str(exc))
+        except asyncio.CancelledError:
+            if not entry.lost:
+                raise
+        if entry.lost:
+            # the lease's new owner writes the job's events and its final state, and holds
+            # its targets and its place in line: nothing of them is touched here
+            log.warning("job %d: this server's copy stopped (lease epoch %d lost)",
+                        job.id, entry.epoch)  # fmt: skip
+            self._unfence(job.id)
+            self._forget(entry)
+
+    def hold_lease(self, entry: _Entry, epoch: int) -> None:
+        """This server now holds the lease of ``entry``'s job at ``epoch`` (just claimed): every
+        event and state write of the job, and the DB locker's writes for it, are fenced by it
+        from now on (``Storage.fence_job``). Whoever claims a job to run it calls this."""
         entry.epoch = epoch
+        entry.claimed_at = time.monotonic()
+        entry.lost = False
+        self._fence(entry.job.id, epoch)
+
+    def _fence(self, job_id: int, epoch: int) -> None:
+        fence = getattr(self.store, "fence_job", None)
+        if fence is not None:
+            fence(job_id, self.instance_id, epoch)
+
+    def _unfence(self, job_id: int) -> None:
+        unfence = getattr(self.store, "unfence_job", None)
+        if unfence is not None:
+            unfence(job_id)
+
+    def _on_lease_lost(self, job_id: int, epoch: int) -> None:
+        """The storage refused a write of the job: this server's lease on it is stale."""
+        entry = self.jobs.get(job_id)
+        if entry is not None and entry.epoch == epoch:
+            self._stop_copy(entry, "a write of it was refused: its lease is held elsewhere")
+
+    def _stop_copy(self, entry: _Entry, why: str) -> None:
+        """This server lost the job's lease (taken by another server, lapsed, or a write was
+        refused): stop its copy here at once, writing nothing (the storage refuses its writes
+        from now on). The steps are cancelled; a copy still running half a lease later is
+        cancelled outright, so that it is gone within one lease."""
+        if entry.lost:
+            return
+        entry.lost = True
+        job_id = entry.job.id
+        log.error("job %d: lost its lease (epoch %d): %s; stopping this server's copy of it",
+                  job_id, entry.epoch, why)  # fmt: skip
+        mark = getattr(self.store, "mark_lost", None)
+        if mark is not None:
+            mark(job_id, entry.epoch)
+        entry.cancel(f"this server lost the job's lease: {why}")
+        task = entry.task
+        if task is not None and not task.done():
+            asyncio.get_running_loop().call_later(
+                self.job_lease / 2, lambda: task.done() or task.cancel()
+            )
+
+    async def _run_owned(self, entry: _Entry, resume: PausePayload | None) -> None:
+        """Run the job whose lease this server holds: every outcome ends with its final state
+        or its pause, unless the lease is lost (then :class:`LeaseLost`, nothing written)."""
+        job = entry.job
         try:
             await self._state(job.id, JobState.STARTED)
+        except LeaseLost:
+            raise
         except Exception as exc:
             log.error("job %d: cannot record JobStateStarted, not running it: %s", job.id, exc)
+            self._unfence(job.id)
             await self._drop_lease(job.id, paused=True)
             self._forget(entry)
             return
         try:
             payload = await self.runner.run(job, entry.scope, resume)
         except Cancelled:
+            self._check_held(entry)
             reason = {"Reason": entry.cancel_reason} if entry.cancel_reason else None
             why = f" ({entry.cancel_reason})" if entry.cancel_reason else ""
             await self._close_targets(job.id, f"job {job.id} was cancelled{why}")
             await self._state(job.id, JobState.CANCELLED, reason)
-            await self._leave_queue(job.id)
-            await self._drop_lease(job.id)
-            self._forget(entry)
+            await self._ended(entry)
             return
         except Exception as exc:
+            self._check_held(entry)
             took = time.time() - entry.started
             if isinstance(exc, JobError | ContestError):
                 msg = str(exc)
@@ -540,18 +655,17 @@ class JobManager:
                     JobState.FAILED,
                     {"Err": _failure(job.id, took, exc, msg)},
                 )
-            await self._leave_queue(job.id)
-            await self._drop_lease(job.id)
-            self._forget(entry)
+            await self._ended(entry)
             return
+        self._check_held(entry)
         if payload is None:
             await self._state(job.id, JobState.COMPLETED)
-            await self._leave_queue(job.id)
-            await self._drop_lease(job.id)
-            self._forget(entry)
+            await self._ended(entry)
             return
         try:
             await self._state(job.id, JobState.PAUSED, payload.to_json_obj())
+        except LeaseLost:
+            raise
         except Exception as exc:
             await self._close_targets(job.id, f"job {job.id} failed pausing")
             await self._state(
@@ -565,14 +679,32 @@ class JobManager:
                     await self.locker.unlock(job.id, entry.targets)
                 except Exception as unlock_exc:
                     log.warning("job %d: cannot unlock its targets: %s", job.id, unlock_exc)
+            self._unfence(job.id)
             await self._drop_lease(job.id)
             self._forget(entry)
             return
         # paused: keep the entry so that the locks of the held targets stay refreshed; the
-        # lease lapses, for whichever server resumes the job to claim
+        # lease lapses, for whichever server resumes the job to claim (unfenced first: the
+        # locks of a paused job are refreshed without a lease)
+        self._unfence(job.id)
         await self._drop_lease(job.id, paused=True)
         entry.paused_payload = payload
         entry.done.set()
+
+    def _check_held(self, entry: _Entry) -> None:
+        """Before a job's final writes: a copy whose lease was lost while it ran writes none.
+        From here on the heartbeat leaves the job alone (its final state deletes its lease:
+        not a loss); the writes themselves stay fenced."""
+        if entry.lost:
+            raise LeaseLost(entry.job.id, entry.epoch, "lost while the job ran")
+        entry.ending = True
+
+    async def _ended(self, entry: _Entry) -> None:
+        """After the job's final state: its place in line, its lease, its entry."""
+        await self._leave_queue(entry.job.id)
+        self._unfence(entry.job.id)
+        await self._drop_lease(entry.job.id)
+        self._forget(entry)
 
     async def _drop_lease(self, job_id: int, *, paused: bool = False) -> None:
         """After the job's final state (or its pause): forget (or let lapse) its lease. A
@@ -617,6 +749,13 @@ class JobManager:
         async def refresh(entry: _Entry) -> None:
             try:
                 await self.locker.refresh_locks(entry.job.id, self.lock_duration, entry.targets)
+            except LeaseLost as exc:
+                self._stop_copy(entry, str(exc))
+            except (LockerUnavailable, StorageUnavailable) as exc:
+                # the database is away: the locks are in it, where nobody can take them
+                # meanwhile; the job is suspended with its events, not aborted (tried again
+                # next period, and a lock that did lapse shows as a conflict then)
+                log.warning("job %d: cannot refresh its target locks now: %s", entry.job.id, exc)
             except Exception as exc:
                 log.error("job %d: lost its target locks (%s): aborting job", entry.job.id, exc)
                 entry.cancel(f"lost its target locks: {exc}")
@@ -633,6 +772,7 @@ class JobManager:
         delay, failures = period, 0
         while True:
             await asyncio.sleep(delay)
+            began = time.monotonic()
             try:
                 # bounded: a connection that hangs without an error is a failure too
                 beat = self.fleet.heartbeat(
@@ -652,6 +792,37 @@ class JobManager:
                             "heartbeat lapsed): registered again", self.instance_id)  # fmt: skip
             self.last_heartbeat = time.monotonic()
             delay, failures = period, 0
+            try:
+                await asyncio.wait_for(self._check_leases(began), timeout=self.job_lease)
+            except Exception as exc:
+                log.warning("cannot read the leases of this server's jobs: %s", exc)
+
+    async def _check_leases(self, before: float) -> None:
+        """After a heartbeat: the running jobs (claimed before ``before``) whose lease is no
+        longer this server's at the epoch it claimed (another server holds it, it lapsed, or
+        the job ended elsewhere) are lost: their copies here stop, writing nothing more."""
+        held = {
+            job_id: entry
+            for job_id, entry in self.jobs.items()
+            if entry.epoch and not entry.lost and not entry.ending and entry.claimed_at < before
+            and entry.task is not None and not entry.task.done()
+        }  # fmt: skip
+        if not held:
+            return
+        leases = await self.fleet.lease_info(held)
+        for job_id, entry in held.items():
+            lease = leases.get(job_id)
+            if lease is not None and lease.held_by(self.instance_id, entry.epoch):
+                continue
+            if entry.task is None or entry.task.done() or entry.lost or entry.ending:
+                continue  # it ended (or paused) meanwhile: its lease went with it
+            if lease is None:
+                why = "its lease is gone (the job ended elsewhere)"
+            elif lease.owner != self.instance_id or lease.epoch != entry.epoch:
+                why = f"{lease.owner} holds its lease now (epoch {lease.epoch})"
+            else:
+                why = "its lease lapsed (no heartbeat renewed it in time)"
+            self._stop_copy(entry, why)
 
     async def _sweep_forever(self) -> None:
         """On a database other servers may share: look for zombies once a lease (a task of its
@@ -712,6 +883,11 @@ class JobManager:
             )
             if claimed is None:
                 continue  # another server handles it
+            # its writes are fenced by the epoch just claimed (and no longer refused if this
+            # server had lost the job's copy earlier)
+            fence = getattr(self.store, "fence_job", None)
+            if fence is not None:
+                fence(zombie.job_id, self.instance_id, claimed)
             log.warning("job %d was run by %s, whose lease has lapsed: a zombie", zombie.job_id,
                         zombie.owner or f"server {zombie.server_id} (no lease)")  # fmt: skip
             out.append(zombie.job_id)
@@ -757,12 +933,16 @@ class JobManager:
             },
         )
         await self._leave_queue(job_id)
+        self._unfence(job_id)
         await self._drop_lease(job_id)
 
     async def _leave_queue(self, job_id: int) -> None:
-        """An ended job gives up any place in the locker's line (CONTRACTS.md, "Job end frees
-        targets": the locker's API until its table's rows go in the final state's
-        transaction). A failure is logged: a place in line lapses on its own."""
+        """An ended job gives up any place in the locker's line (a DB locker's rows went with
+        the final state's transaction already; other lockers are told here). The job's writes
+        are unfenced first: its lease went with its final state too, and a fenced write of a
+        job with no lease would be refused as a lost lease. A failure is logged: a place in
+        line lapses on its own."""
+        self._unfence(job_id)
         try:
             await self.locker.leave_queue(job_id)
         except Exception as exc:
@@ -795,7 +975,7 @@ class JobManager:
             page = await self.store.test_events(
                 TestEventQuery(
                     job_id=job_id,
-                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR],
+                    event_names=[TARGET_IN, TARGET_OUT, TARGET_ERR, TARGET_INTERRUPTED],
                     after_sequence=after,
                     limit=_ROUTING_PAGE,
                 )
@@ -826,39 +1006,184 @@ class JobManager:
             await ack
         return len(open_)
 
-    async def _resume_paused(self) -> None:
-        for job_id in await self.list(states=[JobState.PAUSED], server_id=self.server_id):
-            if job_id in self.jobs:
-                continue
+    # --- takeover: jobs nobody runs --------------------------------------------------------------
+
+    async def _claim_forever(self) -> None:
+        """On a database other servers may share: every lease/3 (at most 10 s apart), take the
+        jobs whose server died and the paused jobs nobody owns (a task of its own, so that
+        resuming jobs never delays the heartbeat)."""
+        period = min(max(self.job_lease / 3, 0.2), CLAIM_PERIOD_MAX)
+        while True:
+            await asyncio.sleep(period)
             try:
-                req = await self.store.get_job(job_id)
-                if req is None:
-                    raise JobManagerError("job request not found")
-                events = await self.store.framework_events(
-                    FrameworkEventQuery(job_id=job_id, event_names=[JobState.PAUSED.event_name])
-                )
-                if not events:
-                    raise JobManagerError("no JobStatePaused event")
-                latest = max(events, key=lambda e: e.sequence)
-                payload = PausePayload.from_json_obj(latest.payload)
-                if req.extended_descriptor:  # kept out of the logs of this process too
-                    secrets = await asyncio.to_thread(
-                        find_secrets, req.extended_descriptor, self.registry
-                    )
-                    remember_secrets(secrets)
-                with hostpolicy.using(self.policy):  # refused now if the flags no longer allow
-                    job = await self._rebuild(req)
-                job.requestor = req.requestor
+                await asyncio.wait_for(self.claim_jobs(), timeout=self.job_lease)
             except Exception as exc:
-                log.error("failed to resume job %d: %s", job_id, exc)
-                await self._close_targets(job_id, f"job {job_id} could not be resumed")
-                await self._state(
-                    job_id, JobState.FAILED, {"Err": f"failed to resume job {job_id}: {exc}"}
-                )
-                await self._leave_queue(job_id)
+                log.error("claiming jobs nobody runs failed: %s", exc)
+
+    async def claim_jobs(self) -> builtins.list[int]:
+        """One pass of the claim loop: claim (raising each lease's epoch) and resume the jobs
+        whose lease lapsed by the database's clock (their server died: resumed from their
+        stored events, :meth:`_checkpoint`) and the paused jobs nobody owns (resumed from their
+        pause: a clean stop or a drain left them). Nothing while this server drains or stops.
+        Returns the jobs resumed here."""
+        if self._draining is not None or self._stopping:
+            return []
+        query = ClaimQuery(
+            me=self.instance_id,
+            single_server=self.single_server,
+            legacy_server_id=self.server_id,
+            # ConTest resumes only its own ServerID's paused jobs: kept where one server is all
+            # there is (SQLite); servers sharing a database take each other's (a drain)
+            paused_server_id=self.server_id if self.single_server else None,
+            tags=(self.instance_tag,) if self.instance_tag else (),
+            limit=CLAIM_BATCH,
+            skip=tuple(self.jobs),
+        )
+        orphans = await self.fleet.claim_orphans(query, self.job_lease)
+        await self._prune_servers()
+        resumed = []
+        for orphan in orphans:
+            entry = self.jobs.get(orphan.job_id)
+            if entry is not None:  # started or paused here meanwhile
+                if entry.paused_payload is not None:  # paused as this server stops: let go
+                    await self._drop_lease(orphan.job_id, paused=True)
                 continue
+            if self._stopping:  # stopping meanwhile: leave it to the others (or the restart)
+                await self._drop_lease(orphan.job_id, paused=True)
+                continue
+            if await self._resume(orphan):
+                resumed.append(orphan.job_id)
+        return resumed
+
+    async def _resume(self, orphan: Orphan) -> bool:
+        """Resume a claimed job: from its pause, or from where its stored events leave it. A
+        job that cannot be resumed (no request, a descriptor the host policy now refuses, a
+        broken pause payload) is failed, as ConTest fails a paused job it cannot resume."""
+        job_id = orphan.job_id
+        # fenced at the epoch just claimed before anything is written for it: what this server
+        # writes to resume the job (TargetInterrupted, a failure) must not be checked against
+        # an older claim of its own whose lease it lost (an outage longer than the lease)
+        self._fence(job_id, orphan.epoch)
+        try:
+            req = await self.store.get_job(job_id)
+            if req is None:
+                raise JobManagerError("job request not found")
+            if req.extended_descriptor:  # kept out of the logs of this process too
+                secrets = await asyncio.to_thread(
+                    find_secrets, req.extended_descriptor, self.registry
+                )
+                remember_secrets(secrets)
+            with hostpolicy.using(self.policy):  # refused now if the flags no longer allow
+                job = await self._rebuild(req)
+            job.requestor = req.requestor
+            if req.state == JobState.CANCELLING:
+                await self._finish_cancel(job_id, orphan.owner)
+                return False
+            payload: PausePayload | None
+            if orphan.paused:
+                payload = await self._pause_payload(job_id)
+                interrupted = 0
+            else:
+                checkpoint = await self._checkpoint(job)
+                payload = checkpoint.payload
+                interrupted = await self._mark_interrupted(checkpoint, orphan.owner)
+        except Exception as exc:
+            log.error("failed to resume job %d: %s", job_id, exc)
+            await self._close_targets(job_id, f"job {job_id} could not be resumed")
+            await self._state(
+                job_id, JobState.FAILED, {"Err": f"failed to resume job {job_id}: {exc}"}
+            )
+            await self._leave_queue(job_id)
+            await self._drop_lease(job_id)
+            return False
+        if orphan.paused:
             log.info("resuming job %d", job_id)
-            self._launch(job, payload)
+        else:
+            log.warning("job %d was run by %s, whose lease has lapsed: taking it over (%s, %d "
+                        "targets re-enter the step they were in)", job_id, orphan.owner,
+                        _where(payload), interrupted)  # fmt: skip
+        self._launch(job, payload, orphan.epoch)
+        return True
+
+    async def _finish_cancel(self, job_id: int, owner: str | None) -> None:
+        """A job whose server died while cancelling it was stopped: it is not resumed but
+        cancelled, as its server would have ended it (closing TargetErrs, JobStateCancelled,
+        its targets freed with the state)."""
+        why = f"stopped; its server ({owner or 'unknown'}) died while cancelling it"
+        log.warning("job %d: %s: cancelled", job_id, why)
+        await self._close_targets(job_id, f"job {job_id} was cancelled ({why})")
+        await self._state(job_id, JobState.CANCELLED, {"Reason": why})
+        await self._leave_queue(job_id)
+        await self._drop_lease(job_id)
+
+    async def _pause_payload(self, job_id: int) -> PausePayload:
+        events = await self.store.framework_events(
+            FrameworkEventQuery(job_id=job_id, event_names=[JobState.PAUSED.event_name])
+        )
+        if not events:
+            raise JobManagerError("no JobStatePaused event")
+        latest = max(events, key=lambda e: e.sequence)
+        return PausePayload.from_json_obj(latest.payload)
+
+    async def _checkpoint(self, job: Job) -> Checkpoint:
+        """Where a job whose server died stood, from its stored events (the runs it started,
+        and its last run's acquisition, routing and release events, read a page at a time):
+        see :func:`contest.resume.checkpoint_from_events`."""
+        runs = await self.store.framework_events(
+            FrameworkEventQuery(job_id=job.id, event_names=[RUN_STARTED])
+        )
+        started = [
+            int(e.payload["RunID"])
+            for e in runs
+            if isinstance(e.payload, dict) and isinstance(e.payload.get("RunID"), int)
+        ]
+        events: builtins.list[TestEvent] = []
+        if started:
+            after = 0
+            while True:
+                page = await self.store.test_events(
+                    TestEventQuery(
+                        job_id=job.id,
+                        run_id=max(started),
+                        event_names=[
+                            TARGET_ACQUIRED, TARGET_ACQUIRE_ERR, TARGET_RELEASED,
+                            TARGET_IN, TARGET_OUT, TARGET_ERR, TARGET_INTERRUPTED,
+                        ],
+                        after_sequence=after,
+                        limit=_ROUTING_PAGE,
+                    )
+                )  # fmt: skip
+                events.extend(page)
+                if len(page) < _ROUTING_PAGE or page[-1].sequence <= after:
+                    break
+                after = page[-1].sequence
+        shapes = [
+            TestShape(
+                name=jt.name,
+                labels=[b.label for b in jt.test.steps],
+                cleanup_labels=[b.label for b in jt.test.cleanup_steps],
+                cleanup_name=jt.name + CLEANUP_SUFFIX,
+                num_retries=jt.num_retries,
+            )
+            for jt in job.tests
+        ]
+        return checkpoint_from_events(job.id, shapes, started, events, now=time.time())
+
+    async def _mark_interrupted(self, checkpoint: Checkpoint, owner: str | None) -> int:
+        """A ``TargetInterrupted`` for each target that was inside a step when its server
+        died: that attempt stays in the events, marked; the target enters the step again."""
+        now = time.time()
+        pending = []
+        for ev in checkpoint.interrupted:
+            payload = {"Server": owner or "", "By": self.instance_id}
+            ack = self.store.write_test_event(
+                TestEvent(ev.header, ev.target, TARGET_INTERRUPTED, payload, now)
+            )
+            if ack is not None:
+                pending.append(ack)
+        for ack in pending:
+            await ack
+        return len(checkpoint.interrupted)
 
     async def _status_job(self, req: JobRequest) -> Job:
         """The job rebuilt for ``status``: a job's extended descriptor never changes and it
@@ -896,6 +1221,12 @@ def _failure(job_id: int, took: float, exc: Exception, msg: str) -> str:
     if isinstance(exc, NothingAcquired):
         return msg
     return f"Job {job_id} failed after {_go_seconds(took)}: {msg}"
+
+
+def _where(payload: PausePayload | None) -> str:
+    if payload is None:
+        return "from its start"
+    return f"run {payload.run_id}, test {payload.test_index + 1}, attempt {payload.attempt + 1}"
 
 
 def _go_seconds(seconds: float) -> str:

@@ -329,8 +329,12 @@ class JobRunner:
             try:
                 await self.locker.refresh_locks(job.id, self.lock_duration, targets)
             except Exception as exc:
-                await self._acquire_failed(at, str(exc))
-                return None
+                # the locks lapsed while nobody ran the job (a takeover after its server died):
+                # taken again through the line, within the acquire timeout
+                error = await self._relock(job.id, jt.acquire_timeout, targets, exc)
+                if error is not None:
+                    await self._acquire_failed(at, error)
+                    return None
         else:
             budget = jt.acquire_timeout
             if resume is not None and resume.wait_remaining is not None:
@@ -354,6 +358,32 @@ class JobRunner:
     async def _acquire_failed(self, at: _Attempt, error: str) -> None:
         at.tally.error = error
         await self._emit(at.emitter, TARGET_ACQUIRE_ERR, None, {"Error": error})
+
+    async def _relock(
+        self, job_id: int, timeout: float, targets: list[Target], cause: Exception
+    ) -> str | None:
+        """Lock ``targets`` again for a resumed job whose locks could not be refreshed, waiting
+        in the locker's line up to ``timeout``; None once locked, else why not."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                got = await self.locker.lock_queued(job_id, self.lock_duration, targets)
+                if got.granted:
+                    log.warning("job %d: its target locks had lapsed (%s): locked again",
+                                job_id, cause)  # fmt: skip
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    held = ", ".join(f"{t} held by job {j}" for t, j in got.blockers.items())
+                    return f"could not lock the targets again ({cause}): {held or 'held'}"
+                await self.locker.wait_for_release(min(left, 1.0))
+        except Exception as exc:
+            return f"could not lock the targets again: {exc}"
+        finally:
+            try:
+                await self.locker.leave_queue(job_id)
+            except Exception as exc:
+                log.warning("job %d: cannot leave the line for targets: %s", job_id, exc)
 
     async def _attempt_steps(
         self, at: _Attempt, targets: list[Target], resume: PausePayload | None

@@ -187,6 +187,8 @@ def check_settings(settings: ServeSettings) -> str:
             f"--job-lease {settings.job_lease:g}s: must be at least {MIN_JOB_LEASE:g}s (the "
             "heartbeat runs every lease/3)"
         )
+    if not settings.db_retry > 0:
+        raise StartupError(f"--db-retry {settings.db_retry:g}s: must be more than 0")
     if settings.target_locker not in ("auto", "inmemory", "db"):
         raise StartupError(f"--target-locker {settings.target_locker!r}: auto, inmemory or db")
     return server_id
@@ -250,6 +252,8 @@ def make_locker(kind: str, store: Any) -> TargetLocker:
         locker = reg.get("targetlockers", "DBLocker").factory(engine=store.engine)
         # the locks are rows of this database: a job's final state deletes them with it
         store.free_target_locks_at_job_end()
+        # and a server that lost a job's lease can neither refresh nor release its locks
+        locker.fence_with(store.check_lease)  # type: ignore[attr-defined]
     return locker
 
 
@@ -295,7 +299,13 @@ async def _serve(
             listen=f"{scheme}://{url_host}:{bound_port}",
         )
         try:
-            store = await open_storage(settings.db)
+            # a frozen server's transaction cannot keep its fencing share locks on lease rows
+            # (and so hold up another server's claim) past half a lease
+            store = await open_storage(
+                settings.db,
+                retry_for=settings.db_retry,
+                idle_transaction_timeout=max(1.0, settings.job_lease / 2),
+            )
         except Exception as exc:
             from contest.storage.errors import database_message
 
@@ -304,6 +314,9 @@ async def _serve(
                 f"cannot open the database {where}: {database_message(exc)}"
             ) from None
         try:
+            # a database outage longer than --db-retry suspends the jobs (their events are
+            # held and written when it is back), rather than failing them half-written
+            store.hold_outages()
             locker = make_locker(settings.target_locker, store)
             jm = JobManager(
                 store,

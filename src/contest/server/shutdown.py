@@ -5,8 +5,10 @@
   ``0`` cancel every job at once; ``> 0`` pause every job and cancel whatever has not paused
   after that long; ``< 0`` pause, never escalate. A second SIGINT/SIGTERM cancels at once; a
   third exits at once (for a step that ignores even cancellation).
-* SIGUSR1: drain: stop taking requests, let running jobs finish, then exit. A SIGINT/SIGTERM
-  after it acts as a first one.
+* SIGUSR1: drain: stop taking requests (and claiming work); on SQLite let running jobs finish,
+  on a database several servers share hand them over (each pauses at its next checkpoint and
+  lets its lease go, for another server to resume: ``JobManager.mark_draining``); then exit.
+  A SIGINT/SIGTERM after it acts as a first one.
 
 Pausing is what makes a restart lose nothing: paused jobs keep their target locks for one more
 lease, and the next server with ``--resume-jobs`` continues them where they stopped. So the
@@ -60,10 +62,11 @@ class ShutdownController:
             self.interrupt(signal.Signals(signum).name)
 
     def drain(self) -> None:
-        """Stop the API; jobs run to their end."""
+        """Stop the API; jobs run to their end, or are handed over (see the module's doc)."""
         if self.draining or self.interrupts:
             return
-        log.warning("SIGUSR1: not taking requests any more; waiting for running jobs to finish")
+        log.warning("SIGUSR1: not taking requests any more; waiting for running jobs to finish "
+                    "or be handed over")  # fmt: skip
         self.draining = True
         self.jobs.mark_draining()  # the other servers list this one as draining
         self._stop_api()

@@ -13,6 +13,7 @@ server-side prepared statements.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import event
@@ -24,8 +25,22 @@ from contest.storage.urls import backend_name, to_async_url
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """An AsyncEngine for a storage URL (any form :func:`to_async_url` accepts)."""
+def create_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    idle_transaction_timeout: float | None = None,
+) -> AsyncEngine:
+    """An AsyncEngine for a storage URL (any form :func:`to_async_url` accepts).
+
+    ``idle_transaction_timeout`` (seconds, PostgreSQL and MariaDB): the database ends a session
+    of ours that sits idle inside a transaction that long, so that a process frozen mid-
+    transaction (SIGSTOP, a VM paused) cannot hold its row locks for ever: a server's event
+    writer holds a share lock on its jobs' lease rows until its commit (lease fencing), which
+    another server's claim of those leases must not wait for beyond that. Our transactions
+    never idle (their statements follow each other at once); one ended by it is retried as a
+    lost connection."""
     aurl = to_async_url(url)
     backend = backend_name(aurl)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -33,13 +48,21 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         if "charset" not in aurl.query:
             aurl = aurl.update_query_dict({"charset": "utf8mb4"})
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
+        if idle_transaction_timeout:
+            # MariaDB's (10.3+); MySQL has none, and reports an unknown variable
+            secs = max(1, math.ceil(idle_transaction_timeout))
+            kwargs["connect_args"] = {
+                "init_command": f"SET SESSION idle_transaction_timeout={secs}"
+            }
     elif backend == "postgresql":
         # No server-side prepared statements: psycopg would prepare a statement on its 5th run,
         # and PostgreSQL's generic plan for our batched "... WHERE target_id IN (200 values)"
         # statements is some 25 times slower than a custom one.
-        kwargs.update(
-            pool_size=pool_size, max_overflow=pool_size, connect_args={"prepare_threshold": None}
-        )
+        connect: dict[str, Any] = {"prepare_threshold": None}
+        if idle_transaction_timeout:
+            ms = max(1, round(idle_transaction_timeout * 1000))
+            connect["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, connect_args=connect)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     engine = create_async_engine(aurl, **kwargs)

@@ -47,3 +47,20 @@ def database_message(error: BaseException) -> str:
         return str(error)
     text = str(orig).strip()
     return text or type(orig).__name__
+
+
+class LeaseLost(StorageError):
+    """A write of a job by a server whose lease on it is stale: another instance owns the job
+    now (a higher epoch), or the lease lapsed, or the job ended elsewhere. Nothing of the write
+    was stored; the server must stop its copy of the job and write nothing more for it (the
+    lease's new owner writes its events and its final state)."""
+
+    def __init__(self, job_id: int, epoch: int, why: str = "") -> None:
+        tail = f": {why}" if why else ""
+        super().__init__(f"job {job_id}: this server's lease (epoch {epoch}) is lost{tail}")
+        self.job_id = job_id
+        self.epoch = epoch
+        self.why = why
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.job_id, self.epoch, self.why))

@@ -7,8 +7,9 @@ The database is the only coordination between servers (no other service):
   that hosts whose clocks disagree still agree on whose heartbeat has lapsed (ConTest's DB
   locker stamps its leases with each server's own clock and so needs synchronised clocks).
 * ``job_leases``: the owner of each running job, renewed by the owner's heartbeat for all its
-  jobs in one statement; a job in a running state whose lease has expired is a zombie. The
-  epoch grows at every claim: the fencing token a later takeover will check writes against.
+  jobs in one statement; a job in a running state whose lease has expired is a zombie, which
+  a live server claims (:meth:`SqlFleet.claim_orphans`, ``FOR UPDATE SKIP LOCKED``) to resume
+  it. The epoch grows at every claim: the fencing token writes are checked against.
 * ``job_commands``: a ``stop`` received by a server that does not run the job, which the owner
   polls for.
 
@@ -155,6 +156,19 @@ class ServerInfo:
 
 
 @dataclass(frozen=True)
+class LeaseInfo:
+    """A job's lease as the database has it: its owner, its epoch, and whether it is live
+    (unexpired by the database's clock)."""
+
+    owner: str
+    epoch: int
+    live: bool
+
+    def held_by(self, me: str, epoch: int) -> bool:
+        return self.live and self.owner == me and self.epoch == epoch
+
+
+@dataclass(frozen=True)
 class Zombie:
     """A job in a running state that nobody runs: its lease expired (or its owner is known
     dead), or it has no lease and carries this server's ID (a job of a version before leases)."""
@@ -178,6 +192,36 @@ class ZombieQuery:
     tags: Collection[str] = ()
 
 
+@dataclass(frozen=True)
+class ClaimQuery:
+    """Which jobs nobody runs a server may take (:meth:`Fleet.claim_orphans`): running jobs whose
+    lease lapsed (or, ``single_server``, held by another registered server: all dead), paused
+    jobs whose lease lapsed or is gone (a clean pause or a drain left them), and lease-less
+    running jobs of ``legacy_server_id`` (a version before leases). ``paused_server_id``: only
+    the paused jobs of that ServerID (ConTest's rule, kept on SQLite); ``limit``: at most that
+    many in one pass. A lapsed lease of ``me`` is taken too: a server restarted with its
+    ``--server-id`` is the same instance, and its dead predecessor's jobs are orphans."""
+
+    me: str
+    single_server: bool = False
+    legacy_server_id: str | None = None
+    paused_server_id: str | None = None
+    tags: Collection[str] = ()
+    limit: int = 20
+    skip: Collection[int] = ()  # the jobs the claiming instance runs or holds paused
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A job this instance just claimed (lease epoch ``epoch``) to resume: ``paused`` from its
+    pause, else from its stored events; ``owner``: the instance that ran it (None: none)."""
+
+    job_id: int
+    epoch: int
+    owner: str | None
+    paused: bool
+
+
 class Fleet(Protocol):
     """What the job manager needs to share a database with other servers."""
 
@@ -195,9 +239,13 @@ class Fleet(Protocol):
 
     async def release(self, job_id: int, me: str) -> None: ...
 
+    async def lease_info(self, job_ids: Collection[int]) -> dict[int, LeaseInfo]: ...
+
     async def forget(self, job_id: int) -> None: ...
 
     async def zombies(self, query: ZombieQuery) -> list[Zombie]: ...
+
+    async def claim_orphans(self, query: ClaimQuery, lease: float) -> list[Orphan]: ...
 
     async def prune_servers(self, me: str, *, single_server: bool) -> int: ...
 
@@ -304,9 +352,11 @@ class SqlFleet:
                 )
                 if not stamped.rowcount:
                     back = await _insert_server(conn, self.dialect, me, lease)
+            # a lapsed lease is not renewed: it is lost (its job may be claimed by another
+            # server at any moment); the job manager sees it with lease_info() and stops its copy
             await conn.execute(
                 update(job_leases)
-                .where(job_leases.c.owner == me.instance_id)
+                .where(job_leases.c.owner == me.instance_id, job_leases.c.expires_at >= db_now())
                 .values(expires_at=db_now() + lease)
             )
             return back
@@ -350,6 +400,27 @@ class SqlFleet:
             "releasing a lease",
         )
 
+    async def lease_info(self, job_ids: Collection[int]) -> dict[int, LeaseInfo]:
+        """The leases of ``job_ids`` (a job without one is left out), read by the heartbeat to
+        find the jobs whose lease this server lost."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+
+        async def work(conn: AsyncConnection) -> dict[int, LeaseInfo]:
+            stmt = select(
+                job_leases.c.job_id,
+                job_leases.c.owner,
+                job_leases.c.epoch,
+                (job_leases.c.expires_at >= db_now()).label("live"),
+            ).where(job_leases.c.job_id.in_(ids))
+            rows = (await conn.execute(stmt)).all()
+            return {
+                int(r.job_id): LeaseInfo(str(r.owner), int(r.epoch), bool(r.live)) for r in rows
+            }
+
+        return await self._read(work, "reading leases")  # type: ignore[no-any-return]
+
     async def forget(self, job_id: int) -> None:
         """The job has its final state: its lease and the commands left for it went in the
         transaction that stored it (:func:`forget_ended_jobs`); nothing more to do."""
@@ -358,6 +429,15 @@ class SqlFleet:
         """The zombies, in one statement: a job cannot end (and drop its lease) between
         reading its state and reading its lease."""
         return await self._read(lambda c: _zombies(c, query), "looking for zombies")  # type: ignore[no-any-return]
+
+    async def claim_orphans(self, query: ClaimQuery, lease: float) -> list[Orphan]:
+        """Claim the jobs nobody runs (:class:`ClaimQuery`), in one transaction: the rows are
+        read ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB/MySQL, so servers claiming
+        at once each take other jobs instead of queueing on the same rows; each claim is then
+        the conditional update of :meth:`claim` (one winner even without row locks, SQLite)."""
+        return await self._write(  # type: ignore[no-any-return]
+            lambda c: _claim_orphans(c, self.dialect, query, lease), "claiming jobs"
+        )
 
     async def prune_servers(self, me: str, *, single_server: bool) -> int:
         """Delete the rows of dead servers: heartbeat lapsed, or (``single_server``) any other
@@ -543,6 +623,77 @@ async def _zombies(conn: AsyncConnection, q: ZombieQuery) -> list[Zombie]:
     return [Zombie(int(r.job_id), r.owner, str(r.server_id)) for r in rows]
 
 
+def _with_tags(stmt: Any, tags: Collection[str]) -> Any:
+    for tag in sorted(set(tags)):
+        stmt = stmt.where(exists().where(job_tags.c.job_id == jobs.c.job_id, job_tags.c.tag == tag))
+    return stmt
+
+
+def _without(stmt: Any, skip: Collection[int]) -> Any:
+    return stmt.where(jobs.c.job_id.not_in(sorted(skip))) if skip else stmt
+
+
+def _skip_locked(stmt: Any, dialect: str, of: Any) -> Any:
+    if dialect == "postgresql":  # of the table whose rows it claims (not an outer join's side)
+        return stmt.with_for_update(skip_locked=True, of=of)
+    if dialect in ("mysql", "mariadb"):  # MariaDB 10.6+, MySQL 8
+        return stmt.with_for_update(skip_locked=True)
+    return stmt  # SQLite: one writer at a time anyway
+
+
+async def _claim_orphans(
+    conn: AsyncConnection, dialect: str, q: ClaimQuery, lease: float
+) -> list[Orphan]:
+    now = db_now()
+    running = [int(s) for s in RUNNING_STATES]
+    lapsed = job_leases.c.expires_at < now
+    if q.single_server:
+        others = select(servers.c.instance_id).where(servers.c.instance_id != q.me)
+        lapsed = or_(lapsed, job_leases.c.owner.in_(others))
+    crashed = (
+        select(jobs.c.job_id, job_leases.c.owner)
+        .select_from(jobs.join(job_leases, job_leases.c.job_id == jobs.c.job_id))
+        .where(jobs.c.state.in_(running), lapsed)
+        .order_by(jobs.c.job_id)
+        .limit(q.limit)
+    )
+    crashed = _skip_locked(_without(_with_tags(crashed, q.tags), q.skip), dialect, job_leases)
+    rows = (await conn.execute(crashed)).all()
+    out: list[Orphan] = []
+    for r in rows:
+        epoch = await _claim(conn, dialect, int(r.job_id), q.me, lease, str(r.owner))
+        if epoch is not None:
+            out.append(Orphan(int(r.job_id), epoch, str(r.owner), paused=False))
+    if len(out) >= q.limit:
+        return out
+    paused = jobs.c.state == int(JobState.PAUSED)
+    if q.paused_server_id is not None:
+        paused = and_(paused, jobs.c.server_id == q.paused_server_id)
+    free = or_(job_leases.c.job_id.is_(None), job_leases.c.expires_at < now)
+    legacy: ColumnElement[bool] = literal(False)
+    if q.legacy_server_id is not None:
+        legacy = and_(
+            jobs.c.state.in_(running),
+            job_leases.c.job_id.is_(None),
+            jobs.c.server_id == q.legacy_server_id,
+        )
+    idle = (
+        select(jobs.c.job_id, jobs.c.state, job_leases.c.owner)
+        .select_from(jobs.outerjoin(job_leases, job_leases.c.job_id == jobs.c.job_id))
+        .where(or_(and_(paused, free), legacy))
+        .order_by(jobs.c.job_id)
+        .limit(q.limit - len(out))
+    )
+    idle = _skip_locked(_without(_with_tags(idle, q.tags), q.skip), dialect, jobs)
+    rows = (await conn.execute(idle)).all()
+    for r in rows:
+        epoch = await _claim(conn, dialect, int(r.job_id), q.me, lease, None)
+        if epoch is not None:
+            is_paused = int(r.state) == int(JobState.PAUSED)
+            out.append(Orphan(int(r.job_id), epoch, r.owner, paused=is_paused))
+    return out
+
+
 async def _send(
     conn: AsyncConnection, job_id: int, command: str, me: str
 ) -> tuple[str, int] | None:
@@ -662,7 +813,7 @@ class MemoryFleet:
         if registered and row is not None:
             self.servers[me.instance_id] = replace(row, heartbeat_at=now, lease=lease)
         for held in self.leases.values():
-            if held.owner == me.instance_id:
+            if held.owner == me.instance_id and held.expires_at >= now:
                 held.expires_at = now + lease
         return back
 
@@ -692,6 +843,14 @@ class MemoryFleet:
         if held is not None and held.owner == me:
             held.expires_at = time.time()
 
+    async def lease_info(self, job_ids: Collection[int]) -> dict[int, LeaseInfo]:
+        now = time.time()
+        return {
+            j: LeaseInfo(h.owner, h.epoch, h.expires_at >= now)
+            for j in job_ids
+            if (h := self.leases.get(j)) is not None
+        }
+
     async def forget(self, job_id: int) -> None:
         self.leases.pop(job_id, None)
         self.commands = [c for c in self.commands if c[1] != job_id]
@@ -710,6 +869,44 @@ class MemoryFleet:
             dead = query.single_server and held.owner != query.me and held.owner in self.servers
             if held.expires_at < now or dead:
                 out.append(Zombie(job_id, held.owner, req.server_id if req else ""))
+        return out
+
+    async def claim_orphans(self, query: ClaimQuery, lease: float) -> list[Orphan]:
+        now = time.time()
+        out: list[Orphan] = []
+        tags = list(query.tags) or None
+        for job_id in await self.store.list_jobs(states=list(RUNNING_STATES), tags=tags):
+            held = self.leases.get(job_id)
+            if len(out) >= query.limit:
+                break
+            if held is None:  # a job of a version before leases: judged by its ServerID
+                req = await self.store.get_job(job_id)
+                if req is not None and req.server_id == query.legacy_server_id:
+                    epoch = await self.claim(job_id, query.me, lease)
+                    if epoch is not None:
+                        out.append(Orphan(job_id, epoch, None, paused=False))
+                continue
+            if job_id in query.skip:
+                continue
+            dead = query.single_server and held.owner in self.servers
+            if held.expires_at < now or dead:
+                owner = held.owner
+                epoch = await self.claim(job_id, query.me, lease, take_from=owner)
+                if epoch is not None:
+                    out.append(Orphan(job_id, epoch, owner, paused=False))
+        for job_id in await self.store.list_jobs(states=[JobState.PAUSED], tags=tags):
+            held = self.leases.get(job_id)
+            if len(out) >= query.limit:
+                break
+            if (held is not None and held.expires_at >= now) or job_id in query.skip:
+                continue
+            if query.paused_server_id is not None:
+                req = await self.store.get_job(job_id)
+                if req is None or req.server_id != query.paused_server_id:
+                    continue
+            epoch = await self.claim(job_id, query.me, lease)
+            if epoch is not None:
+                out.append(Orphan(job_id, epoch, held.owner if held else None, paused=True))
         return out
 
     async def prune_servers(self, me: str, *, single_server: bool) -> int:

@@ -140,6 +140,21 @@ class RetryPolicy:
 WorkFn = Callable[[AsyncConnection], Awaitable[T]]
 
 
+class WriteState:
+    """One write's identity across calls of :meth:`Transactor.write`: its commit token, and
+    whether an attempt reached COMMIT without an answer. A caller that calls again after
+    :class:`StorageUnavailable` (the event writer holding a batch through an outage) passes
+    the same one, so a batch that did commit before the connection dropped is not written
+    twice."""
+
+    __slots__ = ("reached_commit", "result", "token")
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self.reached_commit = False
+        self.result: Any = None  # what the attempt that reached COMMIT returned
+
+
 class Transactor:
     """Runs units of work in transactions, retrying them across connection loss.
 
@@ -235,32 +250,35 @@ class Transactor:
         work: WorkFn[T],
         what: str = "write",
         conn_source: ConnectionSource | None = None,
+        state: WriteState | None = None,
     ) -> T:
         """Run ``work`` in one write transaction, exactly once, retrying on transient errors.
 
         ``conn_source`` lends a long-lived connection (the event writer keeps one); without it
-        each attempt checks a connection out of the pool.
+        each attempt checks a connection out of the pool. ``state``: the write's identity when
+        this call repeats an earlier one that raised :class:`StorageUnavailable`.
         """
         source = conn_source or PoolSource(self.engine)
-        token = secrets.token_hex(16)
+        state = state or WriteState()
+        token = state.token
         attempt = 0
-        reached_commit = False
         result: Any = None
         while True:
             try:
                 async with self._writing():
                     conn = await source.acquire()
                     try:
-                        if reached_commit and await self._committed(conn, token):
+                        if state.reached_commit and await self._committed(conn, token):
                             self._ok()
-                            return result  # type: ignore[no-any-return]
+                            return state.result  # type: ignore[no-any-return]
                         await self.begin_write(conn)
                         result = await work(conn)
                         await conn.execute(
                             insert(schema.commit_markers),
                             {"token": token, "committed_at": time.time()},
                         )
-                        reached_commit = True
+                        state.reached_commit = True
+                        state.result = result
                         await conn.commit()
                     except BaseException:
                         await source.discard(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar, Unpack
@@ -25,6 +26,7 @@ from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
 from contest.storage.bulk import Row
 from contest.storage.engine import create_engine
+from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.storage.retry import RetryPolicy, Transactor
@@ -33,6 +35,7 @@ from contest.storage.writer import Ack, GroupCommitWriter
 from contest.target import Target
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # how often the writer prunes commit markers, and how old they must be
 _PRUNE_EVERY = 600.0
@@ -98,6 +101,11 @@ class Storage:
         self._closed = False
         # (job ID, run ID) -> who sees that run's test event rows as they are queued
         self._taps: dict[tuple[int, int], Callable[[Row], None]] = {}
+        # lease fencing (see fence_job): job -> (this server's instance, the epoch it holds)
+        self._fences: dict[int, tuple[str, int]] = {}
+        self._lost: dict[int, int] = {}  # job -> the epoch whose lease was found lost
+        self._lost_callbacks: list[Callable[[int, int], None]] = []
+        self._lease_sql = _lease_sql(engine.dialect)
 
     @property
     def url(self) -> URL:
@@ -115,7 +123,10 @@ class Storage:
         is fixed now too: rows get their ``sequence`` in the order of these calls (per table;
         test and framework events are numbered separately). ``event.sequence`` itself is not
         filled in: the database assigns it at commit, and reading the event back shows it.
+        A job whose lease this server lost raises :class:`LeaseLost` (see :meth:`fence_job`).
         """
+        if self._lost:
+            self._refuse_lost(event.header.job_id)
         row = self._codec.test_item(event)
         ack = self._writer.submit(row)
         if self._taps:
@@ -132,6 +143,8 @@ class Storage:
     ) -> Ack:
         """:meth:`write_test_event` for an event given by its fields: what
         :class:`~contest.events.EventEmitter` calls, one object (the event) fewer per event."""
+        if self._lost:
+            self._refuse_lost(header.job_id)
         row = self._codec.test_row(header, target, name, payload, emit_time)
         ack = self._writer.submit(row)
         if self._taps:
@@ -161,6 +174,8 @@ class Storage:
         ``jobs.state`` in the same transaction, so :meth:`list_jobs` by state is a plain query
         that always agrees with the event log.
         """
+        if self._lost:
+            self._refuse_lost(event.job_id)
         ack = self._last_framework = self._writer.submit(self._codec.framework_item(event))
         return ack
 
@@ -176,14 +191,152 @@ class Storage:
         """Wait until every event written so far is committed (or has failed)."""
         await self._writer.flush()
 
-    async def _flush_events(self, conn: AsyncConnection, items: list[ev.Item]) -> None:
-        await self._event_flush(conn, items)
+    async def _flush_events(
+        self, conn: AsyncConnection, items: list[ev.Item]
+    ) -> dict[int, BaseException] | None:
+        refused = None
+        if self._fences or self._lost:
+            refused = await self._fence_batch(conn, items)
+            if refused:
+                items = [item for i, item in enumerate(items) if i not in refused]
+        if items:
+            await self._event_flush(conn, items)
         now = time.monotonic()
         if now - self._last_prune > _PRUNE_EVERY:
             self._last_prune = now
             ttl = max(_MARKER_TTL, 4 * self.retry.retry_for)
             m = schema.commit_markers
             await conn.execute(delete(m).where(m.c.committed_at < time.time() - ttl))
+        return refused
+
+    # --- lease fencing ------------------------------------------------------------------------
+
+    def fence_job(self, job_id: int, owner: str, epoch: int) -> None:
+        """From now on every event and state write of ``job_id`` (and the DB locker's writes
+        for it, see :meth:`check_lease`) is fenced by its lease: it commits only if, in its
+        own transaction, the job's lease row (read with a share lock, so that no claim can
+        change it before the commit) still says ``owner`` with ``epoch``, unexpired by the
+        database's clock. A stale write is refused with :class:`LeaseLost`, nothing of that
+        job's part of the batch stored; the job is then marked lost here: its later writes
+        are refused at once, and every callback of :meth:`on_lease_lost` is told. The job
+        manager fences each job after claiming its lease (it holds ``epoch``)."""
+        self._fences[job_id] = (owner, epoch)
+        self._lost.pop(job_id, None)
+
+    def unfence_job(self, job_id: int) -> None:
+        """The job's lease is no longer checked (the job paused, or ended, or its copy here
+        stopped): writes of it are unfenced again. A job marked lost stays refused until it is
+        fenced again (a later claim) or :meth:`forget_lost` is called."""
+        self._fences.pop(job_id, None)
+
+    def forget_lost(self, job_id: int) -> None:
+        self._lost.pop(job_id, None)
+
+    def lease_lost(self, job_id: int) -> bool:
+        return job_id in self._lost
+
+    def on_lease_lost(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(job_id, epoch)`` (on the event loop, soon after) when a write of a
+        fenced job is refused, or :meth:`mark_lost` is called."""
+        self._lost_callbacks.append(callback)
+
+    def mark_lost(self, job_id: int, epoch: int) -> None:
+        """This server no longer holds the job's lease (its heartbeat found it taken or
+        lapsed): refuse its writes from now on, as if the database had."""
+        fence = self._fences.pop(job_id, None)
+        if fence is not None and fence[1] != epoch:
+            self._fences[job_id] = fence  # a newer claim than the one that was lost
+            return
+        if job_id in self._lost:
+            return
+        self._lost[job_id] = epoch
+        loop = asyncio.get_running_loop()
+        for callback in self._lost_callbacks:
+            loop.call_soon(callback, job_id, epoch)
+
+    def _refuse_lost(self, job_id: int) -> None:
+        epoch = self._lost.get(job_id)
+        if epoch is not None:
+            raise LeaseLost(job_id, epoch, "refused by this server")
+
+    async def _stale(self, conn: AsyncConnection, job_ids: list[int]) -> dict[int, str]:
+        """Of the fenced ``job_ids``, the ones whose lease this server no longer holds, and
+        why. The lease rows are read with a share lock (FOR SHARE on PostgreSQL, LOCK IN
+        SHARE MODE on MariaDB/MySQL): a claim (an UPDATE of the row) waits for this
+        transaction's commit, so what was checked holds until the write is committed. On
+        SQLite the transaction holds the database's write lock already (BEGIN IMMEDIATE)."""
+        sql = self._lease_sql + ",".join(str(int(j)) for j in sorted(job_ids)) + ")"
+        if self.backend != "sqlite":
+            sql += " FOR SHARE" if self.backend == "postgresql" else " LOCK IN SHARE MODE"
+        # driver-level SQL, built from integers only: this runs once per batch, and building
+        # and compiling a SELECT each time cost as much as the round trip
+        result = await conn.exec_driver_sql(sql)
+        rows: dict[int, tuple[Any, ...]] = {int(r[0]): tuple(r) for r in result.all()}
+        stale: dict[int, str] = {}
+        for job_id in job_ids:
+            owner, epoch = self._fences[job_id]
+            row = rows.get(job_id)
+            if row is None:
+                stale[job_id] = "the job has no lease (it ended, or was failed, elsewhere)"
+            elif row[1] != owner or int(row[2]) != epoch:
+                stale[job_id] = f"{row[1]} holds it now (epoch {int(row[2])})"
+            elif not row[3]:
+                stale[job_id] = "it lapsed (no heartbeat renewed it in time)"
+        return stale
+
+    async def check_lease(self, conn: AsyncConnection, job_id: int) -> None:
+        """Fence a write of ``job_id`` made by another part of this server in ``conn``'s
+        transaction (the DB target locker's lock, refresh and unlock): raises
+        :class:`LeaseLost` when this server's lease on the job is stale. Nothing to check for
+        a job that is not fenced."""
+        lost = self._lost.get(job_id)
+        if lost is not None:
+            raise LeaseLost(job_id, lost, "refused by this server")
+        fence = self._fences.get(job_id)
+        if fence is None:
+            return
+        why = (await self._stale(conn, [job_id])).get(job_id)
+        if why is not None:
+            self.mark_lost(job_id, fence[1])
+            raise LeaseLost(job_id, fence[1], why)
+
+    async def _fence_batch(
+        self, conn: AsyncConnection, items: list[ev.Item]
+    ) -> dict[int, BaseException] | None:
+        """The items of the batch to refuse (by index): those of jobs marked lost, and of
+        fenced jobs whose lease turns out stale in this transaction (which marks them lost)."""
+        ids = {item[0] if type(item) is tuple else item.row[0] for item in items}  # type: ignore[union-attr]
+        fenced = [j for j in ids if j in self._fences]
+        refuse: dict[int, tuple[int, str]] = {
+            j: (self._lost[j], "refused by this server") for j in ids if j in self._lost
+        }
+        if fenced:
+            for job_id, why in (await self._stale(conn, fenced)).items():
+                epoch = self._fences[job_id][1]
+                refuse[job_id] = (epoch, why)
+                log.error("%s; refusing its writes", LeaseLost(job_id, epoch, why))
+                self.mark_lost(job_id, epoch)
+        if not refuse:
+            return None
+        out: dict[int, BaseException] = {}
+        for i, item in enumerate(items):
+            job_id = item[0] if type(item) is tuple else item.row[0]  # type: ignore[union-attr]
+            if job_id in refuse:
+                epoch, why = refuse[job_id]
+                out[i] = LeaseLost(job_id, epoch, why)
+        return out
+
+    def hold_outages(self, *, max_items: int = 1_000_000, max_backoff: float = 5.0) -> None:
+        """Keep queued events through a database outage longer than the retry budget (see
+        :meth:`GroupCommitWriter.hold_outages`): a server's jobs are suspended, not failed,
+        while the database is away, and nothing a step emitted is lost."""
+        self._writer.hold_outages(max_items=max_items, max_backoff=max_backoff)
+
+    @property
+    def outage_since(self) -> float | None:
+        """``time.monotonic()`` when the event writer began holding events through an outage
+        (None: it is not)."""
+        return self._writer.outage_since
 
     def free_target_locks_at_job_end(self) -> None:
         """Say that the database locker keeps its locks in this database (``contest serve``
@@ -375,6 +528,20 @@ class Storage:
             await self.engine.dispose()
 
 
+def _lease_sql(dialect: Any) -> str:
+    """The head of the fencing read: ``... WHERE job_id IN (`` (the IDs and the lock follow)."""
+    # imported here: the fleet module imports this package
+    from contest.storage.fleet import db_now
+
+    q = dialect.identifier_preparer.quote
+    now = str(db_now().compile(dialect=dialect))
+    return (
+        f"SELECT {q('job_id')}, {q('owner')}, {q('epoch')}, "
+        f"CASE WHEN {q('expires_at')} >= {now} THEN 1 ELSE 0 END "
+        f"FROM {q(schema.job_leases.name)} WHERE {q('job_id')} IN ("
+    )
+
+
 async def open_storage(
     url: str | URL,
     *,
@@ -383,14 +550,18 @@ async def open_storage(
     max_batch: int = 10_000,
     pool_size: int = 10,
     migrate_schema: bool = True,
+    idle_transaction_timeout: float | None = None,
 ) -> Storage:
     """Connect to ``url``, create or migrate the tables (unless ``migrate_schema`` is False)
     and return the :class:`Storage`.
 
     On MySQL/MariaDB the size limits are lowered, if need be, to fit the server's
-    ``max_allowed_packet``.
+    ``max_allowed_packet``. ``idle_transaction_timeout``: see
+    :func:`contest.storage.engine.create_engine` (a server sets it, as its writes are fenced).
     """
-    engine = create_engine(url, pool_size=pool_size)
+    engine = create_engine(
+        url, pool_size=pool_size, idle_transaction_timeout=idle_transaction_timeout
+    )
     try:
         policy = RetryPolicy(retry_for=retry_for)
         lim = limits or Limits()

@@ -12,7 +12,16 @@ future and no task of its own, and one failed item can fail alone: when a batch 
 reason other than connection loss (a row the database refuses despite the size checks), the
 batch is written again one item per transaction, so only the culprit's writer sees the error.
 Connection loss is retried by the :class:`~contest.storage.retry.Transactor`; when its budget is
-spent, every writer of the batch gets :class:`~contest.storage.errors.StorageUnavailable`.
+spent, every writer of the batch gets :class:`~contest.storage.errors.StorageUnavailable`,
+unless the writer holds batches through outages (:meth:`GroupCommitWriter.hold_outages`, what
+a server does): then the batch stays queued, with everything after it, and is tried again with
+backoff until the database answers. Its writers simply wait (a step emitting an event is
+suspended, not failed), and nothing a step had handed over is lost; the queue is bounded, and
+a write beyond the bound during an outage is refused at once.
+
+The flush may refuse single items by returning their errors by index (the storage's lease
+fencing: :class:`~contest.storage.errors.LeaseLost` for the events of a job whose lease this
+server no longer holds); the rest of the batch commits.
 """
 
 from __future__ import annotations
@@ -27,13 +36,14 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.metrics import EVENT_WRITE_SECONDS, EVENTS_WRITTEN
-from contest.storage.errors import StorageClosed, StorageError
-from contest.storage.retry import HeldSource, Transactor
+from contest.storage.errors import StorageClosed, StorageError, StorageUnavailable
+from contest.storage.retry import HeldSource, Transactor, WriteState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FlushFn = Callable[[AsyncConnection, list[T]], Awaitable[None]]
+#: writes a batch; may return the errors of the items it refused, by index (None: all written)
+FlushFn = Callable[[AsyncConnection, list[T]], Awaitable[dict[int, BaseException] | None]]
 
 
 class _Commit(asyncio.Future[None]):
@@ -146,6 +156,19 @@ class GroupCommitWriter(Generic[T]):
         self._source = HeldSource(transactor.engine)
         self.batches_written = 0
         self.items_written = 0
+        self._hold = False  # keep batches through outages (hold_outages)
+        self._hold_max = 0
+        self._hold_backoff = 5.0
+        self.outage_since: float | None = None  # time.monotonic() when a held outage began
+
+    def hold_outages(self, *, max_items: int = 1_000_000, max_backoff: float = 5.0) -> None:
+        """From now on, a batch the database refuses past the retry budget is kept and tried
+        again (backoff up to ``max_backoff`` s) until it commits, instead of failing its
+        writers; while that lasts, a write that would queue more than ``max_items`` items
+        raises :class:`StorageUnavailable` at once (the memory stays bounded)."""
+        self._hold = True
+        self._hold_max = max_items
+        self._hold_backoff = max_backoff
 
     # --- the writers' side -------------------------------------------------------------------
 
@@ -155,9 +178,24 @@ class GroupCommitWriter(Generic[T]):
         batch = self._open
         if batch is None or len(batch.items) >= self._max_batch or self._closed:
             batch = self._new_batch()
+        if self.outage_since is not None:
+            self._check_room()
         items = batch.items
         items.append(item)
         return Ack(batch, len(items) - 1)
+
+    def queued(self) -> int:
+        """Items submitted and not yet committed (nor failed)."""
+        n = sum(len(b.items) for b in self._batches)
+        return n + (len(self._inflight.items) if self._inflight is not None else 0)
+
+    def _check_room(self) -> None:
+        if self.queued() >= self._hold_max:
+            down = time.monotonic() - (self.outage_since or 0.0)
+            raise StorageUnavailable(
+                f"the database has been unreachable for {down:.0f} s and {self._hold_max} "
+                f"{self._name} wait for it: not taking more"
+            )
 
     def _new_batch(self) -> _Batch[T]:
         """The batch to add to when there is no open one, or it is full: a new one (and the
@@ -238,14 +276,41 @@ class GroupCommitWriter(Generic[T]):
             if not b.done.done():
                 b.done.set_result(None)
 
-    def _work(self, items: list[T]) -> Callable[[AsyncConnection], Awaitable[None]]:
+    def _work(
+        self, items: list[T]
+    ) -> Callable[[AsyncConnection], Awaitable[dict[int, BaseException] | None]]:
         return lambda conn: self._flush(conn, items)
+
+    async def _write_held(self, items: list[T], what: str) -> dict[int, BaseException] | None:
+        """The batch's transaction; through an outage longer than the retry budget when the
+        writer holds outages: the same write (one token, so never twice) is tried again with
+        backoff until it commits, or the writer is closed."""
+        state = WriteState()
+        delay = 0.25
+        while True:
+            try:
+                refused = await self._tx.write(self._work(items), what, self._source, state)
+            except StorageUnavailable as e:
+                if not self._hold or self._closed:
+                    raise
+                if self.outage_since is None:
+                    self.outage_since = time.monotonic()
+                    log.error("%s: %s; holding them (%d queued) until the database is back",
+                              what, e, self.queued())  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._hold_backoff)
+                continue
+            if self.outage_since is not None:
+                log.warning("%s: the database is back after %.1f s; writing what was held",
+                            what, time.monotonic() - self.outage_since)  # fmt: skip
+                self.outage_since = None
+            return refused
 
     async def _write(self, batch: _Batch[T]) -> None:
         items = batch.items
         what = f"writing {len(items)} {self._name}"
         try:
-            await self._tx.write(self._work(items), what, self._source)
+            refused = await self._write_held(items, what)
         except StorageError as e:
             batch.error = e
             return
@@ -256,19 +321,27 @@ class GroupCommitWriter(Generic[T]):
             log.warning("%s failed (%s); writing them one by one", what, e)
             await self._write_singly(batch)
             return
+        written = len(items)
+        if refused:
+            batch.item_errors = refused
+            written -= len(refused)
         self.batches_written += 1
-        self.items_written += len(items)
-        EVENTS_WRITTEN.inc(len(items))
+        self.items_written += written
+        EVENTS_WRITTEN.inc(written)
         EVENT_WRITE_SECONDS.observe(time.monotonic() - batch.opened)
 
     async def _write_singly(self, batch: _Batch[T]) -> None:
         errors: dict[int, BaseException] = {}
         for i, item in enumerate(batch.items):
             try:
-                await self._tx.write(self._work([item]), "writing 1 item", self._source)
-                self.items_written += 1
-                EVENTS_WRITTEN.inc()
+                refused = await self._write_held([item], "writing 1 item")
             except Exception as e:
                 errors[i] = e
+                continue
+            if refused:
+                errors[i] = refused[0]
+            else:
+                self.items_written += 1
+                EVENTS_WRITTEN.inc()
         self.batches_written += 1
         batch.item_errors = errors

@@ -192,6 +192,15 @@ class DBLocker(TargetLocker):
         self._last_purge = 0.0
         #: attempts repeated after a lost connection (tests and logs read it)
         self.reconnects = 0
+        self._lease_check: Callable[[AsyncConnection, int], Awaitable[None]] | None = None
+
+    def fence_with(self, check: Callable[[AsyncConnection, int], Awaitable[None]]) -> None:
+        """Fence every write of a job by its lease: ``check(conn, job_id)`` runs first in each
+        transaction and raises (``contest.storage.errors.LeaseLost``) when the server's lease
+        on the job is stale, so a server that lost a job can neither refresh nor release the
+        locks its new owner holds (``Storage.check_lease``; set by the server when the locker
+        is on the storage's engine)."""
+        self._lease_check = check
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -237,6 +246,8 @@ class DBLocker(TargetLocker):
                             # a write that changes nothing takes SQLite's write lock now, so
                             # that what we read cannot change before we write
                             await conn.execute(delete(self._t).where(false()))
+                        if self._lease_check is not None:
+                            await self._lease_check(conn, job_id)
                         result = await body(conn, self._clock(), state)
                         committing = True
                 return result

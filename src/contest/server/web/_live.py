@@ -30,6 +30,7 @@ from contest.events import (
     TARGET_ACQUIRE_ERR,
     TARGET_ACQUIRED,
     TARGET_ERR,
+    TARGET_INTERRUPTED,
     TARGETS_WAIT_ENDED,
     TARGETS_WAITING,
 )
@@ -219,7 +220,7 @@ def _apply(
             if page.follow:
                 return "attempt", [], False  # the job moved on to another test or attempt
             continue
-        if not ours or ev.name not in Q.ROUTING:
+        if not ours or (ev.name not in Q.ROUTING and ev.name != TARGET_INTERRUPTED):
             continue
         if ev.name == TARGET_ERR and page.view.show == "failed":
             return "failed", [], False

@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contest.events import TARGET_ACQUIRED, TARGET_ERR, TARGET_IN, TARGET_OUT
+from contest.events import (
+    TARGET_ACQUIRED,
+    TARGET_ERR,
+    TARGET_IN,
+    TARGET_INTERRUPTED,
+    TARGET_OUT,
+)
 from contest.job.build import CLEANUP_SUFFIX
 from contest.server.web._queries import error_text
 from contest.storage.models import JobState
@@ -158,7 +164,10 @@ def step_counts(
     out: list[StepCount] = []
     upstream = acquired
     for step in steps:
-        entered = counts.get((test, attempt, step.label, TARGET_IN), 0)
+        # an attempt lost with its server (TargetInterrupted) is entered again: not counted
+        entered = counts.get((test, attempt, step.label, TARGET_IN), 0) - counts.get(
+            (test, attempt, step.label, TARGET_INTERRUPTED), 0
+        )
         passed = counts.get((test, attempt, step.label, TARGET_OUT), 0)
         failed = counts.get((test, attempt, step.label, TARGET_ERR), 0)
         waiting = max(upstream - entered, 0) if active else 0

@@ -27,6 +27,7 @@ from contest.events import (
     TARGET_ACQUIRED,
     TARGET_ERR,
     TARGET_IN,
+    TARGET_INTERRUPTED,
     TARGET_OUT,
     TARGETS_WAIT_ENDED,
     TARGETS_WAITING,
@@ -37,7 +38,14 @@ from contest.storage.schema import framework_events, job_tags, jobs, target_lock
 #: the runner's events that move a target through a step
 ROUTING = (TARGET_IN, TARGET_OUT, TARGET_ERR)
 #: what a live job page follows: routing, acquisition and waiting
-LIVE_EVENTS = (*ROUTING, TARGET_ACQUIRED, TARGET_ACQUIRE_ERR, TARGETS_WAITING, TARGETS_WAIT_ENDED)
+LIVE_EVENTS = (
+    *ROUTING,
+    TARGET_INTERRUPTED,
+    TARGET_ACQUIRED,
+    TARGET_ACQUIRE_ERR,
+    TARGETS_WAITING,
+    TARGETS_WAIT_ENDED,
+)
 _FAILED_STATES = (
     JobState.FAILED.event_name,
     JobState.PAUSE_FAILED.event_name,
@@ -235,7 +243,7 @@ async def run_counts(
     which = or_(*(and_(te.c.job_id == j, te.c.run_id == r) for j, r in job_ids_runs))
     conds: list[ColumnElement[bool]] = [
         which,
-        te.c.event_name.in_((*ROUTING, TARGET_ACQUIRED)),
+        te.c.event_name.in_((*ROUTING, TARGET_ACQUIRED, TARGET_INTERRUPTED)),
     ]
     if upto is not None:
         conds.append(te.c.sequence <= upto)

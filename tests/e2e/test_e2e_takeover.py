@@ -1,0 +1,209 @@
+"""Takeover (issue 12, item 3): a job whose server dies is resumed, by another server or by the
+restarted one, from where its stored events leave it. Real ``contest serve`` processes, real
+``kill -9``, real databases made for the test, a 2 s job lease:
+
+* three servers on one PostgreSQL database and on one MariaDB database: the owner of three jobs
+  (two running over their targets, a third queued behind one of them for the same targets) is
+  killed mid-step; the other servers complete every job within lease + 30 s; every target
+  passes every step; a target that had finished a step does not run it again, a target that
+  was inside a step re-enters it once (the lost attempt marked ``TargetInterrupted``, naming
+  the dead instance); no target is ever held by two jobs at once;
+* one server on SQLite, killed mid-job and restarted with its defaults: the job resumes and
+  completes, finished steps not run again.
+
+``--no-resume-jobs`` (ConTest's behaviour: zombies failed) is tests/e2e/test_e2e_servers.py's and
+tests/e2e/test_e2e_dead_jobs.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from e2ekit import ServerProcess, literal_job
+
+from contest.testing.databases import Kind, create_database, drop_database, server_available
+
+LEASE = 2.0
+STEPS = ("warm", "nap", "after")
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    kind: Kind = request.param
+    if not server_available(kind):
+        pytest.fail(f"no {kind} server: the tests need it running")
+    url = create_database(kind, tmp_path)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+def job(name: str, targets: list[str], nap: str) -> dict[str, Any]:
+    """Targets through a short step, a long one, and a last one."""
+    return literal_job(
+        name=name,
+        targets=[{"ID": t} for t in targets],
+        steps=[
+            {"name": "sleep", "label": "warm", "parameters": {"duration": ["0.2s"]}},
+            {"name": "sleep", "label": "nap", "parameters": {"duration": [nap]}},
+            {"name": "noop", "label": "after", "parameters": {}},
+        ],
+        success="=100%",
+    )
+
+
+def start(server: ServerProcess, desc: dict[str, Any]) -> int:
+    body = urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})
+    out = json.loads(server.post("start", body).content)
+    assert out["Error"] is None, out
+    job_id: int = out["Data"]["JobID"]
+    return job_id
+
+
+def events(server: ServerProcess, job_id: int, *names: str) -> list[dict[str, Any]]:
+    page = server.get(f"/api/v1/jobs/{job_id}/events", name=list(names), limit=10000).json()
+    out: list[dict[str, Any]] = page["events"]
+    return out
+
+
+def framework(server: ServerProcess, job_id: int) -> list[str]:
+    got = server.get(f"/api/v1/jobs/{job_id}/events", kind="framework").json()["events"]
+    return [e["name"] for e in got if e["name"].startswith("JobState")]
+
+
+def wait_inside(server: ServerProcess, job_id: int, label: str, n: int) -> None:
+    """Until ``n`` targets are inside step ``label`` (and so past the steps before it)."""
+    deadline = time.monotonic() + 30
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = [r for r in server.progress(job_id)["Steps"] if r["Step"] == label]
+        if rows and rows[0]["InFlight"] >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id}: not {n} targets in {label}: {rows}")
+
+
+def instance_of(server: ServerProcess) -> str:
+    assert server.proc is not None
+    for s in server.get("/api/v1/servers").json()["servers"]:
+        if s["pid"] == server.proc.pid:
+            return str(s["instance_id"])
+    raise AssertionError("the server is not listed")
+
+
+def check_resumed(
+    server: ServerProcess, job_id: int, targets: list[str], lost: str, inside: str | None
+) -> None:
+    """Every target passed every step; each entered each step once, plus one interrupted
+    attempt at ``inside`` (the step it was in when its server died), marked as such."""
+    routing = events(server, job_id, "TargetIn", "TargetOut", "TargetErr", "TargetInterrupted")
+    count = Counter((e["target"]["ID"], e["step_label"], e["name"]) for e in routing)
+    assert not [e for e in routing if e["name"] == "TargetErr"], routing
+    for t in targets:
+        for label in STEPS:
+            interrupted = count[(t, label, "TargetInterrupted")]
+            assert interrupted == (1 if label == inside else 0), (job_id, t, label, count)
+            assert count[(t, label, "TargetIn")] - interrupted == 1, (job_id, t, label, count)
+            assert count[(t, label, "TargetOut")] == 1, (job_id, t, label, count)
+    marks = [e for e in routing if e["name"] == "TargetInterrupted"]
+    assert {e["payload"]["Server"] for e in marks} <= {lost}
+    # the status shows the final attempt: every target out of every step, none inside
+    doc = server.get(f"/api/v1/jobs/{job_id}/status").json()
+    zero = "0001-01-01T00:00:00Z"
+    for run in doc["RunStatuses"]:
+        for test in run["TestStatuses"]:
+            for step in test["TestStepStatuses"]:
+                for ts in step["TargetStatuses"]:
+                    assert ts["OutTime"] != zero and not ts["Error"], ts
+    assert [r["InFlight"] for r in server.progress(job_id)["Steps"]] == [0, 0, 0]
+
+
+def never_shared(server: ServerProcess, job_ids: list[int]) -> None:
+    """No target held by two jobs at once: by the database's order of the events, between a
+    job's TargetAcquired and its TargetReleased of a target no other job acquires it."""
+    moves = []
+    for j in job_ids:
+        for e in events(server, j, "TargetAcquired", "TargetReleased"):
+            moves.append((e["sequence"], e["target"]["ID"], j, e["name"]))
+    holder: dict[str, int] = {}
+    for _, target, j, name in sorted(moves):
+        if name == "TargetAcquired":
+            assert target not in holder, (
+                f"{target} acquired by job {j} while job {holder[target]} held it"
+            )
+            holder[target] = j
+        else:
+            assert holder.pop(target, None) == j
+    assert holder == {}
+
+
+def test_three_servers_take_over_a_killed_servers_jobs(
+    shared_db: str, tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    lease = ("--job-lease", f"{LEASE:g}s")
+    a, b, c = (
+        server_factory(tmp_path, shared_db, *lease, server_id="", name=n).start()
+        for n in ("a", "b", "c")
+    )
+    shared, own, more = ["s0", "s1", "s2"], ["u0", "u1", "u2"], ["v0", "v1"]
+    first = start(a, job("first", shared, "6s"))
+    second = start(a, job("second", own, "6s"))
+    third = start(a, job("third", more, "6s"))
+    for j, targets in ((first, shared), (second, own), (third, more)):
+        wait_inside(a, j, "nap", len(targets))
+    lost = instance_of(a)
+    held = {s["instance_id"]: s["jobs"] for s in b.get("/api/v1/servers").json()["servers"]}
+    assert held[lost] == [first, second, third], held
+
+    a.send(signal.SIGKILL)
+    a.wait(10)
+    killed = time.monotonic()
+    # a job started meanwhile on the targets of a job being taken over does not get them
+    # while that job holds them (its locks, keyed by its ID, moved with it)
+    rival = start(b, job("rival", shared, "0.2s"))
+    for j in (first, second, third):
+        state = b.wait_state(j, "JobStateCompleted", "JobStateFailed", timeout=LEASE + 30)
+        assert state == "JobStateCompleted", (j, framework(b, j), c.output())
+    took = time.monotonic() - killed
+    print(f"kill -9 to 3 jobs completed elsewhere: {took:.1f}s")
+    assert took < LEASE + 30
+    for j in (first, second, third):
+        assert framework(c, j) == ["JobStateStarted", "JobStateStarted", "JobStateCompleted"]
+    check_resumed(b, first, shared, lost, inside="nap")
+    check_resumed(c, second, own, lost, inside="nap")
+    check_resumed(b, third, more, lost, inside="nap")
+    b.wait_state(rival, "JobStateCompleted", "JobStateFailed", timeout=30)
+    never_shared(b, [first, rival])
+    # the takers were the live servers; the dead one is gone from the list
+    live = {s["instance_id"] for s in c.get("/api/v1/servers").json()["servers"]}
+    assert lost not in live and len(live) == 2
+    assert b.stop() == 0 and c.stop() == 0
+
+
+def test_sqlite_restart_resumes_the_killed_servers_job(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    targets = ["q0", "q1", "q2"]
+    first = server_factory(tmp_path, db, name="first").start()
+    job_id = start(first, job("on sqlite", targets, "3s"))
+    wait_inside(first, job_id, "nap", len(targets))
+    lost = instance_of(first)
+    first.send(signal.SIGKILL)
+    first.wait(10)
+
+    again = server_factory(tmp_path, db, name="again").start()  # its defaults
+    assert again.wait_state(job_id, "JobStateCompleted", "JobStateFailed", timeout=30) == (
+        "JobStateCompleted"
+    ), again.output()
+    check_resumed(again, job_id, targets, lost, inside="nap")
+    assert again.stop() == 0
