@@ -369,12 +369,11 @@ class JobManager:
         await self._refresh_once()
         for task in (self._refresher, self._beat, self._poller, self._sweeper, self._claimer):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _stop_loop(task)
         if self._draining is not None:
             with contextlib.suppress(Exception):  # it logged its failure
-                await asyncio.wait_for(self._draining, timeout=self.job_lease / 3)
+                async with asyncio.timeout(self.job_lease / 3):
+                    await self._draining
         if self._registered:
             self._registered = False
             try:
@@ -778,7 +777,8 @@ class JobManager:
                 beat = self.fleet.heartbeat(
                     self.instance, self.job_lease, registered=self._registered
                 )
-                back = await asyncio.wait_for(beat, timeout=self.job_lease)
+                async with asyncio.timeout(self.job_lease):  # not wait_for: see _stop_loop
+                    back = await beat
             except Exception as exc:
                 failures += 1
                 delay = min(period, 0.1 * 2**failures)
@@ -793,7 +793,8 @@ class JobManager:
             self.last_heartbeat = time.monotonic()
             delay, failures = period, 0
             try:
-                await asyncio.wait_for(self._check_leases(began), timeout=self.job_lease)
+                async with asyncio.timeout(self.job_lease):
+                    await self._check_leases(began)
             except Exception as exc:
                 log.warning("cannot read the leases of this server's jobs: %s", exc)
 
@@ -1016,7 +1017,8 @@ class JobManager:
         while True:
             await asyncio.sleep(period)
             try:
-                await asyncio.wait_for(self.claim_jobs(), timeout=self.job_lease)
+                async with asyncio.timeout(self.job_lease):
+                    await self.claim_jobs()
             except Exception as exc:
                 log.error("claiming jobs nobody runs failed: %s", exc)
 
@@ -1095,6 +1097,9 @@ class JobManager:
             )
             await self._leave_queue(job_id)
             await self._drop_lease(job_id)
+            return False
+        if self._stopping:  # stopping meanwhile: its lease lapses for the others (or restart)
+            await self._drop_lease(job_id, paused=True)
             return False
         if orphan.paused:
             log.info("resuming job %d", job_id)
@@ -1212,6 +1217,19 @@ class JobManager:
             raise JobManagerError(
                 f'job {job_id} belongs to a different instance, this is "{self.instance_tag}"'
             )
+
+
+async def _stop_loop(task: asyncio.Task[None]) -> None:
+    """Cancel one of the manager's background loops and wait for it to end, cancelling it
+    again until it does: on Python 3.11, ``asyncio.wait_for`` returns the inner result instead
+    of raising when the cancellation arrives just as the inner call completes (CPython
+    gh-86296), and the loop would go on to its next sleep; a single cancel-and-await then
+    never returns (the teardown hang of tests/jobs/test_job_manager_fleet.py)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a background loop of the job manager failed: %r", task.exception())
 
 
 def _failure(job_id: int, took: float, exc: Exception, msg: str) -> str:

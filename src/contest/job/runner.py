@@ -507,13 +507,13 @@ class JobRunner:
         )
         queueing = QueueingLocker(self.locker, wait)
         try:
-            targets = await asyncio.wait_for(
-                jt.target_manager.acquire(
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the call completes (CPython gh-86296)
+            async with asyncio.timeout(budget):
+                targets = await jt.target_manager.acquire(
                     at.ctx, job.id, jt.acquire_timeout + self.lock_duration, jt.acquire_params,
                     queueing,
-                ),
-                budget,
-            )  # fmt: skip
+                )  # fmt: skip
         except TimeoutError as exc:
             if wait.waiting or wait.outcome == "timeout":  # the budget ran out in line
                 await wait.timed_out()
@@ -564,10 +564,8 @@ class JobRunner:
         name = jt.target_manager_name
         error: str | None = None
         try:
-            await asyncio.wait_for(
-                jt.target_manager.release(ctx, job.id, targets, jt.release_params),
-                jt.release_timeout,
-            )
+            async with asyncio.timeout(jt.release_timeout):
+                await jt.target_manager.release(ctx, job.id, targets, jt.release_params)
         except TimeoutError:
             error = f"target manager release timed out after {format_duration(jt.release_timeout)}"
         except Exception as exc:

@@ -276,7 +276,8 @@ class TargetWait:
 
     async def _nudged(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.nudge.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.nudge.wait()
 
     async def _interruptible(
         self, waiting: Awaitable[None], nudge: asyncio.Event | None = None

@@ -82,7 +82,8 @@ class ReleaseSignal:
                     return
                 self._waiters[fut] = loop
             try:
-                await asyncio.wait_for(fut, max(0.0, timeout))
+                async with asyncio.timeout(max(0.0, timeout)):  # not wait_for: see manager
+                    await fut
             except TimeoutError:
                 pass
             finally:

@@ -220,9 +220,8 @@ async def run_script(
 ) -> asyncssh.SSHCompletedProcess:
     """Run a POSIX sh script on the target with literal arguments (``$1``...), bytes out."""
     command = "exec /bin/sh -c " + shlex.quote(script) + " sh " + quote_command(args)
-    return await asyncio.wait_for(
-        conn.run(command, check=False, stdin=asyncssh.DEVNULL, encoding=None), timeout
-    )
+    async with asyncio.timeout(timeout):
+        return await conn.run(command, check=False, stdin=asyncssh.DEVNULL, encoding=None)
 
 
 _KILL_SCRIPT = """

@@ -81,7 +81,8 @@ class Streams:
     async def pause(self, seconds: float) -> bool:
         """Sleep ``seconds``; False once the server is stopping."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.closing.wait()
         return not self.closing.is_set()
 
 
