@@ -408,6 +408,39 @@ async def die(env, dead: JobManager) -> None:
     await env.flush()
 
 
+async def test_reports_made_before_a_server_died_are_not_made_again(jm_env) -> None:
+    """The server dies between run 1's reports and run 2's start (in the run interval): the
+    job resumed elsewhere goes on with run 2, and each run's report and the final report are
+    made, and stored, once (``JobRunner._reported``)."""
+    desc = jm_env.descriptor(
+        [jm_env.step("slowecho", "nap", sleep="0", text="zz")],
+        test_name="IntegrationTest: reports",
+        runs=2,
+        run_interval="2s",
+        final_reporters=[{"Name": "noop"}],
+    )
+    dead = await jm_env.started(job_lease=1.0)
+    job_id = await dead.submit(desc, "integration-test")
+
+    async def run_one_reported() -> bool:
+        return bool((await jm_env.report(job_id)).run_reports)
+
+    await jm_env.wait_until(f"job {job_id}: run 1 reported", run_one_reported)
+    await die(jm_env, dead)
+
+    jm = await jm_env.started(resume_jobs=True, locker=jm_env.restarted_locker(), job_lease=1.0)
+    await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
+    report = await jm_env.report(job_id)
+    assert [[(r.run_id, r.reporter_name) for r in run] for run in report.run_reports] == [
+        [(1, "TargetSuccess")],
+        [(2, "TargetSuccess")],
+    ]
+    assert [(r.run_id, r.reporter_name) for r in report.final_reports] == [(0, "noop")]
+    runs = await jm_env.events_named(job_id, "RunStarted")
+    assert [e.payload["RunID"] for e in runs] == [1, 2]
+    assert (await jm.status(job_id))["State"] == "JobStateCompleted"
+
+
 async def test_a_job_of_a_manager_that_died_is_resumed_from_its_events(jm_env) -> None:
     """The default: the next manager claims the job once its lease lapsed and resumes it where
     its events leave it: targets that finished step "first" do not enter it again, targets

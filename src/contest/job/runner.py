@@ -72,7 +72,7 @@ from contest.locking import LockConflict, TargetLocker
 from contest.resume import PausePayload
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT, TestRunner, TestRunResult
 from contest.signals import Scope
-from contest.storage.models import Report
+from contest.storage.models import JobReport, Report
 from contest.target import Target
 from contest.variables import VariableStore
 
@@ -198,6 +198,9 @@ class JobRunner:
         run_id = resume.run_id if resume else 1
         delay = max(0.0, resume.start_at - time.time()) if resume and resume.start_at else 0.0
         mid_run = resume is not None and resume.run_started
+        # a resumed job may have made some of its reports already (its server died between a
+        # run's reports and the next run's start): those are not made, nor stored, twice
+        reported = await self._reported(job.id) if resume is not None else frozenset()
         while job.runs == 0 or run_id <= job.runs:
             if delay > 0:
                 start_at = time.time() + delay
@@ -223,7 +226,7 @@ class JobRunner:
                     if payload is not None:
                         return payload
                     resume, mid_run = None, False
-                await self._run_reports(job, run_id, live)
+                await self._run_reports(job, run_id, live, reported)
             finally:
                 if live is not None:
                     self._unwatch(job.id, run_id)
@@ -233,7 +236,7 @@ class JobRunner:
             run_id += 1
             delay = job.run_interval
         if job.runs != 0:
-            await self._final_reports(job, run_id - 1)
+            await self._final_reports(job, run_id - 1, reported)
         return None
 
     async def _acquired_in_run(self, job_id: int, run_id: int) -> bool:
@@ -609,7 +612,25 @@ class JobRunner:
         if watch is not None:
             watch(job_id, run_id, None)
 
-    async def _run_reports(self, job: Job, run_id: int, live: LiveRunStatus | None) -> None:
+    async def _reported(self, job_id: int) -> frozenset[tuple[int, str]]:
+        """(run ID, reporter name) of the reports ``job_id`` has stored (run ID 0: final)."""
+        read = getattr(self.reports, "job_report", None)
+        if read is None:
+            return frozenset()
+        report: JobReport = await read(job_id)
+        done = {(r.run_id, r.reporter_name) for run in report.run_reports for r in run}
+        done.update((0, r.reporter_name) for r in report.final_reports)
+        return frozenset(done)
+
+    async def _run_reports(
+        self,
+        job: Job,
+        run_id: int,
+        live: LiveRunStatus | None,
+        reported: frozenset[tuple[int, str]] = frozenset(),
+    ) -> None:
+        if job.run_reporters and all((run_id, rb.name) in reported for rb in job.run_reporters):
+            return  # made before this job was resumed, with the run's saved status
         # the run is finished: its status never changes again, so it is saved for the status
         # document (which would otherwise build it from every event of the run at each call)
         if not job.run_reporters and not hasattr(self.reports, "store_run_status"):
@@ -643,16 +664,22 @@ class JobRunner:
             return
         ctx = PluginContext(scope=Scope(), job_id=job.id, run_id=run_id)
         for rb in job.run_reporters:
+            if (run_id, rb.name) in reported:
+                continue
             await self._report(
                 job, rb, run_id, rb.reporter.run_report(ctx, rb.params, status, self.reader)
             )
 
-    async def _final_reports(self, job: Job, last_run: int) -> None:
-        if not job.final_reporters:
-            return
+    async def _final_reports(
+        self, job: Job, last_run: int, reported: frozenset[tuple[int, str]] = frozenset()
+    ) -> None:
+        if all((0, rb.name) in reported for rb in job.final_reporters):
+            return  # none, or all made before this job was resumed
         statuses = await build_run_statuses(job, self.reader, list(range(1, last_run + 1)))
         ctx = PluginContext(scope=Scope(), job_id=job.id)
         for rb in job.final_reporters:
+            if (0, rb.name) in reported:
+                continue
             await self._report(
                 job, rb, 0, rb.reporter.final_report(ctx, rb.params, statuses, self.reader)
             )

@@ -30,6 +30,7 @@ import asyncio
 import os
 import secrets
 import tempfile
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -151,8 +152,17 @@ def drop_database(db_url: str) -> None:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     else:
+        import psycopg
+
         conn = _pg_admin(admin_url("postgresql"))
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # bounded: PostgreSQL's DROP DATABASE waits for every backend of the cluster to
+        # acknowledge a barrier, and a backend whose client is frozen (a test's SIGSTOP, in
+        # another process) would hold it for as long as the client stays frozen
+        conn.execute("SET statement_timeout = '30s'")
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.errors.QueryCanceled:
+            warnings.warn(f"test database {name} not dropped in 30 s: left behind", stacklevel=2)
     conn.close()
 
 
