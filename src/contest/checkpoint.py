@@ -99,7 +99,7 @@ class CheckpointBook:
             data = {t.id: d for t, d in s.targets()}
             steps.append({"T": s.key[2], "L": s.key[3], "V": s.version, "D": data})
         doc = {"V": CHECKPOINT_VERSION, "R": run_id, "A": attempt, "S": steps}
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        return json.dumps(doc, separators=(",", ":")).encode()
 
 
 async def record(store: Any, book: CheckpointBook, job_id: int) -> bool:

@@ -766,12 +766,8 @@ class JobManager:
         """Store each running job's checkpoint that changed, fenced by its lease (a copy that
         lost it stops here); a failure is logged, and tried again next period. Jobs that are
         pausing or ending are left alone: their pause, or final state, is what counts."""
-        for entry in list(self.jobs.values()):
-            if (
-                not entry.epoch or entry.lost or entry.ending or entry.task is None
-                or entry.task.done() or entry.scope.pause.is_set() or entry.scope.cancel.is_set()
-            ):  # fmt: skip
-                continue
+
+        async def one(entry: _Entry) -> None:
             try:
                 async with asyncio.timeout(self.job_lease):
                     await record_checkpoint(self.store, entry.book, entry.job.id)
@@ -780,6 +776,15 @@ class JobManager:
                     self._stop_copy(entry, str(exc))
             except Exception as exc:
                 log.warning("job %d: cannot store its step checkpoint: %s", entry.job.id, exc)
+
+        await asyncio.gather(
+            *(
+                one(e)
+                for e in list(self.jobs.values())
+                if e.epoch and not (e.lost or e.ending or e.task is None or e.task.done())
+                and not (e.scope.pause.is_set() or e.scope.cancel.is_set())
+            )
+        )  # fmt: skip
 
     # --- locks ---------------------------------------------------------------------------------
 
