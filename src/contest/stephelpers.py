@@ -233,16 +233,21 @@ async def for_each_target_with_resume(
     The helper keeps checkpoints of the same state (:meth:`StepContext.keep_checkpoints`): if
     the job's server dies, a target in hand is resumed with the data ``fn`` had stored in
     ``twd.data`` at the last checkpoint. So ``fn`` should store there, as it goes, a point it
-    can go on from (Sleep: its deadline), not only just before it pauses.
+    can go on from (Sleep: its deadline), not only just before it pauses; a target whose
+    ``twd.data`` is still None enters the step again from its start.
     """
     saved = [TargetWithData(t, data) for t, data in decode_targets_state(resume_state, version)]
     workers = _Workers()
     paused: list[TargetWithData] = []
     report = ch.output.put_nowait
     # the targets in hand, for the checkpoints (contest.checkpoint): their data is what a pause
-    # would save for them now
+    # would save for them now. A target with no data yet is left out: after a takeover it
+    # enters the step again from its start (TargetInterrupted), rather than being resumed with
+    # nothing to go on from (a function that stores its data only as it pauses)
     in_hand: dict[str, TargetWithData] = {}
-    ctx.keep_checkpoints(version, lambda: [(t.target, t.data) for t in in_hand.values()])
+    ctx.keep_checkpoints(
+        version, lambda: [(t.target, t.data) for t in in_hand.values() if t.data is not None]
+    )
 
     def start(twd: TargetWithData) -> None:
         in_hand[twd.target.id] = twd

@@ -359,7 +359,7 @@ class Ticker(TestStep):
 
         async def one(ctx: StepContext, twd: TargetWithData) -> None:
             said = text.expand(twd.target)  # reads the variables a template names
-            n = int(twd.data or 0)
+            n = twd.data = int(twd.data or 0)  # from the start: a point to go on from too
             while n < self.ticks:
                 await ctx.sleep(self.interval)  # raises Paused: twd.data is saved as it is
                 n += 1
