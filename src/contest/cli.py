@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
         f"{format_duration(DEFAULT_JOB_LEASE)})",
     )
     s.add_argument(
+        "--checkpoint-period",
+        type=_duration,
+        default=None,
+        help="how often the steps that keep checkpoints have them stored, for a server taking "
+        "over a job whose server died to resume them inside the step (default: lease/3, "
+        "within 0.2s and 10s; 0s: never)",
+    )
+    s.add_argument(
         "--db-retry",
         type=_duration,
         default=DEFAULT_DB_RETRY,
@@ -643,6 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pause_timeout=args.pause_timeout,
             resume_jobs=args.resume_jobs,
             job_lease=args.job_lease,
+            checkpoint_period=args.checkpoint_period,
             db_retry=args.db_retry,
             target_locker=args.target_locker,
             target_lock_duration=args.target_lock_duration,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contest.signals import Scope
 from contest.variables import StepVariables
+
+if TYPE_CHECKING:
+    from contest.checkpoint import StepSlot, TargetsInHand
 
 _log = logging.getLogger("contest.step")
 
@@ -19,7 +22,16 @@ class StepContext:
     Pause and cancel are independent signals; cancel wins when both are set.
     """
 
-    __slots__ = ("job_id", "log", "run_id", "scope", "step_label", "test_name", "variables")
+    __slots__ = (
+        "_checkpoints",
+        "job_id",
+        "log",
+        "run_id",
+        "scope",
+        "step_label",
+        "test_name",
+        "variables",
+    )
 
     def __init__(
         self,
@@ -30,8 +42,10 @@ class StepContext:
         test_name: str = "",
         step_label: str = "",
         variables: StepVariables | None = None,
+        checkpoints: StepSlot | None = None,
     ) -> None:
         self.scope = scope
+        self._checkpoints = checkpoints
         self.job_id = job_id
         self.run_id = run_id
         self.test_name = test_name
@@ -56,6 +70,18 @@ class StepContext:
 
     async def wait_paused(self) -> None:
         await self.scope.pause.wait()
+
+    def keep_checkpoints(self, version: int, targets: TargetsInHand) -> None:
+        """Opt in to checkpoints (see :mod:`contest.checkpoint`): while the step runs, the job
+        manager calls ``targets()`` every checkpoint period (on the event loop, between the
+        step's own turns) for the targets in hand and, for each, the JSON-able data its pause
+        would save; if the job's server dies, a target the checkpoint had is resumed in this
+        step with that data, in :func:`~contest.stephelpers.for_each_target_with_resume`'s
+        state format under ``version``, instead of entering the step again from its start.
+        ``for_each_target_with_resume`` calls this itself. A no-op where nothing keeps
+        checkpoints (a step run outside a job manager: its own tests, the conformance kit)."""
+        if self._checkpoints is not None:
+            self._checkpoints.keep(version, targets)
 
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
         """``await ctx.sleep(s)``: sleep; raises ``Cancelled`` or ``Paused`` as soon as either

@@ -23,9 +23,9 @@ import base64
 import contextlib
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contest.errors import ResumeStateError
 from contest.events import (
@@ -36,9 +36,13 @@ from contest.events import (
     TARGET_INTERRUPTED,
     TARGET_OUT,
     TARGET_RELEASED,
+    VARIABLE_EMITTED,
     TestEvent,
 )
 from contest.target import Target
+
+if TYPE_CHECKING:
+    from contest.checkpoint import StoredCheckpoint
 
 __all__ = [
     "PAUSE_PAYLOAD_VERSION",
@@ -355,22 +359,44 @@ class TestShape:
 class Checkpoint:
     """Where a job that was never paused stood when its server died, read from its events:
     ``payload`` resumes it through the pause path (None: nothing ran yet, start afresh);
-    ``interrupted``: the ``TargetIn`` of each target that was inside a step (it re-enters it)."""
+    ``interrupted``: the ``TargetIn`` of each target that was inside a step (it re-enters it);
+    ``kept``: the IDs of the targets inside a step that resume there from its checkpoint."""
 
     payload: PausePayload | None
     interrupted: list[TestEvent] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Where:
+    """What :func:`_positions` finds for the steps of one test (or its cleanup)."""
+
+    positions: dict[str, TargetPosition]
+    inside: list[TestEvent]  # the TargetIn of each target that re-enters its step
+    verdicts: dict[str, str | None]
+    step_states: list[bytes | None]
+    kept: list[str]  # the targets resumed inside their step from its checkpoint
 
 
 def _positions(
-    labels: Sequence[str], targets: Sequence[Target], routing: dict[tuple[str, str], TestEvent]
-) -> tuple[dict[str, TargetPosition], list[TestEvent], dict[str, str | None]]:
+    labels: Sequence[str],
+    targets: Sequence[Target],
+    routing: dict[tuple[str, str], TestEvent],
+    kept: Mapping[str, Any] | None = None,
+    variables: Mapping[str, dict[str, dict[str, Any]]] | None = None,
+) -> _Where:
     """Per target, where the routing events leave it in these steps: after a ``TargetOut`` at
     the next step (or at the end of the last one), after a ``TargetErr`` at the end of that
-    step with its error, inside a step (``TargetIn`` last) back at its start, to re-enter it.
-    Also the ``TargetIn`` events of those inside, and the verdicts of the finished targets."""
+    step with its error; inside a step (``TargetIn`` last): still inside it if the step's
+    checkpoint (``kept``: label -> :class:`contest.checkpoint.KeptStep`) has it, which then
+    gives the step's resume state for the targets it has; else back at its start, to re-enter
+    it. Each position carries the target's ``variables`` (as a pause keeps them)."""
+    kept = kept or {}
+    variables = variables or {}
     positions: dict[str, TargetPosition] = {}
     inside: list[TestEvent] = []
     verdicts: dict[str, str | None] = {}
+    resumed: dict[int, list[Target]] = {}  # step index -> its targets resumed from its state
     last = len(labels) - 1
     for target in targets:
         pos = TargetPosition()
@@ -389,12 +415,23 @@ def _positions(
                 pos = TargetPosition(k, Phase.END, error)
                 verdicts[target.id] = error
             elif ev is not None and ev.name == TARGET_IN:
-                inside.append(ev)
-                pos = TargetPosition(k, Phase.INIT)
+                step = kept.get(label)
+                if step is not None and target.id in step.data:
+                    resumed.setdefault(k, []).append(target)
+                    pos = TargetPosition(k, Phase.RUN)
+                else:
+                    inside.append(ev)
+                    pos = TargetPosition(k, Phase.INIT)
             break
-        if pos.step or pos.phase != Phase.INIT:
+        if target.id in variables:
+            pos.variables = variables[target.id]
+        if pos.step or pos.phase != Phase.INIT or pos.variables:
             positions[target.id] = pos
-    return positions, inside, verdicts
+    step_states: list[bytes | None] = [None] * len(labels)
+    for k, those in resumed.items():
+        step_states[k] = kept[labels[k]].resume_state(those)
+    ids = [t.id for those in resumed.values() for t in those]
+    return _Where(positions, inside, verdicts, step_states, ids)
 
 
 def checkpoint_from_events(
@@ -404,18 +441,20 @@ def checkpoint_from_events(
     events: Sequence[TestEvent],
     *,
     now: float,
+    stored: StoredCheckpoint | None = None,
 ) -> Checkpoint:
     """Where to resume a job whose server died mid-run, from its stored events alone: the last
     run started, its last test with events, that test's last attempt; its targets if they were
     acquired and not yet released, and for each where it stood (:func:`_positions`). The result
     is a :class:`PausePayload` as a pause there would have written it, so the job runner's one
-    resume path resumes it: targets that finished a step do not run it again, targets that
-    were inside a step re-enter it. A step's own resume state is not known (steps start it
-    afresh), nor are the variables steps set for targets.
+    resume path resumes it: targets that finished a step do not run it again; targets that
+    were inside a step resume there from the step's checkpoint if ``stored`` (the job's step
+    checkpoints, :mod:`contest.checkpoint`) has them for this attempt, else re-enter it. The
+    variables steps set for targets (their ``VariableEmitted`` events) are kept.
 
-    ``events``: the job's test events of the last run (routing, acquisition and release events
-    are read; others ignored), in stored order; ``runs_started``: the ``RunID`` of each
-    ``RunStarted``."""
+    ``events``: the job's test events of the last run (routing, acquisition, release and
+    variable events are read; others ignored), in stored order; ``runs_started``: the
+    ``RunID`` of each ``RunStarted``."""
     if not runs_started:
         return Checkpoint(None)  # nothing ran: the job starts from its beginning
     run_id = max(runs_started)
@@ -439,9 +478,14 @@ def checkpoint_from_events(
     released = acquire_failed = False
     routing: dict[tuple[str, str], TestEvent] = {}
     cleanup: dict[tuple[str, str], TestEvent] = {}
+    variables: dict[str, dict[str, dict[str, Any]]] = {}
     for ev in events:
         h = ev.header
         if h.run_id != run_id or h.test_attempt != attempt:
+            continue
+        if ev.name == VARIABLE_EMITTED and ev.target is not None:
+            if h.test_name in (shape.name, shape.cleanup_name):
+                _add_variable(variables, ev)
             continue
         if h.test_name == shape.name and ev.target is not None:
             if ev.name == TARGET_ACQUIRED:
@@ -460,7 +504,9 @@ def checkpoint_from_events(
         elif shape.cleanup_name and h.test_name == shape.cleanup_name:
             cleanup[(h.step_label, ev.target.id)] = ev
     targets = list(acquired.values())
-    positions, inside, verdicts = _positions(shape.labels, targets, routing)
+    kept = stored.steps_of(run_id, attempt) if stored is not None else {}
+    steps = _positions(shape.labels, targets, routing, _kept_of(kept, shape.name), variables)
+    verdicts = steps.verdicts
 
     def next_test_or_attempt(passed: bool) -> Checkpoint:
         if not passed and attempt < shape.num_retries:
@@ -479,17 +525,39 @@ def checkpoint_from_events(
         return next_test_or_attempt(passed and bool(targets))
     if not targets:  # acquiring: acquire again (a lock the job took is keyed by its ID)
         return Checkpoint(PausePayload(job_id, run_id, index, attempt=attempt, run_started=True))
-    test_state = TestRunState(job_id, run_id, positions, [None] * len(shape.labels)).encode()
+    test_state = TestRunState(job_id, run_id, steps.positions, steps.step_states).encode()
     payload = PausePayload(
         job_id, run_id, index, targets=targets, test_state=test_state, attempt=attempt,
         run_started=True,
     )  # fmt: skip
     if cleanup or (shape.cleanup_labels and len(verdicts) == len(targets)):
         # the test steps were over (every target finished them): the cleanup steps went on
-        where, in_cleanup, _ = _positions(shape.cleanup_labels, targets, cleanup)
+        steps = _positions(
+            shape.cleanup_labels, targets, cleanup, _kept_of(kept, shape.cleanup_name),
+            variables,
+        )  # fmt: skip
         payload.cleanup_state = TestRunState(
-            job_id, run_id, where, [None] * len(shape.cleanup_labels)
+            job_id, run_id, steps.positions, steps.step_states
         ).encode()
         payload.test_results = verdicts
-        inside = in_cleanup
-    return Checkpoint(payload, inside)
+    return Checkpoint(payload, steps.inside, steps.kept)
+
+
+def _kept_of(kept: Mapping[tuple[str, str], Any], test_name: str) -> dict[str, Any]:
+    """The checkpointed steps of one test (or its cleanup), by label."""
+    return {label: step for (name, label), step in kept.items() if name == test_name}
+
+
+def _add_variable(variables: dict[str, dict[str, dict[str, Any]]], ev: TestEvent) -> None:
+    """A ``VariableEmitted`` event's value, as the runner's variable store keeps it (target ->
+    label -> name -> value); the last one of a name wins, as in the store."""
+    payload = ev.payload if isinstance(ev.payload, dict) else {}
+    name, text = payload.get("Name"), payload.get("Value")
+    if not isinstance(name, str) or not isinstance(text, str) or ev.target is None:
+        return
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return
+    by_label = variables.setdefault(ev.target.id, {})
+    by_label.setdefault(ev.header.step_label, {})[name] = value

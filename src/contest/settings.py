@@ -32,6 +32,7 @@ class ServeSettings:
     pause_timeout: float = DEFAULT_PAUSE_TIMEOUT
     resume_jobs: bool = True
     job_lease: float = DEFAULT_JOB_LEASE
+    checkpoint_period: float | None = None  # None: the job manager's default (lease/3)
     db_retry: float = DEFAULT_DB_RETRY
     target_locker: str = "auto"  # auto | inmemory | db
     target_lock_duration: float = 600.0

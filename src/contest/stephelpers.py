@@ -229,13 +229,32 @@ async def for_each_target_with_resume(
     it for you on pause); once every function has returned, the helper raises ``Paused`` with
     the versioned state of every paused target. On resume, ``fn`` runs again for those targets,
     with their data, before any new target.
+
+    The helper keeps checkpoints of the same state (:meth:`StepContext.keep_checkpoints`): if
+    the job's server dies, a target in hand is resumed with the data ``fn`` had stored in
+    ``twd.data`` at the last checkpoint. So ``fn`` should store there, as it goes, a point it
+    can go on from (Sleep: its deadline), not only just before it pauses; a target whose
+    ``twd.data`` is still None enters the step again from its start.
     """
     saved = [TargetWithData(t, data) for t, data in decode_targets_state(resume_state, version)]
     workers = _Workers()
     paused: list[TargetWithData] = []
     report = ch.output.put_nowait
+    # the targets in hand, for the checkpoints (contest.checkpoint): their data is what a pause
+    # would save for them now. A target with no data yet is left out: after a takeover it
+    # enters the step again from its start (TargetInterrupted), rather than being resumed with
+    # nothing to go on from (a function that stores its data only as it pauses)
+    in_hand: dict[str, TargetWithData] = {}
+    ctx.keep_checkpoints(
+        version, lambda: [(t.target, t.data) for t in in_hand.values() if t.data is not None]
+    )
+
+    def start(twd: TargetWithData) -> None:
+        in_hand[twd.target.id] = twd
+        _run_target(workers, twd, fn(ctx, twd), finish, one)
 
     def finish(twd: TargetWithData, exc: BaseException | None) -> None:
+        in_hand.pop(twd.target.id, None)
         if isinstance(exc, Paused):
             paused.append(twd)
         elif exc is None or isinstance(exc, Exception):  # Cancelled too: unless cancelled, fails
@@ -261,10 +280,9 @@ async def for_each_target_with_resume(
 
     _stop_reading_on_cancel(ctx, ch)
     for twd in saved:
-        _run_target(workers, twd, fn(ctx, twd), finish, one)
+        start(twd)
     async for target in ch.input:
-        twd = TargetWithData(target)
-        _run_target(workers, twd, fn(ctx, twd), finish, one)
+        start(TargetWithData(target))
     await workers.wait()
 
     if ctx.is_cancelled():

@@ -1,6 +1,8 @@
-"""Where a job whose server died is resumed, read from its stored events alone
-(``contest.resume.checkpoint_from_events``): the runner's resume state a pause there would have
-written, and the targets that were inside a step (to be marked ``TargetInterrupted``).
+"""Where a job whose server died is resumed, read from its stored events
+(``contest.resume.checkpoint_from_events``) and its steps' stored checkpoint
+(``contest.checkpoint``): the runner's resume state a pause there would have written, the
+targets that were inside a step (to be marked ``TargetInterrupted``), those that resume inside
+their step from its checkpoint, and the variables steps had set.
 The job manager's use of it on every store: tests/jobs/test_job_manager_pause.py; on real
 servers killed with ``kill -9``: tests/e2e/test_e2e_takeover.py."""
 
@@ -8,8 +10,18 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from contest.checkpoint import CheckpointBook, KeptStep, StoredCheckpoint
+from contest.errors import ResumeStateError
 from contest.events import TestEvent, TestEventHeader
-from contest.resume import Phase, TestRunState, TestShape, checkpoint_from_events
+from contest.resume import (
+    Phase,
+    TestRunState,
+    TestShape,
+    checkpoint_from_events,
+    decode_targets_state,
+)
 from contest.target import Target
 
 JOB = 7
@@ -167,3 +179,100 @@ def test_progress_and_the_web_counts_show_the_final_attempt() -> None:
     _, cells = step_counts(dict(web), "T1", 0, shapes, True)
     assert counts.rows(1)[1].in_flight == 0
     assert [(c.running, c.passed) for c in cells[:2]] == [(0, 1), (0, 1)]
+
+
+# --- with the steps' stored checkpoint (contest.checkpoint) -------------------------------------
+
+
+def stored(*steps: tuple[str, str, dict[str, object]], run: int = 1, attempt: int = 0):
+    """A job checkpoint as the job manager stores it (through a book, encoded and decoded)."""
+    book = CheckpointBook()
+    for test, label, data in steps:
+        items = [(Target(t), d) for t, d in data.items()]
+        book.slot(run, attempt, test, label).keep(3, lambda items=items: items)
+    blob = book.snapshot()
+    assert blob is not None
+    return StoredCheckpoint.decode(blob)
+
+
+def step_state(blob: bytes | None, n_steps: int, k: int) -> dict[str, object]:
+    assert blob is not None
+    state = TestRunState.decode(blob, JOB, n_steps)
+    return {t.id: d for t, d in decode_targets_state(state.step_states[k], 3)}
+
+
+def test_targets_inside_a_checkpointed_step_resume_there_from_their_data() -> None:
+    log = Log()
+    for t in ("t1", "t2", "t3", "t4"):
+        log.add("TargetAcquired", t)
+        log.through(t, "a").add("TargetIn", t, "b")
+    log.add("TargetOut", "t3", "b")  # finished b after the checkpoint: not resumed in it
+    # t4 entered b after the checkpoint: it enters b again
+    kept = stored(("T1", "b", {"t1": 5, "t2": {"at": 2}, "t3": 9}))
+    cp = checkpoint_from_events(JOB, TESTS, [1], log.events, now=0.0, stored=kept)
+    p = cp.payload
+    assert p is not None
+    assert positions(p.test_state, 3) == {
+        "t1": (1, Phase.RUN, None),  # inside b: b brings it back from its data
+        "t2": (1, Phase.RUN, None),
+        "t3": (2, Phase.INIT, None),
+        "t4": (1, Phase.INIT, None),
+    }
+    assert step_state(p.test_state, 3, 1) == {"t1": 5, "t2": {"at": 2}}
+    assert sorted(cp.kept) == ["t1", "t2"]
+    assert [(e.target.id, e.header.step_label) for e in cp.interrupted if e.target] == [("t4", "b")]
+
+
+def test_a_checkpoint_of_another_attempt_or_step_is_not_used() -> None:
+    log = Log().add("TargetAcquired", "t1", attempt=1)
+    log.add("TargetIn", "t1", "a", attempt=1)
+    for kept in (
+        stored(("T1", "a", {"t1": 1}), attempt=0),  # the attempt before
+        stored(("T1", "b", {"t1": 1}), attempt=1),  # another step
+        stored(("T1 [CLEANUP]", "a", {"t1": 1}), attempt=1),  # another test of that label
+    ):
+        cp = checkpoint_from_events(JOB, TESTS, [1], log.events, now=0.0, stored=kept)
+        assert cp.kept == [] and len(cp.interrupted) == 1
+
+
+def test_a_cleanup_step_resumes_from_its_checkpoint() -> None:
+    log = Log().add("TargetAcquired", "t1").through("t1", "a", "b", "c")
+    log.add("TargetIn", "t1", "clean", test="T1 [CLEANUP]")
+    kept = stored(("T1 [CLEANUP]", "clean", {"t1": "half"}))
+    cp = checkpoint_from_events(JOB, TESTS, [1], log.events, now=0.0, stored=kept)
+    assert cp.payload is not None and cp.interrupted == [] and cp.kept == ["t1"]
+    assert positions(cp.payload.cleanup_state, 1) == {"t1": (0, Phase.RUN, None)}
+    assert step_state(cp.payload.cleanup_state, 1, 0) == {"t1": "half"}
+
+
+def test_the_variables_steps_set_are_kept() -> None:
+    log = Log().add("TargetAcquired", "t1").add("TargetAcquired", "t2")
+    log.add("TargetIn", "t1", "a")
+    log.add("VariableEmitted", "t1", "a", payload={"Name": "n", "Value": "1"})
+    log.add("VariableEmitted", "t1", "a", payload={"Name": "n", "Value": "2"})  # the last wins
+    log.add("VariableEmitted", "t1", "a", payload={"Name": "s", "Value": '"x"'})
+    cp = checkpoint_from_events(JOB, TESTS, [1], log.events, now=0.0)
+    assert cp.payload is not None and cp.payload.test_state is not None
+    state = TestRunState.decode(cp.payload.test_state, JOB, 3)
+    assert state.targets["t1"].variables == {"a": {"n": 2, "s": "x"}}
+    assert "t2" not in state.targets  # in no step, with no variable: where every target starts
+    assert len(cp.interrupted) == 1
+
+
+def test_a_checkpoint_is_a_step_book_of_the_newest_attempt() -> None:
+    """The book keeps only the steps of the newest run and attempt, and a closed step's slot
+    is gone; a broken checkpoint is refused."""
+    book = CheckpointBook()
+    assert book.snapshot() is None
+    old = book.slot(1, 0, "T1", "a")
+    old.keep(1, lambda: [(Target("t1"), 1)])
+    new = book.slot(1, 1, "T1", "a")
+    new.keep(1, lambda: [(Target("t1"), 2)])
+    kept = StoredCheckpoint.decode(book.snapshot() or b"")
+    assert (kept.run_id, kept.attempt, kept.steps) == (1, 1, {("T1", "a"): KeptStep(1, {"t1": 2})})
+    new.close()
+    assert StoredCheckpoint.decode(book.snapshot() or b"").attempt == 0
+    old.close()
+    assert book.snapshot() is None
+    with pytest.raises(ResumeStateError, match="invalid checkpoint"):
+        StoredCheckpoint.decode(b'{"V": 99}')

@@ -6,10 +6,13 @@ restarted one, from where its stored events leave it. Real ``contest serve`` pro
   (two running over their targets, a third queued behind one of them for the same targets) is
   killed mid-step; the other servers complete every job within lease + 30 s; every target
   passes every step; a target that had finished a step does not run it again, a target that
-  was inside a step re-enters it once (the lost attempt marked ``TargetInterrupted``, naming
-  the dead instance); no target is ever held by two jobs at once;
+  was inside a step that keeps no checkpoint (SlowEcho) re-enters it once (the lost attempt
+  marked ``TargetInterrupted``, naming the dead instance); no target is ever held by two jobs
+  at once;
 * one server on SQLite, killed mid-job and restarted with its defaults: the job resumes and
-  completes, finished steps not run again.
+  completes, finished steps not run again, and the targets inside a step that keeps
+  checkpoints (Sleep, once its checkpoint is stored) resume inside it from the checkpoint
+  (``contest.checkpoint``): entered once, never interrupted.
 
 ``--no-resume-jobs`` (ConTest's behaviour: zombies failed) is tests/e2e/test_e2e_servers.py's and
 tests/e2e/test_e2e_dead_jobs.py's.
@@ -17,8 +20,10 @@ tests/e2e/test_e2e_dead_jobs.py's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,14 +52,25 @@ def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_database(url)
 
 
-def job(name: str, targets: list[str], nap: str) -> dict[str, Any]:
-    """Targets through a short step, a long one, and a last one."""
+def job(name: str, targets: list[str], nap: str, *, checkpoints: bool = False) -> dict[str, Any]:
+    """Targets through a short step, a long one, and a last one. The long one is Sleep (it
+    keeps checkpoints) with ``checkpoints``, else SlowEcho (it keeps none: a target inside
+    re-enters it on takeover)."""
+    if checkpoints:
+        long = {"name": "sleep", "label": "nap", "parameters": {"duration": [nap]}}
+    else:
+        seconds = nap.removesuffix("s")
+        long = {
+            "name": "slowecho",
+            "label": "nap",
+            "parameters": {"sleep": [seconds], "text": ["z"]},
+        }
     return literal_job(
         name=name,
         targets=[{"ID": t} for t in targets],
         steps=[
             {"name": "sleep", "label": "warm", "parameters": {"duration": ["0.2s"]}},
-            {"name": "sleep", "label": "nap", "parameters": {"duration": [nap]}},
+            long,
             {"name": "noop", "label": "after", "parameters": {}},
         ],
         success="=100%",
@@ -104,7 +120,8 @@ def check_resumed(
     server: ServerProcess, job_id: int, targets: list[str], lost: str, inside: str | None
 ) -> None:
     """Every target passed every step; each entered each step once, plus one interrupted
-    attempt at ``inside`` (the step it was in when its server died), marked as such."""
+    attempt at ``inside`` (the step it was in when its server died), marked as such (None:
+    none was interrupted: each resumed where it stood)."""
     routing = events(server, job_id, "TargetIn", "TargetOut", "TargetErr", "TargetInterrupted")
     count = Counter((e["target"]["ID"], e["step_label"], e["name"]) for e in routing)
     assert not [e for e in routing if e["name"] == "TargetErr"], routing
@@ -189,14 +206,34 @@ def test_three_servers_take_over_a_killed_servers_jobs(
     assert b.stop() == 0 and c.stop() == 0
 
 
+def checkpointed(db_file: Path, job_id: int, label: str, n: int) -> None:
+    """Until the job's stored step checkpoint has ``n`` targets in step ``label`` (read from
+    the SQLite file, as the server that takes over reads it)."""
+    deadline = time.monotonic() + 30
+    got: Any = None
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)) as conn:
+            row = conn.execute(
+                "SELECT data FROM job_checkpoints WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        got = json.loads(row[0]) if row else None
+        if got and any(s["L"] == label and len(s["D"]) == n for s in got["S"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id}: no checkpoint of {n} targets in {label}: {got}")
+
+
 def test_sqlite_restart_resumes_the_killed_servers_job(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'one.db'}"
+    db_file = tmp_path / "one.db"
+    db = f"sqlite:///{db_file}"
     targets = ["q0", "q1", "q2"]
-    first = server_factory(tmp_path, db, name="first").start()
-    job_id = start(first, job("on sqlite", targets, "3s"))
+    # checkpoints every 0.2 s (the default, lease/3, is 10 s with the default lease)
+    first = server_factory(tmp_path, db, "--checkpoint-period", "0.2s", name="first").start()
+    job_id = start(first, job("on sqlite", targets, "3s", checkpoints=True))
     wait_inside(first, job_id, "nap", len(targets))
+    checkpointed(db_file, job_id, "nap", len(targets))
     lost = instance_of(first)
     first.send(signal.SIGKILL)
     first.wait(10)
@@ -205,5 +242,8 @@ def test_sqlite_restart_resumes_the_killed_servers_job(
     assert again.wait_state(job_id, "JobStateCompleted", "JobStateFailed", timeout=30) == (
         "JobStateCompleted"
     ), again.output()
-    check_resumed(again, job_id, targets, lost, inside="nap")
+    # inside Sleep, checkpointed: each target resumed there (its deadline kept), none entered
+    # it again
+    check_resumed(again, job_id, targets, lost, inside=None)
+    assert "3 targets resume in their step from its checkpoint" in again.output()
     assert again.stop() == 0

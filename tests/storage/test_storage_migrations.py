@@ -34,6 +34,7 @@ TABLES = {
     "servers",
     "job_leases",
     "job_commands",
+    "job_checkpoints",
     VERSION_TABLE,
 }
 
@@ -164,12 +165,15 @@ async def test_0003_adds_the_target_line_to_a_0002_database(fresh_url: str) -> N
         async with engine.connect() as conn:
             await conn.run_sync(down)
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-        assert tables == TABLES - {"target_waits", "target_wait_tickets"} - FLEET_TABLES
+        assert tables == (
+            TABLES - {"target_waits", "target_wait_tickets"} - FLEET_TABLES - CHECKPOINT_TABLES
+        )
     finally:
         await engine.dispose()
 
 
 FLEET_TABLES = {"servers", "job_leases", "job_commands"}
+CHECKPOINT_TABLES = {"job_checkpoints"}
 
 
 async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> None:
@@ -185,9 +189,9 @@ async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> 
         job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
     finally:
         await storage.close()
-    storage = await open_storage(fresh_url)  # a new server: 0003 -> 0004
+    storage = await open_storage(fresh_url)  # a new server: 0003 -> head
     try:
-        assert await storage.version() == 4
+        assert await storage.version() == int(mig.head_revision())
         assert await storage.get_job(job_id) is not None
     finally:
         await storage.close()
@@ -203,6 +207,44 @@ async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> 
         async with engine.connect() as conn:
             await conn.run_sync(down)
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-        assert tables == TABLES - FLEET_TABLES
+        assert tables == TABLES - FLEET_TABLES - CHECKPOINT_TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_adds_the_checkpoints_table_to_a_0004_database(fresh_url: str) -> None:
+    """0005 brings the step checkpoints' table (contest.checkpoint) to a database a server of
+    0004 left, its jobs kept; downgrading to 0004 removes it only."""
+    engine = create_engine(fresh_url)
+    try:
+        await mig.upgrade(engine, "0004")
+    finally:
+        await engine.dispose()
+    storage = await open_storage(fresh_url, migrate_schema=False)  # as an old server left it
+    try:
+        job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
+    finally:
+        await storage.close()
+    storage = await open_storage(fresh_url)  # a new server: 0004 -> 0005
+    try:
+        assert await storage.version() == 5
+        assert await storage.get_job(job_id) is not None
+        await storage.store_checkpoint(job_id, b'{"V":1}')  # an unfenced job: stored
+        assert await storage.job_checkpoint(job_id) == b'{"V":1}'
+    finally:
+        await storage.close()
+    engine = create_engine(fresh_url)
+    try:
+
+        def down(conn: Connection) -> None:
+            cfg = mig.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+            conn.commit()
+
+        async with engine.connect() as conn:
+            await conn.run_sync(down)
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert tables == TABLES - CHECKPOINT_TABLES
     finally:
         await engine.dispose()

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Unpack
 
 from contest import __version__, hostpolicy, metrics
+from contest.checkpoint import CheckpointBook
+from contest.checkpoint import load as load_checkpoint
+from contest.checkpoint import record as record_checkpoint
 from contest.errors import Cancelled, ContestError
 from contest.events import (
     RUN_STARTED,
@@ -37,6 +40,7 @@ from contest.events import (
     TARGET_INTERRUPTED,
     TARGET_OUT,
     TARGET_RELEASED,
+    VARIABLE_EMITTED,
     EventReader,
     EventSink,
     FrameworkEvent,
@@ -89,6 +93,8 @@ COMMAND_POLL = 0.5  # how often an owner looks for commands other servers left f
 REMOTE_STOP_WAIT = 2.0  # how long a stop of another server's job waits for the owner to take it
 CLAIM_PERIOD_MAX = 10.0  # the claim loop runs every lease/3, at most this long apart
 CLAIM_BATCH = 20  # jobs claimed in one pass at most (the next pass takes more)
+CHECKPOINT_PERIOD_MAX = 10.0  # step checkpoints are stored every lease/3, at most this apart
+CHECKPOINT_PERIOD_MIN = 0.2
 
 
 class JobManagerError(ContestError):
@@ -197,6 +203,7 @@ class _Entry:
     claimed_at: float = 0.0  # time.monotonic() of that claim
     lost: bool = False  # the lease was lost: this copy stops and writes nothing more
     ending: bool = False  # writing its final state (or pause), which deletes (lets go) the lease
+    book: CheckpointBook = field(default_factory=CheckpointBook)  # its steps' checkpoints
 
     def cancel(self, reason: str) -> None:
         if not self.scope.cancel.is_set():
@@ -225,13 +232,15 @@ class JobManager:
         single_server: bool = False,
         register: bool = True,
         command_poll: float = COMMAND_POLL,
+        checkpoint_period: float | None = None,
     ) -> None:
         """``instance``: this process's identity (default: a unique ID, host-pid-suffix);
         ``fleet``: the servers' shared tables (default: the store's database); ``job_lease``:
         how long a job's lease lasts without a heartbeat; ``single_server``: no other server
         can be live (SQLite under the server's file lock), so zombies are looked for at start-up
         only; ``register``: list this process among the servers (``contest run`` does not: it
-        holds leases on its jobs, and serves no API)."""
+        holds leases on its jobs, and serves no API); ``checkpoint_period``: how often the steps'
+        checkpoints are stored (default: lease/3, within 0.2 and 10 s; 0: never)."""
         self.store = store
         # what jobs may touch on this machine: the server's flags; the user's own process else
         self.policy = policy or hostpolicy.HostPolicy.unrestricted()
@@ -245,11 +254,17 @@ class JobManager:
         self.single_server = single_server
         self.register = register
         self.command_poll = command_poll
+        if checkpoint_period is None:
+            checkpoint_period = min(
+                max(job_lease / 3, CHECKPOINT_PERIOD_MIN), CHECKPOINT_PERIOD_MAX
+            )
+        self.checkpoint_period = checkpoint_period
         self.last_heartbeat: float | None = None  # time.monotonic() of the last one that worked
         self._beat: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._claimer: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._stopping = False  # pausing or cancelling every job: this server goes away
         self.resume_jobs = True
         self._draining: asyncio.Future[None] | None = None
@@ -310,6 +325,8 @@ class JobManager:
         if shared and not resume_jobs:
             self._sweeper = asyncio.ensure_future(self._sweep_forever())
         self._refresher = asyncio.ensure_future(self._refresh_locks_forever())
+        if self.checkpoint_period > 0:
+            self._checkpointer = asyncio.ensure_future(self._checkpoint_forever())
         if sweep_zombies and not resume_jobs:
             await self._fail_zombies()
         if resume_jobs:
@@ -367,7 +384,9 @@ class JobManager:
         lock duration after we exit (the time a restart has to resume them)."""
         self._running_statuses.close()
         await self._refresh_once()
-        for task in (self._refresher, self._beat, self._poller, self._sweeper, self._claimer):
+        loops = (self._refresher, self._beat, self._poller, self._sweeper, self._claimer,
+                 self._checkpointer)  # fmt: skip
+        for task in loops:
             if task is not None:
                 await _stop_loop(task)
         if self._draining is not None:
@@ -625,7 +644,7 @@ class JobManager:
             self._forget(entry)
             return
         try:
-            payload = await self.runner.run(job, entry.scope, resume)
+            payload = await self.runner.run(job, entry.scope, resume, checkpoints=entry.book)
         except Cancelled:
             self._check_held(entry)
             reason = {"Reason": entry.cancel_reason} if entry.cancel_reason else None
@@ -734,6 +753,38 @@ class JobManager:
         )
         if pending is not None:
             await pending
+
+    # --- step checkpoints (contest.checkpoint) ---------------------------------------------------
+
+    async def _checkpoint_forever(self) -> None:
+        """Every checkpoint period: store the step checkpoints of the jobs running here."""
+        while True:
+            await asyncio.sleep(self.checkpoint_period)
+            await self._checkpoint_once()
+
+    async def _checkpoint_once(self) -> None:
+        """Store each running job's checkpoint that changed, fenced by its lease (a copy that
+        lost it stops here); a failure is logged, and tried again next period. Jobs that are
+        pausing or ending are left alone: their pause, or final state, is what counts."""
+
+        async def one(entry: _Entry) -> None:
+            try:
+                async with asyncio.timeout(self.job_lease):
+                    await record_checkpoint(self.store, entry.book, entry.job.id)
+            except LeaseLost as exc:
+                if not entry.ending:
+                    self._stop_copy(entry, str(exc))
+            except Exception as exc:
+                log.warning("job %d: cannot store its step checkpoint: %s", entry.job.id, exc)
+
+        await asyncio.gather(
+            *(
+                one(e)
+                for e in list(self.jobs.values())
+                if e.epoch and not (e.lost or e.ending or e.task is None or e.task.done())
+                and not (e.scope.pause.is_set() or e.scope.cancel.is_set())
+            )
+        )  # fmt: skip
 
     # --- locks ---------------------------------------------------------------------------------
 
@@ -1082,13 +1133,14 @@ class JobManager:
                 await self._finish_cancel(job_id, orphan.owner)
                 return False
             payload: PausePayload | None
+            found = Checkpoint(None)
             if orphan.paused:
                 payload = await self._pause_payload(job_id)
                 interrupted = 0
             else:
-                checkpoint = await self._checkpoint(job)
-                payload = checkpoint.payload
-                interrupted = await self._mark_interrupted(checkpoint, orphan.owner)
+                found = await self._checkpoint(job)
+                payload = found.payload
+                interrupted = await self._mark_interrupted(found, orphan.owner)
         except Exception as exc:
             log.error("failed to resume job %d: %s", job_id, exc)
             await self._close_targets(job_id, f"job {job_id} could not be resumed")
@@ -1105,8 +1157,9 @@ class JobManager:
             log.info("resuming job %d", job_id)
         else:
             log.warning("job %d was run by %s, whose lease has lapsed: taking it over (%s, %d "
-                        "targets re-enter the step they were in)", job_id, orphan.owner,
-                        _where(payload), interrupted)  # fmt: skip
+                        "targets resume in their step from its checkpoint, %d re-enter the "
+                        "step they were in)", job_id, orphan.owner, _where(payload),
+                        len(found.kept), interrupted)  # fmt: skip
         self._launch(job, payload, orphan.epoch)
         return True
 
@@ -1132,8 +1185,9 @@ class JobManager:
 
     async def _checkpoint(self, job: Job) -> Checkpoint:
         """Where a job whose server died stood, from its stored events (the runs it started,
-        and its last run's acquisition, routing and release events, read a page at a time):
-        see :func:`contest.resume.checkpoint_from_events`."""
+        and its last run's acquisition, routing, release and variable events, read a page at
+        a time) and its steps' stored checkpoint (:mod:`contest.checkpoint`): see
+        :func:`contest.resume.checkpoint_from_events`."""
         runs = await self.store.framework_events(
             FrameworkEventQuery(job_id=job.id, event_names=[RUN_STARTED])
         )
@@ -1153,6 +1207,7 @@ class JobManager:
                         event_names=[
                             TARGET_ACQUIRED, TARGET_ACQUIRE_ERR, TARGET_RELEASED,
                             TARGET_IN, TARGET_OUT, TARGET_ERR, TARGET_INTERRUPTED,
+                            VARIABLE_EMITTED,
                         ],
                         after_sequence=after,
                         limit=_ROUTING_PAGE,
@@ -1172,7 +1227,10 @@ class JobManager:
             )
             for jt in job.tests
         ]
-        return checkpoint_from_events(job.id, shapes, started, events, now=time.time())
+        stored = await load_checkpoint(self.store, job.id)
+        return checkpoint_from_events(
+            job.id, shapes, started, events, now=time.time(), stored=stored
+        )
 
     async def _mark_interrupted(self, checkpoint: Checkpoint, owner: str | None) -> int:
         """A ``TargetInterrupted`` for each target that was inside a step when its server

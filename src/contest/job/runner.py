@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from contest.checkpoint import CheckpointBook
 from contest.context import PluginContext
 from contest.errors import Cancelled, ContestError, Paused, StepError
 from contest.events import (
@@ -132,6 +133,7 @@ class _Attempt:
     emitter: EventEmitter
     ctx: PluginContext
     tally: _RunTally
+    checkpoints: CheckpointBook | None = None
 
     @property
     def test(self) -> JobTest:
@@ -190,9 +192,16 @@ class JobRunner:
     # --- the job, top to bottom ----------------------------------------------------------------
 
     async def run(
-        self, job: Job, scope: Scope, resume: PausePayload | None = None
+        self,
+        job: Job,
+        scope: Scope,
+        resume: PausePayload | None = None,
+        *,
+        checkpoints: CheckpointBook | None = None,
     ) -> PausePayload | None:
-        """Run ``job`` to the end (None), or until paused (the payload to resume from)."""
+        """Run ``job`` to the end (None), or until paused (the payload to resume from).
+        ``checkpoints``: where its steps keep their checkpoints (the job manager's, which
+        stores them: :mod:`contest.checkpoint`)."""
         if resume is not None and resume.job_id != job.id:
             raise JobError(f"wrong resume state, job id {resume.job_id} (want {job.id})")
         run_id = resume.run_id if resume else 1
@@ -221,7 +230,7 @@ class JobRunner:
                 first_test = resume.test_index if resume is not None and mid_run else 0
                 for index in range(first_test, len(job.tests)):
                     payload = await self._run_test(
-                        job, scope, run_id, index, resume if mid_run else None, tally
+                        job, scope, run_id, index, resume if mid_run else None, tally, checkpoints
                     )
                     if payload is not None:
                         return payload
@@ -253,6 +262,7 @@ class JobRunner:
         index: int,
         resume: PausePayload | None,
         tally: _RunTally,
+        checkpoints: CheckpointBook | None = None,
     ) -> PausePayload | None:
         """Every attempt of one test; a payload if paused."""
         jt = job.tests[index]
@@ -272,7 +282,9 @@ class JobRunner:
                         run_started=True,
                     )
                 next_attempt_at = None
-            outcome = await self._attempt(job, scope, run_id, index, attempt, resume, tally)
+            outcome = await self._attempt(
+                job, scope, run_id, index, attempt, resume, tally, checkpoints
+            )
             resume = None
             if isinstance(outcome, PausePayload):
                 return outcome
@@ -292,6 +304,7 @@ class JobRunner:
         attempt: int,
         resume: PausePayload | None,
         tally: _RunTally,
+        checkpoints: CheckpointBook | None = None,
     ) -> PausePayload | bool:
         """One attempt: acquire, test, cleanup, release. True if every target passed."""
         jt = job.tests[index]
@@ -304,6 +317,7 @@ class JobRunner:
             EventEmitter(self.sink, TestEventHeader(job.id, run_id, jt.name, "", attempt), None),
             PluginContext(scope=scope, job_id=job.id, run_id=run_id),
             tally,
+            checkpoints,
         )
         targets = await self._attempt_targets(at, resume)
         if targets is None:
@@ -408,6 +422,7 @@ class JobRunner:
                     attempt=at.number,
                     scope=scope,
                     resume_state=out.test_state,
+                    checkpoints=at.checkpoints,
                 )
                 if result.paused:
                     return at.paused(targets=targets, test_state=result.resume_state)
@@ -454,6 +469,7 @@ class JobRunner:
                 steps=jt.test.cleanup_steps,
                 test_name=jt.name + CLEANUP_SUFFIX,
                 variables=steps.variables,
+                checkpoints=at.checkpoints,
             )
             if cres.paused and steps.failure is None:
                 return at.paused(

@@ -24,6 +24,12 @@ every target's step and phase, the steps' own blobs and the step variables. Resu
 every target back where it stood: a target that was inside a step is not handed over again (the
 step brings it back from its own blob), so no target is seen twice or lost. Cancel wins over
 pause: everything stops, and ``run`` raises ``Cancelled``.
+
+Checkpoints
+-----------
+Given the job's :class:`~contest.checkpoint.CheckpointBook`, each step gets a slot in it for
+this attempt, closed when the step returns: a step that opts in records there, as it runs, the
+per-target state a pause would give (see :mod:`contest.checkpoint`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 
 from contest.bundle import Test, TestStepBundle
 from contest.channels import StepChannels, StepInput, StepOutput, StepResult
+from contest.checkpoint import CheckpointBook, StepSlot
 from contest.context import StepContext
 from contest.errors import (
     Cancelled,
@@ -146,6 +153,7 @@ class _Step:
         "error",
         "index",
         "input",
+        "kept",
         "left",
         "paused",
         "paused_state",
@@ -171,6 +179,7 @@ class _Step:
         self.paused_state: bytes | None = None  # resume state the step returned
         self.error: StepError | None = None
         self.emitter: EventEmitter | None = None
+        self.kept: StepSlot | None = None  # its place in the job's checkpoints
         self.timer = step_timer(bundle.label)  # contest_step_target_seconds
 
     @property
@@ -256,6 +265,7 @@ class TestRunner:
         self._variables = VariableStore()
         self._header_args: tuple[int, int, str, int] = (0, 0, "", 0)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._book: CheckpointBook | None = None
 
     # --- the run, top to bottom ------------------------------------------------------------------
 
@@ -272,11 +282,13 @@ class TestRunner:
         steps: Sequence[TestStepBundle] | None = None,
         test_name: str | None = None,
         variables: VariableStore | None = None,
+        checkpoints: CheckpointBook | None = None,
     ) -> TestRunResult:
         """Run ``test`` (or the given ``steps``, e.g. cleanup steps) on ``targets``.
 
         Returns the outcome (paused or not); raises ``Cancelled`` if ``scope`` was cancelled and
-        the first ``StepError`` if a step misbehaved.
+        the first ``StepError`` if a step misbehaved. ``checkpoints``: the job's, where the
+        steps that opt in keep theirs.
         """
         if self.steps:
             raise RuntimeError("a TestRunner runs once; make a new one")
@@ -287,6 +299,7 @@ class TestRunner:
         self._header_args = (job_id, run_id, test.name if test_name is None else test_name, attempt)
         if variables is not None:
             self._variables = variables
+        self._book = checkpoints
         self.steps = [_Step(self, i, b) for i, b in enumerate(bundles)]
         for st in self.steps:
             st.emitter = EventEmitter(self.sink, self._header(st.label), None)
@@ -322,6 +335,10 @@ class TestRunner:
             self.scope.cancel.set()
             self._abandon_all()
             raise
+        finally:
+            for st in self.steps:  # an abandoned step never returned: it keeps nothing either
+                if st.kept is not None:
+                    st.kept.close()
         return self._outcome(job_id, run_id)
 
     async def _walk(self, ts: _TargetState) -> None:
@@ -384,6 +401,8 @@ class TestRunner:
         st.started = True
         label = st.label
         header = self._header(label)
+        if self._book is not None:
+            st.kept = self._book.slot(header.run_id, header.test_attempt, header.test_name, label)
         ctx = StepContext(
             scope=self.scope,
             job_id=header.job_id,
@@ -391,6 +410,7 @@ class TestRunner:
             test_name=header.test_name,
             step_label=label,
             variables=StepVariables(self._variables, label, self._variable_emitter(st)),
+            checkpoints=st.kept,
         )
         channels = StepChannels(st.input, StepOutput(st.route, st.output_closed))
         emitter = EventEmitter(self.sink, header, st.bundle.allowed_events)
@@ -416,6 +436,8 @@ class TestRunner:
 
     def _step_returned(self, st: _Step, outcome: BaseException | None) -> None:
         st.done = True
+        if st.kept is not None:
+            st.kept.close()  # its targets are reported, paused or dropped: nothing to keep
         st.input.close()
         withdrawn = [ts.target.id for ts in st.input.abort_pending()]
         cancelled = self.scope.cancel.is_set()

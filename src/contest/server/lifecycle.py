@@ -187,6 +187,10 @@ def check_settings(settings: ServeSettings) -> str:
             f"--job-lease {settings.job_lease:g}s: must be at least {MIN_JOB_LEASE:g}s (the "
             "heartbeat runs every lease/3)"
         )
+    if settings.checkpoint_period is not None and settings.checkpoint_period < 0:
+        raise StartupError(
+            f"--checkpoint-period {settings.checkpoint_period:g}s: must be 0 (never) or more"
+        )
     if not settings.db_retry > 0:
         raise StartupError(f"--db-retry {settings.db_retry:g}s: must be more than 0")
     if settings.target_locker not in ("auto", "inmemory", "db"):
@@ -329,6 +333,7 @@ async def _serve(
                 policy=policy,
                 instance=instance,
                 job_lease=settings.job_lease,
+                checkpoint_period=settings.checkpoint_period,
                 # SQLite under the lock above: no other server can be live on the file
                 single_server=sqlite_lock is not None,
             )

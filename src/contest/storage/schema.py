@@ -295,3 +295,16 @@ job_commands = Table(
     sqlite_autoincrement=True,
     **MYSQL_OPTS,
 )
+
+job_checkpoints = Table(
+    "job_checkpoints",
+    metadata,
+    # A running job's step checkpoints (contest.checkpoint): the per-target state of the steps
+    # that keep one, replaced by its owner every checkpoint period when it changed (a write
+    # fenced by the job's lease), read by the server taking the job over, deleted in the
+    # transaction storing the job's final state (as its lease).
+    Column("job_id", BigInteger, primary_key=True),
+    Column("data", LongText, nullable=False),  # the checkpoint's JSON
+    Column("saved_at", Double, nullable=False),  # unix seconds, the owner's clock (for people)
+    **MYSQL_OPTS,
+)

@@ -19,6 +19,7 @@ from contest.events import (
     TestEventHeader,
     TestEventQuery,
 )
+from contest.storage import checkpoints as ck
 from contest.storage import events as ev
 from contest.storage import jobs as jb
 from contest.storage import migrate, schema
@@ -28,6 +29,7 @@ from contest.storage.bulk import Row
 from contest.storage.engine import create_engine
 from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
+from contest.storage.limits import check as check_size
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.storage.retry import RetryPolicy, Transactor
 from contest.storage.urls import backend_name, redact
@@ -53,6 +55,7 @@ _RESET_TABLES = (
     schema.servers,
     schema.job_leases,
     schema.job_commands,
+    schema.job_checkpoints,
 )
 
 
@@ -350,9 +353,9 @@ class Storage:
     def forget_job_leases_at_job_end(self) -> None:
         """Say that job leases are kept in this database (:class:`contest.storage.fleet.
         SqlFleet`): from now on, the transaction storing a job's final state also deletes its
-        lease and the commands left for it, so that a job is never seen ended with a lease, or
-        running without one. Off by default: a reader of a database not migrated this far
-        (``contest events``) has no such tables."""
+        lease, the commands left for it and its step checkpoints, so that a job is never seen
+        ended with a lease, or running without one. Off by default: a reader of a database
+        not migrated this far (``contest events``) has no such tables."""
         self._forgets_job_leases = True
 
     async def _jobs_ended(self, conn: AsyncConnection, job_ids: set[int]) -> None:
@@ -363,6 +366,7 @@ class Storage:
             from contest.storage.fleet import forget_ended_jobs
 
             await forget_ended_jobs(conn, job_ids)
+            await ck.forget(conn, job_ids)  # kept by the lease holder, gone with the lease
 
     # --- events: EventReader ------------------------------------------------------------------
 
@@ -422,6 +426,27 @@ class Storage:
             ),
             "reading test events",
         )
+
+    # --- step checkpoints (contest.checkpoint) -------------------------------------------------
+
+    async def store_checkpoint(self, job_id: int, data: bytes) -> None:
+        """Replace the job's step checkpoint, in a transaction fenced by the job's lease as its
+        events are (:meth:`check_lease`): a server that lost the lease gets
+        :class:`LeaseLost`, and the new owner's checkpoint stays. Too big a checkpoint (past
+        the report size limit) is refused with ``ParameterTooLong`` before anything is sent."""
+        text_ = data.decode()
+        check_size("Checkpoint", text_, self.limits.report_data)
+
+        async def work(conn: AsyncConnection) -> None:
+            await self.check_lease(conn, job_id)
+            await ck.save(conn, job_id, text_)
+
+        await self.transactor.write(work, "storing a step checkpoint")
+
+    async def job_checkpoint(self, job_id: int) -> bytes | None:
+        """The job's stored step checkpoint (None: it has none)."""
+        got = await self.transactor.read(lambda c: ck.load(c, job_id), "reading a step checkpoint")
+        return None if got is None else got.encode()
 
     # --- finished runs' statuses --------------------------------------------------------------
 

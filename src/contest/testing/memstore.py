@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Unpack
 
 from contest.events import FrameworkEvent, MemoryEventSink
+from contest.storage.jobs import ENDED_STATES
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 
 
@@ -17,6 +18,7 @@ from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Re
 class MemoryStore(MemoryEventSink):
     jobs: dict[int, JobRequest] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
+    checkpoints: dict[int, bytes] = field(default_factory=dict)  # contest.checkpoint's
     _next_job: int = 1
 
     def write_framework_event(self, event: FrameworkEvent) -> None:
@@ -26,6 +28,15 @@ class MemoryStore(MemoryEventSink):
         if state is not None and job is not None:
             job.state = state
             job.state_time = event.emit_time
+        if state in ENDED_STATES:  # as the SQL storage deletes them with the final state
+            self.checkpoints.pop(event.job_id, None)
+
+    async def store_checkpoint(self, job_id: int, data: bytes) -> None:
+        """Unfenced, as this store's events are (one process: no other server)."""
+        self.checkpoints[job_id] = data
+
+    async def job_checkpoint(self, job_id: int) -> bytes | None:
+        return self.checkpoints.get(job_id)
 
     async def store_job(self, request: JobRequest) -> int:
         job_id = self._next_job

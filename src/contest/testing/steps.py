@@ -23,8 +23,10 @@ from contest.teststep import (
     StepParameters,
     StepResult,
     Target,
+    TargetWithData,
     TestStep,
     for_each_target,
+    for_each_target_with_resume,
 )
 
 
@@ -321,6 +323,54 @@ class ReadMeta(TestStep):
         await for_each_target(ctx, ch, one)
 
 
+class Ticker(TestStep):
+    """``Ticker``: counts ``ticks`` ticks per target, one every ``interval`` seconds, each a
+    ``Tick`` event ``{"N": n, "Text": text}`` and the target's step variable ``count`` set to
+    n. It supports pause and keeps checkpoints through ``for_each_target_with_resume``: the
+    count so far is the target's data, so a resumed target (after a pause, or a takeover from
+    the step's checkpoint) goes on from it; a target that starts afresh ticks from 1."""
+
+    name = "Ticker"
+    events = ("Tick",)
+    supports_pause = True
+    parameters = (
+        Parameter("ticks", Kind.NUMBER, required=True, minimum=1, doc="ticks per target"),
+        Parameter("interval", Kind.NUMBER, required=True, minimum=0, doc="seconds per tick"),
+        Parameter("text", required=True, templated=True, doc="said by each Tick (templated)"),
+    )
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.interval = 0.0
+
+    async def validate_parameters(self, ctx: StepContext, params: StepParameters) -> None:
+        self.ticks = int(str(params.get_one("ticks")))
+        self.interval = float(str(params.get_one("interval")))
+
+    async def run(
+        self,
+        ctx: StepContext,
+        ch: StepChannels,
+        params: StepParameters,
+        ev: EventEmitter,
+        resume_state: bytes | None,
+    ) -> None:
+        text = params.get_one("text")
+
+        async def one(ctx: StepContext, twd: TargetWithData) -> None:
+            said = text.expand(twd.target)  # reads the variables a template names
+            n = twd.data = int(twd.data or 0)  # from the start: a point to go on from too
+            while n < self.ticks:
+                await ctx.sleep(self.interval)  # raises Paused: twd.data is saved as it is
+                n += 1
+                assert ctx.variables is not None
+                ctx.variables.add(twd.target.id, "count", n)
+                await ev.emit("Tick", twd.target, {"N": n, "Text": said})
+                twd.data = n  # what a checkpoint (or a pause) resumes from
+
+        await for_each_target_with_resume(ctx, ch, resume_state, 1, one)
+
+
 def _loader(cls: type[TestStep]) -> Callable[[], tuple[str, Any, list[str]]]:
     def load() -> tuple[str, Any, list[str]]:
         return cls.name, cls, list(cls.events)
@@ -340,3 +390,4 @@ load_channels = _loader(Channels)
 load_badtargets = _loader(BadTargets)
 load_slowecho = _loader(SlowEcho)
 load_readmeta = _loader(ReadMeta)
+load_ticker = _loader(Ticker)
