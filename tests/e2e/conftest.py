@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from e2ekit import ServerProcess
+from e2ekit import ServerProcess, fresh_database
 
 if TYPE_CHECKING:
     from playwright.sync_api import Playwright
@@ -20,14 +20,30 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
     made: list[ServerProcess] = []
 
     class Tracked(ServerProcess):
-        def start(self, timeout: float = 30.0) -> ServerProcess:
+        def launch(self) -> None:
             if self not in made:
                 made.append(self)
-            return super().start(timeout)
+            super().launch()
 
     yield Tracked
     for server in made:
         server.kill()
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, then MariaDB, server, for several servers to
+    share; dropped afterwards. Per test: the tests assert the list of live servers and the
+    lease rows, which another test's servers (killed, frozen) would leave behind."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_db(tmp_path: Path) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

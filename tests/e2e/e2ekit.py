@@ -14,11 +14,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+from contest.testing.databases import Kind, server_available, temporary_database
 
 BIN = Path(sys.executable).parent
 SERVER_ID = "vm"
@@ -61,6 +65,11 @@ class ServerProcess:
         self._starts = 0
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.launch()
+        return self.wait_listening(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to listen (see :func:`start_all`)."""
         self._starts += 1
         self.log = self.folder / f"{self.name}-{self._starts}.log"
         out = self.log.open("wb")
@@ -84,6 +93,10 @@ class ServerProcess:
             env=self.env,
         )
         out.close()
+
+    def wait_listening(self, timeout: float = 30.0) -> ServerProcess:
+        """Until the launched server says where it listens (it exiting first fails the test)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = _LISTENING.search(self.output())
@@ -154,6 +167,24 @@ class ServerProcess:
     def progress(self, job_id: int) -> dict[str, Any]:
         out: dict[str, Any] = self.get(f"/api/v1/jobs/{job_id}/progress").json()
         return out
+
+
+def start_all(*servers: ServerProcess, timeout: float = 30.0) -> list[ServerProcess]:
+    """Start several servers at once: their start-ups (mostly Python's imports) overlap, and
+    each is still a separate ``contest serve`` process that registers on its own."""
+    for server in servers:
+        server.launch()
+    return [server.wait_listening(timeout) for server in servers]
+
+
+@contextmanager
+def fresh_database(kind: Kind, folder: Path) -> Iterator[str]:
+    """A new, empty database on the local server of ``kind`` (SQLite: a file in ``folder``),
+    dropped afterwards. A missing server fails the test: CI must never skip these."""
+    if not server_available(kind):
+        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
+    with temporary_database(kind, folder) as url:
+        yield url
 
 
 def contestcli(

@@ -18,6 +18,7 @@ from e2ekit import (
     SERVER_ID,
     ServerProcess,
     contestcli,
+    fresh_database,
     json_docs,
     literal_job,
     sleep_job,
@@ -277,11 +278,7 @@ def test_wait_on_a_server_that_goes_away_exits_2(
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
 def test_other_databases(kind: str, tmp_path: Path, server_factory: type[ServerProcess]) -> None:
     """The same server on PostgreSQL and MariaDB: start, wait, status, list."""
-    from contest.testing.databases import server_available, temporary_database
-
-    if not server_available(kind):  # type: ignore[arg-type]
-        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
-    with temporary_database(kind, tmp_path) as url:  # type: ignore[arg-type]
+    with fresh_database(kind, tmp_path) as url:  # type: ignore[arg-type]
         server = server_factory(tmp_path, url).start()
         path = write_descriptor(tmp_path, "job.json", literal_job())
         proc = contestcli("start", "-w", "--poll-interval", "0.1", str(path), addr=server.url)

@@ -20,13 +20,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from e2ekit import ServerProcess, contestcli, literal_job, sleep_job
+from e2ekit import ServerProcess, contestcli, fresh_database, literal_job, sleep_job
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
 from contest.golang.time import parse_go_time
 from contest.storage.schema import target_locks
-from contest.testing.databases import Kind, server_available, temporary_database
+from contest.testing.databases import Kind
 
 KINDS: tuple[Kind, ...] = ("sqlite", "postgresql", "mariadb")
 _SYNC_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
@@ -34,10 +34,7 @@ _SYNC_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
 
 @pytest.fixture(params=KINDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    kind: Kind = request.param
-    if not server_available(kind):
-        pytest.fail(f"no {kind} server: the tests need it running (see .ci/run)")
-    with temporary_database(kind, tmp_path) as url:
+    with fresh_database(request.param, tmp_path) as url:
         yield url
 
 

@@ -3,13 +3,13 @@ processes and real databases:
 
 * a server frozen (SIGSTOP) for two of its 2 s leases loses its job: the lease lapses and is
   claimed by the other server (the test raises the owner and epoch in the lease row, as a
-  claim does); SIGCONT: the frozen server stops its copy and writes nothing more for the job
-  (PostgreSQL and MariaDB);
+  claim does, and the claim is not held up by the frozen server's transactions); SIGCONT: the
+  frozen server stops its copy and writes nothing more for the job (PostgreSQL and MariaDB);
 * SIGUSR1 on a shared database hands the owner's job over: paused at its next checkpoint, its
   lease let go, the server exits; the paused job is unowned and a restarted server completes
   it (PostgreSQL);
 * a private PostgreSQL instance the test starts on its own port is stopped (``pg_ctl stop -m
-  fast``) for 20 s, longer than the server's ``--db-retry 3s``, while a job runs: the job is
+  fast``) for 8 s, four times the server's ``--db-retry 2s``, while a job runs: the job is
   suspended, then completes once the database is back, each target-step's events exactly
   once.
 """
@@ -31,39 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2ekit import ServerProcess, literal_job
-from sqlalchemy import func, select, update
+from e2ekit import ServerProcess, literal_job, start_all
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.storage import open_storage
 from contest.storage.fleet import db_now
 from contest.storage.schema import framework_events, job_leases, test_events
-from contest.testing.databases import Kind, create_database, drop_database, server_available
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    kind: Kind = request.param
-    if not server_available(kind):
-        pytest.fail(f"no {kind} server: the tests need it running")
-    url = create_database(kind, tmp_path)
-    try:
-        yield url
-    finally:
-        drop_database(url)
-
-
-@pytest.fixture
-def pg_db(tmp_path: Path) -> Iterator[str]:
-    if not server_available("postgresql"):
-        pytest.fail("no postgresql server: the tests need it running")
-    url = create_database("postgresql", tmp_path)
-    try:
-        yield url
-    finally:
-        drop_database(url)
 
 
 def stepping_job(prefix: str, steps: int, seconds: str, targets: int = 2) -> dict[str, Any]:
@@ -169,6 +145,29 @@ def wait_until(what: str, check: Any, timeout: float) -> Any:
     raise AssertionError(f"{what}: not within {timeout} s")
 
 
+def activity(url: str) -> str:
+    """The other sessions on the test's database and what they wait for (for a failure's
+    message)."""
+
+    async def work(conn: AsyncConnection) -> str:
+        if conn.dialect.name == "postgresql":
+            query = text(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start,"
+                " pg_blocking_pids(pid), left(query, 200) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        else:  # the server is shared: only this database's connections
+            query = text(
+                "SELECT p.id, p.command, p.time, p.state, t.trx_state, t.trx_started,"
+                " left(p.info, 200) FROM information_schema.processlist p"
+                " LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id"
+                " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID()"
+            )
+        return "\n".join(str(tuple(row)) for row in await conn.execute(query))
+
+    return str(sql(url, work))
+
+
 def instance_of(server: ServerProcess) -> str:
     assert server.proc is not None
     mine = [s for s in server.get("/api/v1/servers").json()["servers"]
@@ -180,12 +179,15 @@ def instance_of(server: ServerProcess) -> str:
 def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
     shared_db: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
-    a = server_factory(tmp_path, shared_db, "--job-lease", "2s", server_id="", name="a").start()
-    # the other server takes no job over (the test claims the lease as its claim loop would,
-    # at the moment it chooses) and its own lease is long: its sweep stays out of the way
-    b = server_factory(
-        tmp_path, shared_db, "--job-lease", "60s", "--no-resume-jobs", server_id="", name="b"
-    ).start()
+    a, b = start_all(
+        server_factory(tmp_path, shared_db, "--job-lease", "2s", server_id="", name="a"),
+        # the other server takes no job over (the test claims the lease as its claim loop
+        # would, at the moment it chooses) and its own lease is long: its sweep stays out of
+        # the way
+        server_factory(
+            tmp_path, shared_db, "--job-lease", "60s", "--no-resume-jobs", server_id="", name="b"
+        ),
+    )
     b_instance = instance_of(b)
     job_id = start_job(a, stepping_job("f", steps=200, seconds="100ms"))
     wait_until("events flowing", lambda: event_count(shared_db, job_id) > 20, 30)
@@ -199,6 +201,13 @@ def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
         wait_until("the lease lapsed", lambda: lease_row(shared_db, job_id).left < 0, 10)
 
         async def claim(conn: AsyncConnection) -> int:  # as the other server's claim does
+            # bounded: a transaction the frozen server left open is ended by the database
+            # within half a lease (its sessions' idle-transaction timeout, set by contest
+            # serve), so its share lock on the lease row cannot hold the claim up longer
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            else:
+                await conn.execute(text("SET SESSION innodb_lock_wait_timeout = 5"))
             done = await conn.execute(
                 update(job_leases)
                 .where(job_leases.c.job_id == job_id, job_leases.c.expires_at < db_now())
@@ -206,14 +215,20 @@ def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
             )
             return int(done.rowcount)
 
-        assert sql(shared_db, claim, write=True) == 1
+        try:
+            claimed_rows = sql(shared_db, claim, write=True)
+        except Exception as exc:
+            raise AssertionError(f"the claim was held up: {exc}\n{activity(shared_db)}") from exc
+        assert claimed_rows == 1
         claimed = event_count(shared_db, job_id)
     finally:
         a.send(signal.SIGCONT)
     # it stops its copy within a lease, and writes nothing more for the job
     stopped = f"job {job_id}: this server's copy stopped"
     wait_until("the frozen server stopped its copy", lambda: stopped in a.output(), 2.0 + 1.0)
-    time.sleep(3.0)
+    # a lease: twenty of its 0.1 s steps (a copy still running writes every step) and three
+    # heartbeats (every lease/3)
+    time.sleep(2.0)
     assert event_count(shared_db, job_id) == claimed
     assert a.proc is not None and a.proc.poll() is None  # alive and well
     assert a.state(job_id) == "JobStateStarted"  # no final state from the server that lost it
@@ -228,8 +243,9 @@ def test_sigusr1_hands_the_job_over_to_another_server(
 ) -> None:
     """SIGUSR1 on a shared database: the owner pauses the job at its next checkpoint, lets its
     lease go and exits; the other server's claim loop resumes the paused job and completes it."""
-    a = server_factory(tmp_path, pg_db, "--job-lease", "2s", server_id="", name="a").start()
-    b = server_factory(tmp_path, pg_db, "--job-lease", "2s", server_id="", name="b").start()
+    a, b = start_all(
+        *(server_factory(tmp_path, pg_db, "--job-lease", "2s", server_id="", name=n) for n in "ab")
+    )
     job_id = start_job(a, stepping_job("d", steps=30, seconds="200ms"))
     wait_until("events flowing", lambda: event_count(pg_db, job_id) > 10, 30)
     a.send(signal.SIGUSR1)
@@ -302,22 +318,27 @@ def private_pg() -> Iterator[tuple[str, Any, Any]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+RETRY = 2.0
+OUTAGE = 4 * RETRY
+
+
 def test_a_database_outage_suspends_the_job_which_completes_after(
     private_pg: tuple[str, Any, Any], tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     url, stop_db, start_db = private_pg
-    # the lease outlasts the outage; the outage outlasts the storage's retry window (3 s)
+    # the lease outlasts the outage; the outage outlasts the storage's retry window (2 s) four
+    # times over, so every write the job makes meanwhile gives up its retries and is held
     server = server_factory(
-        tmp_path, url, "--job-lease", "60s", "--db-retry", "3s", server_id="", name="s"
+        tmp_path, url, "--job-lease", "60s", "--db-retry", f"{RETRY:g}s", server_id="", name="s"
     ).start()
     steps, targets = 24, 3
-    job_id = start_job(server, stepping_job("o", steps=steps, seconds="500ms", targets=targets))
+    job_id = start_job(server, stepping_job("o", steps=steps, seconds="250ms", targets=targets))
     wait_until("events flowing", lambda: event_count(url, job_id) > 8, 30)
     stop_db()
     down = time.monotonic()
-    time.sleep(20.0)
+    time.sleep(OUTAGE)
     start_db()
-    assert time.monotonic() - down >= 20.0
+    assert time.monotonic() - down >= OUTAGE
     state = wait_until(
         "the job ended",
         lambda: (s := server.state(job_id)) in ("JobStateCompleted", "JobStateFailed") and s,

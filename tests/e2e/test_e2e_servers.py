@@ -20,32 +20,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2ekit import CONTEST, ServerProcess, contestcli, sleep_job, write_descriptor
-
-from contest.testing.databases import Kind, create_database, drop_database, server_available
+from e2ekit import CONTEST, ServerProcess, contestcli, sleep_job, start_all, write_descriptor
 
 LEASE = "2s"
 # ConTest's behaviour (--no-resume-jobs): a dead server's jobs are failed as zombies; the
 # default, a takeover, is tests/e2e/test_e2e_takeover.py's
 CONTEST_ZOMBIES = ("--job-lease", LEASE, "--no-resume-jobs")
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database on the local server of that kind, dropped afterwards."""
-    kind: Kind = request.param
-    if not server_available(kind):
-        pytest.fail(f"no {kind} server: the tests need it running")
-    url = create_database(kind, tmp_path)
-    try:
-        yield url
-    finally:
-        drop_database(url)
 
 
 def _form(desc: dict[str, Any]) -> str:
@@ -96,8 +80,10 @@ def test_two_servers_without_flags_share_a_database(
     shared_db: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     host = socket.gethostname()
-    a = server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="a").start()
-    b = server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="b").start()
+    a, b = start_all(
+        server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="a"),
+        server_factory(tmp_path, shared_db, *CONTEST_ZOMBIES, server_id="", name="b"),
+    )
     both = live(b)
     assert len(both) == 2
     assert {s["server_id"] for s in both} == {host}  # ConTest's ServerID: the host name
@@ -174,33 +160,31 @@ def test_two_servers_without_flags_share_a_database(
 
 
 def test_a_server_id_is_one_live_server(
-    tmp_path: Path, server_factory: type[ServerProcess]
+    pg_db: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     """``--server-id`` names one live instance: a second live server with it refuses to start;
     restarted after ``kill -9`` on the same host it is taken over at once (the old pid is gone),
     and the killed process's job is failed as it starts."""
-    from contest.testing.databases import temporary_database
+    db = pg_db
+    first = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="x")
+    first.start()
+    job_id = start_job(first, targets_job("120s", "x"))
+    wait_in_flight(first, job_id, 2)
+    twin = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="y")
+    with pytest.raises(AssertionError, match="server exited with 1") as refused:
+        twin.start(timeout=30)
+    assert "server ID 'dup' is in use by a live server" in str(refused.value)
+    assert f"pid {first.proc.pid}" in str(refused.value)  # type: ignore[union-attr]
 
-    with temporary_database("postgresql", tmp_path) as db:
-        first = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="x")
-        first.start()
-        job_id = start_job(first, targets_job("120s", "x"))
-        wait_in_flight(first, job_id, 2)
-        twin = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="y")
-        with pytest.raises(AssertionError, match="server exited with 1") as refused:
-            twin.start(timeout=30)
-        assert "server ID 'dup' is in use by a live server" in str(refused.value)
-        assert f"pid {first.proc.pid}" in str(refused.value)  # type: ignore[union-attr]
-
-        first.send(signal.SIGKILL)
-        first.wait(10)
-        began = time.monotonic()
-        again = server_factory(tmp_path, db, *CONTEST_ZOMBIES, server_id="dup", name="z")
-        again.start()
-        assert again.state(job_id) == "JobStateFailed"  # at start-up: no lease to wait for
-        assert time.monotonic() - began < 10
-        assert [s["instance_id"] for s in live(again)] == ["dup"]
-        assert again.stop() == 0
+    first.send(signal.SIGKILL)
+    first.wait(10)
+    began = time.monotonic()
+    again = server_factory(tmp_path, db, *CONTEST_ZOMBIES, server_id="dup", name="z")
+    again.start()
+    assert again.state(job_id) == "JobStateFailed"  # at start-up: no lease to wait for
+    assert time.monotonic() - began < 10
+    assert [s["instance_id"] for s in live(again)] == ["dup"]
+    assert again.stop() == 0
 
 
 def test_sqlite_takes_one_server_and_contest_run_beside_it(

@@ -111,7 +111,9 @@ async def test_a_lost_lease_stops_the_copy_and_nothing_more_is_written(
         await asyncio.sleep(0.02)
     await store.flush()
     n = await events_of(store, job_id)
-    await asyncio.sleep(2 * LEASE)
+    # a lease: ten of its 0.1 s steps (a copy still running writes every step) and three
+    # heartbeats (every lease/3)
+    await asyncio.sleep(LEASE)
     assert await events_of(store, job_id) == n  # nothing more written for it
     assert store.lease_lost(job_id)
     # no final state, no closing TargetErr: the lease's new owner writes those

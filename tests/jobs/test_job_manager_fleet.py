@@ -223,7 +223,9 @@ async def test_servers_claiming_at_once_take_each_job_once(jm_env) -> None:
     ids = []
     for i in range(4):
         desc = jm_env.descriptor(
-            [jm_env.step("slowecho", "nap", sleep="3", text="zz")],
+            # still inside it when the server is killed (right after the jobs started); the
+            # resumed copies run it again, in full
+            [jm_env.step("slowecho", "nap", sleep="2", text="zz")],
             test_name="IntegrationTest: nap",
             targets=[f"c{i}a", f"c{i}b"],
         )
