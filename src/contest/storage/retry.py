@@ -30,6 +30,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contest.storage import schema
+from contest.storage.bulk import sqlite_execute
 from contest.storage.errors import StorageUnavailable, database_message
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ _PG_TRANSIENT = {"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"}
 # and deadlock. Retried at once on fresh data, and counted apart from outages (is_contention).
 _PG_CONTENTION = {"40001", "40P01", "55P03"}
 _MYSQL_CONTENTION = {1205, 1213}
+_SQLITE_MARK = f'INSERT INTO "{schema.commit_markers.name}" ("token", "committed_at") VALUES (?, ?)'
 # A connection PostgreSQL refuses gives no SQLSTATE through libpq, only the server's message:
 # these say the refusal is for good (a wrong password or role, an unknown database, no right
 # to connect), and retrying for the whole budget would only hide it (a wrong role used to be
@@ -216,7 +218,12 @@ class Transactor:
     async def begin_write(self, conn: AsyncConnection) -> None:
         """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front)."""
         if self._sqlite:
-            await conn.execution_options(contest_sqlite_begin="BEGIN IMMEDIATE")
+            # the engine's begin hook issues nothing (""): the BEGIN goes to the driver in one
+            # trip instead of SQLAlchemy's three (see contest.storage.bulk.sqlite_execute)
+            await conn.execution_options(contest_sqlite_begin="")
+            await conn.begin()
+            await sqlite_execute(conn, "BEGIN IMMEDIATE")
+            return
         await conn.begin()
 
     # --- the two entry points ----------------------------------------------------------------
@@ -273,10 +280,7 @@ class Transactor:
                             return state.result  # type: ignore[no-any-return]
                         await self.begin_write(conn)
                         result = await work(conn)
-                        await conn.execute(
-                            insert(schema.commit_markers),
-                            {"token": token, "committed_at": time.time()},
-                        )
+                        await self._mark(conn, token)
                         state.reached_commit = True
                         state.result = result
                         await conn.commit()
@@ -292,6 +296,15 @@ class Transactor:
                     raise
                 await self._backoff(attempt, e, what)
                 attempt += 1
+
+    async def _mark(self, conn: AsyncConnection, token: str) -> None:
+        """Insert the commit marker of ``token`` in the transaction (see :meth:`write`)."""
+        if self._sqlite:
+            await sqlite_execute(conn, _SQLITE_MARK, (token, time.time()))
+        else:
+            await conn.execute(
+                insert(schema.commit_markers), {"token": token, "committed_at": time.time()}
+            )
 
     @staticmethod
     async def _committed(conn: AsyncConnection, token: str) -> bool:

@@ -24,7 +24,7 @@ from contest.storage import jobs as jb
 from contest.storage import migrate, schema
 from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
-from contest.storage.bulk import Row
+from contest.storage.bulk import Row, sqlite_execute
 from contest.storage.engine import create_engine
 from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
@@ -270,8 +270,11 @@ class Storage:
             sql += " FOR SHARE" if self.backend == "postgresql" else " LOCK IN SHARE MODE"
         # driver-level SQL, built from integers only: this runs once per batch, and building
         # and compiling a SELECT each time cost as much as the round trip
-        result = await conn.exec_driver_sql(sql)
-        rows: dict[int, tuple[Any, ...]] = {int(r[0]): tuple(r) for r in result.all()}
+        if self.backend == "sqlite":
+            found = await sqlite_execute(conn, sql)  # one trip to the driver's thread
+        else:
+            found = [tuple(r) for r in (await conn.exec_driver_sql(sql)).all()]
+        rows: dict[int, tuple[Any, ...]] = {int(r[0]): r for r in found}
         stale: dict[int, str] = {}
         for job_id in job_ids:
             owner, epoch = self._fences[job_id]
