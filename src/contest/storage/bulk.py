@@ -64,24 +64,15 @@ def bulk_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> BulkIns
         group = f"({marks})"
         per_statement = max(1, _SQLITE_MAX_PARAMS // len(columns))
 
-        full = head + ",".join([group] * per_statement)
-
-        def statements(rows: list[Row]) -> list[tuple[str, tuple[Any, ...]]]:
-            out = []
-            for i in range(0, len(rows), per_statement):
-                chunk = rows[i : i + per_statement]
-                sql = full if len(chunk) == per_statement else head + ",".join([group] * len(chunk))
-                out.append((sql, tuple(chain.from_iterable(chunk))))
-            return out
+        statements = _sqlite_statements(head, group, per_statement)
 
         async def multirow(conn: AsyncConnection, rows: list[Row]) -> None:
-            raw = await conn.get_raw_connection()
-            in_thread = getattr(raw.driver_connection, "_execute", None)
-            if in_thread is None:  # not aiosqlite's connection: one statement at a time
+            run = await sqlite_thread(conn)
+            if run is None:  # not aiosqlite's connection: one statement at a time
                 for sql, params in statements(rows):
                     await conn.exec_driver_sql(sql, params)
                 return
-            await in_thread(_sqlite_insert_all, raw.driver_connection, statements(rows))
+            await run(_sqlite_insert_all, statements(rows))
 
         return multirow
 
@@ -91,32 +82,91 @@ def bulk_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> BulkIns
     return executemany
 
 
-async def sqlite_execute(
-    conn: AsyncConnection, sql: str, params: Sequence[Any] = ()
-) -> list[tuple[Any, ...]]:
-    """Run one driver-level statement on a SQLite connection in one trip to aiosqlite's thread
-    (``execute_fetchall``), and return its rows. Through SQLAlchemy a statement is three or
-    four trips (cursor, execute, fetch, close), each answered on a later turn of the event
-    loop: the event writer's few statements per batch (``BEGIN IMMEDIATE``, the lease
-    fencing read, the commit marker) waited more for those turns than for SQLite. Falls back
-    to SQLAlchemy's path for another driver."""
+#: SQLite statements with their parameters
+Statements = list[tuple[str, tuple[Any, ...]]]
+
+
+def _sqlite_statements(
+    head: str, group: str, per_statement: int
+) -> Callable[[list[Row]], Statements]:
+    full = head + ",".join([group] * per_statement)
+
+    def statements(rows: list[Row]) -> Statements:
+        out = []
+        for i in range(0, len(rows), per_statement):
+            chunk = rows[i : i + per_statement]
+            sql = full if len(chunk) == per_statement else head + ",".join([group] * len(chunk))
+            out.append((sql, tuple(chain.from_iterable(chunk))))
+        return out
+
+    return statements
+
+
+def sqlite_insert_statements(
+    dialect: Dialect, table: str, columns: Sequence[str]
+) -> Callable[[list[Row]], Statements]:
+    """The multi-row ``INSERT`` statements of rows into ``table`` on SQLite (what
+    :func:`bulk_insert` runs there), for code that runs them in the driver's thread itself
+    (:func:`sqlite_thread`)."""
+    q = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES "
+    group = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return _sqlite_statements(head, group, max(1, _SQLITE_MAX_PARAMS // len(columns)))
+
+
+#: runs ``fn(sqlite3_connection, *args)`` in aiosqlite's thread and returns its result
+InThread = Callable[..., Awaitable[Any]]
+
+
+async def sqlite_thread(conn: AsyncConnection) -> InThread | None:
+    """A way to run a function on the sqlite3 connection under ``conn`` in aiosqlite's own
+    thread, in one trip (what each aiosqlite call queues there: ``Connection._execute``); None
+    if ``conn`` is not on aiosqlite (then use SQLAlchemy's path). Through SQLAlchemy every
+    statement is three or four trips (cursor, execute, fetch, close), and each trip's answer
+    waits for a turn of the event loop, which a busy job keeps full (thousands of target
+    wake-ups per commit): the event writer's statements spent most of their time waiting in
+    line, not in SQLite."""
     raw = await conn.get_raw_connection()
-    fetchall = getattr(raw.driver_connection, "execute_fetchall", None)
-    if fetchall is None:
-        result = await conn.exec_driver_sql(sql, tuple(params))
-        return [tuple(r) for r in result.all()] if result.returns_rows else []
-    return [tuple(r) for r in await fetchall(sql, tuple(params))]
+    driver_conn: Any = raw.driver_connection
+    queue = getattr(driver_conn, "_execute", None)
+    if queue is None or not hasattr(driver_conn, "_conn"):
+        return None
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        # the sqlite3 connection is looked up in the thread that owns it
+        return await queue(lambda: fn(driver_conn._conn, *args))
+
+    return run
 
 
-def _sqlite_insert_all(driver_conn: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run in aiosqlite's own thread (``Connection._execute``, what each of its calls queues):
-    every statement of a batch in one trip to that thread. Through SQLAlchemy each statement
-    is three trips (cursor, execute, close), and each trip's answer waits for a turn of the
-    event loop, which a busy job keeps full (thousands of target wake-ups per commit): the
-    event writer's inserts spent most of their time waiting in line, not in SQLite."""
-    db = driver_conn._conn  # the sqlite3 connection, used here in the thread that owns it
+def _sqlite_insert_all(db: Any, statements: Statements) -> None:
+    """Every statement of a batch, in aiosqlite's thread (see :func:`sqlite_thread`)."""
     for sql, params in statements:
         db.execute(sql, params).close()
+
+
+def _sqlite_all(db: Any, statements: Statements) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for sql, params in statements:
+        rows = [tuple(r) for r in db.execute(sql, params).fetchall()]
+    return rows
+
+
+async def sqlite_execute(
+    conn: AsyncConnection, *statements: tuple[str, tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Run driver-level statements on a SQLite connection in one trip to aiosqlite's thread
+    (see :func:`sqlite_thread`), and return the last one's rows; on another driver, through
+    SQLAlchemy."""
+    run = await sqlite_thread(conn)
+    if run is not None:
+        rows: list[tuple[Any, ...]] = await run(_sqlite_all, list(statements))
+        return rows
+    out: list[tuple[Any, ...]] = []
+    for sql, params in statements:
+        result = await conn.exec_driver_sql(sql, params)
+        out = [tuple(r) for r in result.all()] if result.returns_rows else []
+    return out
 
 
 def _mysql_multirow(head: str) -> BulkInsert:

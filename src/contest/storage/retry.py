@@ -215,16 +215,24 @@ class Transactor:
             async with self.write_lock:
                 yield
 
-    async def begin_write(self, conn: AsyncConnection) -> None:
-        """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front)."""
+    async def begin_write(self, conn: AsyncConnection, token: str | None = None) -> bool:
+        """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front).
+        On SQLite, with ``token``, the transaction's commit marker is inserted in the same trip
+        to the driver's thread (True: the caller must not insert it again)."""
         if self._sqlite:
             # the engine's begin hook issues nothing (""): the BEGIN goes to the driver in one
-            # trip instead of SQLAlchemy's three (see contest.storage.bulk.sqlite_execute)
+            # trip instead of SQLAlchemy's three (see contest.storage.bulk.sqlite_thread)
             await conn.execution_options(contest_sqlite_begin="")
             await conn.begin()
-            await sqlite_execute(conn, "BEGIN IMMEDIATE")
-            return
+            statements: list[tuple[str, tuple[Any, ...]]] = [("BEGIN IMMEDIATE", ())]
+            if token is not None:
+                # the marker's time is the transaction's start rather than its end: it only
+                # decides when the marker is pruned, an hour or more later
+                statements.append((_SQLITE_MARK, (token, time.time())))
+            await sqlite_execute(conn, *statements)
+            return token is not None
         await conn.begin()
+        return False
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -278,9 +286,10 @@ class Transactor:
                         if state.reached_commit and await self._committed(conn, token):
                             self._ok()
                             return state.result  # type: ignore[no-any-return]
-                        await self.begin_write(conn)
+                        marked = await self.begin_write(conn, token)
                         result = await work(conn)
-                        await self._mark(conn, token)
+                        if not marked:
+                            await self._mark(conn, token)
                         state.reached_commit = True
                         state.result = result
                         await conn.commit()
@@ -299,12 +308,9 @@ class Transactor:
 
     async def _mark(self, conn: AsyncConnection, token: str) -> None:
         """Insert the commit marker of ``token`` in the transaction (see :meth:`write`)."""
-        if self._sqlite:
-            await sqlite_execute(conn, _SQLITE_MARK, (token, time.time()))
-        else:
-            await conn.execute(
-                insert(schema.commit_markers), {"token": token, "committed_at": time.time()}
-            )
+        await conn.execute(
+            insert(schema.commit_markers), {"token": token, "committed_at": time.time()}
+        )
 
     @staticmethod
     async def _committed(conn: AsyncConnection, token: str) -> bool:
