@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack, cast
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import URL
@@ -211,7 +211,7 @@ class Storage:
         if self._sqlite_rows is not None and all(type(item) is tuple for item in items):
             run = await sqlite_thread(conn)
         if run is not None:
-            refused = await self._flush_sqlite(run, items)  # type: ignore[arg-type]
+            refused = await self._flush_sqlite(run, cast("list[Row]", items))  # all rows
         else:
             if self._fences or self._lost:
                 refused = await self._fence_batch(conn, items)
