@@ -422,26 +422,61 @@ class LiveRunStatus:
         self._writer = StatusWriter()
         self._changes = 0
         self._last: tuple[int, RunText] | None = None
+        # rows queued by add() and not yet taken into the status (see _work)
+        self._rows: list[Sequence[Any]] = []
         # target statuses that left their step (their text will not change, as a rule): written
-        # a slice at a time while the run goes on (see _write_ready)
+        # a slice at a time while the run goes on (see _work)
         self._ready: list[TargetStatus] = []
-        self._writing = False
-        #: an event could not be taken: this status is not to be used
-        self.broken = False
+        self._working = False
+        self._broken = False
+
+    @property
+    def broken(self) -> bool:
+        """An event could not be taken: this status is not to be used."""
+        self._take()
+        return self._broken
 
     def add(self, row: Sequence[Any]) -> None:
         """One test event row as the storage queues it: ``(job_id, run_id, test_name,
         test_attempt, step_label, target_id, target_json, event_name, payload_json,
         emit_time)``. Never raises: a row it cannot take makes it :attr:`broken` (the
-        status is then built from the events, as by any other reader)."""
-        lives = self._by_name.get(row[2])
-        if lives is None or self.broken:
+        status is then built from the events, as by any other reader).
+
+        The row is only queued here: it is taken into the status when the event loop has
+        nothing else to do (most of a job's time goes in waiting for its events' commit, the
+        database working in its own thread), or at once when the status is asked for
+        (everything that reads it takes the queued rows first, in their order)."""
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= _ROWS_MAX:
+            self._take()  # the loop never idles: bound what waits
+        elif not self._working:
+            self._start_work()
+
+    def _take(self, upto: int | None = None) -> None:
+        """Take the queued rows (the first ``upto`` of them) into the status, in order."""
+        rows = self._rows
+        if not rows:
             return
-        try:
-            self._add(lives, row)
-        except Exception:
-            log.exception("job %d run %d: the kept status is given up", self.job_id, self.run_id)
-            self.broken = True
+        if upto is None or upto >= len(rows):
+            self._rows = []
+        else:
+            self._rows = rows[upto:]
+            rows = rows[:upto]
+        by_name = self._by_name
+        for row in rows:
+            if self._broken:
+                return
+            lives = by_name.get(row[2])
+            if lives is None:
+                continue
+            try:
+                self._add(lives, row)
+            except Exception:
+                log.exception(
+                    "job %d run %d: the kept status is given up", self.job_id, self.run_id
+                )
+                self._broken = True
 
     def _add(self, lives: list[_LiveTest], row: Sequence[Any]) -> None:
         _, _, _, attempt, label, tid, tjson, ev, payload, when = row
@@ -463,34 +498,46 @@ class LiveRunStatus:
                 self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
                 self._writer = StatusWriter()
             lt.add(label, target, ev, payload, when, self._writer, self._ready)
-        if self._ready and not self._writing:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # written from outside a loop: the text is written when asked
-                return
-            self._writing = True
-            loop.call_soon(self._write_ready)
+        if self._ready and not self._working:
+            self._start_work()
 
-    def _write_ready(self) -> None:
-        """Write the text of a slice of the target statuses that left their step, and come
-        back for the next slice on a later turn of the loop: the text is ready when the status
-        is asked for, or when the run ends and its status is saved (which for a small job is
-        most of its fixed cost), and it is written when the loop has little else to do (a step
-        waiting for its events' commit) or in slices between the job's own callbacks."""
-        ready = self._ready
-        piece = ready[-_READY_SLICE:]
-        del ready[-_READY_SLICE:]
-        writer = self._writer
-        with gc_paused():
-            writer.target_statuses([st for st in piece if not writer.known(st)])
-        if ready:
-            asyncio.get_running_loop().call_soon(self._write_ready)
+    def _start_work(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # written from outside a loop: the work is done when asked
+            return
+        self._working = True
+        loop.call_soon(self._work, loop)
+
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take a slice of the queued rows, or write the text of a slice of the target
+        statuses that left their step, when the loop has nothing else ready to run, and come
+        back on a later turn for the next slice: the work then fills the loop's waits for the
+        database (a step waiting for its events' commit) instead of adding to the job's time;
+        the text is ready when the status is asked for, or when the run ends and its status is
+        saved (which for a small job is most of its fixed cost). While other callbacks are
+        ready it only puts itself behind them (one call per turn of the loop)."""
+        if getattr(loop, "_ready", None):  # asyncio's queue of ready callbacks (not uvloop's)
+            loop.call_soon(self._work, loop)
+            return
+        if self._rows:
+            self._take(_ROWS_SLICE)
+        elif self._ready:
+            ready = self._ready
+            piece = ready[-_READY_SLICE:]
+            del ready[-_READY_SLICE:]
+            writer = self._writer
+            with gc_paused():
+                writer.target_statuses([st for st in piece if not writer.known(st)])
+        if (self._rows or self._ready) and not self._broken:
+            loop.call_soon(self._work, loop)
         else:
-            self._writing = False
+            self._working = False
 
     def status(self) -> RunStatus:
         """The run's status now (its target statuses are the live ones: encode it before the
         loop runs on)."""
+        self._take()
         rs = RunStatus(self.job_id, self.run_id)
         rs.test_statuses = [lt.status() for lt in self._tests]
         return rs
@@ -502,6 +549,7 @@ class LiveRunStatus:
         read = getattr(reader, "event_sequences", None)
         if read is None:
             return None
+        self._take()
         for lt in list(self._tests):
             if not lt.made:
                 continue
@@ -524,6 +572,7 @@ class LiveRunStatus:
         """The run's status JSON now, as the server sends it. The target statuses not written
         since they last changed are written a slice at a time, letting the loop run between
         slices; the rest (those that changed meanwhile) and the joining is done at once."""
+        self._take()
         last = self._last
         if last is not None and last[0] == self._changes:
             return last[1]  # nothing happened since: the same text (and its gzip fragment)
@@ -545,8 +594,12 @@ class LiveRunStatus:
 
 #: target statuses written between two turns of the loop when a live status is asked for
 _LIVE_SLICE = 2_000
-#: target statuses written per turn of the loop as they leave their steps
+#: target statuses written per turn of an idle loop as they leave their steps
 _READY_SLICE = 200
+#: queued rows taken into a kept status per turn of an idle loop
+_ROWS_SLICE = 1_000
+#: queued rows beyond which they are taken at once (a loop that never idles)
+_ROWS_MAX = 100_000
 
 
 # --- snapshots of finished runs ---------------------------------------------------------------

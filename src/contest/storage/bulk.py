@@ -8,7 +8,8 @@
   once per batch (with the connection's own ``escape``): quoting every value was 40% of the
   writer's time, and names, labels and targets repeat on almost every row.
 * SQLite: multi-row ``INSERT ... VALUES`` of up to 1,000 rows (10,000 parameters): the sqlite3
-  module's ``executemany`` binds each row through Python and ran at half that speed.
+  module's ``executemany`` binds each row through Python and ran at half that speed. All the
+  statements of a batch go to aiosqlite's thread in one trip (see :func:`_sqlite_insert_all`).
 
 Both skip SQLAlchemy's per-row parameter processing: the rows arrive as tuples in column order,
 already converted (the event encoder did that at write time). Auto-increment keys are assigned
@@ -63,11 +64,15 @@ def bulk_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> BulkIns
         group = f"({marks})"
         per_statement = max(1, _SQLITE_MAX_PARAMS // len(columns))
 
+        statements = _sqlite_statements(head, group, per_statement)
+
         async def multirow(conn: AsyncConnection, rows: list[Row]) -> None:
-            for i in range(0, len(rows), per_statement):
-                chunk = rows[i : i + per_statement]
-                sql = head + ",".join([group] * len(chunk))
-                await conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+            run = await sqlite_thread(conn)
+            if run is None:  # not aiosqlite's connection: one statement at a time
+                for sql, params in statements(rows):
+                    await conn.exec_driver_sql(sql, params)
+                return
+            await run(_sqlite_insert_all, statements(rows))
 
         return multirow
 
@@ -75,6 +80,93 @@ def bulk_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> BulkIns
         await conn.exec_driver_sql(insert_sql, rows)
 
     return executemany
+
+
+#: SQLite statements with their parameters
+Statements = list[tuple[str, tuple[Any, ...]]]
+
+
+def _sqlite_statements(
+    head: str, group: str, per_statement: int
+) -> Callable[[list[Row]], Statements]:
+    full = head + ",".join([group] * per_statement)
+
+    def statements(rows: list[Row]) -> Statements:
+        out = []
+        for i in range(0, len(rows), per_statement):
+            chunk = rows[i : i + per_statement]
+            sql = full if len(chunk) == per_statement else head + ",".join([group] * len(chunk))
+            out.append((sql, tuple(chain.from_iterable(chunk))))
+        return out
+
+    return statements
+
+
+def sqlite_insert_statements(
+    dialect: Dialect, table: str, columns: Sequence[str]
+) -> Callable[[list[Row]], Statements]:
+    """The multi-row ``INSERT`` statements of rows into ``table`` on SQLite (what
+    :func:`bulk_insert` runs there), for code that runs them in the driver's thread itself
+    (:func:`sqlite_thread`)."""
+    q = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES "
+    group = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return _sqlite_statements(head, group, max(1, _SQLITE_MAX_PARAMS // len(columns)))
+
+
+#: runs ``fn(sqlite3_connection, *args)`` in aiosqlite's thread and returns its result
+InThread = Callable[..., Awaitable[Any]]
+
+
+async def sqlite_thread(conn: AsyncConnection) -> InThread | None:
+    """A way to run a function on the sqlite3 connection under ``conn`` in aiosqlite's own
+    thread, in one trip (what each aiosqlite call queues there: ``Connection._execute``); None
+    if ``conn`` is not on aiosqlite (then use SQLAlchemy's path). Through SQLAlchemy every
+    statement is three or four trips (cursor, execute, fetch, close), and each trip's answer
+    waits for a turn of the event loop, which a busy job keeps full (thousands of target
+    wake-ups per commit): the event writer's statements spent most of their time waiting in
+    line, not in SQLite."""
+    raw = await conn.get_raw_connection()
+    driver_conn: Any = raw.driver_connection
+    queue = getattr(driver_conn, "_execute", None)
+    if queue is None or not hasattr(driver_conn, "_conn"):
+        return None
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        # the sqlite3 connection is looked up in the thread that owns it
+        return await queue(lambda: fn(driver_conn._conn, *args))
+
+    return run
+
+
+def _sqlite_insert_all(db: Any, statements: Statements) -> None:
+    """Every statement of a batch, in aiosqlite's thread (see :func:`sqlite_thread`)."""
+    for sql, params in statements:
+        db.execute(sql, params).close()
+
+
+def _sqlite_all(db: Any, statements: Statements) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for sql, params in statements:
+        rows = [tuple(r) for r in db.execute(sql, params).fetchall()]
+    return rows
+
+
+async def sqlite_execute(
+    conn: AsyncConnection, *statements: tuple[str, tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Run driver-level statements on a SQLite connection in one trip to aiosqlite's thread
+    (see :func:`sqlite_thread`), and return the last one's rows; on another driver, through
+    SQLAlchemy."""
+    run = await sqlite_thread(conn)
+    if run is not None:
+        rows: list[tuple[Any, ...]] = await run(_sqlite_all, list(statements))
+        return rows
+    out: list[tuple[Any, ...]] = []
+    for sql, params in statements:
+        result = await conn.exec_driver_sql(sql, params)
+        out = [tuple(r) for r in result.all()] if result.returns_rows else []
+    return out
 
 
 def _mysql_multirow(head: str) -> BulkInsert:

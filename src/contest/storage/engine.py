@@ -85,4 +85,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("contest_sqlite_begin", "BEGIN"))
+        # "" : the caller issues its own BEGIN (Transactor.begin_write, in one trip)
+        sql = conn.get_execution_options().get("contest_sqlite_begin", "BEGIN")
+        if sql:
+            conn.exec_driver_sql(sql)

@@ -30,6 +30,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contest.storage import schema
+from contest.storage.bulk import sqlite_execute
 from contest.storage.errors import StorageUnavailable, database_message
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ _PG_TRANSIENT = {"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"}
 # and deadlock. Retried at once on fresh data, and counted apart from outages (is_contention).
 _PG_CONTENTION = {"40001", "40P01", "55P03"}
 _MYSQL_CONTENTION = {1205, 1213}
+_SQLITE_MARK = f'INSERT INTO "{schema.commit_markers.name}" ("token", "committed_at") VALUES (?, ?)'
 # A connection PostgreSQL refuses gives no SQLSTATE through libpq, only the server's message:
 # these say the refusal is for good (a wrong password or role, an unknown database, no right
 # to connect), and retrying for the whole budget would only hide it (a wrong role used to be
@@ -213,11 +215,24 @@ class Transactor:
             async with self.write_lock:
                 yield
 
-    async def begin_write(self, conn: AsyncConnection) -> None:
-        """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front)."""
+    async def begin_write(self, conn: AsyncConnection, token: str | None = None) -> bool:
+        """Start a write transaction (``BEGIN IMMEDIATE`` on SQLite: take the lock up front).
+        On SQLite, with ``token``, the transaction's commit marker is inserted in the same trip
+        to the driver's thread (True: the caller must not insert it again)."""
         if self._sqlite:
-            await conn.execution_options(contest_sqlite_begin="BEGIN IMMEDIATE")
+            # the engine's begin hook issues nothing (""): the BEGIN goes to the driver in one
+            # trip instead of SQLAlchemy's three (see contest.storage.bulk.sqlite_thread)
+            await conn.execution_options(contest_sqlite_begin="")
+            await conn.begin()
+            statements: list[tuple[str, tuple[Any, ...]]] = [("BEGIN IMMEDIATE", ())]
+            if token is not None:
+                # the marker's time is the transaction's start rather than its end: it only
+                # decides when the marker is pruned, an hour or more later
+                statements.append((_SQLITE_MARK, (token, time.time())))
+            await sqlite_execute(conn, *statements)
+            return token is not None
         await conn.begin()
+        return False
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -271,12 +286,10 @@ class Transactor:
                         if state.reached_commit and await self._committed(conn, token):
                             self._ok()
                             return state.result  # type: ignore[no-any-return]
-                        await self.begin_write(conn)
+                        marked = await self.begin_write(conn, token)
                         result = await work(conn)
-                        await conn.execute(
-                            insert(schema.commit_markers),
-                            {"token": token, "committed_at": time.time()},
-                        )
+                        if not marked:
+                            await self._mark(conn, token)
                         state.reached_commit = True
                         state.result = result
                         await conn.commit()
@@ -292,6 +305,12 @@ class Transactor:
                     raise
                 await self._backoff(attempt, e, what)
                 attempt += 1
+
+    async def _mark(self, conn: AsyncConnection, token: str) -> None:
+        """Insert the commit marker of ``token`` in the transaction (see :meth:`write`)."""
+        await conn.execute(
+            insert(schema.commit_markers), {"token": token, "committed_at": time.time()}
+        )
 
     @staticmethod
     async def _committed(conn: AsyncConnection, token: str) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack, cast
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import URL
@@ -25,7 +25,13 @@ from contest.storage import jobs as jb
 from contest.storage import migrate, schema
 from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
-from contest.storage.bulk import Row
+from contest.storage.bulk import (
+    InThread,
+    Row,
+    sqlite_execute,
+    sqlite_insert_statements,
+    sqlite_thread,
+)
 from contest.storage.engine import create_engine
 from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
@@ -109,6 +115,12 @@ class Storage:
         self._lost: dict[int, int] = {}  # job -> the epoch whose lease was found lost
         self._lost_callbacks: list[Callable[[int, int], None]] = []
         self._lease_sql = _lease_sql(engine.dialect)
+        # SQLite: a batch of test events is fenced and inserted in one trip (_flush_sqlite)
+        self._sqlite_rows = (
+            sqlite_insert_statements(engine.dialect, schema.test_events.name, ev.TEST_COLUMNS)
+            if self.backend == "sqlite"
+            else None
+        )
 
     @property
     def url(self) -> URL:
@@ -198,12 +210,18 @@ class Storage:
         self, conn: AsyncConnection, items: list[ev.Item]
     ) -> dict[int, BaseException] | None:
         refused = None
-        if self._fences or self._lost:
-            refused = await self._fence_batch(conn, items)
-            if refused:
-                items = [item for i, item in enumerate(items) if i not in refused]
-        if items:
-            await self._event_flush(conn, items)
+        run = None
+        if self._sqlite_rows is not None and all(type(item) is tuple for item in items):
+            run = await sqlite_thread(conn)
+        if run is not None:
+            refused = await self._flush_sqlite(run, cast("list[Row]", items))  # all rows
+        else:
+            if self._fences or self._lost:
+                refused = await self._fence_batch(conn, items)
+                if refused:
+                    items = [item for i, item in enumerate(items) if i not in refused]
+            if items:
+                await self._event_flush(conn, items)
         now = time.monotonic()
         if now - self._last_prune > _PRUNE_EVERY:
             self._last_prune = now
@@ -262,30 +280,70 @@ class Storage:
         if epoch is not None:
             raise LeaseLost(job_id, epoch, "refused by this server")
 
+    async def _flush_sqlite(
+        self, run: InThread, items: list[Row]
+    ) -> dict[int, BaseException] | None:
+        """:meth:`_fence_batch` and the inserts of a batch of test events on SQLite, in one trip
+        to the driver's thread (see :func:`contest.storage.bulk.sqlite_thread`): there the
+        lease rows of the batch's fenced jobs are read (the transaction holds the database's
+        write lock already, BEGIN IMMEDIATE), the rows of the jobs whose lease is stale or
+        lost are left out, and the others inserted. What it decides is what
+        :meth:`_fence_batch` decides, from the same fences, taken before the trip."""
+        ids = {item[0] for item in items}
+        refuse: dict[int, tuple[int, str]] = {
+            j: (self._lost[j], "refused by this server") for j in ids if j in self._lost
+        }
+        fences = {j: self._fences[j] for j in ids if j in self._fences}
+        sql = self._lease_query(list(fences)) if fences else None
+        statements = self._sqlite_rows
+        assert statements is not None
+        lost = set(refuse)
+
+        def work(db: Any) -> dict[int, str]:
+            stale = _stale_of([tuple(r) for r in db.execute(sql).fetchall()], fences) if sql else {}
+            skip = lost | stale.keys()
+            rows = [row for row in items if row[0] not in skip] if skip else items
+            for insert, params in statements(rows):
+                db.execute(insert, params).close()
+            return stale
+
+        stale: dict[int, str] = await run(work)
+        for job_id, why in stale.items():
+            epoch = fences[job_id][1]
+            refuse[job_id] = (epoch, why)
+            log.error("%s; refusing its writes", LeaseLost(job_id, epoch, why))
+            self.mark_lost(job_id, epoch)
+        if not refuse:
+            return None
+        return {
+            i: LeaseLost(item[0], *refuse[item[0]])
+            for i, item in enumerate(items)
+            if item[0] in refuse
+        }
+
+    def _lease_query(self, job_ids: list[int]) -> str:
+        """The fencing read of ``job_ids``' lease rows (see :meth:`_stale`)."""
+        sql = self._lease_sql + ",".join(str(int(j)) for j in sorted(job_ids)) + ")"
+        if self.backend == "postgresql":
+            sql += " FOR SHARE"
+        elif self.backend != "sqlite":
+            sql += " LOCK IN SHARE MODE"
+        return sql
+
     async def _stale(self, conn: AsyncConnection, job_ids: list[int]) -> dict[int, str]:
         """Of the fenced ``job_ids``, the ones whose lease this server no longer holds, and
         why. The lease rows are read with a share lock (FOR SHARE on PostgreSQL, LOCK IN
         SHARE MODE on MariaDB/MySQL): a claim (an UPDATE of the row) waits for this
         transaction's commit, so what was checked holds until the write is committed. On
         SQLite the transaction holds the database's write lock already (BEGIN IMMEDIATE)."""
-        sql = self._lease_sql + ",".join(str(int(j)) for j in sorted(job_ids)) + ")"
-        if self.backend != "sqlite":
-            sql += " FOR SHARE" if self.backend == "postgresql" else " LOCK IN SHARE MODE"
+        sql = self._lease_query(job_ids)
         # driver-level SQL, built from integers only: this runs once per batch, and building
         # and compiling a SELECT each time cost as much as the round trip
-        result = await conn.exec_driver_sql(sql)
-        rows: dict[int, tuple[Any, ...]] = {int(r[0]): tuple(r) for r in result.all()}
-        stale: dict[int, str] = {}
-        for job_id in job_ids:
-            owner, epoch = self._fences[job_id]
-            row = rows.get(job_id)
-            if row is None:
-                stale[job_id] = "the job has no lease (it ended, or was failed, elsewhere)"
-            elif row[1] != owner or int(row[2]) != epoch:
-                stale[job_id] = f"{row[1]} holds it now (epoch {int(row[2])})"
-            elif not row[3]:
-                stale[job_id] = "it lapsed (no heartbeat renewed it in time)"
-        return stale
+        if self.backend == "sqlite":
+            found = await sqlite_execute(conn, (sql, ()))  # one trip to the driver's thread
+        else:
+            found = [tuple(r) for r in (await conn.exec_driver_sql(sql)).all()]
+        return _stale_of(found, {j: self._fences[j] for j in job_ids})
 
     async def check_lease(self, conn: AsyncConnection, job_id: int) -> None:
         """Fence a write of ``job_id`` made by another part of this server in ``conn``'s
@@ -551,6 +609,22 @@ class Storage:
             await self._writer.close()
         finally:
             await self.engine.dispose()
+
+
+def _stale_of(rows: list[tuple[Any, ...]], fences: dict[int, tuple[str, int]]) -> dict[int, str]:
+    """Of the fenced jobs (job -> (owner, epoch) this server holds), the ones whose lease rows
+    (job_id, owner, epoch, unexpired) say this server no longer holds it, and why."""
+    found = {int(r[0]): r for r in rows}
+    stale: dict[int, str] = {}
+    for job_id, (owner, epoch) in fences.items():
+        row = found.get(job_id)
+        if row is None:
+            stale[job_id] = "the job has no lease (it ended, or was failed, elsewhere)"
+        elif row[1] != owner or int(row[2]) != epoch:
+            stale[job_id] = f"{row[1]} holds it now (epoch {int(row[2])})"
+        elif not row[3]:
+            stale[job_id] = "it lapsed (no heartbeat renewed it in time)"
+    return stale
 
 
 def _lease_sql(dialect: Any) -> str:
