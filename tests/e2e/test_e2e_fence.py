@@ -176,6 +176,13 @@ def instance_of(server: ServerProcess) -> str:
     return str(mine[0]["instance_id"])
 
 
+async def _prune_servers(conn: AsyncConnection, me: str) -> int:
+    """The pruning of a claim pass (``SqlFleet.prune_servers``), in the test's transaction."""
+    from contest.storage.fleet import prune_dead_servers
+
+    return await prune_dead_servers(conn, me, single_server=False)
+
+
 def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
     shared_db: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
@@ -199,6 +206,13 @@ def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
         # two leases frozen: the lease lapses by the database's clock
         time.sleep(4.0)
         wait_until("the lease lapsed", lambda: lease_row(shared_db, job_id).left < 0, 10)
+
+        # as the other server's claim pass does: first prune the dead servers (a has not
+        # stamped its heartbeat for a lease), which ends their database sessions on
+        # PostgreSQL (frozen halfway through sending a statement, a session holds its share
+        # lock on the lease row whatever its idle-transaction timeout)
+        prune = sql(shared_db, lambda c: _prune_servers(c, b_instance), write=True)
+        assert prune == 1
 
         async def claim(conn: AsyncConnection) -> int:  # as the other server's claim does
             # bounded: a transaction the frozen server left open is ended by the database

@@ -15,17 +15,17 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.events import FrameworkEvent, TestEvent, TestEventHeader
 from contest.plugins.targetlockers.dblocker import DBLocker
 from contest.storage import JobRequest, JobState, Storage, open_storage
 from contest.storage.errors import LeaseLost, StorageUnavailable
-from contest.storage.fleet import SqlFleet
+from contest.storage.fleet import Instance, SqlFleet
 from contest.storage.schema import job_leases, target_locks, test_events
 from contest.target import Target
-from contest.testing.databases import TcpProxy
+from contest.testing.databases import SessionDatabases, TcpProxy
 
 ME, OTHER = "server-a", "server-b"
 LEASE = 30.0
@@ -226,3 +226,55 @@ async def test_a_held_batch_is_written_once_after_an_outage_longer_than_the_retr
     finally:
         await storage.close()
         await proxy.close()
+
+
+async def test_a_dead_servers_sessions_are_ended_so_that_its_locks_do_not_hold_a_claim(
+    session_databases: SessionDatabases,
+) -> None:
+    """PostgreSQL: a server frozen inside a fenced write keeps its share lock on the lease row
+    for as long as its session lives; the idle-transaction timeout does not end a session
+    frozen halfway through sending a statement (here: a session with no such timeout, idle in
+    its transaction). Once its heartbeat has lapsed, the next server's pruning of dead servers
+    ends its sessions (named after its instance), and a claim of the lease goes through."""
+    url = session_databases.url("postgresql")
+    frozen = await open_storage(url, session_name="frozen-a")
+    live = await open_storage(url, session_name="live-b", retry_for=0.5)
+    try:
+        await frozen.reset()
+        fleet = SqlFleet(frozen)
+        await fleet.register(Instance("frozen-a", "s"), 1.0, wait=0.0)
+        job_id = await frozen.store_job(request("j"))
+        epoch = await fleet.claim(job_id, "frozen-a", 1.0)
+        assert epoch is not None
+        frozen.fence_job(job_id, "frozen-a", epoch)
+        checked = asyncio.Event()
+
+        async def frozen_write(conn: AsyncConnection) -> None:
+            await frozen.check_lease(conn, job_id)  # the share lock, held from here
+            checked.set()
+            await asyncio.Event().wait()  # frozen: never commits
+
+        writing = asyncio.ensure_future(frozen.run_write(frozen_write, "a frozen write"))
+        async with asyncio.timeout(10):
+            await checked.wait()
+        await asyncio.sleep(1.2)  # its heartbeat (never stamped again) lapses
+
+        async def claim(conn: AsyncConnection) -> int:
+            await conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+            done = await conn.execute(
+                update(job_leases)
+                .where(job_leases.c.job_id == job_id)
+                .values(owner="live-b", epoch=job_leases.c.epoch + 1)
+            )
+            return int(done.rowcount)
+
+        other = SqlFleet(live)
+        with pytest.raises(StorageUnavailable, match="lock timeout"):  # held: the share lock
+            await live.run_write(claim, "claiming")
+        assert await other.prune_servers("live-b", single_server=False) == 1
+        assert await live.run_write(claim, "claiming") == 1
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+    finally:
+        await live.close()
+        await frozen.close()

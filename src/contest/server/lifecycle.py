@@ -309,6 +309,7 @@ async def _serve(
                 settings.db,
                 retry_for=settings.db_retry,
                 idle_transaction_timeout=max(1.0, settings.job_lease / 2),
+                session_name=instance.instance_id,
             )
         except Exception as exc:
             from contest.storage.errors import database_message

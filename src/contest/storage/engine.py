@@ -31,6 +31,7 @@ def create_engine(
     pool_size: int = 10,
     echo: bool = False,
     idle_transaction_timeout: float | None = None,
+    session_name: str | None = None,
 ) -> AsyncEngine:
     """An AsyncEngine for a storage URL (any form :func:`to_async_url` accepts).
 
@@ -40,7 +41,10 @@ def create_engine(
     writer holds a share lock on its jobs' lease rows until its commit (lease fencing), which
     another server's claim of those leases must not wait for beyond that. Our transactions
     never idle (their statements follow each other at once); one ended by it is retried as a
-    lost connection."""
+    lost connection. A statement half received is not idle: MariaDB bounds its wait for the
+    rest by ``net_read_timeout`` (30 s by default); PostgreSQL does not, and ``session_name``
+    (the server's instance ID, PostgreSQL's ``application_name`` of each session) lets the
+    other servers end the sessions of a server whose heartbeat lapsed (contest.storage.fleet)."""
     aurl = to_async_url(url)
     backend = backend_name(aurl)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -62,6 +66,8 @@ def create_engine(
         if idle_transaction_timeout:
             ms = max(1, round(idle_transaction_timeout * 1000))
             connect["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+        if session_name:
+            connect["application_name"] = session_name[:63]
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, connect_args=connect)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)

@@ -20,6 +20,7 @@ rules in memory, for the in-memory store of tests and the conformance kit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -37,6 +38,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -59,6 +61,8 @@ from contest.storage.schema import (
     jobs,
     servers,
 )
+
+log = logging.getLogger(__name__)
 
 #: the job states a job has while some process runs it (ConTest's zombie states)
 RUNNING_STATES = (JobState.STARTED, JobState.CANCELLING)
@@ -441,15 +445,13 @@ class SqlFleet:
 
     async def prune_servers(self, me: str, *, single_server: bool) -> int:
         """Delete the rows of dead servers: heartbeat lapsed, or (``single_server``) any other
-        than ``me``. Their leases expire on their own. Returns how many."""
+        than ``me``. Their leases expire on their own. Returns how many.
 
-        async def work(conn: AsyncConnection) -> int:
-            dead = servers.c.heartbeat_at + servers.c.lease < db_now()
-            if single_server:
-                dead = or_(dead, servers.c.instance_id != me)
-            return int((await conn.execute(delete(servers).where(dead))).rowcount or 0)
-
-        return await self._write(work, "removing dead servers")  # type: ignore[no-any-return]
+        On PostgreSQL their database sessions are ended first (:func:`_end_sessions_of`)."""
+        return await self._write(  # type: ignore[no-any-return]
+            lambda c: prune_dead_servers(c, me, single_server=single_server),
+            "removing dead servers",
+        )
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -499,6 +501,50 @@ class SqlFleet:
 
     async def live_servers(self) -> list[ServerInfo]:
         return await self._read(_live_servers, "listing servers")  # type: ignore[no-any-return]
+
+
+async def prune_dead_servers(conn: AsyncConnection, me: str, *, single_server: bool) -> int:
+    """:meth:`SqlFleet.prune_servers` in ``conn``'s transaction."""
+    dead = servers.c.heartbeat_at + servers.c.lease < db_now()
+    if single_server:
+        dead = or_(dead, servers.c.instance_id != me)
+    if conn.dialect.name == "postgresql":
+        gone = (await conn.execute(select(servers.c.instance_id).where(dead))).scalars()
+        await _end_sessions_of(conn, [str(g) for g in gone if g != me])
+    return int((await conn.execute(delete(servers).where(dead))).rowcount or 0)
+
+
+async def _end_sessions_of(conn: AsyncConnection, instances: list[str]) -> None:
+    """End the PostgreSQL sessions of servers whose heartbeat lapsed (each server names its
+    sessions after its instance: ``application_name``, see ``open_storage``'s
+    ``session_name``). A frozen server's transaction is ended by the database once it idles
+    half a lease (``idle_in_transaction_session_timeout``), but not one frozen halfway
+    through sending a statement: that session waits for the rest for as long as the server
+    stays frozen, holding its fencing share lock on the lease rows, and no claim could take
+    the lease meanwhile. A server thawed later finds its connections closed; its writes are
+    refused by the fencing anyway. Lacking the right to end them (another database role, not
+    a member of pg_signal_backend) is logged, not raised: they end when their server dies."""
+    if not instances:
+        return
+    names = [i[:63] for i in instances]  # PostgreSQL keeps 63 bytes of an application_name
+    try:
+        async with conn.begin_nested():  # a refusal must not abort the pruning transaction
+            ended = (
+                await conn.execute(
+                    text(
+                        "SELECT pid, application_name, pg_terminate_backend(pid)"
+                        " FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND application_name = ANY(:names)"
+                    ),
+                    {"names": names},
+                )
+            ).all()
+    except Exception as exc:
+        log.warning("cannot end the database sessions of dead servers %s: %s", names, exc)
+        return
+    for pid, name, _ in ended:
+        log.warning("ended database session %s of server %s, whose heartbeat lapsed (frozen "
+                    "or cut off)", pid, name)  # fmt: skip
 
 
 async def forget_ended_jobs(conn: AsyncConnection, job_ids: Collection[int]) -> None:

@@ -650,16 +650,21 @@ async def open_storage(
     pool_size: int = 10,
     migrate_schema: bool = True,
     idle_transaction_timeout: float | None = None,
+    session_name: str | None = None,
 ) -> Storage:
     """Connect to ``url``, create or migrate the tables (unless ``migrate_schema`` is False)
     and return the :class:`Storage`.
 
     On MySQL/MariaDB the size limits are lowered, if need be, to fit the server's
     ``max_allowed_packet``. ``idle_transaction_timeout``: see
-    :func:`contest.storage.engine.create_engine` (a server sets it, as its writes are fenced).
+    :func:`contest.storage.engine.create_engine` (a server sets it, as its writes are fenced),
+    and ``session_name`` (a server's instance ID, which names its PostgreSQL sessions).
     """
     engine = create_engine(
-        url, pool_size=pool_size, idle_transaction_timeout=idle_transaction_timeout
+        url,
+        pool_size=pool_size,
+        idle_transaction_timeout=idle_transaction_timeout,
+        session_name=session_name,
     )
     try:
         policy = RetryPolicy(retry_for=retry_for)
