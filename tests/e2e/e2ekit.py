@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -167,6 +168,25 @@ class ServerProcess:
     def progress(self, job_id: int) -> dict[str, Any]:
         out: dict[str, Any] = self.get(f"/api/v1/jobs/{job_id}/progress").json()
         return out
+
+    def submit(self, desc: dict[str, Any], requestor: str = "e2e") -> int:
+        """Start a job through ConTest's form API (``/start``, as the Go client does); its ID."""
+        body = urlencode({"requestor": requestor, "jobDesc": json.dumps(desc)})
+        out = json.loads(self.post("start", body).content)
+        assert out["Error"] is None, out
+        job_id: int = out["Data"]["JobID"]
+        return job_id
+
+    def wait_in_step(self, job_id: int, label: str, n: int, timeout: float = 30.0) -> None:
+        """Until ``n`` targets are inside step ``label`` (and so past the steps before it)."""
+        deadline = time.monotonic() + timeout
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = [r for r in self.progress(job_id)["Steps"] if r["Step"] == label]
+            if rows and rows[0]["InFlight"] >= n:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id}: not {n} targets in {label}: {rows}")
 
 
 def start_all(*servers: ServerProcess, timeout: float = 30.0) -> list[ServerProcess]:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from e2ekit import ServerProcess, contestcli, fresh_database, literal_job, sleep_job
@@ -51,26 +50,6 @@ def lock_rows(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def start(server: ServerProcess, desc: dict[str, Any]) -> int:
-    out = json.loads(
-        server.post("start", urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})).content
-    )
-    assert out["Error"] is None, out
-    job_id: int = out["Data"]["JobID"]
-    return job_id
-
-
-def wait_in_step(server: ServerProcess, job_id: int, label: str, n: int) -> None:
-    deadline = time.monotonic() + 30
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        rows = [r for r in server.progress(job_id)["Steps"] if r["Step"] == label]
-        if rows and rows[0]["InFlight"] >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: not {n} targets in {label}: {rows}")
-
-
 def events(server: ServerProcess, job_id: int, *names: str) -> list[dict[str, Any]]:
     page = server.get(f"/api/v1/jobs/{job_id}/events", name=list(names), limit=10000).json()
     out: list[dict[str, Any]] = page["events"]
@@ -98,10 +77,10 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
     server = server_factory(tmp_path, db_url).start()
 
     # a job that completes, and a job cancelled inside a step: neither leaves a lock row
-    done = start(server, literal_job(targets=[{"ID": "C1"}, {"ID": "C2"}]))
-    cancelled = start(server, sleep_job("60s", 2, name="to cancel"))  # targets T0000, T0001
+    done = server.submit(literal_job(targets=[{"ID": "C1"}, {"ID": "C2"}]))
+    cancelled = server.submit(sleep_job("60s", 2, name="to cancel"))  # targets T0000, T0001
     assert server.wait_state(done, "JobStateCompleted") == "JobStateCompleted"
-    wait_in_step(server, cancelled, "nap", 2)
+    server.wait_in_step(cancelled, "nap", 2)
     assert set(lock_rows(db_url).values()) == {cancelled}
     stopped = json.loads(server.post("stop", f"jobID={cancelled}&requestor=e2e").content)
     assert stopped["Error"] is None, stopped
@@ -123,8 +102,8 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
         {"ID": "dut1"},
         {"ID": "dut2"},
     ]
-    zombie = start(server, desc)
-    wait_in_step(server, zombie, "nap", 2)
+    zombie = server.submit(desc)
+    server.wait_in_step(zombie, "nap", 2)
     assert lock_rows(db_url) == {"dut1": zombie, "dut2": zombie}
     server.send(signal.SIGKILL)
     server.wait(10)
@@ -155,7 +134,7 @@ def test_a_dead_jobs_targets_are_free_at_the_restart(
 
     # the next job on the same targets gets them at once and passes
     desc = literal_job(targets=[{"ID": "dut1"}, {"ID": "dut2"}], success="=100%")
-    nxt = start(again, desc)
+    nxt = again.submit(desc)
     assert again.wait_state(nxt, "JobStateCompleted", "JobStateFailed") == "JobStateCompleted"
     assert events(again, nxt, "TargetAcquireErr") == []
     acquired = events(again, nxt, "TargetAcquired")

@@ -17,7 +17,6 @@ processes and real databases:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -53,16 +52,6 @@ def stepping_job(prefix: str, steps: int, seconds: str, targets: int = 2) -> dic
         ],
         success="=100%",
     )
-
-
-def start_job(server: ServerProcess, desc: dict[str, Any]) -> int:
-    from urllib.parse import urlencode
-
-    body = urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})
-    out = json.loads(server.post("start", body).content)
-    assert out["Error"] is None, out
-    job_id: int = out["Data"]["JobID"]
-    return job_id
 
 
 def sql(url: str, work: Any, write: bool = False) -> Any:
@@ -196,7 +185,7 @@ def test_a_frozen_server_that_lost_its_job_writes_nothing_more_for_it(
         ),
     )
     b_instance = instance_of(b)
-    job_id = start_job(a, stepping_job("f", steps=200, seconds="100ms"))
+    job_id = a.submit(stepping_job("f", steps=200, seconds="100ms"))
     wait_until("events flowing", lambda: event_count(shared_db, job_id) > 20, 30)
     owner, epoch, _ = lease_row(shared_db, job_id)
     assert (owner, epoch) == (instance_of(a), 1)
@@ -260,7 +249,7 @@ def test_sigusr1_hands_the_job_over_to_another_server(
     a, b = start_all(
         *(server_factory(tmp_path, pg_db, "--job-lease", "2s", server_id="", name=n) for n in "ab")
     )
-    job_id = start_job(a, stepping_job("d", steps=30, seconds="200ms"))
+    job_id = a.submit(stepping_job("d", steps=30, seconds="200ms"))
     wait_until("events flowing", lambda: event_count(pg_db, job_id) > 10, 30)
     a.send(signal.SIGUSR1)
     assert a.wait(30) == 0  # paused at its next checkpoint, handed over, exited
@@ -354,7 +343,7 @@ def test_a_database_outage_suspends_the_job_which_completes_after(
         name="s",
     ).start()
     steps, targets = 24, 3
-    job_id = start_job(server, stepping_job("o", steps=steps, seconds="250ms", targets=targets))
+    job_id = server.submit(stepping_job("o", steps=steps, seconds="250ms", targets=targets))
     wait_until("events flowing", lambda: event_count(url, job_id) > 8, 30)
     stop_db()
     down = time.monotonic()

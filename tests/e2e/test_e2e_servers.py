@@ -32,19 +32,6 @@ LEASE = "2s"
 CONTEST_ZOMBIES = ("--job-lease", LEASE, "--no-resume-jobs")
 
 
-def _form(desc: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})
-
-
-def start_job(server: ServerProcess, desc: dict[str, Any]) -> int:
-    out = json.loads(server.post("start", _form(desc)).content)
-    assert out["Error"] is None, out
-    job_id: int = out["Data"]["JobID"]
-    return job_id
-
-
 def targets_job(seconds: str, prefix: str, n: int = 2) -> dict[str, Any]:
     desc = sleep_job(seconds, n, name=f"job-{prefix}")
     desc["TestDescriptors"][0]["TargetManagerAcquireParameters"]["Targets"] = [
@@ -91,8 +78,8 @@ def test_two_servers_without_flags_share_a_database(
     assert len(ids) == 2 and all(i.startswith(f"{host}-") for i in ids)
     assert {s["pid"] for s in both} == {a.proc.pid, b.proc.pid}  # type: ignore[union-attr]
 
-    on_b = start_job(b, targets_job("6s", "b"))
-    on_a = start_job(a, targets_job("120s", "a"))
+    on_b = b.submit(targets_job("6s", "b"))
+    on_a = a.submit(targets_job("120s", "a"))
     wait_in_flight(b, on_b, 2)
     wait_in_flight(a, on_a, 2)
     running = {s["pid"]: s["jobs"] for s in live(a)}
@@ -117,7 +104,7 @@ def test_two_servers_without_flags_share_a_database(
     assert state_names(b, on_a) == ["JobStateStarted", "JobStateFailed"]
 
     # a stop received by the server that does not run the job: cancelled within 2 s
-    on_a2 = start_job(a2, targets_job("120s", "c"))
+    on_a2 = a2.submit(targets_job("120s", "c"))
     wait_in_flight(a2, on_a2, 2)
     # the other server's page of the job offers to stop it
     assert f'action="/jobs/{on_a2}/stop"' in b.get(f"/jobs/{on_a2}").text
@@ -168,7 +155,7 @@ def test_a_server_id_is_one_live_server(
     db = pg_db
     first = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="x")
     first.start()
-    job_id = start_job(first, targets_job("120s", "x"))
+    job_id = first.submit(targets_job("120s", "x"))
     wait_in_flight(first, job_id, 2)
     twin = server_factory(tmp_path, db, "--job-lease", LEASE, server_id="dup", name="y")
     with pytest.raises(AssertionError, match="server exited with 1") as refused:
@@ -193,7 +180,7 @@ def test_sqlite_takes_one_server_and_contest_run_beside_it(
     db_file = tmp_path / "one.db"
     db = f"sqlite:///{db_file}"
     first = server_factory(tmp_path, db, "--job-lease", LEASE, name="first").start()
-    job_id = start_job(first, targets_job("4s", "s"))
+    job_id = first.submit(targets_job("4s", "s"))
     wait_in_flight(first, job_id, 2)
 
     second = server_factory(tmp_path, db, name="second")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import signal
 import sqlite3
 import time
@@ -25,20 +24,6 @@ import pytest
 from e2ekit import ServerProcess, contestcli, literal_job, sleep_job
 
 from contest.storage import JobState
-
-
-def start_job(server: ServerProcess, desc: dict[str, Any]) -> int:
-    resp = server.post("start", _form(desc))
-    out = json.loads(resp.content)
-    assert out["Error"] is None, out
-    job_id: int = out["Data"]["JobID"]
-    return job_id
-
-
-def _form(desc: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})
 
 
 def wait_in_flight(server: ServerProcess, job_id: int, step: str, n: int, timeout: float) -> None:
@@ -80,7 +65,7 @@ def test_sigterm_pauses_2000_targets_and_a_restart_completes_them(
     db = f"sqlite:///{tmp_path / 'pause.db'}"
     server = server_factory(tmp_path, db, "--pause-timeout", "30s").start()
     n = 2000
-    job_id = start_job(server, sleep_job("6s", n, name="big"))
+    job_id = server.submit(sleep_job("6s", n, name="big"))
     wait_in_flight(server, job_id, "nap", n, timeout=60)
 
     began = time.monotonic()
@@ -132,7 +117,7 @@ def test_kill_9_leaves_a_zombie_that_the_next_server_fails_without_resume(
 ) -> None:
     db = f"sqlite:///{tmp_path / 'zombie.db'}"
     server = server_factory(tmp_path, db).start()
-    job_id = start_job(server, sleep_job("60s", 2))
+    job_id = server.submit(sleep_job("60s", 2))
     wait_in_flight(server, job_id, "nap", 2, timeout=30)
     server.send(signal.SIGKILL)
     server.wait(10)
@@ -148,7 +133,7 @@ def test_kill_9_leaves_a_zombie_that_the_next_server_fails_without_resume(
     # and it serves: a new job (on the zombie's own targets: tests/e2e/test_e2e_dead_jobs.py)
     assert again.post("version", "requestor=e2e").status_code == 200
     other = literal_job(targets=[{"ID": "fresh"}])
-    new_id = start_job(again, other)
+    new_id = again.submit(other)
     assert again.wait_state(new_id, "JobStateCompleted") == "JobStateCompleted"
     assert again.stop() == 0
 
@@ -159,7 +144,7 @@ def test_pause_timeout_zero_cancels_at_the_first_signal(
 ) -> None:
     db = f"sqlite:///{tmp_path / 'cancel.db'}"
     server = server_factory(tmp_path, db, "--pause-timeout", "0").start()  # ConTest's default
-    job_id = start_job(server, sleep_job("60s", 3))
+    job_id = server.submit(sleep_job("60s", 3))
     wait_in_flight(server, job_id, "nap", 3, timeout=30)
     server.send(sig)
     assert server.wait(10) == 0
@@ -188,7 +173,7 @@ def _slow_to_pause() -> dict[str, Any]:
 def test_a_second_signal_cancels(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
     db = f"sqlite:///{tmp_path / 'second.db'}"
     server = server_factory(tmp_path, db, "--pause-timeout=-1s").start()
-    job_id = start_job(server, _slow_to_pause())
+    job_id = server.submit(_slow_to_pause())
     wait_in_flight(server, job_id, "long", 1, timeout=30)
     server.send(signal.SIGTERM)
     time.sleep(0.5)
@@ -205,7 +190,7 @@ def test_a_positive_pause_timeout_escalates_to_cancel(
 ) -> None:
     db = f"sqlite:///{tmp_path / 'escalate.db'}"
     server = server_factory(tmp_path, db, "--pause-timeout", "1s").start()
-    job_id = start_job(server, _slow_to_pause())
+    job_id = server.submit(_slow_to_pause())
     wait_in_flight(server, job_id, "long", 1, timeout=30)
     began = time.monotonic()
     server.send(signal.SIGTERM)
@@ -231,7 +216,7 @@ def test_sigterm_pauses_by_default(tmp_path: Path, server_factory: type[ServerPr
     and the next server resumes the job."""
     db = f"sqlite:///{tmp_path / 'default.db'}"
     server = server_factory(tmp_path, db).start()
-    job_id = start_job(server, sleep_job("3s", 2))
+    job_id = server.submit(sleep_job("3s", 2))
     wait_in_flight(server, job_id, "nap", 2, timeout=30)
     server.send(signal.SIGTERM)
     assert server.wait(15) == 0
@@ -249,7 +234,7 @@ def test_sigterm_pauses_by_default(tmp_path: Path, server_factory: type[ServerPr
 def test_sigusr1_drains(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
     db = f"sqlite:///{tmp_path / 'drain.db'}"
     server = server_factory(tmp_path, db).start()
-    job_id = start_job(server, sleep_job("2s", 2))
+    job_id = server.submit(sleep_job("2s", 2))
     wait_in_flight(server, job_id, "nap", 2, timeout=30)
     server.send(signal.SIGUSR1)
     deadline = time.monotonic() + 5

@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from e2ekit import ServerProcess, literal_job, start_all
 
@@ -64,14 +63,6 @@ def job(name: str, targets: list[str], nap: str, *, checkpoints: bool = False) -
     )
 
 
-def start(server: ServerProcess, desc: dict[str, Any]) -> int:
-    body = urlencode({"requestor": "e2e", "jobDesc": json.dumps(desc)})
-    out = json.loads(server.post("start", body).content)
-    assert out["Error"] is None, out
-    job_id: int = out["Data"]["JobID"]
-    return job_id
-
-
 def events(server: ServerProcess, job_id: int, *names: str) -> list[dict[str, Any]]:
     page = server.get(f"/api/v1/jobs/{job_id}/events", name=list(names), limit=10000).json()
     out: list[dict[str, Any]] = page["events"]
@@ -81,18 +72,6 @@ def events(server: ServerProcess, job_id: int, *names: str) -> list[dict[str, An
 def framework(server: ServerProcess, job_id: int) -> list[str]:
     got = server.get(f"/api/v1/jobs/{job_id}/events", kind="framework").json()["events"]
     return [e["name"] for e in got if e["name"].startswith("JobState")]
-
-
-def wait_inside(server: ServerProcess, job_id: int, label: str, n: int) -> None:
-    """Until ``n`` targets are inside step ``label`` (and so past the steps before it)."""
-    deadline = time.monotonic() + 30
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        rows = [r for r in server.progress(job_id)["Steps"] if r["Step"] == label]
-        if rows and rows[0]["InFlight"] >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: not {n} targets in {label}: {rows}")
 
 
 def instance_of(server: ServerProcess) -> str:
@@ -158,11 +137,11 @@ def test_three_servers_take_over_a_killed_servers_jobs(
         *(server_factory(tmp_path, shared_db, *lease, server_id="", name=n) for n in "abc")
     )
     shared, own, more = ["s0", "s1", "s2"], ["u0", "u1", "u2"], ["v0", "v1"]
-    first = start(a, job("first", shared, NAP))
-    second = start(a, job("second", own, NAP))
-    third = start(a, job("third", more, NAP))
+    first = a.submit(job("first", shared, NAP))
+    second = a.submit(job("second", own, NAP))
+    third = a.submit(job("third", more, NAP))
     for j, targets in ((first, shared), (second, own), (third, more)):
-        wait_inside(a, j, "nap", len(targets))
+        a.wait_in_step(j, "nap", len(targets))
     lost = instance_of(a)
     held = {s["instance_id"]: s["jobs"] for s in b.get("/api/v1/servers").json()["servers"]}
     assert held[lost] == [first, second, third], held
@@ -172,7 +151,7 @@ def test_three_servers_take_over_a_killed_servers_jobs(
     killed = time.monotonic()
     # a job started meanwhile on the targets of a job being taken over does not get them
     # while that job holds them (its locks, keyed by its ID, moved with it)
-    rival = start(b, job("rival", shared, "0.2s"))
+    rival = b.submit(job("rival", shared, "0.2s"))
     for j in (first, second, third):
         state = b.wait_state(j, "JobStateCompleted", "JobStateFailed", timeout=LEASE + 30)
         assert state == "JobStateCompleted", (j, framework(b, j), c.output())
@@ -217,8 +196,8 @@ def test_sqlite_restart_resumes_the_killed_servers_job(
     targets = ["q0", "q1", "q2"]
     # checkpoints every 0.2 s (the default, lease/3, is 10 s with the default lease)
     first = server_factory(tmp_path, db, "--checkpoint-period", "0.2s", name="first").start()
-    job_id = start(first, job("on sqlite", targets, "3s", checkpoints=True))
-    wait_inside(first, job_id, "nap", len(targets))
+    job_id = first.submit(job("on sqlite", targets, "3s", checkpoints=True))
+    first.wait_in_step(job_id, "nap", len(targets))
     checkpointed(db_file, job_id, "nap", len(targets))
     lost = instance_of(first)
     first.send(signal.SIGKILL)
