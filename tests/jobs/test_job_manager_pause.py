@@ -416,7 +416,7 @@ async def test_reports_made_before_a_server_died_are_not_made_again(jm_env) -> N
         [jm_env.step("slowecho", "nap", sleep="0", text="zz")],
         test_name="IntegrationTest: reports",
         runs=2,
-        run_interval="2s",
+        run_interval="1s",
         final_reporters=[{"Name": "noop"}],
     )
     dead = await jm_env.started(job_lease=1.0)
