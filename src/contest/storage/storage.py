@@ -25,19 +25,13 @@ from contest.storage import jobs as jb
 from contest.storage import migrate, schema
 from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
-from contest.storage.bulk import (
-    InThread,
-    Row,
-    sqlite_execute,
-    sqlite_insert_statements,
-    sqlite_thread,
-)
+from contest.storage.bulk import Row, sqlite_execute, sqlite_insert_statements
 from contest.storage.engine import create_engine
 from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
 from contest.storage.limits import check as check_size
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
-from contest.storage.retry import RetryPolicy, Transactor
+from contest.storage.retry import InThreadWork, RetryPolicy, Transactor
 from contest.storage.urls import backend_name, redact
 from contest.storage.writer import Ack, GroupCommitWriter
 from contest.target import Target
@@ -48,6 +42,7 @@ log = logging.getLogger(__name__)
 # how often the writer prunes commit markers, and how old they must be
 _PRUNE_EVERY = 600.0
 _MARKER_TTL = 3600.0
+_SQLITE_PRUNE = f'DELETE FROM "{schema.commit_markers.name}" WHERE "committed_at" < ?'
 
 # tables Storage.reset() empties (not target_locks: like ConTest's Reset, locks outlive it)
 _RESET_TABLES = (
@@ -104,7 +99,11 @@ class Storage:
         self._forgets_job_leases = False
         self._last_prune = time.monotonic()
         self._writer: GroupCommitWriter[ev.Item] = GroupCommitWriter(
-            self._flush_events, self.transactor, max_batch=max_batch, name="events"
+            self._flush_events,
+            self.transactor,
+            max_batch=max_batch,
+            name="events",
+            in_thread=self._sqlite_in_thread,
         )
         self._last_framework: Ack | None = None
         self._closed = False
@@ -115,7 +114,7 @@ class Storage:
         self._lost: dict[int, int] = {}  # job -> the epoch whose lease was found lost
         self._lost_callbacks: list[Callable[[int, int], None]] = []
         self._lease_sql = _lease_sql(engine.dialect)
-        # SQLite: a batch of test events is fenced and inserted in one trip (_flush_sqlite)
+        # SQLite: a batch of test events is written in one trip (_sqlite_in_thread)
         self._sqlite_rows = (
             sqlite_insert_statements(engine.dialect, schema.test_events.name, ev.TEST_COLUMNS)
             if self.backend == "sqlite"
@@ -210,24 +209,16 @@ class Storage:
         self, conn: AsyncConnection, items: list[ev.Item]
     ) -> dict[int, BaseException] | None:
         refused = None
-        run = None
-        if self._sqlite_rows is not None and all(type(item) is tuple for item in items):
-            run = await sqlite_thread(conn)
-        if run is not None:
-            refused = await self._flush_sqlite(run, cast("list[Row]", items))  # all rows
-        else:
-            if self._fences or self._lost:
-                refused = await self._fence_batch(conn, items)
-                if refused:
-                    items = [item for i, item in enumerate(items) if i not in refused]
-            if items:
-                await self._event_flush(conn, items)
-        now = time.monotonic()
-        if now - self._last_prune > _PRUNE_EVERY:
-            self._last_prune = now
-            ttl = max(_MARKER_TTL, 4 * self.retry.retry_for)
+        if self._fences or self._lost:
+            refused = await self._fence_batch(conn, items)
+            if refused:
+                items = [item for i, item in enumerate(items) if i not in refused]
+        if items:
+            await self._event_flush(conn, items)
+        prune = self._prune_due()
+        if prune is not None:
             m = schema.commit_markers
-            await conn.execute(delete(m).where(m.c.committed_at < time.time() - ttl))
+            await conn.execute(delete(m).where(m.c.committed_at < prune))
         return refused
 
     # --- lease fencing ------------------------------------------------------------------------
@@ -280,46 +271,63 @@ class Storage:
         if epoch is not None:
             raise LeaseLost(job_id, epoch, "refused by this server")
 
-    async def _flush_sqlite(
-        self, run: InThread, items: list[Row]
-    ) -> dict[int, BaseException] | None:
-        """:meth:`_fence_batch` and the inserts of a batch of test events on SQLite, in one trip
-        to the driver's thread (see :func:`contest.storage.bulk.sqlite_thread`): there the
-        lease rows of the batch's fenced jobs are read (the transaction holds the database's
-        write lock already, BEGIN IMMEDIATE), the rows of the jobs whose lease is stale or
-        lost are left out, and the others inserted. What it decides is what
-        :meth:`_fence_batch` decides, from the same fences, taken before the trip."""
-        ids = {item[0] for item in items}
+    def _sqlite_in_thread(
+        self, items: list[ev.Item]
+    ) -> InThreadWork[dict[int, BaseException] | None] | None:
+        """A batch of test events on SQLite as one trip to the driver's thread (see
+        :meth:`Transactor.write`): there the lease rows of the batch's fenced jobs are read
+        (the transaction holds the database's write lock already, BEGIN IMMEDIATE), the rows
+        of the jobs whose lease is stale or lost are left out, and the others inserted. What
+        it decides is what :meth:`_fence_batch` decides, from the same fences, taken before
+        the trip; the jobs found stale are marked lost on the loop after it. None for a batch
+        with framework events (their job states are SQLAlchemy's statements)."""
+        statements = self._sqlite_rows
+        if statements is None or not all(type(item) is tuple for item in items):
+            return None
+        rows = cast("list[Row]", items)
+        ids = {row[0] for row in rows}
         refuse: dict[int, tuple[int, str]] = {
             j: (self._lost[j], "refused by this server") for j in ids if j in self._lost
         }
         fences = {j: self._fences[j] for j in ids if j in self._fences}
         sql = self._lease_query(list(fences)) if fences else None
-        statements = self._sqlite_rows
-        assert statements is not None
         lost = set(refuse)
+        prune = self._prune_due()
 
         def work(db: Any) -> dict[int, str]:
             stale = _stale_of([tuple(r) for r in db.execute(sql).fetchall()], fences) if sql else {}
             skip = lost | stale.keys()
-            rows = [row for row in items if row[0] not in skip] if skip else items
-            for insert, params in statements(rows):
+            kept = [row for row in rows if row[0] not in skip] if skip else rows
+            for insert, params in statements(kept):
                 db.execute(insert, params).close()
+            if prune is not None:
+                db.execute(_SQLITE_PRUNE, (prune,)).close()
             return stale
 
-        stale: dict[int, str] = await run(work)
-        for job_id, why in stale.items():
-            epoch = fences[job_id][1]
-            refuse[job_id] = (epoch, why)
-            log.error("%s; refusing its writes", LeaseLost(job_id, epoch, why))
-            self.mark_lost(job_id, epoch)
-        if not refuse:
+        def after(stale: dict[int, str]) -> dict[int, BaseException] | None:
+            for job_id, why in stale.items():
+                epoch = fences[job_id][1]
+                refuse[job_id] = (epoch, why)
+                log.error("%s; refusing its writes", LeaseLost(job_id, epoch, why))
+                self.mark_lost(job_id, epoch)
+            if not refuse:
+                return None
+            return {
+                i: LeaseLost(row[0], *refuse[row[0]])
+                for i, row in enumerate(rows)
+                if row[0] in refuse
+            }
+
+        return work, after
+
+    def _prune_due(self) -> float | None:
+        """The time before which commit markers are pruned, when it is time to (every
+        ``_PRUNE_EVERY`` s, in the event writer's transaction), else None."""
+        now = time.monotonic()
+        if now - self._last_prune <= _PRUNE_EVERY:
             return None
-        return {
-            i: LeaseLost(item[0], *refuse[item[0]])
-            for i, item in enumerate(items)
-            if item[0] in refuse
-        }
+        self._last_prune = now
+        return time.time() - max(_MARKER_TTL, 4 * self.retry.retry_for)
 
     def _lease_query(self, job_ids: list[int]) -> str:
         """The fencing read of ``job_ids``' lease rows (see :meth:`_stale`)."""

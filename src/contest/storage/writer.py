@@ -37,13 +37,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.metrics import EVENT_WRITE_SECONDS, EVENTS_WRITTEN
 from contest.storage.errors import StorageClosed, StorageError, StorageUnavailable
-from contest.storage.retry import HeldSource, Transactor, WriteState
+from contest.storage.retry import HeldSource, InThreadWork, Transactor, WriteState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: writes a batch; may return the errors of the items it refused, by index (None: all written)
 FlushFn = Callable[[AsyncConnection, list[T]], Awaitable[dict[int, BaseException] | None]]
+#: the same for a batch written in one trip to SQLite's thread, or None (see Transactor.write)
+InThreadFn = Callable[[list[T]], InThreadWork[dict[int, BaseException] | None] | None]
 
 
 class _Commit(asyncio.Future[None]):
@@ -132,7 +134,8 @@ class GroupCommitWriter(Generic[T]):
     """Writes submitted items in batches, one transaction each, in submission order.
 
     ``flush(conn, items)`` writes a batch on a connection inside an open transaction (it must
-    not commit). Batches never exceed ``max_batch`` items.
+    not commit). Batches never exceed ``max_batch`` items. ``in_thread(items)``, if given, may
+    offer the same write for SQLite's own connection (see :meth:`Transactor.write`).
     """
 
     def __init__(
@@ -142,8 +145,10 @@ class GroupCommitWriter(Generic[T]):
         *,
         max_batch: int = 10_000,
         name: str = "events",
+        in_thread: InThreadFn[T] | None = None,
     ) -> None:
         self._flush = flush
+        self._in_thread = in_thread
         self._tx = transactor
         self._max_batch = max_batch
         self._name = name
@@ -281,6 +286,12 @@ class GroupCommitWriter(Generic[T]):
     ) -> Callable[[AsyncConnection], Awaitable[dict[int, BaseException] | None]]:
         return lambda conn: self._flush(conn, items)
 
+    def _thread_work(
+        self, items: list[T]
+    ) -> Callable[[], InThreadWork[dict[int, BaseException] | None] | None] | None:
+        in_thread = self._in_thread
+        return None if in_thread is None else (lambda: in_thread(items))
+
     async def _write_held(self, items: list[T], what: str) -> dict[int, BaseException] | None:
         """The batch's transaction; through an outage longer than the retry budget when the
         writer holds outages: the same write (one token, so never twice) is tried again with
@@ -289,7 +300,9 @@ class GroupCommitWriter(Generic[T]):
         delay = 0.25
         while True:
             try:
-                refused = await self._tx.write(self._work(items), what, self._source, state)
+                refused = await self._tx.write(
+                    self._work(items), what, self._source, state, self._thread_work(items)
+                )
             except StorageUnavailable as e:
                 if not self._hold or self._closed:
                     raise
