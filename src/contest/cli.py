@@ -296,6 +296,7 @@ async def _run(args: argparse.Namespace) -> int:
     from contest.job.descriptor import DescriptorValidationError
     from contest.job.manager import JobManager
     from contest.liveview import LiveView
+    from contest.logs import exit_now
     from contest.plugins.targetlockers.inmemory import InMemoryLocker
     from contest.progress import ProgressStore
     from contest.server.lifecycle import redact_url
@@ -349,7 +350,7 @@ async def _run(args: argparse.Namespace) -> int:
                 print("\ncontest run: cancelling the job (again to quit at once)", file=sys.stderr)
                 jm.cancel_all(f"interrupted ({name})")
             else:
-                os._exit(EXIT_JOB_FAILED)
+                exit_now(EXIT_JOB_FAILED)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):

@@ -9,11 +9,16 @@ starts, carries them without the plugin doing anything.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import datetime as dt
 import json
 import logging
+import logging.handlers
+import os
+import queue
 import sys
+import time
 import warnings
 from typing import TextIO
 
@@ -112,11 +117,80 @@ def quiet_warnings(level: str) -> None:
     warnings.filterwarnings("ignore", module=r"(?!contest(\.|$))")
 
 
+#: records formatted and waiting for the writer thread; beyond it a record waits for room, so a
+#: stuck stream holds the logger up (as a direct write would) instead of growing memory
+QUEUE_SIZE = 10_000
+
+
+class _Handoff(logging.handlers.QueueHandler):
+    """Formats each record where it is logged (the job and step context is there) and hands
+    the line to the writer thread. Writing stderr from the event loop was a system call per
+    line, blocking when the pipe is full or the terminal slow: Echo logs a line per target,
+    and a 300 x 20 Echo job through ``contest serve`` spent over a quarter of its loop's time
+    in ``StreamHandler.emit`` (benchmarks/perf.py, section go)."""
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(lines)
+        self._lines = lines
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self._lines.put(record)  # bounded (QUEUE_SIZE): waits for room rather than drop a line
+
+
+class _Writer:
+    """The thread that writes the handed-off lines to the stream, in their order."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.queue: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_SIZE)
+        out = logging.StreamHandler(stream)
+        out.setFormatter(logging.Formatter("%(message)s"))  # the line is formatted already
+        self.listener = logging.handlers.QueueListener(self.queue, out)
+        self.listener.start()
+
+    def flush(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until every line handed over so far is written."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Write what is queued and end the thread."""
+        self.listener.stop()
+
+
+_writer: _Writer | None = None
+
+
+def flush(timeout: float = 1.0) -> None:
+    """Wait until the log lines logged so far are written (at most ``timeout`` s): before an
+    ``os._exit``, which skips the writer thread's end."""
+    if _writer is not None:
+        _writer.flush(timeout)
+
+
+def exit_now(code: int) -> None:
+    """``os._exit(code)`` once the lines logged so far are written (at most a second)."""
+    flush()
+    os._exit(code)
+
+
+@atexit.register
+def _stop_writer() -> None:
+    global _writer
+    if _writer is not None:
+        writer, _writer = _writer, None
+        writer.stop()
+
+
 def setup(level: str = "warning", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Configure the root logger for a command: ``level`` (one of :data:`LEVELS`), ``fmt``
-    (``text`` or ``json``), lines to ``stream`` (stderr)."""
+    (``text`` or ``json``), lines to ``stream`` (stderr), written by a thread of their own
+    (see :class:`_Handoff`); :func:`flush` waits for them."""
+    global _writer
     quiet_warnings(level)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    _stop_writer()  # an earlier call's: what it had queued is written first
+    _writer = _Writer(stream or sys.stderr)
+    handler = _Handoff(_writer.queue)
     handler.addFilter(_Context())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.set_name("contest")
@@ -125,6 +199,10 @@ def setup(level: str = "warning", fmt: str = "text", stream: TextIO | None = Non
         if old.get_name() == "contest":
             root.removeHandler(old)
     root.addHandler(handler)
+    # no line says where in the source, or which thread or process, it was logged from: skip
+    # finding out, per record (the logging HOWTO's "Optimization")
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root.setLevel(level.upper())
     for name in _QUIET_BELOW_DEBUG:
         logging.getLogger(name).setLevel(logging.WARNING if level != "debug" else logging.NOTSET)

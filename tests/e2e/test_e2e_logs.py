@@ -74,3 +74,30 @@ def test_job_log_lines_name_the_job_and_step(tmp_path: Path) -> None:
     steps = [r for r in records if r["logger"] == "contest.step"]
     assert len(steps) == 3 and all((r["job_id"], r["step"]) == (2, "check") for r in steps)
     assert all(r["level"] == "info" for r in steps)
+
+
+def test_lines_are_written_by_a_thread_in_order_and_all_before_exit(tmp_path: Path) -> None:
+    # more lines than the hand-off queue holds: the logger waits for room, none is dropped; the
+    # job and step are the logging task's, not the writer thread's; atexit writes the rest,
+    # and logs.exit_now (what a forced exit calls) writes them before os._exit
+    program = (
+        "import asyncio, logging, sys\nfrom contest import logs\n"
+        "logs.setup('info', stream=sys.stdout)\nlog = logging.getLogger('t')\n"
+        "async def main():\n"
+        "    logs.bind_job(7); logs.bind_step('s1')\n"
+        "    assert logs.QUEUE_SIZE < 20_000\n"
+        "    for i in range(20_000): log.info('line %d', i)\n"
+        "asyncio.run(main())\n"
+        "log.warning('last')\n"
+        "if sys.argv[1] == 'exit_now': logs.exit_now(3)\n"
+    )
+    for how, code in (("return", 0), ("exit_now", 3)):
+        proc = subprocess.run(
+            [sys.executable, "-c", program, how], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == code, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 20_001, len(lines)
+        for i, line in enumerate(lines[:-1]):
+            assert line.endswith(f" INFO t: [job 7 step s1] line {i}"), line
+        assert lines[-1].endswith(" WARNING t: last")

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Callable
 
 from contest.job.manager import JobService
+from contest.logs import exit_now
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ShutdownController:
         stop_api: Callable[[], None],
         pause_timeout: float,
         *,
-        force_exit: Callable[[int], None] = os._exit,
+        force_exit: Callable[[int], None] = exit_now,
     ) -> None:
         self.jobs = jobs
         self.stop_api = stop_api
