@@ -96,8 +96,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
-_RELEASED: Any = object()  # result of a target whose step stopped without reporting it
-
 
 @dataclass
 class TestRunResult:
@@ -119,6 +117,7 @@ class TestRunResult:
 
 
 _NO_RESULT: Any = object()  # outcome of a target its step has not reported yet
+_RELEASED: Any = object()  # outcome of a target whose step stopped without reporting it
 
 # what a target waits for (_TargetState.wait), in the order of its way through one step
 _OUTSIDE = 0  # nothing: it is about to be offered to its step (or to stop)
@@ -181,11 +180,6 @@ def _durable(written: Awaitable[None] | None) -> _Durable:
     if written is None or type(written) is Ack or isinstance(written, asyncio.Future):
         return written
     return asyncio.ensure_future(written)
-
-
-def _check(durable: Ack | asyncio.Future[None]) -> None:
-    """A done write: return if it is stored, else raise why not."""
-    durable.result()
 
 
 def _unwrap(ts: _TargetState) -> Target:
@@ -442,11 +436,12 @@ class TestRunner:
             if wait == _IN:
                 pending = ts.pending
                 if pending is not None:
-                    if self._parked(ts, pending):
+                    if not pending.done():
+                        self._park(ts, pending)
                         return
                     ts.pending = None
                     try:
-                        _check(pending)
+                        pending.result()  # raises why it is not stored
                     except asyncio.CancelledError:
                         self._leave(ts)
                         return
@@ -468,11 +463,12 @@ class TestRunner:
                 stored = ts.stored
                 outcome = ts.outcome
                 if stored is not None:
-                    if self._parked(ts, stored):
+                    if not stored.done():
+                        self._park(ts, stored)
                         return
                     ts.stored = None
                     try:
-                        _check(stored)
+                        stored.result()
                     except asyncio.CancelledError:
                         self._leave(ts)
                         return
@@ -510,15 +506,19 @@ class TestRunner:
         pending = ts.pending
         if pending is None:
             ts.wait = _RESULT  # nothing to wait for before its report
-        elif not self._parked(ts, pending):
-            self.soon(ts)  # already done (a write that failed at once): seen to in turn
+        elif pending.done():
+            self.soon(ts)  # a write that failed at once: seen to in turn
+        else:
+            self._park(ts, pending)
 
     def reported(self, ts: _TargetState) -> None:
         """The step reported ``ts`` while it waited for that (its TargetIn stored)."""
         ts.wait = _OUT
         stored = ts.stored
-        if stored is None or not self._parked(ts, stored):
+        if stored is None or stored.done():
             self.soon(ts)
+        else:
+            self._park(ts, stored)
 
     def soon(self, ts: _TargetState) -> None:
         """Move ``ts`` on from the loop's next turn: one callback for all the targets made ready
@@ -533,12 +533,10 @@ class TestRunner:
         for ts in ready:
             self._go(ts)
 
-    def _parked(self, ts: _TargetState, durable: Ack | asyncio.Future[None]) -> bool:
-        """Have ``ts`` moved on once ``durable`` is done; False if it is done already. The
-        targets waiting for the same group commit share its one callback (``_committed``)."""
+    def _park(self, ts: _TargetState, durable: Ack | asyncio.Future[None]) -> None:
+        """Have ``ts`` moved on once ``durable`` (not done) is. The targets waiting for the
+        same group commit share its one callback (``_committed``)."""
         if isinstance(durable, Ack):
-            if durable.done():
-                return False
             batch = durable.batch()
             waiting = self._commits.get(batch)
             if waiting is None:
@@ -546,11 +544,8 @@ class TestRunner:
                 batch.add_done_callback(self._committed, context=self._context)
             else:
                 waiting.append(ts)
-            return True
-        if durable.done():
-            return False
-        durable.add_done_callback(lambda _: self._go(ts), context=self._context)
-        return True
+        else:
+            durable.add_done_callback(lambda _: self._go(ts), context=self._context)
 
     def _committed(self, batch: asyncio.Future[None]) -> None:
         for ts in self._commits.pop(batch, ()):
