@@ -162,21 +162,18 @@ class _TargetState:
 
 def _write(
     emitter: EventEmitter, name: str, target: Target | None, payload: Any = None
-) -> Awaitable[None] | None:
-    """Write one of the runner's own events. A sink that fails at once (instead of through the
-    awaitable it returns) must not break the hand-off or routing in the middle: its error is
-    turned into a failed awaitable, handled where the runner awaits the write."""
+) -> _Durable:
+    """Write one of the runner's own events; returns what to wait for to know it is stored:
+    the writer's Ack as it is (its batch is waited for once for all its targets), any other
+    awaitable as a future (a coroutine starts now). A sink that fails at once (instead of
+    through the awaitable it returns) must not break the hand-off or routing in the middle: its
+    error is turned into a failed future, handled where the runner waits for the write."""
     try:
-        return emitter.write(name, target, payload)
+        written = emitter.write(name, target, payload)
     except Exception as exc:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_exception(exc)
         return fut
-
-
-def _durable(written: Awaitable[None] | None) -> _Durable:
-    """What to wait for, for a write: the writer's Ack as it is (its batch is waited for once
-    for all its targets), any other awaitable as a future (a coroutine starts now)."""
     if written is None or type(written) is Ack or isinstance(written, asyncio.Future):
         return written
     return asyncio.ensure_future(written)
@@ -237,7 +234,7 @@ class _Step:
         ts.entered = time.monotonic()
         self.waiting[ts.target.id] = ts
         assert self.emitter is not None
-        ts.pending = _durable(_write(self.emitter, TARGET_IN, ts.target))
+        ts.pending = _write(self.emitter, TARGET_IN, ts.target)
         taken_later, ts.wait = ts.wait == _OFFERED, _IN
         self.runner.taken(self, ts, taken_later)
 
@@ -267,12 +264,11 @@ class _Step:
             self.timer.add(time.monotonic() - ts.entered, err is not None)
         assert self.emitter is not None
         if err is None:
-            stored = _write(self.emitter, TARGET_OUT, ts.target)
+            ts.stored = _write(self.emitter, TARGET_OUT, ts.target)
             msg = None
         else:
             msg = err if isinstance(err, str) else (str(err) or type(err).__name__)
-            stored = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
-        ts.stored = _durable(stored)
+            ts.stored = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
         ts.outcome = msg
         if ts.wait == _RESULT:  # else its TargetIn is not stored yet: it comes here after that
             runner.reported(ts)
