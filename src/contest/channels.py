@@ -6,7 +6,8 @@ instant the step takes the target, and records ``TargetIn`` there, before the st
 anything for that target.
 
 ``StepOutput.put`` routes a result straight to the runner (no reader task per step): the runner
-checks it, records ``TargetOut``/``TargetErr`` and wakes the target's task; it never waits.
+checks it, records ``TargetOut``/``TargetErr`` and moves the target on once that is stored; it
+never waits.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class StepInput(Generic[T]):
     """What a step reads targets from: ``async for target in ch.input``.
 
     Runner side: ``offer(item)`` hands an item over; the step gets ``unwrap(item)``. The item is
-    the runner's per-target record, so the hand-off callback needs no lookup.
+    the runner's per-target record, so the hand-off callback needs no lookup. ``put(item)`` is
+    the same hand-off without a future: the caller learns of the take from the hand-off
+    callback alone (the test runner, which drives targets by callbacks).
     """
 
     __slots__ = ("_closed", "_getters", "_on_handoff", "_putters", "_taken", "_unwrap")
@@ -52,7 +55,8 @@ class StepInput(Generic[T]):
         self._on_handoff = on_handoff
         self._unwrap = unwrap
         self._getters: deque[asyncio.Future[Any]] = deque()
-        self._putters: deque[tuple[asyncio.Future[bool], T]] = deque()
+        # a hand-off waiting to be taken, with its future (None: made by ``put``)
+        self._putters: deque[tuple[asyncio.Future[bool] | None, T]] = deque()
         self._closed = False
         self._taken = 0  # targets taken since the step last let the loop run
 
@@ -73,10 +77,11 @@ class StepInput(Generic[T]):
                 await asyncio.sleep(0)
         while self._putters:
             fut, item = self._putters.popleft()
-            if fut.done():  # the runner gave up on this hand-off
+            if fut is not None and fut.done():  # the runner gave up on this hand-off
                 continue
             self._on_handoff(item)
-            fut.set_result(True)
+            if fut is not None:
+                fut.set_result(True)
             return self._unwrap(item)
         if self._closed:
             raise StopAsyncIteration
@@ -121,12 +126,29 @@ class StepInput(Generic[T]):
         self._putters.append((fut, item))
         return fut
 
+    def put(self, item: T) -> bool:
+        """Hand ``item`` over without a future. True: a waiting step took it now. False: it
+        waits in line; ``on_handoff(item)`` says when the step takes it, and
+        :meth:`abort_pending` gives it back if the hand-off is withdrawn first."""
+        while self._getters:
+            getter = self._getters.popleft()
+            if getter.done():
+                continue
+            self._on_handoff(item)
+            getter.set_result(item)
+            return True
+        self._putters.append((None, item))
+        return False
+
     def abort_pending(self) -> list[T]:
-        """Withdraw every hand-off still waiting; their futures resolve False."""
+        """Withdraw every hand-off still waiting (returned, in order); their futures resolve
+        False."""
         aborted = []
         while self._putters:
             fut, item = self._putters.popleft()
-            if not fut.done():
+            if fut is None:
+                aborted.append(item)
+            elif not fut.done():
                 fut.set_result(False)
                 aborted.append(item)
         return aborted
@@ -146,9 +168,9 @@ class StepOutput:
     """Where a step reports: ``await ch.output.put(StepResult(target, error))``.
 
     A report is taken at once: the runner checks it, records ``TargetOut``/``TargetErr`` and
-    hands the target back to its own task, which waits for that event to be stored before the
-    target moves on. So ``put`` never waits, and :meth:`put_nowait` is the same report for code
-    that is not a coroutine (the for-each-target helpers report this way without a task).
+    moves the target on once that event is stored. So ``put`` never waits, and
+    :meth:`put_nowait` is the same report for code that is not a coroutine (the
+    for-each-target helpers report this way without a task).
     """
 
     __slots__ = ("_on_close", "_route")

@@ -39,6 +39,7 @@ from contest.events import TestEvent as _Event
 from contest.params import StepParameters
 from contest.runner.test_runner import TestRunner
 from contest.signals import Scope
+from contest.storage.writer import Ack, _Batch
 from contest.testing import run_steps
 from contest.testing.steps import Crash, Panic
 from contest.teststep import (
@@ -585,6 +586,82 @@ async def test_test_error_cannot_be_stored_still_fails_cleanly(mode: str) -> Non
     sink = FailingSink("TestError", mode)
     out = await asyncio.wait_for(run_steps([(NilResult(), "S")], ["T1"], sink=sink), 5)
     assert isinstance(out.error, StepReturnedNoTarget)
+
+
+# --- the storage writer's acknowledgements: one callback per group commit ------------------------
+
+
+class GroupCommitSink(MemoryEventSink):
+    """Answers each write with the storage writer's own ``Ack`` over batches the test commits
+    (``commit``), the items named ``fail`` refused (an item error, as the lease fencing's)."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+        self.batches: list[_Batch[_Event]] = []
+        self.callbacks: list[int] = []  # per commit, the callbacks its future had to call
+        self._open: _Batch[_Event] | None = None
+
+    def write_test_event(self, event: _Event) -> Awaitable[None]:  # type: ignore[override]
+        super().write_test_event(event)
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch(asyncio.get_running_loop())
+            self.batches.append(batch)
+        batch.items.append(event)
+        return Ack(batch, len(batch.items) - 1)
+
+    def commit(self) -> None:
+        batch, self._open = self._open, None
+        if batch is None:
+            return
+        refused = {
+            i: OSError("disk full") for i, e in enumerate(batch.items) if e.name == self.fail
+        }
+        batch.item_errors = refused or None
+        self.callbacks.append(len(batch.done._callbacks or ()))  # type: ignore[attr-defined]
+        batch.done.set_result(None)
+
+
+async def commit_until_done(sink: GroupCommitSink, run: Awaitable[Any]) -> Any:
+    """Run ``run``, committing what was written every few turns of the loop (a commit takes
+    a while: the writers are waiting by then)."""
+    task = asyncio.ensure_future(run)
+    while not task.done():
+        for _ in range(5):
+            await asyncio.sleep(0)
+        sink.commit()
+    return task.result()
+
+
+async def test_targets_waiting_for_one_commit_are_moved_on_by_one_callback() -> None:
+    """The targets whose events share a group commit wait for it together: the runner asks its
+    future for one callback (not one wake-up per target), and every target still moves on only
+    once its events are stored, in order."""
+    ids = [f"T{i:03d}" for i in range(200)]
+    sink = GroupCommitSink()
+    out = await commit_until_done(sink, run_steps([(Echo(), "S1"), (Echo(), "S2")], ids, sink=sink))
+    assert out.error is None
+    assert out.result is not None and out.result.targets == dict.fromkeys(ids)
+    assert max(len(b.items) for b in sink.batches) >= len(ids)  # many targets per commit
+    assert max(sink.callbacks) == 1
+    for tid in ids:
+        assert tuples(sink, target=tid) == target_events(
+            "S1", tid, "TargetIn", "TargetOut"
+        ) + target_events("S2", tid, "TargetIn", "TargetOut")
+
+
+@pytest.mark.parametrize(
+    ("event", "what"), [("TargetIn", "target injection"), ("TargetOut", "target result")]
+)
+async def test_an_event_its_commit_refuses_is_a_step_error(event: str, what: str) -> None:
+    sink = GroupCommitSink(fail=event)
+    out = await commit_until_done(
+        sink, run_steps([(Echo(), "S"), (Echo(), "Next")], ["T1", "T2"], sink=sink)
+    )
+    assert isinstance(out.error, EventWriteError)
+    assert str(out.error) == f"failed to report {what}: disk full"
+    assert tuples(sink, label="Next") == []  # no target went further
 
 
 # --- resume: a target inside a step is never handed over again ----------------------------------

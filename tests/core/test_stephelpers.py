@@ -421,3 +421,23 @@ async def test_a_step_taking_many_waiting_targets_lets_the_loop_run() -> None:
     _, second, third = taken_when_other_ran
     assert 0 < second < third < n
     assert third - second <= TAKES_PER_TURN
+
+
+async def test_a_hand_off_without_a_future() -> None:
+    """``StepInput.put`` (what the test runner offers with): taken at once by a waiting step,
+    else it waits in line, is taken in order (the hand-off callback says when), or comes back
+    from ``abort_pending``; the offers with futures keep theirs, in the same line."""
+    handed: list[str] = []
+    inp: StepInput[Target] = StepInput(lambda t: handed.append(t.id), lambda t: t)
+    reader = asyncio.ensure_future(inp.get())
+    await asyncio.sleep(0)  # the step waits
+    assert inp.put(Target("A")) is True and handed == ["A"]
+    assert (await reader) == Target("A")
+    assert inp.put(Target("B")) is False
+    fut = inp.offer(Target("C"))
+    assert inp.put(Target("D")) is False and handed == ["A"]
+    assert (await inp.get()) == Target("B") and handed == ["A", "B"]
+    assert [t.id for t in inp.abort_pending()] == ["C", "D"]
+    assert fut is not None and fut.result() is False
+    inp.close()
+    assert (await inp.get()) is None and handed == ["A", "B"]

@@ -2,13 +2,21 @@
 
 How a target moves
 ------------------
-Each target has one task (``_walk``). For each step in turn it *offers* the target to the step's
-input; the step takes it (the hand-off is unbuffered), and at that instant the runner records
-``TargetIn`` and starts waiting for the target's result. When the step reports the target on its
-output, the runner records ``TargetOut`` (pass) or ``TargetErr`` (fail) and wakes the target's
-task, which moves on to the next step at once (pipelining) or stops on a failure. A step is
-started the first time a target reaches it; its input is closed once no target can reach it any
-more, which is how a step learns it is done.
+A target's walk is a small state machine (``_TargetState.wait`` says what it waits for), moved
+on by callbacks: no task per target. For each step in turn the runner *offers* the target to the
+step's input; the step takes it (the hand-off is unbuffered), and at that instant the runner
+records ``TargetIn``. When the step reports the target on its output, the runner records
+``TargetOut`` (pass) or ``TargetErr`` (fail). Once both events are stored, the target moves on
+to the next step at once (pipelining), or stops on a failure (``_go``, which reads top to bottom
+as the walk's loop did). A step is started the first time a target reaches it; its input is
+closed once no target can reach it any more, which is how a step learns it is done.
+
+Waiting costs no wake-up per target. The events of one group commit share one future (the
+storage writer's ``Ack.batch()``): the runner keeps, per batch, the targets waiting for it and
+moves them all on from that future's one callback. Any other awaitable a sink returns gets a
+callback of its own; a target with nothing to wait for (a sink that returns None) goes on the
+runner's ready list, which one loop callback moves on. A target never moves on inside a step's
+own call (its take or its report), only from such a callback, as a woken task would.
 
 Everything a step can get wrong (a result for a target it never had, a second result, a lost
 target, an early return, an exception, a return without a result, a pause nobody asked for, never
@@ -35,6 +43,7 @@ per-target state a pause would give (see :mod:`contest.checkpoint`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import traceback
@@ -79,14 +88,13 @@ from contest.params import current_variables
 from contest.resume import Phase, TargetPosition, TestRunState, state_to_bytes
 from contest.runner import collector
 from contest.signals import Scope
+from contest.storage.writer import Ack
 from contest.target import Target
 from contest.variables import StepVariables, VariableStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
-
-_RELEASED: Any = object()  # result of a target whose step stopped without reporting it
 
 
 @dataclass
@@ -108,34 +116,67 @@ class TestRunResult:
         return self.resume_state is not None
 
 
-class _TargetState:
-    """Where one target stands: step index, phase, and (once failed) its error."""
+_NO_RESULT: Any = object()  # outcome of a target its step has not reported yet
+_RELEASED: Any = object()  # outcome of a target whose step stopped without reporting it
 
-    __slots__ = ("entered", "error", "pending", "phase", "result", "step", "stored", "target")
+# what a target waits for (_TargetState.wait), in the order of its way through one step
+_OUTSIDE = 0  # nothing: it is about to be offered to its step (or to stop)
+_OFFERED = 1  # its step to take it
+_IN = 2  # its TargetIn to be stored
+_RESULT = 3  # its step's report (or release)
+_OUT = 4  # its TargetOut/TargetErr to be stored
+_WITHDRAWN = 5  # nothing: its offer was withdrawn (pause, cancel, the step returned)
+_LEFT = 6  # nothing: it has stopped walking
+
+#: what a sink's write gives to wait for once normalised: the writer's Ack, a future, nothing
+_Durable = Ack | asyncio.Future[None] | None
+
+
+class _TargetState:
+    """Where one target stands: step index, phase, and (once failed) its error; and, while it
+    walks, what it waits for."""
+
+    __slots__ = (
+        "entered",
+        "error",
+        "outcome",
+        "pending",
+        "phase",
+        "step",
+        "stored",
+        "target",
+        "wait",
+    )
 
     def __init__(self, target: Target, step: int = 0, phase: Phase = Phase.INIT) -> None:
         self.target = target
         self.step = step
         self.phase = phase
         self.error: str | None = None
-        self.result: asyncio.Future[Any] | None = None
+        self.wait = _OUTSIDE
+        self.outcome: Any = _NO_RESULT  # its step's report: None (pass), the error, _RELEASED
         self.entered = 0.0  # when it entered its step (monotonic; 0: before a resume)
-        self.pending: Awaitable[None] | None = None  # durability of the TargetIn just recorded
-        self.stored: Awaitable[None] | None = None  # durability of its TargetOut/TargetErr
+        self.pending: _Durable = None  # durability of the TargetIn just recorded
+        self.stored: _Durable = None  # durability of its TargetOut/TargetErr
 
 
 def _write(
     emitter: EventEmitter, name: str, target: Target | None, payload: Any = None
-) -> Awaitable[None] | None:
-    """Write one of the runner's own events. A sink that fails at once (instead of through the
-    awaitable it returns) must not break the hand-off or routing in the middle: its error is
-    turned into a failed awaitable, handled where the runner awaits the write."""
+) -> _Durable:
+    """Write one of the runner's own events; returns what to wait for to know it is stored:
+    the writer's Ack as it is (its batch is waited for once for all its targets), any other
+    awaitable as a future (a coroutine starts now). A sink that fails at once (instead of
+    through the awaitable it returns) must not break the hand-off or routing in the middle: its
+    error is turned into a failed future, handled where the runner waits for the write."""
     try:
-        return emitter.write(name, target, payload)
+        written = emitter.write(name, target, payload)
     except Exception as exc:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_exception(exc)
         return fut
+    if written is None or type(written) is Ack or isinstance(written, asyncio.Future):
+        return written
+    return asyncio.ensure_future(written)
 
 
 def _unwrap(ts: _TargetState) -> Target:
@@ -189,15 +230,17 @@ class _Step:
     def handoff(self, ts: _TargetState) -> None:
         """The step took ``ts.target``: it is inside now. Called synchronously at the hand-off."""
         ts.phase = Phase.RUN
-        ts.result = asyncio.get_running_loop().create_future()
+        ts.outcome = _NO_RESULT
         ts.entered = time.monotonic()
         self.waiting[ts.target.id] = ts
         assert self.emitter is not None
         ts.pending = _write(self.emitter, TARGET_IN, ts.target)
+        taken_later, ts.wait = ts.wait == _OFFERED, _IN
+        self.runner.taken(self, ts, taken_later)
 
     def route(self, result: StepResult) -> None:
-        """A result from the step (``ch.output.put``). Taken at once: the target's own task
-        waits for its ``TargetOut``/``TargetErr`` to be stored (``ts.stored``), not the step."""
+        """A result from the step (``ch.output.put``). Taken at once: the target, not the step,
+        waits for its ``TargetOut``/``TargetErr`` to be stored (``ts.stored``)."""
         runner = self.runner
         if runner.scope.cancel.is_set():
             return  # the run is over: a late result is neither news nor a contract breach
@@ -219,21 +262,25 @@ class _Step:
         ts.phase = Phase.END
         if ts.entered:
             self.timer.add(time.monotonic() - ts.entered, err is not None)
-        assert self.emitter is not None and ts.result is not None
+        assert self.emitter is not None
         if err is None:
             ts.stored = _write(self.emitter, TARGET_OUT, ts.target)
             msg = None
         else:
             msg = err if isinstance(err, str) else (str(err) or type(err).__name__)
             ts.stored = _write(self.emitter, TARGET_ERR, ts.target, {"Error": msg})
-        ts.result.set_result(msg)
+        ts.outcome = msg
+        if ts.wait == _RESULT:  # else its TargetIn is not stored yet: it comes here after that
+            runner.reported(ts)
 
     def release_waiting(self) -> list[str]:
         """Stop waiting for the targets inside; they stay in phase RUN. Returns their ids."""
         ids = list(self.waiting)
+        runner = self.runner
         for ts in self.waiting.values():
-            if ts.result is not None and not ts.result.done():
-                ts.result.set_result(_RELEASED)
+            ts.outcome = _RELEASED
+            if ts.wait == _RESULT:
+                runner.soon(ts)
         self.waiting.clear()
         return ids
 
@@ -264,8 +311,15 @@ class TestRunner:
         self._stopping = False
         self._variables = VariableStore()
         self._header_args: tuple[int, int, str, int] = (0, 0, "", 0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # writes of TestError and variables
         self._book: CheckpointBook | None = None
+        self._ready: list[_TargetState] = []  # targets to move on from the next _run_ready
+        self._commits: dict[asyncio.Future[None], list[_TargetState]] = {}  # waiting per batch
+        self._abandoned = False  # the run is over: no target moves any more
+        # the context targets move in (and steps start in): the run's own, as a task per
+        # target had; not that of whoever resolves what they wait for (a step's, whose
+        # variables, e.g. ``pausable``, are not the next step's: test_pause_at_scale.py)
+        self._context = contextvars.copy_context()
 
     # --- the run, top to bottom ------------------------------------------------------------------
 
@@ -309,12 +363,14 @@ class TestRunner:
         track_runner(self)
         self.scope.pause.add_callback(self._on_pause)
         self.scope.cancel.add_callback(self._on_cancel)
+        self._context = contextvars.copy_context()
 
-        # targets inside a step when we paused: that step starts now and brings them back
+        # targets inside a step when we paused: that step starts now and brings them back (a
+        # step may report one before the others start walking: it moves on from there)
         for ts in self.states.values():
             if ts.phase == Phase.RUN:
                 st = self.steps[ts.step]
-                ts.result = asyncio.get_running_loop().create_future()
+                ts.wait = _RESULT
                 st.waiting[ts.target.id] = ts
                 if not st.started:
                     self._start_step(st)
@@ -325,9 +381,8 @@ class TestRunner:
         if self._alive == 0:
             self._all_left.set_result(None)
         for ts in walking:
-            task = asyncio.ensure_future(self._walk(ts))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if ts.wait == _OUTSIDE:
+                self.soon(ts)
         try:
             await self._all_left
             await self._wait_steps()
@@ -341,59 +396,156 @@ class TestRunner:
                     st.kept.close()
         return self._outcome(job_id, run_id)
 
-    async def _walk(self, ts: _TargetState) -> None:
-        """One target's way through the steps."""
-        steps = self.steps
-        last = len(steps) - 1
+    def _go(self, ts: _TargetState) -> None:
+        """Move one target on as far as it can go now: through the rest of its step, then into
+        the next ones, until it must wait (it is then parked where it will be moved on from) or
+        it stops."""
+        if self._abandoned:
+            return
         try:
-            while True:
-                st = steps[ts.step]
-                # not inside this step yet (a target resumed inside a step already has its
-                # result future, and the step may have reported it, phase END, before we ran)
-                if ts.result is None:
-                    if self._stopping:
+            self._advance(ts)
+        except Exception:  # a bug here must not leave the run waiting for this target forever
+            log.exception("test runner: target %s", ts.target.id)
+            if ts.wait != _LEFT:
+                self._leave(ts)
+
+    def _advance(self, ts: _TargetState) -> None:
+        steps = self.steps
+        st = steps[ts.step]
+        while True:
+            wait = ts.wait
+            if wait == _OUTSIDE:  # not inside this step yet
+                if self._stopping:
+                    self._leave(ts)
+                    return
+                ts.phase = Phase.BEGIN
+                if not st.started:
+                    self._start_step(st)
+                if st.done:
+                    self.fail_step(st, StepReturnedEarly(st.label, [ts.target.id]))
+                    self._leave(ts)
+                    return
+                if not st.input.put(ts):
+                    ts.wait = _OFFERED  # moved on by the hand-off (handoff) or withdrawn
+                    return
+                wait = ts.wait  # taken now: handoff recorded TargetIn (_IN)
+            if wait == _IN:
+                pending = ts.pending
+                if pending is not None:
+                    if not pending.done():
+                        self._park(ts, pending)
                         return
-                    ts.phase = Phase.BEGIN
-                    if not st.started:
-                        self._start_step(st)
-                    if st.done:
-                        self.fail_step(st, StepReturnedEarly(st.label, [ts.target.id]))
+                    ts.pending = None
+                    try:
+                        pending.result()  # raises why it is not stored
+                    except asyncio.CancelledError:
+                        self._leave(ts)
                         return
-                    taken = st.input.offer(ts)
-                    if taken is not None and not await taken:
-                        return  # withdrawn: paused, cancelled, or the step is gone
-                    self._passed(st)
-                    if ts.pending is not None:
-                        pending, ts.pending = ts.pending, None
-                        try:
-                            await pending
-                        except Exception as exc:
-                            self.fail_step(st, EventWriteError(st.label, "target injection", exc))
-                            return
-                assert ts.result is not None
-                outcome = await ts.result
-                ts.result = None
+                    except Exception as exc:
+                        self.fail_step(st, EventWriteError(st.label, "target injection", exc))
+                        self._leave(ts)
+                        return
+                ts.wait = wait = _RESULT
+            if wait == _RESULT:
+                outcome = ts.outcome
+                if outcome is _NO_RESULT:
+                    return  # moved on by the step's report (route) or release
                 if outcome is _RELEASED:
                     ts.phase = Phase.RUN
+                    self._leave(ts)
                     return
-                if ts.stored is not None:
-                    stored, ts.stored = ts.stored, None
+                ts.wait = wait = _OUT
+            if wait == _OUT:
+                stored = ts.stored
+                outcome = ts.outcome
+                if stored is not None:
+                    if not stored.done():
+                        self._park(ts, stored)
+                        return
+                    ts.stored = None
                     try:
-                        await stored
+                        stored.result()
+                    except asyncio.CancelledError:
+                        self._leave(ts)
+                        return
                     except Exception as exc:
                         what = "target result" if outcome is None else "target error"
                         self.fail_step(st, EventWriteError(st.label, what, exc))
                         ts.phase = Phase.RUN
+                        self._leave(ts)
                         return
                 if outcome is not None:
                     ts.error = outcome
+                    self._leave(ts)
                     return
-                if ts.step == last:
+                if ts.step == len(steps) - 1:
+                    self._leave(ts)
                     return  # passed every step: phase END at the last step
                 ts.step += 1
                 ts.phase = Phase.INIT
-        finally:
-            self._leave(ts)
+                ts.outcome = _NO_RESULT
+                ts.wait = _OUTSIDE
+                st = steps[ts.step]
+                continue
+            if wait == _WITHDRAWN:  # paused, cancelled, or the step is gone
+                self._leave(ts)
+            return
+
+    # --- what a target waits for ---------------------------------------------------------------
+
+    def taken(self, st: _Step, ts: _TargetState, later: bool) -> None:
+        """``st`` took ``ts`` (its TargetIn is written). ``later``: from the line of offers,
+        in the step's own call, so the target is parked, not moved on, here."""
+        self._passed(st)
+        if not later:
+            return  # taken in _advance's offer, which goes on with it
+        pending = ts.pending
+        if pending is None:
+            ts.wait = _RESULT  # nothing to wait for before its report
+        elif pending.done():
+            self.soon(ts)  # a write that failed at once: seen to in turn
+        else:
+            self._park(ts, pending)
+
+    def reported(self, ts: _TargetState) -> None:
+        """The step reported ``ts`` while it waited for that (its TargetIn stored)."""
+        ts.wait = _OUT
+        stored = ts.stored
+        if stored is None or stored.done():
+            self.soon(ts)
+        else:
+            self._park(ts, stored)
+
+    def soon(self, ts: _TargetState) -> None:
+        """Move ``ts`` on from the loop's next turn: one callback for all the targets made ready
+        until it runs."""
+        ready = self._ready
+        ready.append(ts)
+        if len(ready) == 1:
+            asyncio.get_running_loop().call_soon(self._run_ready, context=self._context)
+
+    def _run_ready(self) -> None:
+        ready, self._ready = self._ready, []
+        for ts in ready:
+            self._go(ts)
+
+    def _park(self, ts: _TargetState, durable: Ack | asyncio.Future[None]) -> None:
+        """Have ``ts`` moved on once ``durable`` (not done) is. The targets waiting for the
+        same group commit share its one callback (``_committed``)."""
+        if isinstance(durable, Ack):
+            batch = durable.batch()
+            waiting = self._commits.get(batch)
+            if waiting is None:
+                self._commits[batch] = [ts]
+                batch.add_done_callback(self._committed, context=self._context)
+            else:
+                waiting.append(ts)
+        else:
+            durable.add_done_callback(lambda _: self._go(ts), context=self._context)
+
+    def _committed(self, batch: asyncio.Future[None]) -> None:
+        for ts in self._commits.pop(batch, ()):
+            self._go(ts)
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -439,7 +591,7 @@ class TestRunner:
         if st.kept is not None:
             st.kept.close()  # its targets are reported, paused or dropped: nothing to keep
         st.input.close()
-        withdrawn = [ts.target.id for ts in st.input.abort_pending()]
+        withdrawn = [ts.target.id for ts in self._withdraw(st)]
         cancelled = self.scope.cancel.is_set()
         paused = self.scope.pause.is_set()
         if isinstance(outcome, Paused):
@@ -486,6 +638,9 @@ class TestRunner:
         await asyncio.wait([st.task for st in stuck if st.task is not None], timeout=0.1)
 
     def _abandon_all(self) -> None:
+        self._abandoned = True
+        self._ready.clear()
+        self._commits.clear()
         for st in self.steps:
             if st.task is not None and not st.task.done():
                 st.task.cancel()
@@ -521,15 +676,23 @@ class TestRunner:
         """Targets waiting to enter a step stop there; the ones inside stay until reported."""
         self._stopping = True
         for st in self.steps:
-            st.input.abort_pending()
+            self._withdraw(st)
 
     def _on_cancel(self) -> None:
         """Stop every target at once; steps see their input end and the cancel signal."""
         self._stopping = True
         for st in self.steps:
-            st.input.abort_pending()
+            self._withdraw(st)
             st.input.close()
             st.release_waiting()
+
+    def _withdraw(self, st: _Step) -> list[_TargetState]:
+        """Withdraw the offers waiting at ``st``: those targets stop in phase BEGIN."""
+        withdrawn: list[_TargetState] = st.input.abort_pending()
+        for ts in withdrawn:
+            ts.wait = _WITHDRAWN
+            self.soon(ts)
+        return withdrawn
 
     # --- which inputs can close ----------------------------------------------------------------
 
@@ -551,6 +714,7 @@ class TestRunner:
             st.input.close()
 
     def _leave(self, ts: _TargetState) -> None:
+        ts.wait = _LEFT
         first = ts.step + 1 if ts.phase in (Phase.RUN, Phase.END) else ts.step
         for st in self.steps[first:]:
             self._passed(st)

@@ -129,6 +129,16 @@ class Ack:
     def done(self) -> bool:
         return self._batch.done.done()
 
+    def batch(self) -> asyncio.Future[None]:
+        """The commit of this item's batch: one future that every item of the batch shares, so
+        whoever waits for many items can wait once per batch (the test runner does)."""
+        return self._batch.done
+
+    def result(self) -> None:
+        """Once :meth:`done`: return if the item is committed, else raise why not (what
+        ``await`` gives)."""
+        self._result()
+
 
 class GroupCommitWriter(Generic[T]):
     """Writes submitted items in batches, one transaction each, in submission order.
