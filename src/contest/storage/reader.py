@@ -87,10 +87,11 @@ class ThreadReader:
         return await loop.run_in_executor(self._pool, self._read, work)
 
     def close(self) -> None:
-        """No new reads; the ones under way end on their own (their connections are closed
-        when they return them)."""
+        """No new reads. The ones queued or under way still end, and answer (a request being
+        answered as the server stops gets its answer, not a cancellation); not waited for
+        here, as a database that stopped answering would hold the shutdown."""
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False)
         self.engine.dispose()

@@ -576,9 +576,16 @@ class Storage:
         the AsyncEngine. Retried on transient errors alike (the same classifier: the sync
         drivers' errors are the async ones')."""
         reader = self._reader
-        if reader is None or self._closed:
+        if reader is None:
             return await self.transactor.read(work, what)
-        return await self.transactor.retrying(lambda: reader.read(work), what)
+
+        async def op() -> T:
+            if self._closed:  # stopping: the reader's threads take no more work
+                async with self.engine.connect() as conn:
+                    return await work(conn)
+            return await reader.read(work)
+
+        return await self.transactor.retrying(op, what)
 
     async def run_read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
         """Run read-only ``work`` with the storage's retry."""
