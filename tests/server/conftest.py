@@ -17,6 +17,7 @@ from contest.job.manager import JobManager
 from contest.server import create_app
 from contest.server.lifecycle import make_locker
 from contest.storage import Storage, open_storage
+from contest.storage.reader import READ_THREADS
 from contest.testing.databases import (
     KINDS,
     DatabaseUnavailable,
@@ -46,7 +47,9 @@ async def _api_env(store: Storage) -> AsyncIterator[ApiEnv]:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[ApiEnv]:
-    async with _api_env(await open_storage(f"sqlite:///{tmp_path / 'server.db'}")) as env:
+    # the API's reads in threads of their own, as contest serve makes them (lifecycle.py)
+    store = await open_storage(f"sqlite:///{tmp_path / 'server.db'}", read_threads=READ_THREADS)
+    async with _api_env(store) as env:
         yield env
 
 
@@ -65,5 +68,5 @@ async def any_api(
         url = server_databases.url(request.param)
     except DatabaseUnavailable as e:
         pytest.fail(f"{e}: the tests need this server running (see .ci/run)")
-    async with _api_env(await open_empty_storage(url)) as env:
+    async with _api_env(await open_empty_storage(url, read_threads=READ_THREADS)) as env:
         yield env

@@ -287,6 +287,7 @@ async def _serve(
     from contest.server.shutdown import ShutdownController
     from contest.storage import open_storage
     from contest.storage.fleet import Instance, InstanceConflict, new_instance_id
+    from contest.storage.reader import READ_THREADS
     from contest.storage.urls import redact
 
     sock = bind(host, port)
@@ -310,6 +311,9 @@ async def _serve(
                 retry_for=settings.db_retry,
                 idle_transaction_timeout=max(1.0, settings.job_lease / 2),
                 session_name=instance.instance_id,
+                # the API's reads (job list, status) each in one turn of the loop that runs the
+                # jobs, not five to seven (docs/performance.md, "The server under 20 pollers")
+                read_threads=READ_THREADS,
             )
         except Exception as exc:
             from contest.storage.errors import database_message

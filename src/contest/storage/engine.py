@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contest.storage.urls import backend_name, to_async_url
@@ -45,6 +46,57 @@ def create_engine(
     rest by ``net_read_timeout`` (30 s by default); PostgreSQL does not, and ``session_name``
     (the server's instance ID, PostgreSQL's ``application_name`` of each session) lets the
     other servers end the sessions of a server whose heartbeat lapsed (contest.storage.fleet)."""
+    aurl, kwargs = _engine_settings(
+        url,
+        pool_size=pool_size,
+        echo=echo,
+        idle_transaction_timeout=idle_transaction_timeout,
+        session_name=session_name,
+    )
+    engine = create_async_engine(aurl, **kwargs)
+    if backend_name(aurl) == "sqlite":
+        _setup_sqlite(engine.sync_engine)
+    return engine
+
+
+#: the synchronous driver of each database, for :func:`create_sync_engine`
+SYNC_DRIVERS = {"sqlite": "pysqlite", "mysql": "pymysql", "postgresql": "psycopg"}
+
+
+def create_sync_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 4,
+    idle_transaction_timeout: float | None = None,
+    session_name: str | None = None,
+) -> Engine:
+    """A synchronous Engine on the same database as :func:`create_engine`'s, with the same
+    settings, through each database's synchronous driver (sqlite3, PyMySQL, psycopg): for
+    reads run whole in a worker thread (:mod:`contest.storage.reader`)."""
+    aurl, kwargs = _engine_settings(
+        url,
+        pool_size=pool_size,
+        echo=False,
+        idle_transaction_timeout=idle_transaction_timeout,
+        session_name=session_name,
+    )
+    dialect = aurl.drivername.partition("+")[0]
+    surl = aurl.set(drivername=f"{dialect}+{SYNC_DRIVERS[backend_name(aurl)]}")
+    engine = sa_create_engine(surl, **kwargs)
+    if backend_name(surl) == "sqlite":
+        _setup_sqlite(engine)
+    return engine
+
+
+def _engine_settings(
+    url: str | URL,
+    *,
+    pool_size: int,
+    echo: bool,
+    idle_transaction_timeout: float | None,
+    session_name: str | None,
+) -> tuple[URL, dict[str, Any]]:
+    """The async URL and the engine's keyword arguments (see :func:`create_engine`)."""
     aurl = to_async_url(url)
     backend = backend_name(aurl)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -71,15 +123,10 @@ def create_engine(
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, connect_args=connect)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)
-    engine = create_async_engine(aurl, **kwargs)
-    if backend == "sqlite":
-        _setup_sqlite(engine)
-    return engine
+    return aurl, kwargs
 
 
-def _setup_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _setup_sqlite(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves

@@ -26,11 +26,12 @@ from contest.storage import migrate, schema
 from contest.storage import reports as rp
 from contest.storage import runstatuses as rs
 from contest.storage.bulk import Row, sqlite_execute, sqlite_insert_statements
-from contest.storage.engine import create_engine
+from contest.storage.engine import create_engine, create_sync_engine
 from contest.storage.errors import LeaseLost
 from contest.storage.limits import Limits
 from contest.storage.limits import check as check_size
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
+from contest.storage.reader import ThreadReader
 from contest.storage.retry import InThreadWork, RetryPolicy, Transactor
 from contest.storage.urls import backend_name, redact
 from contest.storage.writer import Ack, GroupCommitWriter
@@ -80,8 +81,11 @@ class Storage:
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         max_batch: int = 10_000,
+        reader: ThreadReader | None = None,
     ) -> None:
         self.engine = engine
+        # the reads a server's API makes, each whole in a worker thread (see _read)
+        self._reader = reader
         self.backend = backend_name(engine.url)
         self.limits = limits or Limits()
         self.retry = retry or RetryPolicy()
@@ -448,7 +452,7 @@ class Storage:
         """Framework events matching ``query``, by sequence (after the queued framework
         events)."""
         await self._framework_flushed()
-        return await self.transactor.read(
+        return await self._read(
             lambda c: ev.read_framework_events(c, query), "reading framework events"
         )
 
@@ -525,9 +529,7 @@ class Storage:
 
     async def stored_run_statuses(self, job_id: int) -> dict[int, bytes]:
         """Run ID -> saved status bytes, for the job's runs that have one."""
-        return await self.transactor.read(
-            lambda c: rs.load(c, job_id), "reading saved run statuses"
-        )
+        return await self._read(lambda c: rs.load(c, job_id), "reading saved run statuses")
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -540,12 +542,12 @@ class Storage:
 
     async def get_job(self, job_id: int) -> JobRequest | None:
         """The stored request (with tags, state and state time), or None for an unknown ID."""
-        return await self.transactor.read(lambda c: jb.fetch_job(c, job_id), "reading a job")
+        return await self._read(lambda c: jb.fetch_job(c, job_id), "reading a job")
 
     async def list_jobs(self, **query: Unpack[JobQuery]) -> list[int]:
         """The IDs of the jobs ``query`` asks for (see :class:`JobQuery`)."""
         await self._framework_flushed()  # states follow framework events
-        return await self.transactor.read(lambda c: jb.select_job_ids(c, **query), "listing jobs")
+        return await self._read(lambda c: jb.select_job_ids(c, **query), "listing jobs")
 
     async def job_state_counts(self) -> dict[str, int]:
         """Job state name -> how many jobs of the database are in it (``/metrics``)."""
@@ -566,9 +568,7 @@ class Storage:
 
     async def job_report(self, job_id: int) -> JobReport:
         """Every report of the job (empty lists for an unknown job)."""
-        return await self.transactor.read(
-            lambda c: rp.fetch_job_report(c, job_id), "reading reports"
-        )
+        return await self._read(lambda c: rp.fetch_job_report(c, job_id), "reading reports")
 
     # --- for other storage users (the DB target locker) ---------------------------------------
 
@@ -576,6 +576,24 @@ class Storage:
         """Run ``work`` in one write transaction, exactly once, with the retry and (on SQLite)
         the process-wide write lock every storage write uses. ``work`` must not commit."""
         return await self.transactor.write(work, what)
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
+        """A read of the API's (a job, a list, a status's reads): in a worker thread with its
+        own connection when the storage has a :class:`ThreadReader` (a server's: one turn of
+        the job's loop for the answer instead of five to seven, docs/performance.md), else on
+        the AsyncEngine. Retried on transient errors alike (the same classifier: the sync
+        drivers' errors are the async ones')."""
+        reader = self._reader
+        if reader is None:
+            return await self.transactor.read(work, what)
+
+        async def op() -> T:
+            if self._closed:  # stopping: the reader's threads take no more work
+                async with self.engine.connect() as conn:
+                    return await work(conn)
+            return await reader.read(work)
+
+        return await self.transactor.retrying(op, what)
 
     async def run_read(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
         """Run read-only ``work`` with the storage's retry."""
@@ -616,6 +634,8 @@ class Storage:
         try:
             await self._writer.close()
         finally:
+            if self._reader is not None:
+                self._reader.close()
             await self.engine.dispose()
 
 
@@ -659,6 +679,7 @@ async def open_storage(
     migrate_schema: bool = True,
     idle_transaction_timeout: float | None = None,
     session_name: str | None = None,
+    read_threads: int = 0,
 ) -> Storage:
     """Connect to ``url``, create or migrate the tables (unless ``migrate_schema`` is False)
     and return the :class:`Storage`.
@@ -667,6 +688,8 @@ async def open_storage(
     ``max_allowed_packet``. ``idle_transaction_timeout``: see
     :func:`contest.storage.engine.create_engine` (a server sets it, as its writes are fenced),
     and ``session_name`` (a server's instance ID, which names its PostgreSQL sessions).
+    ``read_threads``: the API's reads run whole in that many worker threads, on connections
+    of their own (:mod:`contest.storage.reader`; a server's), rather than on the AsyncEngine.
     """
     engine = create_engine(
         url,
@@ -686,7 +709,18 @@ async def open_storage(
                 return int((await conn.execute(text("SELECT @@max_allowed_packet"))).scalar_one())
 
             lim = lim.for_packet(await probe.read(_packet, "reading max_allowed_packet"))
-        return Storage(engine, retry=policy, limits=lim, max_batch=max_batch)
+        reader = None
+        if read_threads > 0:
+            reader = ThreadReader(
+                create_sync_engine(
+                    url,
+                    pool_size=read_threads,
+                    idle_transaction_timeout=idle_transaction_timeout,
+                    session_name=session_name,
+                ),
+                read_threads,
+            )
+        return Storage(engine, retry=policy, limits=lim, max_batch=max_batch, reader=reader)
     except BaseException:
         await engine.dispose()
         raise

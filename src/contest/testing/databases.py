@@ -295,17 +295,22 @@ class TcpProxy:
 
 
 async def open_empty_storage(
-    db_url: str, *, retry_for: float = 10.0, max_batch: int = 10_000
+    db_url: str, *, retry_for: float = 10.0, max_batch: int = 10_000, read_threads: int = 0
 ) -> Storage:
     """A :class:`~contest.storage.Storage` on an already migrated ``db_url``, every table
-    emptied (target locks too): the per-test start for suites sharing a session database."""
+    emptied (target locks too): the per-test start for suites sharing a session database.
+    ``read_threads``: see :func:`~contest.storage.open_storage` (a server's storage)."""
     from sqlalchemy import delete
 
     from contest.storage import open_storage
     from contest.storage.schema import target_locks, target_waits
 
     storage = await open_storage(
-        db_url, migrate_schema=False, retry_for=retry_for, max_batch=max_batch
+        db_url,
+        migrate_schema=False,
+        retry_for=retry_for,
+        max_batch=max_batch,
+        read_threads=read_threads,
     )
     try:
         await storage.reset()
