@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +192,10 @@ class StatusWriter:
         """``st`` changed: write it afresh next time (a writer kept across encodings of a
         running run remembers the text of each target status it wrote)."""
         self._statuses.pop(id(st), None)
+
+    def forgetter(self) -> Callable[[int, None], object]:
+        """:meth:`forget` as a function of ``id(st), None``, for a loop that forgets many."""
+        return self._statuses.pop
 
     def known(self, st: TargetStatus) -> bool:
         """Whether ``st``'s text is remembered (written and unchanged since)."""

@@ -530,62 +530,76 @@ class LiveRunStatus:
         lanes = self._lanes
         targets = self._targets
         ready = self._ready
-        forget = self._writer.forget
-        in_, out = TARGET_IN, TARGET_OUT
+        # the writer's texts by status (StatusWriter.forget without a call per event)
+        forget = self._writer.forgetter()
+        in_, out, acquired = TARGET_IN, TARGET_OUT, TARGET_ACQUIRED
         for row in rows:
-            # the rows of most events (a target in or out of a step: two per target and step)
-            # taken here, as _LiveTest.add takes them, without its calls and checks
-            by_label = lanes.get(row[2])
-            if by_label is not None:
-                lane = by_label.get(row[4])
-                if lane is not None:
-                    ev = row[7]
-                    per_target = lane.per_target
-                    if per_target is None:
-                        # the test's own events but those of acquiring (TargetReleased): not
-                        # in the status (still read by _add if they begin a new attempt, or
-                        # are the first of their target)
-                        if (
-                            ev not in _ACQUIRING
-                            and row[3] == lane.lt.attempt
-                            and (row[6] is None or row[6] in targets)
-                        ):
-                            continue
-                    elif ev == in_ or ev == out:
-                        target = targets.get(row[6])
-                        if target is not None and row[3] == lane.lt.attempt:
-                            st = per_target.get(target.id)
-                            if st is None:
-                                st = per_target[target.id] = TargetStatus(
-                                    lane.job_id,
-                                    lane.run_id,
-                                    lane.test_name,
-                                    lane.step_name,
-                                    lane.label,
-                                    target,
-                                )
-                            else:
-                                forget(st)  # its text changes
-                            if ev == in_:
-                                st.in_time = row[9]
-                            else:
-                                st.out_time = row[9]
-                                ready.append(st)
-                            continue
-            lives = by_name.get(row[2])
-            if lives is None:
-                continue
             try:
-                self._add(lives, row)
+                # most rows (a target in or out of a step, acquired, released) taken here as
+                # _LiveTest.add takes them, without its calls and checks; the others below
+                by_label = lanes.get(row[2])
+                if by_label is not None:
+                    lane = by_label.get(row[4])
+                    if lane is not None and row[3] == lane.lt.attempt:
+                        ev = row[7]
+                        per_target = lane.per_target
+                        tjson = row[6]
+                        if per_target is None:  # the test's own events (no step label)
+                            if ev == acquired and tjson is not None:
+                                target = targets.get(tjson)
+                                if target is None:
+                                    target = self._target_of(tjson)
+                                lane.lt.acquired.append(
+                                    (
+                                        target,
+                                        TargetStatus(
+                                            lane.job_id, lane.run_id, lane.test_name, "", "", target
+                                        ),
+                                    )
+                                )
+                                continue
+                            if ev not in _ACQUIRING and (tjson is None or tjson in targets):
+                                continue  # not in the status (TargetReleased)
+                        elif ev == in_ or ev == out:
+                            target = targets.get(tjson)
+                            if target is not None:
+                                st = per_target.get(target.id)
+                                if st is None:
+                                    st = per_target[target.id] = TargetStatus(
+                                        lane.job_id,
+                                        lane.run_id,
+                                        lane.test_name,
+                                        lane.step_name,
+                                        lane.label,
+                                        target,
+                                    )
+                                else:
+                                    forget(id(st), None)  # its text changes
+                                if ev == in_:
+                                    st.in_time = row[9]
+                                else:
+                                    st.out_time = row[9]
+                                    ready.append(st)
+                                continue
+                lives = by_name.get(row[2])
+                if lives is not None:
+                    self._add(lives, row)
+                    forget = self._writer.forgetter()  # a new attempt has a new writer
             except Exception:
                 log.exception(
                     "job %d run %d: the kept status is given up", self.job_id, self.run_id
                 )
                 self._broken = True
                 return
-            forget = self._writer.forget  # a new attempt has a new writer
         if ready and not self._working:
             self._start_work()
+
+    def _target_of(self, tjson: str) -> Target:
+        """The target of a row's target JSON (one object per target, its text given to the
+        writer where it is the same)."""
+        target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
+        _seed(self._writer, target, tjson)
+        return target
 
     def _make_lanes(self) -> None:
         """The lanes of :meth:`_take`'s quick path: test name -> step label -> the only step
@@ -610,8 +624,7 @@ class LiveRunStatus:
         if tjson is not None:
             target = self._targets.get(tjson)
             if target is None:
-                target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
-                _seed(self._writer, target, tjson)
+                target = self._target_of(tjson)
         elif tid is not None:
             target = Target(tid)
         for i, lt in enumerate(lives):
