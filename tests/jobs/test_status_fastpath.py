@@ -863,3 +863,26 @@ def test_target_seed(tid: str, fqdn: str, ipv4: str | None, ipv6: str | None, tm
     writer = StatusWriter()
     js._seed(writer, target, text)
     assert writer.target(target) == gojson.compact(target.to_json_obj())
+
+
+@given(
+    _TEXTS,
+    _TEXTS,
+    hs.none() | _TEXTS,
+    hs.none() | hs.integers() | hs.dictionaries(_TEXTS, hs.integers(), max_size=1),
+    hs.booleans(),
+)
+def test_target_of(tid: str, fqdn: str, ipv4: str | None, tms: object, same_id: bool) -> None:
+    """The kept status's target of a row (read without the JSON decoder when it has only an
+    ID) is the target the database read makes of the row's JSON, whatever the row's target ID
+    says."""
+    from contest.storage.events import encode_target
+
+    for original in (
+        Target(tid),
+        Target(tid, fqdn=fqdn, primary_ipv4=ipv4, manager_state=tms),
+    ):
+        text = encode_target(original, 1 << 20)
+        live = js.LiveRunStatus(1, 1, [])
+        got = live._target_of(text, tid if same_id else tid + "x")
+        assert got == Target.from_json_obj(json.loads(text))

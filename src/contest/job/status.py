@@ -26,6 +26,7 @@ import json
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from json.encoder import encode_basestring_ascii as _ascii_json
 from typing import Any, TypeVar
 
 from contest.events import (
@@ -548,7 +549,7 @@ class LiveRunStatus:
                             if ev == acquired and tjson is not None:
                                 target = targets.get(tjson)
                                 if target is None:
-                                    target = self._target_of(tjson)
+                                    target = self._target_of(tjson, row[5])
                                 lane.lt.acquired.append(
                                     (
                                         target,
@@ -594,10 +595,16 @@ class LiveRunStatus:
         if ready and not self._working:
             self._start_work()
 
-    def _target_of(self, tjson: str) -> Target:
+    def _target_of(self, tjson: str, tid: str | None) -> Target:
         """The target of a row's target JSON (one object per target, its text given to the
-        writer where it is the same)."""
-        target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
+        writer where it is the same). A target with only an ID (most are) is known by its
+        text without reading it: ``{"ID":<the ID, escaped as the storage does>}`` reads as
+        ``Target(ID)`` (``test_target_of`` checks it)."""
+        if isinstance(tid, str) and tjson == '{"ID":' + _ascii_json(tid) + "}":
+            target = Target(tid)
+        else:
+            target = Target.from_json_obj(json.loads(tjson))
+        self._targets[tjson] = target
         _seed(self._writer, target, tjson)
         return target
 
@@ -624,7 +631,7 @@ class LiveRunStatus:
         if tjson is not None:
             target = self._targets.get(tjson)
             if target is None:
-                target = self._target_of(tjson)
+                target = self._target_of(tjson, tid)
         elif tid is not None:
             target = Target(tid)
         for i, lt in enumerate(lives):
