@@ -310,7 +310,13 @@ class StatusWriter:
 
     def _statuses_parts(self, statuses: list[TargetStatus], out: list[str]) -> None:
         if statuses:
-            out += ("[", ",".join(self.texts(statuses)), "]")
+            texts = self.texts(statuses)
+            # the texts and their commas into ``out`` (not joined here: copied once, at the end)
+            seq = [","] * (2 * len(texts) - 1)
+            seq[::2] = texts
+            out.append("[")
+            out += seq
+            out.append("]")
         else:
             out.append("null")
 

@@ -390,7 +390,6 @@ class _LiveTest:
 
     def status(self) -> TestStatus:
         ts = TestStatus(self.job_id, self.run_id, self.name)
-        latest: dict[str, TargetStatus] = {}
         for ss, per_target in self.order:
             ts.step_statuses.append(
                 TestStepStatus(
@@ -403,13 +402,23 @@ class _LiveTest:
                     list(per_target.values()),
                 )
             )
-            latest.update(per_target)
+        # an acquired target's status is the one of the last step that saw it (looked up
+        # from the last step back: most targets are in it)
+        backwards = [per_target for _, per_target in reversed(self.order)]
+        own = ts.target_statuses
         for entry in self.acquired:
             if isinstance(entry, tuple):
                 target, unseen = entry
-                ts.target_statuses.append(latest.get(target.id) or unseen)
+                tid = target.id
+                for per_target in backwards:
+                    seen = per_target.get(tid)
+                    if seen is not None:
+                        own.append(seen)
+                        break
+                else:
+                    own.append(unseen)
             else:
-                ts.target_statuses.append(entry)
+                own.append(entry)
         return ts
 
 
