@@ -20,6 +20,8 @@ from contest.golang.time import (
     format_duration,
     format_duration_ns,
     go_quote,
+    go_time,
+    go_times,
     parse_duration,
     parse_duration_ns,
     seconds_to_ns,
@@ -191,3 +193,68 @@ def test_json_values() -> None:
         assert shown in str(info.value)
     with pytest.raises(DurationError, match='unknown unit "d"'):
         duration_from_json("2d")
+
+
+# --- go_time and go_times -------------------------------------------------------------------------
+
+#: times whose fraction is at an edge: none, one nanosecond, rounding up to the next second
+#: (a carry), trailing zeros to trim, and the zero time's cases (none, zero, negative)
+EDGE_TIMES: list[float | None] = [
+    None,
+    0.0,
+    -1.0,
+    -0.5,
+    1e-9,
+    0.5,
+    1.0,
+    12.000000001,
+    1_714_523_456.0,
+    1_714_523_456.9999999999,
+    1_714_523_456.99999999,
+    1_714_523_456.25,
+    1_714_523_456.1,
+    1_714_523_456.000001,
+    1_714_523_457.0,
+    951_782_400.0,  # 2000-02-29T00:00:00Z
+    1_679_792_400.5,  # 2023-03-26T01:00:00.5Z: the hour Europe's clocks skip (times are UTC)
+    1_698_541_200.75,  # 2023-10-29T01:00:00.75Z: the hour Europe's clocks repeat
+    4_102_444_799.999999,  # 2099-12-31T23:59:59.999999Z
+]
+
+
+def test_go_times_edges() -> None:
+    """``go_times`` is ``go_time`` of each, in order: the edges, and each edge after another
+    (its second remembered from the time before: the same, the next, an earlier one)."""
+    assert go_time(None) == go_time(0.0) == go_time(-1.0) == "0001-01-01T00:00:00Z"
+    assert go_time(1_714_523_456.25) == "2024-05-01T00:30:56.25Z"
+    assert go_time(1_714_523_456.0) == "2024-05-01T00:30:56Z"
+    assert go_time(1_714_523_456.9999999999) == "2024-05-01T00:30:57Z"
+    assert go_times(EDGE_TIMES) == [go_time(t) for t in EDGE_TIMES]
+    pairs = [t for a in EDGE_TIMES for b in EDGE_TIMES for t in (a, b)]
+    assert go_times(pairs) == [go_time(t) for t in pairs]
+    assert go_times([]) == []
+
+
+_FRACTIONS = st.one_of(
+    st.floats(0, 1, exclude_max=True),
+    st.integers(0, 999_999_999).map(lambda ns: ns / 1e9),  # nanoseconds, some with zeros
+    st.integers(0, 999).map(lambda ms: ms / 1e3),
+    st.sampled_from([0.0, 0.5, 0.9999999995, 0.99999999949, 1e-9, 5e-10, 4.9e-10]),
+)
+_TIMES = st.one_of(
+    st.none(),
+    st.floats(-1e3, 0),
+    st.floats(0, 4e9, exclude_min=True),
+    st.builds(lambda s, f: s + f, st.integers(1, 4_000_000_000), _FRACTIONS),
+)
+
+
+@given(st.lists(_TIMES, max_size=40), st.integers(1_000_000_000, 2_000_000_000), st.data())
+def test_go_times_is_go_time_of_each(
+    times: list[float | None], base: int, data: st.DataObject
+) -> None:
+    """Random times (and runs of times within a few seconds, as a step's statuses have them:
+    the second's text is remembered between them) give ``go_time``'s texts."""
+    near = data.draw(st.lists(st.builds(lambda d, f: base + d + f, st.integers(-2, 2), _FRACTIONS)))
+    for ts in (times, near, times + near):
+        assert go_times(ts) == [go_time(t) for t in ts]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
@@ -24,6 +25,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 from jobkit import Echo, FailFirstCall, ListTM, Recorder, bundle, job_of
 
 from contest.events import (
@@ -833,3 +836,53 @@ async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
     want = await reference_document(job, req, store, monkeypatch)
     assert b"".join(await kept.body()) + b"\n" == want
     assert b'"InTime":"1970-01-01T00:00:01.5Z"' in want
+
+
+_TEXTS = hs.text(max_size=12) | hs.sampled_from(
+    ["", "a", 'q"\\', "\u2028", "é", "\x01\n", "TMS", '"TMS"']
+)
+
+
+@given(
+    _TEXTS,
+    _TEXTS,
+    hs.none() | _TEXTS,
+    hs.none() | _TEXTS,
+    hs.none() | hs.integers() | hs.dictionaries(_TEXTS, hs.integers(), max_size=2),
+)
+def test_target_seed(tid: str, fqdn: str, ipv4: str | None, ipv6: str | None, tms: object) -> None:
+    """A kept status writes a target as the storage wrote it (``_seed``) only where that is
+    the text it would write itself: for any target, the text its writer has is
+    ``compact(target.to_json_obj())`` of the target read back, as the kept status reads it."""
+    from contest.status import StatusWriter
+    from contest.storage.events import encode_target
+
+    original = Target(tid, fqdn=fqdn, primary_ipv4=ipv4, primary_ipv6=ipv6, manager_state=tms)
+    text = encode_target(original, 1 << 20)
+    target = Target.from_json_obj(json.loads(text))
+    writer = StatusWriter()
+    js._seed(writer, target, text)
+    assert writer.target(target) == gojson.compact(target.to_json_obj())
+
+
+@given(
+    _TEXTS,
+    _TEXTS,
+    hs.none() | _TEXTS,
+    hs.none() | hs.integers() | hs.dictionaries(_TEXTS, hs.integers(), max_size=1),
+    hs.booleans(),
+)
+def test_target_of(tid: str, fqdn: str, ipv4: str | None, tms: object, same_id: bool) -> None:
+    """The kept status's target of a row (read without the JSON decoder when it has only an
+    ID) is the target the database read makes of the row's JSON, whatever the row's target ID
+    says."""
+    from contest.storage.events import encode_target
+
+    for original in (
+        Target(tid),
+        Target(tid, fqdn=fqdn, primary_ipv4=ipv4, manager_state=tms),
+    ):
+        text = encode_target(original, 1 << 20)
+        live = js.LiveRunStatus(1, 1, [])
+        got = live._target_of(text, tid if same_id else tid + "x")
+        assert got == Target.from_json_obj(json.loads(text))

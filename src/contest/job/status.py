@@ -25,7 +25,8 @@ import copy
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from json.encoder import encode_basestring_ascii as _ascii_json
 from typing import Any, TypeVar
 
 from contest.events import (
@@ -61,6 +62,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ACQUIRE_FAILED = "Failed to acquire targets"
+#: the test's own events (no step label) that its status reads
+_ACQUIRING = frozenset({TARGET_ACQUIRED, TARGET_ACQUIRE_ERR})
 
 #: one event as the builder reads it: (test name, test attempt, step label, target or None,
 #: event name, payload, emit time, sequence); see ``contest.storage.events.StatusRow``
@@ -286,11 +289,28 @@ class _LiveTest:
         steps = [(ss.step_name, ss.step_label) for ss, _ in self.order]
         return _LiveTest(self.job_id, self.run_id, self.name, steps)
 
-    def statuses(self) -> Iterator[TargetStatus]:
-        for _, per_target in self.order:
-            yield from per_target.values()
+    def unwritten(self, writer: StatusWriter) -> list[TargetStatus]:
+        """The target statuses of :meth:`status` whose text ``writer`` has not: each step's,
+        then the test's own that no step has (an acquired target no step saw yet, an acquire
+        error; the others are a step's)."""
+        unknown = writer.unknown
+        steps = [per_target for _, per_target in self.order]
+        out: list[TargetStatus] = []
+        for per_target in steps:
+            out += unknown(per_target.values())
+        own: list[TargetStatus] = []
         for entry in self.acquired:
-            yield entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(entry, tuple):
+                tid = entry[0].id
+                for per_target in steps:
+                    if tid in per_target:
+                        break
+                else:
+                    own.append(entry[1])
+            else:
+                own.append(entry)
+        out += unknown(own)
+        return out
 
     def event(
         self, label: str, target: Target | None, ev: str, payload: str | None, when: float
@@ -370,7 +390,6 @@ class _LiveTest:
 
     def status(self) -> TestStatus:
         ts = TestStatus(self.job_id, self.run_id, self.name)
-        latest: dict[str, TargetStatus] = {}
         for ss, per_target in self.order:
             ts.step_statuses.append(
                 TestStepStatus(
@@ -383,14 +402,57 @@ class _LiveTest:
                     list(per_target.values()),
                 )
             )
-            latest.update(per_target)
+        # an acquired target's status is the one of the last step that saw it (looked up
+        # from the last step back: most targets are in it)
+        backwards = [per_target for _, per_target in reversed(self.order)]
+        own = ts.target_statuses
         for entry in self.acquired:
             if isinstance(entry, tuple):
                 target, unseen = entry
-                ts.target_statuses.append(latest.get(target.id) or unseen)
+                tid = target.id
+                for per_target in backwards:
+                    seen = per_target.get(tid)
+                    if seen is not None:
+                        own.append(seen)
+                        break
+                else:
+                    own.append(unseen)
             else:
-                ts.target_statuses.append(entry)
+                own.append(entry)
         return ts
+
+
+def _seed(writer: StatusWriter, target: Target, text: str) -> None:
+    """Give ``writer`` the text of ``target`` read from ``text``, the target's JSON as the
+    storage wrote it (:func:`contest.storage.events.encode_target`), where that is the text the
+    status writes for it (``compact(target.to_json_obj())``): without a manager state (written
+    otherwise) nor any ``\\u`` escape (the storage's text is ASCII, a status's is not). Writing
+    it again was a third of the cost of writing a 10,000-target run's text
+    (``tests/jobs/test_status_fastpath.py`` compares the documents; ``test_target_seed`` the
+    texts)."""
+    if target.manager_state is None and "\\u" not in text and '"TMS"' not in text:
+        writer.seed_target(target, text)
+
+
+class _Lane:
+    """One step of a :class:`_LiveTest` as :meth:`LiveRunStatus._take`'s quick path needs it."""
+
+    __slots__ = ("job_id", "label", "lt", "per_target", "run_id", "step_name", "test_name")
+
+    def __init__(
+        self,
+        lt: _LiveTest,
+        step_name: str,
+        label: str,
+        per_target: dict[str, TargetStatus] | None,  # None: the test's own events (no label)
+    ) -> None:
+        self.lt = lt
+        self.job_id = lt.job_id
+        self.run_id = lt.run_id
+        self.test_name = lt.name
+        self.step_name = step_name
+        self.label = label
+        self.per_target = per_target
 
 
 class LiveRunStatus:
@@ -418,6 +480,8 @@ class LiveRunStatus:
         self._by_name: dict[str, list[_LiveTest]] = {}
         for lt in self._tests:
             self._by_name.setdefault(lt.name, []).append(lt)
+        self._lanes: dict[str, dict[str, _Lane]] = {}
+        self._make_lanes()
         self._targets: dict[str, Target] = {}  # target JSON -> its object (one per target)
         self._writer = StatusWriter()
         self._changes = 0
@@ -461,22 +525,114 @@ class LiveRunStatus:
         if upto is None or upto >= len(rows):
             self._rows = []
         else:
-            self._rows = rows[upto:]
             rows = rows[:upto]
+            del self._rows[:upto]  # (a new list of the rest copied a long queue at each slice)
+        if self._broken:
+            return
+        self._changes += 1
+        # the statuses made here live as long as the run: a collection in between (one per
+        # few hundred of them) could free none of them
+        with gc_paused():
+            self._take_rows(rows)
+
+    def _take_rows(self, rows: list[Sequence[Any]]) -> None:
         by_name = self._by_name
+        lanes = self._lanes
+        targets = self._targets
+        ready = self._ready
+        # the writer's texts by status (StatusWriter.forget without a call per event)
+        forget = self._writer.forgetter()
+        in_, out, acquired = TARGET_IN, TARGET_OUT, TARGET_ACQUIRED
         for row in rows:
-            if self._broken:
-                return
-            lives = by_name.get(row[2])
-            if lives is None:
-                continue
             try:
-                self._add(lives, row)
+                # most rows (a target in or out of a step, acquired, released) taken here as
+                # _LiveTest.add takes them, without its calls and checks; the others below
+                by_label = lanes.get(row[2])
+                if by_label is not None:
+                    lane = by_label.get(row[4])
+                    if lane is not None and row[3] == lane.lt.attempt:
+                        ev = row[7]
+                        per_target = lane.per_target
+                        tjson = row[6]
+                        if per_target is None:  # the test's own events (no step label)
+                            if ev == acquired and tjson is not None:
+                                target = targets.get(tjson)
+                                if target is None:
+                                    target = self._target_of(tjson, row[5])
+                                lane.lt.acquired.append(
+                                    (
+                                        target,
+                                        TargetStatus(
+                                            lane.job_id, lane.run_id, lane.test_name, "", "", target
+                                        ),
+                                    )
+                                )
+                                continue
+                            if ev not in _ACQUIRING and (tjson is None or tjson in targets):
+                                continue  # not in the status (TargetReleased)
+                        elif ev == in_ or ev == out:
+                            target = targets.get(tjson)
+                            if target is not None:
+                                st = per_target.get(target.id)
+                                if st is None:
+                                    st = per_target[target.id] = TargetStatus(
+                                        lane.job_id,
+                                        lane.run_id,
+                                        lane.test_name,
+                                        lane.step_name,
+                                        lane.label,
+                                        target,
+                                    )
+                                else:
+                                    forget(id(st), None)  # its text changes
+                                if ev == in_:
+                                    st.in_time = row[9]
+                                else:
+                                    st.out_time = row[9]
+                                    ready.append(st)
+                                continue
+                lives = by_name.get(row[2])
+                if lives is not None:
+                    self._add(lives, row)
+                    forget = self._writer.forgetter()  # a new attempt has a new writer
             except Exception:
                 log.exception(
                     "job %d run %d: the kept status is given up", self.job_id, self.run_id
                 )
                 self._broken = True
+                return
+        if ready and not self._working:
+            self._start_work()
+
+    def _target_of(self, tjson: str, tid: str | None) -> Target:
+        """The target of a row's target JSON (one object per target, its text given to the
+        writer where it is the same). A target with only an ID (most are) is known by its
+        text without reading it: ``{"ID":<the ID, escaped as the storage does>}`` reads as
+        ``Target(ID)`` (``test_target_of`` checks it)."""
+        if isinstance(tid, str) and tjson == '{"ID":' + _ascii_json(tid) + "}":
+            target = Target(tid)
+        else:
+            target = Target.from_json_obj(json.loads(tjson))
+        self._targets[tjson] = target
+        _seed(self._writer, target, tjson)
+        return target
+
+    def _make_lanes(self) -> None:
+        """The lanes of :meth:`_take`'s quick path: test name -> step label -> the only step
+        with that label, for a test name and label that are not repeated (the empty label, of
+        the test's own events, is never one)."""
+        self._lanes.clear()  # in place: _take holds it
+        for name, lives in self._by_name.items():
+            if len(lives) != 1:
+                continue
+            (lt,) = lives
+            lanes = self._lanes[name] = {
+                label: _Lane(lt, entries[0][0], label, entries[0][2])
+                for label, entries in lt.slots.items()
+                if label and len(entries) == 1
+            }
+            if "" not in lt.slots:
+                lanes[""] = _Lane(lt, "", "", None)
 
     def _add(self, lives: list[_LiveTest], row: Sequence[Any]) -> None:
         _, _, _, attempt, label, tid, tjson, ev, payload, when = row
@@ -484,10 +640,9 @@ class LiveRunStatus:
         if tjson is not None:
             target = self._targets.get(tjson)
             if target is None:
-                target = self._targets[tjson] = Target.from_json_obj(json.loads(tjson))
+                target = self._target_of(tjson, tid)
         elif tid is not None:
             target = Target(tid)
-        self._changes += 1
         for i, lt in enumerate(lives):
             if attempt != lt.attempt:
                 if attempt < lt.attempt:
@@ -497,9 +652,10 @@ class LiveRunStatus:
                 fresh.attempt = attempt
                 self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
                 self._writer = StatusWriter()
+                for text, known in self._targets.items():
+                    _seed(self._writer, known, text)
+                self._make_lanes()
             lt.add(label, target, ev, payload, when, self._writer, self._ready)
-        if self._ready and not self._working:
-            self._start_work()
 
     def _start_work(self) -> None:
         try:
@@ -528,7 +684,7 @@ class LiveRunStatus:
             del ready[-_READY_SLICE:]
             writer = self._writer
             with gc_paused():
-                writer.target_statuses([st for st in piece if not writer.known(st)])
+                writer.write(writer.unknown(piece))
         if (self._rows or self._ready) and not self._broken:
             loop.call_soon(self._work, loop)
         else:
@@ -578,12 +734,12 @@ class LiveRunStatus:
             return last[1]  # nothing happened since: the same text (and its gzip fragment)
         writer = self._writer
         with gc_paused():
-            pending = [st for lt in self._tests for st in lt.statuses() if not writer.known(st)]
+            pending = [st for lt in self._tests for st in lt.unwritten(writer)]
         for i in range(0, len(pending), _LIVE_SLICE):
             if self._writer is not writer:
                 break  # a new attempt began meanwhile
             with gc_paused():
-                writer.target_statuses(pending[i : i + _LIVE_SLICE])
+                writer.write(pending[i : i + _LIVE_SLICE])
             await asyncio.sleep(0)
         changes = self._changes
         with gc_paused():
