@@ -451,6 +451,11 @@ class JobManager:
         waits for that (up to 2 s) so that, as ConTest's stop, it returns once the job is
         cancelling."""
         entry = self.jobs.get(job_id)
+        if entry is not None and entry.ending and not entry.scope.pause.is_set():
+            # its final state is being (or was just) stored: it is not running any more, as a
+            # reader of that state may already see (tests/server/test_server_restapi.py,
+            # test_stop_and_retry); ConTest's answer for a job that is not running
+            raise JobManagerError(f"could not stop job: unknown job ID: {job_id}")
         if entry is not None and entry.task is not None and not entry.task.done():
             entry.cancel("stopped by a stop request")
             await self._state(job_id, JobState.CANCELLING)
