@@ -122,7 +122,7 @@ class RunningStatuses:
                 # at the first ask instead, every poller asking meanwhile waited for it (0.1-0.25
                 # s for a 10,000-target run, under load) after the text, and a cheap text was
                 # shared for no time, so each of them waited for a fragment of its own
-                # (test_fragment_made_with_the_build, test_fragment_not_made_unasked)
+                # (test_fragment_made_with_the_build, test_fragment_not_made_for_a_small_text)
                 await result.make_fragment()
         finally:
             entry.task = None
