@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from contest.job.statusdoc import RunningStatuses
+from contest.job._gzip import inflate
+from contest.job.status import RunText
+from contest.job.statusdoc import GZIP_FROM, RunningStatuses
 
 
 class Clock:
@@ -126,3 +128,38 @@ async def test_a_dear_build_stays_fresh_for_min_fresh_at_least() -> None:
     assert await shared.get((1, 1), build) == b"1"
     clock.now += 9.0
     assert await shared.get((1, 1), build) == b"1" and build.calls == 1
+
+
+async def test_fragment_made_with_the_build() -> None:
+    """A big run's text comes with its gzip fragment made by the build (the requests of a
+    sharing window wait for neither), as long as its requests ask for fragments; the first
+    build makes it (most clients accept gzip)."""
+    shared = RunningStatuses(share=1.0, min_build=10.0, clock=Clock())  # each request builds
+    made = 0
+
+    async def build() -> RunText:
+        nonlocal made
+        made += 1
+        return RunText(str(made).encode() * GZIP_FROM)
+
+    first = await shared.get((1, 1), build)
+    assert first.fragment_ready and not first.zipped
+    second = await shared.get((1, 1), build)
+    assert not second.fragment_ready  # nobody asked for the first one's
+    assert inflate(await second.fragment()) == b"2" * GZIP_FROM  # asked for: made then
+    assert second.zipped
+    third = await shared.get((1, 1), build)
+    assert third.fragment_ready
+    assert inflate(await third.fragment()) == b"3" * GZIP_FROM
+
+
+async def test_fragment_not_made_for_a_small_text() -> None:
+    shared = RunningStatuses(share=1.0, min_build=10.0, clock=Clock())
+
+    async def build() -> RunText:
+        return RunText(b"x" * (GZIP_FROM - 1))
+
+    small = await shared.get((1, 1), build)
+    assert not small.fragment_ready
+    await small.fragment()
+    assert not (await shared.get((1, 1), build)).fragment_ready

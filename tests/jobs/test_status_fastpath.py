@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import gzip
 import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -791,6 +792,17 @@ async def test_running_status_is_kept_and_equals_the_build(
         assert text + b"\n" == await check_document(
             job, req, store, monkeypatch, list(range(1, run_id)) if sql else []
         )
+        # as the job manager asks for it (the kept text asked for beside the reads, shared),
+        # with a kept status of an ended run besides:
+        # the same document, the ended run's from its saved snapshot
+        live = dict(r.live)
+        if sql and run_id > 1:
+            live[(job_id, 1)] = js.LiveRunStatus(job_id, 1, js.job_shape(job))
+        shared = await statusdoc.encoded_status_document(
+            job, req, store, statusdoc.RunningStatuses(), live
+        )
+        assert b"".join(await shared.body()) == text
+        assert gzip.decompress(b"".join(await shared.body(gzip=True))) == text
 
     for run_id, attempt in ((1, 0), (1, 1), (2, 0)):
         for _ in range(500):

@@ -782,7 +782,7 @@ class RunText:
     kept (a running run's text is shared by the requests of
     :class:`~contest.job.statusdoc.RunningStatuses`, a saved one arrives as a fragment)."""
 
-    __slots__ = ("_fragment", "_making", "_text")
+    __slots__ = ("_fragment", "_making", "_text", "_wanted")
 
     def __init__(self, text: bytes | None = None, frag: Fragment | None = None) -> None:
         if text is None and frag is None:
@@ -790,6 +790,7 @@ class RunText:
         self._text = text
         self._fragment = frag
         self._making: asyncio.Future[None] | None = None  # the missing form, being made
+        self._wanted = False
 
     @property
     def size(self) -> int:
@@ -797,6 +798,17 @@ class RunText:
             return len(self._text)
         assert self._fragment is not None
         return self._fragment.size
+
+    @property
+    def zipped(self) -> bool:
+        """Its gzip fragment was asked for (:meth:`fragment`; :meth:`make_fragment` does not
+        count): some client of it accepts gzip."""
+        return self._wanted
+
+    @property
+    def fragment_ready(self) -> bool:
+        """Its gzip fragment is made (a request for it waits for nothing)."""
+        return self._fragment is not None
 
     async def text(self) -> bytes:
         while self._text is None:
@@ -811,6 +823,11 @@ class RunText:
         return self._text
 
     async def fragment(self) -> Fragment:
+        self._wanted = True
+        return await self.make_fragment()
+
+    async def make_fragment(self) -> Fragment:
+        """:meth:`fragment`, made ahead of a request (its :attr:`zipped` stays as it was)."""
         while self._fragment is None:
             await self._make()
         return self._fragment
