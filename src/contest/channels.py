@@ -115,12 +115,7 @@ class StepInput(Generic[T]):
     def offer(self, item: T) -> asyncio.Future[bool] | None:
         """Hand ``item`` over. None: a waiting step took it now. Else a future that resolves
         True when the step takes it, or False if the runner aborts the hand-off."""
-        while self._getters:
-            getter = self._getters.popleft()
-            if getter.done():
-                continue
-            self._on_handoff(item)
-            getter.set_result(item)
+        if self._to_waiting_step(item):
             return None
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._putters.append((fut, item))
@@ -130,6 +125,13 @@ class StepInput(Generic[T]):
         """Hand ``item`` over without a future. True: a waiting step took it now. False: it
         waits in line; ``on_handoff(item)`` says when the step takes it, and
         :meth:`abort_pending` gives it back if the hand-off is withdrawn first."""
+        if self._to_waiting_step(item):
+            return True
+        self._putters.append((None, item))
+        return False
+
+    def _to_waiting_step(self, item: T) -> bool:
+        """Give ``item`` to a step waiting in ``__anext__``, if there is one (True)."""
         while self._getters:
             getter = self._getters.popleft()
             if getter.done():
@@ -137,7 +139,6 @@ class StepInput(Generic[T]):
             self._on_handoff(item)
             getter.set_result(item)
             return True
-        self._putters.append((None, item))
         return False
 
     def abort_pending(self) -> list[T]:

@@ -12,12 +12,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from contest.events import TestEvent
 from contest.golang.json import compact
 from contest.golang.time import ZERO_TIME, go_time, go_times
 from contest.target import Target
+
+S = TypeVar("S")
 
 _gc_depth = 0
 _gc_was_enabled = False
@@ -335,13 +337,7 @@ class StatusWriter:
             f'{{"JobID":{ts.job_id},"RunID":{ts.run_id},"TestName":{self.string(ts.test_name)},'
             '"TestStepStatuses":'
         )
-        if ts.step_statuses:
-            for i, ss in enumerate(ts.step_statuses):
-                out.append("," if i else "[")
-                self._step_parts(ss, out)
-            out.append("]")
-        else:
-            out.append("null")
+        _array_parts(ts.step_statuses, self._step_parts, out)
         out.append(',"TargetStatuses":')
         self._statuses_parts(ts.target_statuses, out)
         out.append("}")
@@ -351,15 +347,20 @@ class StatusWriter:
         out = [
             f'{{"JobID":{rs.job_id},"RunID":{rs.run_id},"StartTime":"{ZERO_TIME}","TestStatuses":'
         ]
-        if rs.test_statuses:
-            for i, ts in enumerate(rs.test_statuses):
-                out.append("," if i else "[")
-                self._test_parts(ts, out)
-            out.append("]")
-        else:
-            out.append("null")
+        _array_parts(rs.test_statuses, self._test_parts, out)
         out.append("}")
         return out
+
+
+def _array_parts(items: list[S], parts: Callable[[S, list[str]], None], out: list[str]) -> None:
+    """A JSON array of ``items`` (Go's ``null`` when empty) into ``out``, each by ``parts``."""
+    if not items:
+        out.append("null")
+        return
+    for i, item in enumerate(items):
+        out.append("," if i else "[")
+        parts(item, out)
+    out.append("]")
 
 
 def encode_run_status(rs: RunStatus, writer: StatusWriter | None = None) -> str:
