@@ -17,6 +17,7 @@ from contest.testing.databases import (
     DatabaseUnavailable,
     Kind,
     SessionDatabases,
+    TcpProxy,
     open_empty_storage,
 )
 
@@ -54,3 +55,12 @@ async def storage(db_url: str) -> AsyncIterator[Storage]:
     s = await open_empty_storage(db_url)
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def proxy(server_db_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the server database, to drop its connections."""
+    p = TcpProxy.for_url(server_db_url)
+    await p.start()
+    yield p
+    await p.close()

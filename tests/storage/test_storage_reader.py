@@ -29,14 +29,6 @@ def request(name: str, tags: tuple[str, ...] = ()) -> JobRequest:
 
 
 @pytest.fixture
-async def proxy(server_db_url: str) -> AsyncIterator[TcpProxy]:
-    p = TcpProxy.for_url(server_db_url)
-    await p.start()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
 async def threaded(db_url: str) -> AsyncIterator[Storage]:
     s = await open_empty_storage(db_url, read_threads=2)
     yield s

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -80,14 +79,6 @@ async def test_kills_during_a_busy_stream(server_db_url: str) -> None:
     finally:
         stop.set()
         await storage.close()
-
-
-@pytest.fixture
-async def proxy(server_db_url: str) -> AsyncIterator[TcpProxy]:
-    p = TcpProxy.for_url(server_db_url)
-    await p.start()
-    yield p
-    await p.close()
 
 
 async def test_short_outage_is_ridden_out(server_db_url: str, proxy: TcpProxy) -> None:
