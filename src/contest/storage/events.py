@@ -15,11 +15,19 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -292,8 +300,7 @@ def _in(column: Any, values: Sequence[Any] | None) -> ColumnElement[bool] | None
     return column.in_(list(values))  # type: ignore[no-any-return]
 
 
-def test_events_select(q: TestEventQuery) -> Select[Any]:
-    """The SELECT for a test-event query; every filter set narrows, lists are any-of."""
+def _test_conds(q: TestEventQuery) -> list[ColumnElement[bool]]:
     t = test_events
     conds = [
         None if q.job_id is None else t.c.job_id == q.job_id,
@@ -307,20 +314,107 @@ def test_events_select(q: TestEventQuery) -> Select[Any]:
         None if q.emitted_before is None else t.c.emit_time < q.emitted_before,
         None if q.after_sequence is None else t.c.sequence > q.after_sequence,
     ]
-    stmt = select(
-        t.c.sequence,
-        t.c.job_id,
-        t.c.run_id,
-        t.c.test_name,
-        t.c.test_attempt,
-        t.c.step_label,
-        t.c.target,
-        t.c.target_id,
-        t.c.event_name,
-        t.c.payload,
-        t.c.emit_time,
-    ).where(*(c for c in conds if c is not None))
-    stmt = stmt.order_by(t.c.sequence)
+    return [c for c in conds if c is not None]
+
+
+_TEST_COLUMNS = (
+    test_events.c.sequence,
+    test_events.c.job_id,
+    test_events.c.run_id,
+    test_events.c.test_name,
+    test_events.c.test_attempt,
+    test_events.c.step_label,
+    test_events.c.target,
+    test_events.c.target_id,
+    test_events.c.event_name,
+    test_events.c.payload,
+    test_events.c.emit_time,
+)
+
+
+def test_events_select(q: TestEventQuery) -> Select[Any]:
+    """The SELECT for a test-event query; every filter set narrows, lists are any-of."""
+    stmt = select(*_TEST_COLUMNS).where(*_test_conds(q)).order_by(test_events.c.sequence)
+    return stmt if q.limit is None else stmt.limit(q.limit)
+
+
+#: a target query seeks each (run, test, step) of its job; a job with more of them than this
+#: is read through the job's part of the index instead
+TARGET_SEEKS_MAX = 256
+
+_KEYED_PARAMS_MAX = 10_000
+StepKey = tuple[int, str, str]  # (run_id, test_name, step_label)
+
+
+async def step_keys(conn: AsyncConnection, q: TestEventQuery) -> list[StepKey] | None:
+    """The (run, test, step) keys of ``q.job_id``'s events that ``q`` allows, by seeking the
+    index ``(job_id, run_id, test_name, step_label, target_id)`` once per key (the least value
+    above the last one found: a loose index scan, which none of the three databases does by
+    itself), or None past :data:`TARGET_SEEKS_MAX`. Targets are the index's last column because
+    a batch holds one row per target of a step (see schema.test_events); this is how a query
+    for a target gets to them without reading the job's other rows."""
+    t = test_events
+    job = t.c.job_id == q.job_id
+    seeks = 0
+
+    async def values(column: Any, fixed: list[ColumnElement[bool]]) -> list[Any] | None:
+        nonlocal seeks
+        found: list[Any] = []
+        while True:
+            seeks += 1
+            if seeks > TARGET_SEEKS_MAX:
+                return None
+            above = [] if not found else [column > found[-1]]
+            # ORDER BY and LIMIT rather than MIN: the planners then take the index whose
+            # order this is, even before the table's statistics know its size
+            stmt = select(column).where(job, *fixed, *above).order_by(column).limit(1)
+            value = (await conn.execute(stmt)).scalar()
+            if value is None:
+                return found
+            found.append(value)
+
+    runs = [q.run_id] if q.run_id is not None else await values(t.c.run_id, [])
+    if runs is None:
+        return None
+    keys: list[StepKey] = []
+    for run in runs:
+        in_run = [t.c.run_id == run]
+        tests = (
+            sorted(set(q.test_names)) if q.test_names is not None
+            else await values(t.c.test_name, in_run)
+        )  # fmt: skip
+        if tests is None:
+            return None
+        for test in tests:
+            steps = (
+                sorted(set(q.step_labels)) if q.step_labels is not None
+                else await values(t.c.step_label, [*in_run, t.c.test_name == test])
+            )  # fmt: skip
+            if steps is None:
+                return None
+            keys.extend((run, test, step) for step in steps)
+            if len(keys) > TARGET_SEEKS_MAX:
+                return None
+    if len(keys) * (len(q.target_ids or ()) + 8) > _KEYED_PARAMS_MAX:
+        return None  # bound the statement's parameters (SQLite's limit: 32,766)
+    return keys
+
+
+def keyed_test_events_select(
+    q: TestEventQuery, keys: Sequence[StepKey], columns: Sequence[Any] = _TEST_COLUMNS
+) -> Any:
+    """``q`` as one index seek per (run, test, step) key, the answers merged by sequence
+    (``columns`` must include ``sequence``)."""
+    t = test_events
+    conds = _test_conds(replace(q, run_id=None, test_names=None, step_labels=None))
+    parts = [
+        select(*columns).where(
+            t.c.run_id == run, t.c.test_name == test, t.c.step_label == step, *conds
+        )
+        for run, test, step in keys
+    ]
+    every = union_all(*parts).subquery()
+    stmt = select(*every.c).order_by(every.c.sequence)
     return stmt if q.limit is None else stmt.limit(q.limit)
 
 
@@ -346,7 +440,14 @@ async def read_test_events(conn: AsyncConnection, q: TestEventQuery) -> list[Tes
     headers: dict[tuple[int, int, str, str, int], TestEventHeader] = {}
     targets: dict[str, Target] = {}
     out: list[TestEvent] = []
-    result = await conn.execute(test_events_select(q))
+    keys = None
+    if q.job_id is not None and q.target_ids:
+        keys = await step_keys(conn, q)
+    if keys == []:
+        return out
+    result = await conn.execute(
+        test_events_select(q) if keys is None else keyed_test_events_select(q, keys)
+    )
     for seq, job, run, test, attempt, label, tjson, tid, name, payload, when in result:
         key = (job, run, test, label, attempt)
         header = headers.get(key)

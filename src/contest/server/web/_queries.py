@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contest.events import (
@@ -31,7 +31,9 @@ from contest.events import (
     TARGET_OUT,
     TARGETS_WAIT_ENDED,
     TARGETS_WAITING,
+    TestEventQuery,
 )
+from contest.storage.events import keyed_test_events_select, step_keys
 from contest.storage.models import JobState
 from contest.storage.schema import framework_events, job_tags, jobs, target_locks, test_events
 
@@ -53,6 +55,15 @@ _FAILED_STATES = (
 )
 
 te = test_events
+
+
+def _event_is(name: str) -> ColumnElement[bool]:
+    """``event_name = '<name>'`` with the name written in the statement, not bound: the
+    indexes of a target's acquisitions and failures are partial (schema.test_events), and a
+    database uses one only where it sees that the query asks for its event."""
+    return te.c.event_name == literal_column("'" + name.replace("'", "''") + "'")
+
+
 fe = framework_events
 
 
@@ -331,6 +342,8 @@ async def grid_targets(
     if search:
         conds.append(te.c.target_id.contains(search, autoescape=True))
     if failed_only:
+        # the attempt's failed targets, read once (a subquery per target would look each
+        # one up by its target, which no index of test events leads with: see schema.py)
         err = te.alias("err")
         err_conds = [
             err.c.job_id == key.job_id,
@@ -338,11 +351,10 @@ async def grid_targets(
             err.c.test_name == key.test_name,
             err.c.test_attempt == key.attempt,
             err.c.event_name == TARGET_ERR,
-            err.c.target_id == te.c.target_id,
         ]
         if upto is not None:
             err_conds.append(err.c.sequence <= upto)
-        conds.append(exists().where(*err_conds))
+        conds.append(te.c.target_id.in_(select(err.c.target_id).where(*err_conds)))
     total = (await conn.execute(select(func.count()).where(*conds))).scalar_one()
     stmt = select(te.c.target_id).where(*conds).order_by(te.c.sequence).offset(offset).limit(limit)
     ids = [r[0] for r in (await conn.execute(stmt)).all()]
@@ -485,7 +497,7 @@ async def target_jobs(
     conn: AsyncConnection, target_id: str, before: int | None, limit: int
 ) -> list[int]:
     """The jobs that acquired ``target_id``, newest first."""
-    conds = [te.c.target_id == target_id, te.c.event_name == TARGET_ACQUIRED]
+    conds = [te.c.target_id == target_id, _event_is(TARGET_ACQUIRED)]
     if before is not None:
         conds.append(te.c.job_id < before)
     stmt = (
@@ -502,26 +514,34 @@ async def target_outcomes(
     conn: AsyncConnection, target_id: str, job_ids: Sequence[int]
 ) -> list[tuple[int, EventRow]]:
     """How ``target_id`` left each step in the given jobs (``TargetOut``/``TargetErr``), with
-    their job."""
-    if not job_ids:
-        return []
-    stmt = (
-        select(te.c.job_id, *_EVENT_COLUMNS)
-        .where(
-            te.c.target_id == target_id,
-            te.c.job_id.in_(list(job_ids)),
-            te.c.event_name.in_((TARGET_OUT, TARGET_ERR)),
+    their job: in each job, a seek per step (``step_keys``), as a target query does."""
+    out: list[tuple[int, EventRow]] = []
+    for job_id in job_ids:
+        q = TestEventQuery(
+            job_id=job_id, target_ids=[target_id], event_names=[TARGET_OUT, TARGET_ERR]
         )
-        .order_by(te.c.sequence)
-    )
-    return [(int(r.job_id), _event_row(r)) for r in (await conn.execute(stmt)).all()]
+        keys = await step_keys(conn, q)
+        if keys == []:
+            continue
+        stmt = (
+            select(te.c.job_id, *_EVENT_COLUMNS).where(
+                te.c.job_id == job_id,
+                te.c.target_id == target_id,
+                te.c.event_name.in_((TARGET_OUT, TARGET_ERR)),
+            )
+            if keys is None
+            else keyed_test_events_select(q, keys, (te.c.job_id, *_EVENT_COLUMNS))
+        )
+        out += [(int(r.job_id), _event_row(r)) for r in (await conn.execute(stmt)).all()]
+    out.sort(key=lambda pair: pair[1].sequence)
+    return out
 
 
 async def last_failure(conn: AsyncConnection, target_id: str) -> tuple[int, EventRow] | None:
     """The target's newest ``TargetErr``, with its job."""
     stmt = (
         select(te.c.job_id, *_EVENT_COLUMNS)
-        .where(te.c.target_id == target_id, te.c.event_name == TARGET_ERR)
+        .where(te.c.target_id == target_id, _event_is(TARGET_ERR))
         .order_by(te.c.sequence.desc())
         .limit(1)
     )
