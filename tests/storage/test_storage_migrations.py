@@ -305,7 +305,7 @@ async def test_0006_moves_the_target_into_the_step_index(fresh_url: str) -> None
     try:
         async with engine.connect() as conn:
             by_target = (
-                {"ix_test_events_target_id": ["target_id"]}
+                {"ix_test_events_target_id_event_name": ["target_id", "event_name"]}
                 if engine.dialect.name in ("mysql", "mariadb")
                 else {
                     "ix_test_events_target_id_acquired": ["target_id"],

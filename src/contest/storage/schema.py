@@ -188,7 +188,7 @@ test_events = Table(
         sqlite_where=text("event_name = 'TargetErr'"),
         postgresql_where=text("event_name = 'TargetErr'"),
     ).ddl_if(dialect=_PARTIAL),
-    Index(None, "target_id").ddl_if(dialect=_WHOLE),
+    Index(None, "target_id", "event_name").ddl_if(dialect=_WHOLE),
     sqlite_autoincrement=True,
     **MYSQL_OPTS,
 )

@@ -7,8 +7,9 @@ rows land side by side (a target's events in a job are found by seeking each ste
 contest.storage.events.step_keys). What still looks a target up across jobs (the web view's
 page of a target: the jobs that acquired it, its last failure) reads two partial indexes, of
 the ``TargetAcquired`` and ``TargetErr`` rows only, on SQLite and PostgreSQL; MariaDB and
-MySQL have no partial index and keep the whole one. The index on ``emit_time`` served no
-query (every read names its job).
+MySQL have no partial index: theirs covers every row, by target and event name (so that a
+target's last failure is the end of one range). The index on ``emit_time`` served no query
+(every read names its job).
 
 Revision ID: 0006
 Revises: 0005
@@ -49,14 +50,20 @@ def upgrade() -> None:
             op.create_index(
                 name, "test_events", ["target_id"], sqlite_where=where, postgresql_where=where
             )
-        op.drop_index("ix_test_events_target_id", table_name="test_events")
+    else:
+        op.create_index(
+            "ix_test_events_target_id_event_name", "test_events", ["target_id", "event_name"]
+        )
+    op.drop_index("ix_test_events_target_id", table_name="test_events")
 
 
 def downgrade() -> None:
+    op.create_index("ix_test_events_target_id", "test_events", ["target_id"])
     if _partial_indexes():
-        op.create_index("ix_test_events_target_id", "test_events", ["target_id"])
         for name in _PARTIAL:
             op.drop_index(name, table_name="test_events")
+    else:
+        op.drop_index("ix_test_events_target_id_event_name", table_name="test_events")
     op.create_index("ix_test_events_emit_time", "test_events", ["emit_time"])
     op.create_index("ix_test_events_job_id_run_id_test_name_step_label", "test_events", _STEPS)
     op.drop_index(
