@@ -60,7 +60,7 @@ from contest.events import TestEvent, TestEventHeader
 from contest.job.manager import JobManager
 from contest.job.statusdoc import encoded_status_document
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
-from contest.runner import collector
+from contest.runner import interpreter
 from contest.storage import open_storage
 from contest.storage.events import EventCodec
 from contest.storage.limits import Limits
@@ -676,7 +676,7 @@ def main() -> int:
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    collector.prepare()  # what every job run does first, here before the floors too
+    interpreter.prepare()  # what every job run does first, here before the floors too
     load = os.getloadavg()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {load[0]:.1f}")
     relay = 0.0

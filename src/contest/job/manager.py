@@ -64,7 +64,7 @@ from contest.logs import bind_job
 from contest.redaction import find_secrets, remember_secrets
 from contest.registry import PluginRegistry, default_registry
 from contest.resume import Checkpoint, PausePayload, TestShape, checkpoint_from_events
-from contest.runner import collector
+from contest.runner import interpreter
 from contest.runner.test_runner import DEFAULT_SHUTDOWN_TIMEOUT
 from contest.signals import Scope
 from contest.storage.errors import LeaseLost, StorageUnavailable
@@ -308,7 +308,7 @@ class JobManager:
         (``--no-resume-jobs``, ConTest's behaviour): zombies are failed (:meth:`_fail_zombies`)
         and paused jobs are left paused. ``sweep_zombies`` False (``contest run``): leave
         other processes' jobs alone."""
-        collector.prepare()
+        interpreter.prepare()
         if self.register:
             # a row of this ID whose heartbeat stands still is waited for up to a lease (a
             # server of this --server-id killed a moment ago on another host)

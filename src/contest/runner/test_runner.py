@@ -86,7 +86,7 @@ from contest.logs import bind_step
 from contest.metrics import step_timer, track_runner
 from contest.params import current_variables
 from contest.resume import Phase, TargetPosition, TestRunState, state_to_bytes
-from contest.runner import collector
+from contest.runner import interpreter
 from contest.signals import Scope
 from contest.storage.writer import Ack
 from contest.target import Target
@@ -346,7 +346,7 @@ class TestRunner:
         """
         if self.steps:
             raise RuntimeError("a TestRunner runs once; make a new one")
-        collector.prepare()
+        interpreter.prepare()
         bundles = list(test.steps if steps is None else steps)
         self._parent = scope
         self.scope = scope.child() if scope is not None else Scope()

@@ -41,6 +41,7 @@ import uvicorn
 from contest import hostpolicy
 from contest.hostpolicy import HostPolicy
 from contest.locking import TargetLocker
+from contest.runner import interpreter
 from contest.server.auth import AuthFileError, TokenFile
 from contest.server.guard import Access
 from contest.settings import ServeSettings
@@ -327,6 +328,7 @@ async def _serve(
             # held and written when it is back), rather than failing them half-written
             store.hold_outages()
             locker = make_locker(settings.target_locker, store)
+            interpreter.prepare(serving=True)  # before the job manager's: the API's setting
             jm = JobManager(
                 store,
                 locker,
