@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from alembic import command
@@ -102,6 +102,27 @@ async def test_concurrent_starts_migrate_once(fresh_url: str) -> None:
             await s.close()
 
 
+async def _upgrade_to(url: str, revision: str) -> None:
+    """The database at ``url`` brought to ``revision``, as a server of that version left it."""
+    engine = create_engine(url)
+    try:
+        await mig.upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+def _downgrade_to(revision: str) -> Callable[[Connection], None]:
+    """What ``conn.run_sync`` runs to take the database down to ``revision``."""
+
+    def down(conn: Connection) -> None:
+        cfg = mig.alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        conn.commit()
+
+    return down
+
+
 def _diff(conn: Connection) -> list[object]:
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     return [
@@ -146,14 +167,8 @@ async def test_downgrade_to_base_and_up_again(fresh_url: str) -> None:
     try:
         await mig.upgrade(engine)
 
-        def down(conn: Connection) -> None:
-            cfg = mig.alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-            conn.commit()
-
         async with engine.connect() as conn:
-            await conn.run_sync(down)
+            await conn.run_sync(_downgrade_to("base"))
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert tables <= {VERSION_TABLE}
         await mig.upgrade(engine)
@@ -177,14 +192,8 @@ async def test_0003_adds_the_target_line_to_a_0002_database(fresh_url: str) -> N
             ).all()
         assert [tuple(r) for r in rows] == [(1, 0)]
 
-        def down(conn: Connection) -> None:
-            cfg = mig.alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0002")
-            conn.commit()
-
         async with engine.connect() as conn:
-            await conn.run_sync(down)
+            await conn.run_sync(_downgrade_to("0002"))
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert tables == (
             TABLES - {"target_waits", "target_wait_tickets"} - FLEET_TABLES - CHECKPOINT_TABLES
@@ -200,11 +209,7 @@ CHECKPOINT_TABLES = {"job_checkpoints"}
 async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> None:
     """0004 brings the tables of several servers on one database (contest.storage.fleet) to a
     database an older server left, its jobs kept; downgrading to 0003 removes them only."""
-    engine = create_engine(fresh_url)
-    try:
-        await mig.upgrade(engine, "0003")
-    finally:
-        await engine.dispose()
+    await _upgrade_to(fresh_url, "0003")
     storage = await open_storage(fresh_url, migrate_schema=False)  # as an old server left it
     try:
         job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
@@ -218,15 +223,8 @@ async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> 
         await storage.close()
     engine = create_engine(fresh_url)
     try:
-
-        def down(conn: Connection) -> None:
-            cfg = mig.alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0003")
-            conn.commit()
-
         async with engine.connect() as conn:
-            await conn.run_sync(down)
+            await conn.run_sync(_downgrade_to("0003"))
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert tables == TABLES - FLEET_TABLES - CHECKPOINT_TABLES
     finally:
@@ -236,11 +234,7 @@ async def test_0004_adds_the_fleet_tables_to_a_0003_database(fresh_url: str) -> 
 async def test_0005_adds_the_checkpoints_table_to_a_0004_database(fresh_url: str) -> None:
     """0005 brings the step checkpoints' table (contest.checkpoint) to a database a server of
     0004 left, its jobs kept; downgrading to 0004 removes it only."""
-    engine = create_engine(fresh_url)
-    try:
-        await mig.upgrade(engine, "0004")
-    finally:
-        await engine.dispose()
+    await _upgrade_to(fresh_url, "0004")
     storage = await open_storage(fresh_url, migrate_schema=False)  # as an old server left it
     try:
         job_id = await storage.store_job(JobRequest("j", "r", "s", "{}"))
@@ -256,15 +250,8 @@ async def test_0005_adds_the_checkpoints_table_to_a_0004_database(fresh_url: str
         await storage.close()
     engine = create_engine(fresh_url)
     try:
-
-        def down(conn: Connection) -> None:
-            cfg = mig.alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0004")
-            conn.commit()
-
         async with engine.connect() as conn:
-            await conn.run_sync(down)
+            await conn.run_sync(_downgrade_to("0004"))
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert tables == TABLES - CHECKPOINT_TABLES
     finally:
@@ -283,11 +270,7 @@ async def test_0006_moves_the_target_into_the_step_index(fresh_url: str) -> None
     the emit time and, where the database has partial indexes, keeps the target's own index
     for two events only; a 0005 database keeps its events, a target's events are still
     found, and 0005 comes back on downgrade."""
-    engine = create_engine(fresh_url)
-    try:
-        await mig.upgrade(engine, "0005")
-    finally:
-        await engine.dispose()
+    await _upgrade_to(fresh_url, "0005")
     storage = await open_storage(fresh_url, migrate_schema=False)  # as an old server left it
     header = TestEventHeader(1, 1, "T", "s1")
     try:
@@ -320,14 +303,8 @@ async def test_0006_moves_the_target_into_the_step_index(fresh_url: str) -> None
                 **by_target,
             }  # fmt: skip
 
-        def down(conn: Connection) -> None:
-            cfg = mig.alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0005")
-            conn.commit()
-
         async with engine.connect() as conn:
-            await conn.run_sync(down)
+            await conn.run_sync(_downgrade_to("0005"))
             assert set(await conn.run_sync(_test_event_indexes)) == {
                 "ix_test_events_job_id_run_id_test_name_step_label",
                 "ix_test_events_job_id_event_name",

@@ -154,6 +154,18 @@ job_tags = Table(
 _PARTIAL: Any = ("sqlite", "postgresql")
 _WHOLE: Any = ("mysql", "mariadb")
 
+
+def _targets_of(name: str, event: str) -> Index:
+    """The partial index by target of the test events named ``event``."""
+    where = text(f"event_name = '{event}'")
+    return Index(
+        f"ix_test_events_target_id_{name}",
+        "target_id",
+        sqlite_where=where,
+        postgresql_where=where,
+    ).ddl_if(dialect=_PARTIAL)
+
+
 test_events = Table(
     "test_events",
     metadata,
@@ -176,18 +188,8 @@ test_events = Table(
     Index(None, "job_id", "event_name"),
     # ...and across jobs (the web view's page of a target) through these, of two events only
     # where the database has partial indexes; MariaDB and MySQL index every row's target
-    Index(
-        "ix_test_events_target_id_acquired",
-        "target_id",
-        sqlite_where=text("event_name = 'TargetAcquired'"),
-        postgresql_where=text("event_name = 'TargetAcquired'"),
-    ).ddl_if(dialect=_PARTIAL),
-    Index(
-        "ix_test_events_target_id_failed",
-        "target_id",
-        sqlite_where=text("event_name = 'TargetErr'"),
-        postgresql_where=text("event_name = 'TargetErr'"),
-    ).ddl_if(dialect=_PARTIAL),
+    _targets_of("acquired", "TargetAcquired"),
+    _targets_of("failed", "TargetErr"),
     Index(None, "target_id", "event_name").ddl_if(dialect=_WHOLE),
     sqlite_autoincrement=True,
     **MYSQL_OPTS,
