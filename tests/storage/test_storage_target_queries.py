@@ -172,3 +172,38 @@ async def test_a_target_is_looked_up_through_the_indexes(
     assert len(plans) > 1 and not any(w in p for p in plans for w in scans), "\n".join(plans)
     if storage.engine.dialect.name != "postgresql":  # which index: by cost, on a table this small
         assert "ix_test_events_job_id_run_id_test_name_step_label_target_id" in plans[-1], plans
+
+
+@pytest.mark.parametrize("seeks_max", [256, 2])  # a seek per step; the attempt's rows read
+async def test_a_page_of_the_grid_reads_its_targets_rows(
+    storage: Storage,
+    written: list[TestEvent],
+    seeks_max: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The web view's grid cells of a page of targets (``cell_rows``): the routing events of
+    those targets in one attempt, in order, up to a sequence."""
+    from contest.server.web import _queries as Q
+
+    monkeypatch.setattr(storage_events, "TARGET_SEEKS_MAX", seeks_max)
+    key = Q.AttemptKey(job_id=1, run_id=2, test_name="B [CLEANUP]", attempt=1)
+
+    def cells(events: list[TestEvent]) -> list[TestEvent]:
+        return [
+            e for e in events
+            if (e.header.job_id, e.header.run_id, e.header.test_name, e.header.test_attempt)
+            == (1, 2, "B [CLEANUP]", 1)
+            and e.target is not None and e.target.id in ("dut-0", "dut-3")
+            and e.name in Q.ROUTING
+        ]  # fmt: skip
+
+    mine = cells(written)
+    upto = cells(await storage.test_events(TestEventQuery(job_id=1)))[5].sequence
+    async with storage.engine.connect() as conn:
+        every = await Q.cell_rows(conn, key, ["dut-0", "dut-3"])
+        some = await Q.cell_rows(conn, key, ["dut-0", "dut-3"], upto)
+        none = await Q.cell_rows(conn, key, ["absent"])
+    want = [(e.target.id, e.header.step_label, e.name, e.emit_time) for e in mine if e.target]
+    assert [row[:4] for row in every] == want
+    assert [row[:4] for row in some] == want[:6]
+    assert none == []

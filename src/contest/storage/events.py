@@ -401,12 +401,15 @@ async def step_keys(conn: AsyncConnection, q: TestEventQuery) -> list[StepKey] |
 
 
 def keyed_test_events_select(
-    q: TestEventQuery, keys: Sequence[StepKey], columns: Sequence[Any] = _TEST_COLUMNS
+    q: TestEventQuery,
+    keys: Sequence[StepKey],
+    columns: Sequence[Any] = _TEST_COLUMNS,
+    also: Sequence[ColumnElement[bool]] = (),
 ) -> Any:
-    """``q`` as one index seek per (run, test, step) key, the answers merged by sequence
-    (``columns`` must include ``sequence``)."""
+    """``q`` (and the conditions ``also``) as one index seek per (run, test, step) key, the
+    answers merged by sequence (``columns`` must include ``sequence``)."""
     t = test_events
-    conds = _test_conds(replace(q, run_id=None, test_names=None, step_labels=None))
+    conds = [*_test_conds(replace(q, run_id=None, test_names=None, step_labels=None)), *also]
     parts = [
         select(*columns).where(
             t.c.run_id == run, t.c.test_name == test, t.c.step_label == step, *conds

@@ -377,17 +377,29 @@ async def cell_rows(
     the attempt, in order."""
     if not target_ids:
         return []
-    conds = [*key.where(), te.c.target_id.in_(list(target_ids)), te.c.event_name.in_(ROUTING)]
-    if upto is not None:
-        conds.append(te.c.sequence <= upto)
-    stmt = (
-        select(te.c.target_id, te.c.step_label, te.c.event_name, te.c.emit_time, te.c.payload)
-        .where(*conds)
-        .order_by(te.c.sequence)
+    # a seek per step of the attempt's test (a page of targets reads its own rows, however
+    # many targets the job has), or the attempt's rows where the test has too many steps
+    q = TestEventQuery(
+        job_id=key.job_id,
+        run_id=key.run_id,
+        test_names=[key.test_name],
+        target_ids=list(target_ids),
+        event_names=list(ROUTING),
+        test_attempt=key.attempt,
     )
+    keys = await step_keys(conn, q)
+    if keys == []:
+        return []
+    upto_cond = [] if upto is None else [te.c.sequence <= upto]
+    columns = (te.c.target_id, te.c.step_label, te.c.event_name, te.c.emit_time, te.c.payload)
+    if keys is None:
+        conds = [*key.where(), te.c.target_id.in_(list(target_ids)), te.c.event_name.in_(ROUTING)]
+        stmt: Any = select(*columns).where(*conds, *upto_cond).order_by(te.c.sequence)
+    else:
+        stmt = keyed_test_events_select(q, keys, (*columns, te.c.sequence), upto_cond)
     return [
         (t, s, e, float(when), decode(p) if e == TARGET_ERR else None)
-        for t, s, e, when, p in (await conn.execute(stmt)).all()
+        for t, s, e, when, p, *_ in (await conn.execute(stmt)).all()
     ]
 
 
