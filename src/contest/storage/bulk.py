@@ -5,8 +5,8 @@
   one by one; COPY streams them in C), and it still runs inside the caller's transaction.
 * MySQL/MariaDB (aiomysql): multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
   1 MB each, as aiomysql's ``executemany`` would build, but quoting each distinct short string
-  once per batch (with the connection's own ``escape``): quoting every value was 40% of the
-  writer's time, and names, labels and targets repeat on almost every row.
+  once (with the connection's own ``escape``, kept from batch to batch): quoting every value was
+  40% of the writer's time, and names, labels and targets repeat on almost every row.
 * SQLite: multi-row ``INSERT ... VALUES`` of up to 1,000 rows (10,000 parameters): the sqlite3
   module's ``executemany`` binds each row through Python and ran at half that speed. All the
   statements of a batch go to aiosqlite's thread in one trip (see :func:`_sqlite_insert_all`).
@@ -32,6 +32,11 @@ BulkInsert = Callable[[AsyncConnection, list[Row]], Awaitable[None]]
 # one multi-row INSERT stays below this many characters (aiomysql's own executemany limit)
 _MYSQL_STATEMENT_MAX = 1_024_000
 _QUOTE_CACHE_MAX_LEN = 1024
+# the quoted strings kept between batches hold at most this many characters (then start afresh)
+_QUOTE_CACHE_MAX_CHARS = 16_000_000
+# the server's status bit for the sql_mode that makes backslashes plain characters (MySQL's
+# SERVER_STATUS_NO_BACKSLASH_ESCAPES)
+_NO_BACKSLASH_ESCAPES = 512
 # SQLite >= 3.32 binds up to 32766 parameters a statement; stay well below
 _SQLITE_MAX_PARAMS = 10_000
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{n}"}
@@ -170,12 +175,22 @@ async def sqlite_execute(
 
 
 def _mysql_multirow(head: str) -> BulkInsert:
+    # the quoted form of each short string seen, kept from batch to batch (a job's names,
+    # labels and targets come back in every batch: quoting them again was half of building a
+    # batch), apart for each quoting mode of the connection, and bounded
+    kept: dict[bool, dict[str, str]] = {False: {}, True: {}}
+    held = [0]  # characters kept, both forms
+
     async def insert_rows(conn: AsyncConnection, rows: list[Row]) -> None:
         raw = await conn.get_raw_connection()
         driver_conn: Any = raw.driver_connection
         escape = driver_conn.escape  # the connection's own quoting (honours NO_BACKSLASH_ESCAPES)
-        # names, labels and targets repeat from row to row: quote each distinct one once
-        quoted: dict[str, str] = {}
+        no_backslash = bool(driver_conn.server_status & _NO_BACKSLASH_ESCAPES)
+        if held[0] > _QUOTE_CACHE_MAX_CHARS:
+            kept[False].clear()
+            kept[True].clear()
+            held[0] = 0
+        quoted = kept[no_backslash]
         groups: list[str] = []
         size = len(head)
         async with driver_conn.cursor() as cur:
@@ -190,6 +205,7 @@ def _mysql_multirow(head: str) -> BulkInsert:
                             lit = escape(v)
                             if len(v) <= _QUOTE_CACHE_MAX_LEN:
                                 quoted[v] = lit
+                                held[0] += len(v) + len(lit)
                         values.append(lit)
                     elif type(v) is int:
                         values.append(str(v))

@@ -1,0 +1,67 @@
+"""The writer's multi-row inserts (contest.storage.bulk) keep every value as it was, on the
+three databases; on MariaDB, a string quoted once is quoted again when the connection's
+quoting mode changes (``NO_BACKSLASH_ESCAPES``), as the kept quotes are per mode."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from contest.storage import Storage
+from contest.storage.bulk import bulk_insert
+from contest.storage.events import TEST_COLUMNS
+from contest.storage.schema import test_events
+
+AWKWARD = ["it's", 'a "b"', "back\\slash", "\\'", "tab\there", "é ü 😀", "%s %(x)s", "''"]
+
+
+def _rows(job_id: int) -> list[tuple[object, ...]]:
+    return [
+        (job_id, 1, text, 0, f"s{i}", text, None, "Note", text, 1.5 + i)
+        for i, text in enumerate(AWKWARD)
+    ]
+
+
+async def _read(storage: Storage, job_id: int) -> list[tuple[object, ...]]:
+    t = test_events
+    cols = [t.c[name] for name in TEST_COLUMNS]
+    async with storage.engine.connect() as conn:
+        result = await conn.execute(
+            select(*cols).where(t.c.job_id == job_id).order_by(t.c.sequence)
+        )
+        return [tuple(r) for r in result.all()]
+
+
+async def test_awkward_strings_survive_every_quoting_mode(storage: Storage) -> None:
+    insert = bulk_insert(storage.engine.dialect, test_events.name, TEST_COLUMNS)
+    mysql = storage.engine.dialect.name in ("mysql", "mariadb")
+    async with storage.engine.begin() as conn:  # one transaction, committed at the end
+        await insert(conn, _rows(1))  # quoted, and kept
+        if mysql:
+            await conn.exec_driver_sql(
+                "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"
+            )
+        await insert(conn, _rows(2))  # the same strings, another mode: quoted anew
+        if mysql:
+            await conn.exec_driver_sql(
+                "SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')"
+            )
+        await insert(conn, _rows(3))  # back: the first mode's kept quotes again
+    for job_id in (1, 2, 3):
+        assert await _read(storage, job_id) == [tuple(r) for r in _rows(job_id)], job_id
+
+
+@pytest.mark.parametrize("limit", [0, 40])
+async def test_the_kept_quotes_are_bounded(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Past the bound, the kept quotes start afresh; what is written is the same."""
+    from contest.storage import bulk
+
+    monkeypatch.setattr(bulk, "_QUOTE_CACHE_MAX_CHARS", limit)
+    insert = bulk_insert(storage.engine.dialect, test_events.name, TEST_COLUMNS)
+    async with storage.engine.begin() as conn:
+        for job_id in (4, 5, 6):
+            await insert(conn, _rows(job_id))
+    for job_id in (4, 5, 6):
+        assert await _read(storage, job_id) == [tuple(r) for r in _rows(job_id)]
