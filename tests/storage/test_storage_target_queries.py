@@ -58,6 +58,7 @@ QUERIES = [
     TestEventQuery(job_id=1, test_names=["B [CLEANUP]"], target_ids=["dut-1"], test_attempt=1),
     TestEventQuery(job_id=1, step_labels=["s2", ""], target_ids=["dut-1", "dut-2"]),
     TestEventQuery(job_id=1, step_labels=["nope"], target_ids=["dut-1"]),
+    TestEventQuery(job_id=1, run_id=1, test_names=["A"], step_labels=["s2"], target_ids=["dut-3"]),
     TestEventQuery(job_id=1, target_ids=["dut-1"], limit=7),
     TestEventQuery(job_id=1, target_ids=["absent"]),
     TestEventQuery(job_id=3, target_ids=["dut-1"]),
