@@ -55,6 +55,7 @@ _FAILED_STATES = (
 )
 
 te = test_events
+fe = framework_events
 
 
 def _by_target(stmt: Select[Any]) -> Select[Any]:
@@ -71,9 +72,6 @@ def _event_is(name: str) -> ColumnElement[bool]:
     indexes of a target's acquisitions and failures are partial (schema.test_events), and a
     database uses one only where it sees that the query asks for its event."""
     return te.c.event_name == literal_column("'" + name.replace("'", "''") + "'")
-
-
-fe = framework_events
 
 
 def decode(payload: str | None) -> Any:
