@@ -208,3 +208,32 @@ async def test_a_page_of_the_grid_reads_its_targets_rows(
     assert [row[:4] for row in every] == want
     assert [row[:4] for row in some] == want[:6]
     assert none == []
+
+
+async def test_a_targets_page_reads_whole_in_a_thread(
+    storage: Storage, written: list[TestEvent], db_url: str
+) -> None:
+    """The web view's page of a target reads in the reader's thread (``run_read_whole``): its
+    queries await nothing but their connection, and answer there as on the loop."""
+    from contest.server.web import _queries as Q
+    from contest.storage.engine import create_sync_engine
+    from contest.storage.reader import run_whole
+
+    async def page(conn: Any) -> tuple[Any, ...]:
+        ids = await Q.target_jobs(conn, "dut-1", None, 20)
+        return (
+            ids,
+            await Q.target_outcomes(conn, "dut-1", ids),
+            await Q.last_failure(conn, "dut-1"),
+            await Q.cell_rows(conn, Q.AttemptKey(1, 1, "A", 0), ["dut-1", "dut-2"]),
+        )
+
+    async with storage.engine.connect() as conn:
+        on_loop = await page(conn)
+    engine = create_sync_engine(db_url)
+    try:
+        with engine.connect() as sync_conn:
+            whole = run_whole(page, sync_conn)
+    finally:
+        engine.dispose()
+    assert whole == on_loop and on_loop[0] == [2, 1] and len(on_loop[1]) == 2 * 2 * 2 * 3 * 2

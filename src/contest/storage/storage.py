@@ -599,6 +599,12 @@ class Storage:
         """Run read-only ``work`` with the storage's retry."""
         return await self.transactor.read(work, what)
 
+    async def run_read_whole(self, work: Callable[[AsyncConnection], Awaitable[T]], what: str) -> T:
+        """:meth:`run_read` for ``work`` that awaits nothing but ``conn.execute``: in a worker
+        thread, in one turn of the loop, when the storage has a reader (a server's), as the
+        API's reads; for reads of many statements (the web view's page of a target)."""
+        return await self._read(work, what)
+
     # --- admin --------------------------------------------------------------------------------
 
     async def version(self) -> int:
