@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import event
 
 from contest.events import TestEvent, TestEventHeader, TestEventQuery
+from contest.server.web import _queries as Q
 from contest.storage import Storage
 from contest.storage import events as storage_events
+from contest.storage.engine import create_sync_engine
+from contest.storage.reader import run_whole
 from contest.target import Target
 
 TARGETS = [Target(f"dut-{i}") for i in range(4)]
@@ -158,8 +161,6 @@ async def test_a_target_is_looked_up_through_the_indexes(
     outcomes in those jobs) reads indexes: the partial indexes of its acquisitions and
     failures (MariaDB: the index of every row by target and event), and a seek of each
     step."""
-    from contest.server.web import _queries as Q
-
     partial = storage.engine.dialect.name in ("sqlite", "postgresql")
     whole = "key=ix_test_events_target_id_event_name"
     acquired = "ix_test_events_target_id_acquired" if partial else whole
@@ -184,8 +185,6 @@ async def test_a_page_of_the_grid_reads_its_targets_rows(
 ) -> None:
     """The web view's grid cells of a page of targets (``cell_rows``): the routing events of
     those targets in one attempt, in order, up to a sequence."""
-    from contest.server.web import _queries as Q
-
     monkeypatch.setattr(storage_events, "TARGET_SEEKS_MAX", seeks_max)
     key = Q.AttemptKey(job_id=1, run_id=2, test_name="B [CLEANUP]", attempt=1)
 
@@ -215,9 +214,6 @@ async def test_a_targets_page_reads_whole_in_a_thread(
 ) -> None:
     """The web view's page of a target reads in the reader's thread (``run_read_whole``): its
     queries await nothing but their connection, and answer there as on the loop."""
-    from contest.server.web import _queries as Q
-    from contest.storage.engine import create_sync_engine
-    from contest.storage.reader import run_whole
 
     async def page(conn: Any) -> tuple[Any, ...]:
         ids = await Q.target_jobs(conn, "dut-1", None, 20)
