@@ -65,3 +65,38 @@ async def test_the_kept_quotes_are_bounded(
             await insert(conn, _rows(job_id))
     for job_id in (4, 5, 6):
         assert await _read(storage, job_id) == [tuple(r) for r in _rows(job_id)]
+
+
+def _wide_rows(job_id: int, n: int) -> list[tuple[object, ...]]:
+    # 7,000 characters each (payload and target), so ~100 KB statements hold a dozen rows
+    return [
+        (job_id, 1, "wide", 0, "s", f"t{i}", "T" * 3_500 + str(i), "Note", "p" * 3_500, 0.5 + i)
+        for i in range(n)
+    ]
+
+
+async def test_a_batch_over_many_statements_keeps_its_order(storage: Storage) -> None:
+    """On MariaDB a batch is sent as several statements, each built while the server runs the
+    one before; the rows land in the list's order, all of them."""
+    rows = _wide_rows(7, 300)  # ~2 MB: twenty statements on MariaDB
+    insert = bulk_insert(storage.engine.dialect, test_events.name, TEST_COLUMNS)
+    async with storage.engine.begin() as conn:
+        await insert(conn, rows)
+    assert await _read(storage, 7) == [tuple(r) for r in rows]
+
+
+async def test_a_row_refused_in_a_later_statement_takes_the_whole_batch_back(
+    storage: Storage,
+) -> None:
+    """A row the database refuses (here a NULL job ID) in the batch's last statement fails the
+    insert; the transaction rolled back keeps none of the statements sent before it."""
+    rows = _wide_rows(8, 200)
+    rows.append((None, *rows[-1][1:]))
+    insert = bulk_insert(storage.engine.dialect, test_events.name, TEST_COLUMNS)
+    with pytest.raises(Exception):  # noqa: B017 -- each driver raises its own IntegrityError
+        async with storage.engine.begin() as conn:
+            await insert(conn, rows)
+    assert await _read(storage, 8) == []
+    async with storage.engine.begin() as conn:  # a new connection works as before
+        await insert(conn, rows[:-1])
+    assert len(await _read(storage, 8)) == 200
