@@ -194,6 +194,7 @@ def _mysql_multirow(head: str) -> BulkInsert:
             kept[True].clear()
             held[0] = 0
         quoted = kept[no_backslash]
+        last = [False]  # the statement just built is the batch's last
 
         def statements() -> Iterator[str]:
             groups: list[str] = []
@@ -226,6 +227,7 @@ def _mysql_multirow(head: str) -> BulkInsert:
                 groups.append(group)
                 size += len(group) + 1
             if groups:
+                last[0] = True
                 yield head + ",".join(groups)
 
         # Each statement is built while the server runs the one before: the building (a few
@@ -235,7 +237,10 @@ def _mysql_multirow(head: str) -> BulkInsert:
             built = statements()
             sql = next(built, None)
             while sql is not None:
-                running = asyncio.ensure_future(cur.execute(sql))  # no args: no %-formatting
+                if last[0]:  # nothing to build meanwhile: no task, no extra turn of the loop
+                    await cur.execute(sql)  # no args: no %-formatting
+                    return
+                running = asyncio.ensure_future(cur.execute(sql))
                 try:
                     await asyncio.sleep(0)  # the statement leaves: the task's first step
                     sql = next(built, None)
