@@ -101,3 +101,38 @@ def test_lines_are_written_by_a_thread_in_order_and_all_before_exit(tmp_path: Pa
         for i, line in enumerate(lines[:-1]):
             assert line.endswith(f" INFO t: [job 7 step s1] line {i}"), line
         assert lines[-1].endswith(" WARNING t: last")
+
+
+def test_the_text_lines_time_is_loggings_own() -> None:
+    # the date is written once a second (TextFormatter.formatTime); the text is the same as
+    # logging.Formatter's, at any time, DST changes included
+    import logging
+    import random
+
+    from contest.logs import TextFormatter
+
+    ours, theirs = TextFormatter(), logging.Formatter()
+    rng = random.Random(17)
+    created = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    created += [1_000_000_000 + i / 7 for i in range(5_000)]  # many lines a second
+    for when in created:
+        record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
+        record.created = when
+        record.msecs = (when - int(when)) * 1000
+        assert ours.formatTime(record) == theirs.formatTime(record), when
+
+
+def test_a_broken_stream_loses_lines_not_the_logger(tmp_path: Path) -> None:
+    program = (
+        "import io, logging, sys\nfrom contest import logs\n"
+        "class Broken(io.TextIOBase):\n"
+        "    def write(self, s): raise BrokenPipeError(32, 'Broken pipe')\n"
+        "logs.setup('info', stream=Broken())\nlog = logging.getLogger('t')\n"
+        "for i in range(50_000): log.info('line %d', i)\n"
+        "logs.flush(10)\nprint('done')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "done\n"
