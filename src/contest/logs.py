@@ -10,6 +10,7 @@ starts, carries them without the plugin doing anything.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import datetime as dt
 import json
@@ -169,22 +170,19 @@ class _Writer:
         q = self.queue
         while True:
             lines = [q.get()]
-            try:
+            with contextlib.suppress(queue.Empty):  # and what else has queued up
                 while len(lines) < 1_000:
                     lines.append(q.get_nowait())
-            except queue.Empty:
-                pass
             end = None in lines
             text = [line for line in lines if line is not None]
-            try:
+            # a closed or broken stream: the lines are lost, not the logger (nor its callers,
+            # who would wait for room in the queue forever)
+            with contextlib.suppress(Exception):
                 if text:
                     self._stream.write("\n".join(text) + "\n")
                     self._stream.flush()
-            except Exception:  # a closed or broken stream: the lines are lost, not the logger
-                pass
-            finally:
-                for _ in lines:
-                    q.task_done()
+            for _ in lines:
+                q.task_done()
             if end:
                 return
 
