@@ -7,6 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from contest.logs import QuickAdapter
 from contest.signals import Scope
 from contest.variables import StepVariables
 
@@ -57,7 +58,7 @@ class StepContext:
             "test_name": test_name,
             "step_label": step_label,
         }
-        self.log = logging.LoggerAdapter(_log, extra)
+        self.log = QuickAdapter(_log, extra)
 
     def is_cancelled(self) -> bool:
         return self.scope.cancel.is_set()
@@ -103,6 +104,6 @@ class PluginContext:
         self.scope = scope
         self.job_id = job_id
         self.run_id = run_id
-        self.log = logging.LoggerAdapter(
+        self.log = QuickAdapter(
             logging.getLogger("contest.plugin"), {"job_id": job_id, "run_id": run_id}
         )

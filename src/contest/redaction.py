@@ -230,11 +230,25 @@ class SecretLogFilter(logging.Filter):
     that reaches the handler it is attached to: whatever a library logs at debug level (a
     database driver logging the statements that store a job, say) shows ``<redacted>``."""
 
+    @staticmethod
+    def message(text: str) -> str:
+        """A record's message as :meth:`filter` leaves it (for a line made without a record:
+        :class:`contest.logs.QuickAdapter`)."""
+        pattern = _pattern
+        if pattern is not None and pattern.search(text):
+            return pattern.sub(REDACTED, text)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         pattern = _pattern
         if pattern is None:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # not formattable: the handler says so when it formats it (logging's own report,
+            # "--- Logging error ---"), instead of the caller's logging call raising here
+            return True
         if pattern.search(message):
             record.msg = pattern.sub(REDACTED, message)
             record.args = None

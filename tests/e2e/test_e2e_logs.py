@@ -131,8 +131,88 @@ def test_a_broken_stream_loses_lines_not_the_logger(tmp_path: Path) -> None:
         "for i in range(50_000): log.info('line %d', i)\n"
         "logs.flush(10)\nprint('done')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
-    )
+    proc = _python(program)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "done\n"
+
+
+def test_a_steps_quick_lines_are_the_standard_ones() -> None:
+    # QuickAdapter (ctx.log) makes the line without a record when only the command's handler
+    # would see it: the same text as the standard path, level, job and step, the secrets'
+    # redaction included; anything else (another handler, a message that does not format,
+    # an exception to show) goes the standard way
+    program = (
+        "import io, logging, sys, time\nfrom contest import logs, redaction\n"
+        "out = io.StringIO()\nlogs.setup('debug', stream=out)\n"
+        "time.time = lambda: 1_700_000_000.987654  # both paths' clock\n"
+        "made = [0]\nmake = logging.Logger.makeRecord\n"
+        "def counted(*a, **k):\n    made[0] += 1\n    return make(*a, **k)\n"
+        "logging.Logger.makeRecord = counted\n"
+        "std = logging.LoggerAdapter(logging.getLogger('contest.step'), {'job_id': 1})\n"
+        "quick = logs.QuickAdapter(logging.getLogger('contest.step'), {'job_id': 1})\n"
+        "cases = [(logging.INFO, 'plain', ()), (logging.WARNING, 'target %s: %d%%', ('t1', 5)),\n"
+        "         (logging.DEBUG, 'ünïcode %r', ('x',)), (25, 'level %s', ('25',)),\n"
+        "         (logging.ERROR, {'not': 'a str'}, ())]\n"
+        "def both():\n"
+        "    for level, msg, args in cases:\n"
+        "        std.log(level, msg, *args)\n"
+        "        quick.log(level, msg, *args)\n"
+        "both()\nlogs.bind_job(7)\nboth()\nlogs.bind_step('flash')\nboth()\n"
+        "redaction.remember_secrets(['hunter2'])\nredaction.install_log_filter()\n"
+        "cases.append((logging.INFO, 'password %s', ('hunter2',)))\nboth()\n"
+        "assert made[0] == 3 * 5 + 6, made  # the standard path's records only\n"
+        "quick.info('%d', 'not a number')  # the standard way: logging reports it\n"
+        "quick.error('failed', exc_info=ValueError('boom'))  # the standard way\n"
+        "seen = []\nclass Keep(logging.Handler):\n"
+        "    def emit(self, record): seen.append(record.getMessage())\n"
+        "logging.getLogger().addHandler(Keep())\nquick.info('to both')\n"
+        "assert made[0] == 3 * 5 + 6 + 3 and seen == ['to both'], (made, seen)\n"
+        "logs.flush(5)\nsys.stdout.write(out.getvalue())\n"
+    )
+    proc = _python(program)
+    assert proc.returncode == 0, proc.stderr
+    assert "--- Logging error ---" in proc.stderr  # the message that did not format
+    lines = proc.stdout.splitlines()
+    pairs = lines[: 2 * 21]
+    assert pairs[0::2] == pairs[1::2]
+    assert pairs[0].endswith(",987 INFO contest.step: plain")  # the date: the local time zone's
+    assert pairs[12].endswith(" WARNING contest.step: [job 7] target t1: 5%")
+    assert pairs[26].endswith(" Level 25 contest.step: [job 7 step flash] level 25")
+    assert pairs[-1].endswith(" INFO contest.step: [job 7 step flash] password <redacted>")
+    assert lines[42].endswith(" ERROR contest.step: [job 7 step flash] failed")
+    assert lines[43] == "ValueError: boom"
+    assert lines[44].endswith(" INFO contest.step: [job 7 step flash] to both")
+
+
+def test_a_stuck_stream_holds_the_logger_at_the_bound() -> None:
+    # the writer is stuck in a write: the lines wait, up to QUEUE_SIZE of them, then the
+    # logger waits for room (memory stays bounded); once the stream moves, every line is
+    # written, in order
+    program = (
+        "import io, logging, sys, threading, time\nfrom contest import logs\n"
+        "go = threading.Event()\nout = []\n"
+        "class Stuck(io.TextIOBase):\n"
+        "    def write(self, s):\n        go.wait()\n        out.append(s)\n        return len(s)\n"
+        "logs.setup('info', stream=Stuck())\nlog = logging.getLogger('t')\n"
+        "n = logs.QUEUE_SIZE + 3_000\ncount = [0]\n"
+        "def logger():\n"
+        "    for i in range(n):\n        log.info('line %d', i)\n        count[0] += 1\n"
+        "t = threading.Thread(target=logger)\nt.start()\ntime.sleep(1.0)\n"
+        "held = count[0]\n"
+        "assert logs.QUEUE_SIZE <= held <= logs.QUEUE_SIZE + 1_001, held\n"
+        "go.set()\nt.join(30)\nlogs.flush(10)\n"
+        "lines = ''.join(out).splitlines()\n"
+        "assert len(lines) == n and all(l.endswith(f'line {i}') for i, l in enumerate(lines))\n"
+        "print('ok', held)\n"
+    )
+    proc = _python(program)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok ")
+
+
+def _python(program: str) -> subprocess.CompletedProcess[str]:
+    """``program`` run by this Python in a process of its own (logs.setup sets up the root
+    logger and a thread: not something to do in the test process)."""
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
