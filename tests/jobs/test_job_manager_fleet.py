@@ -266,3 +266,29 @@ async def test_servers_claiming_at_once_take_each_job_once(jm_env) -> None:
         "JobStateCancelled",
     ]
     assert await one.claim_jobs() == [] and await two.claim_jobs() == []
+
+
+async def test_a_status_asked_of_a_manager_that_does_not_run_the_job(jm_env) -> None:
+    """The other manager follows the running job's run from the store (contest.job.follow)
+    rather than build it from every event at each ask: the same document as the owner's,
+    which keeps it as its events are written; once the job ended, its saved statuses, and
+    the follower is let go."""
+    owner = await jm_env.started(job_lease=LEASE)
+    other = await jm_env.started(job_lease=LEASE)
+    job_id = await owner.submit(sleepy(jm_env, "2"), "integration-test")
+    await jm_env.wait_for(job_id, S.STARTED)
+
+    async def document(jm: JobManager) -> bytes:
+        return b"".join(await (await jm.status_document(job_id)).body())
+
+    for _ in range(60):  # the owner's shows events queued, the other's the committed ones
+        mine, theirs = await document(owner), await document(other)
+        if mine == theirs and b'"InTime":"2' in theirs:  # the targets are in the step
+            break
+        await asyncio.sleep(0.05)
+    assert theirs == mine and b'"JobStateStarted"' in theirs
+    followed = isinstance(jm_env.store, Storage)
+    assert len(other._followers) == (1 if followed else 0)
+    await jm_env.wait_for(job_id, S.COMPLETED, timeout=10.0)
+    assert await document(other) == await document(owner)
+    assert len(other._followers) == 0

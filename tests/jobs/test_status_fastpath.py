@@ -46,8 +46,8 @@ from contest.events import (
     TestEventQuery,
 )
 from contest.golang import json as gojson
+from contest.job import follow, statusdoc
 from contest.job import status as js
-from contest.job import statusdoc
 from contest.job.model import Job
 from contest.job.runner import JobRunner, NothingAcquired
 from contest.plugins.targetlockers.inmemory import InMemoryLocker
@@ -848,6 +848,105 @@ async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
     want = await reference_document(job, req, store, monkeypatch)
     assert b"".join(await kept.body()) + b"\n" == want
     assert b'"InTime":"1970-01-01T00:00:01.5Z"' in want
+
+
+# --- a run followed from the database (a process that does not write its events) ------------
+
+
+class CountingReader:
+    """The storage, counting the rows a follower reads."""
+
+    def __init__(self, store: Storage) -> None:
+        self.store = store
+        self.rows = 0
+        self.reads = 0
+
+    async def run_rows_after(self, *args: Any) -> list[tuple[Any, ...]]:
+        rows = await self.store.run_rows_after(*args)
+        self.rows += len(rows)
+        self.reads += 1
+        return rows
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_followed_status_equals_the_build_at_every_cut(
+    sql_store: Storage, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The random logs written in four cuts: at each, a follower that read the earlier cuts
+    reads only the new events, and its status is the one built from all of them and the
+    reference's, byte for byte; read a few rows a statement (seed 0..3) or many."""
+    if seed < 4:
+        monkeypatch.setattr(follow, "PAGE", 3)
+    job, events = random_case(random.Random(3000 + seed))
+    follower = follow.RunFollower(job, 1)
+    reader = CountingReader(sql_store)
+    cuts = sorted({len(events) // 4, len(events) // 2, len(events) - 1, len(events)})
+    start = 0
+    try:
+        for cut in cuts:
+            await asyncio.gather(*(sql_store.write_test_event(e) for e in events[start:cut]))
+            before = reader.rows
+            text = await (await follower.text(reader)).text()
+            new = [e for e in events[start:cut] if e.header.run_id == 1]
+            assert reader.rows - before == len(new)  # the run's new events only
+            start = cut
+            (built,) = await js.build_run_statuses(job, sql_store, [1])
+            (want,) = await reference_run_statuses(job, sql_store, [1])
+            assert text == js.run_status_bytes(built) == encode(want)[:-1]
+        asked = reader.reads
+        assert await (await follower.text(reader)).text() == text  # nothing new: one read
+        assert reader.reads == asked + 1
+    finally:
+        await sql_store.reset()
+
+
+async def test_a_job_running_elsewhere_is_followed(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job run by one storage's job runner (a server), its status asked of another storage
+    on the same database (another server) while the job sleeps in each run: the followed
+    document equals the one built from the events, and a second ask reads only what came
+    since; once the job ended, the saved statuses are read and the followers are of no use."""
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of(
+        [bundle(Echo(), "a"), sleep("nap", 0.6), bundle(Echo(), "b")],
+        ListTM(["T1", "T2", "T3"]),
+        job_id=job_id,
+        runs=2,
+    )
+    other = await open_storage(store.url.render_as_string(hide_password=False))
+    followers = follow.Followers()
+    running = statusdoc.RunningStatuses()
+    r = runner(store)
+    task = asyncio.ensure_future(r.run(job, Scope()))
+    try:
+        for run_id in (1, 2):
+            for _ in range(500):
+                events = await other.test_events(
+                    TestEventQuery(job_id=job_id, run_id=run_id, step_labels=["nap"])
+                )
+                if len([e for e in events if e.name == TARGET_IN]) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            built = await statusdoc.encoded_status_document(job, req, other, None, {})
+            followed = await statusdoc.encoded_status_document(
+                job, req, other, running, {}, followers
+            )
+            text = b"".join(await followed.body())
+            assert text == b"".join(await built.body())
+            assert gzip.decompress(b"".join(await followed.body(gzip=True))) == text
+            assert len(followers) == run_id  # one per run not saved yet, kept
+        await task
+        await store.flush()
+        done = await statusdoc.encoded_status_document(job, req, other, running, {}, followers)
+        assert b"".join(await done.body()) + b"\n" == await check_document(
+            job, req, store, monkeypatch, [1, 2]
+        )
+    finally:
+        if not task.done():
+            task.cancel()
+        await other.close()
 
 
 _TEXTS = hs.text(max_size=12) | hs.sampled_from(

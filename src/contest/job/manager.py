@@ -55,6 +55,7 @@ from contest.job.descriptor import (
     DescriptorValidationError,
     decode_extended_descriptor,
 )
+from contest.job.follow import Followers
 from contest.job.model import Job
 from contest.job.runner import DEFAULT_LOCK_DURATION, JobError, JobRunner, NothingAcquired
 from contest.job.statusdoc import RunningStatuses, StatusDocument, encoded_status_document
@@ -79,6 +80,7 @@ from contest.storage.fleet import (
     fleet_of,
     new_instance_id,
 )
+from contest.storage.jobs import ENDED_STATES
 from contest.storage.limits import Limits
 from contest.storage.models import JobQuery, JobReport, JobRequest, JobState, Report
 from contest.target import Target
@@ -291,6 +293,8 @@ class JobManager:
             on_lost(self._on_lease_lost)
         self._status_jobs: dict[int, tuple[str | None, Job]] = {}
         self._running_statuses = RunningStatuses()
+        # statuses of runs this process does not write (contest.job.follow)
+        self._followers = Followers()
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -510,13 +514,25 @@ class JobManager:
             found, doc = await asyncio.gather(
                 self.store.get_job(job_id),
                 encoded_status_document(
-                    entry.job, None, self.store, self._running_statuses, self.runner.live
+                    entry.job,
+                    None,
+                    self.store,
+                    self._running_statuses,
+                    self.runner.live,
+                    self._followers,
                 ),
             )
             return doc.named(self._status_request(job_id, found).name)
         req = self._status_request(job_id, await self.store.get_job(job_id))
         job = await self._status_job(req)
+        if req.state not in ENDED_STATES:
+            # running elsewhere (another server), or paused: its runs' statuses are followed
+            # from the database and shared between requests, as a running job's are here
+            return await encoded_status_document(
+                job, req, self.store, self._running_statuses, self.runner.live, self._followers
+            )
         self._running_statuses.forget(job_id)
+        self._followers.forget(job_id)
         return await encoded_status_document(job, req, self.store, None, self.runner.live)
 
     def _status_request(self, job_id: int, req: JobRequest | None) -> JobRequest:
@@ -743,6 +759,7 @@ class JobManager:
 
     def _forget(self, entry: _Entry) -> None:
         self._running_statuses.forget(entry.job.id)
+        self._followers.forget(entry.job.id)
         entry.done.set()
         if self.jobs.get(entry.job.id) is entry:
             del self.jobs[entry.job.id]

@@ -15,6 +15,7 @@ from contest.events import RUN_STARTED, EventReader, FrameworkEventQuery
 from contest.golang.json import compact, to_bytes
 from contest.golang.time import go_time
 from contest.job._gzip import gzip_parts
+from contest.job.follow import FollowBroken, Followers, RunFollower
 from contest.job.model import Job
 from contest.job.status import (
     LiveRunStatus,
@@ -241,17 +242,29 @@ async def _built(job: Job, reader: EventReader, run_id: int) -> RunText:
     return RunText(await encode_run_status_off_loop(rs))
 
 
+async def _followed(
+    follower: RunFollower, build: Callable[[], Awaitable[RunText]], reader: Any
+) -> RunText:
+    """The run's text from its follower, or built from its events if the follower broke."""
+    try:
+        return await follower.text(reader)
+    except FollowBroken:
+        return await build()
+
+
 async def encoded_status_document(
     job: Job,
     req: JobRequest | None,
     store: Any,
     running: RunningStatuses | None = None,
     live: Mapping[tuple[int, int], LiveRunStatus] | None = None,
+    follow: Followers | None = None,
 ) -> StatusDocument:
     """ConTest's status document: finished runs from their saved snapshots (read, not built),
     runs going on in this process from their statuses kept as they run (``live``, by job and
-    run ID: the job runner's), the others built from their events and encoded now, or, for a
-    job that is running, taken from ``running`` (see :class:`RunningStatuses`)."""
+    run ID: the job runner's), the others followed from the database (``follow``, see
+    :mod:`contest.job.follow`) or built from their events, and for a job that is running (here
+    or elsewhere), taken from ``running`` (see :class:`RunningStatuses`)."""
     # The kept text of a run running here is asked for beside the reads, not after them: its
     # first build of a sharing window (0.15-0.5 s for a 10,000-target run under load) then
     # overlaps the reads' waits for turns of the loop instead of following them. Only the
@@ -267,7 +280,7 @@ async def encoded_status_document(
                     asyncio.ensure_future(running.get((job_id, run_id), kept.text)),
                 )
     try:
-        return await _document(job, req, store, running, live, early)
+        return await _document(job, req, store, running, live, follow, early)
     finally:
         for _, future in early.values():  # not wanted after all (or the reads failed)
             if not future.done():
@@ -282,6 +295,7 @@ async def _document(
     store: Any,
     running: RunningStatuses | None,
     live: Mapping[tuple[int, int], LiveRunStatus] | None,
+    follow: Followers | None,
     early: dict[int, tuple[LiveRunStatus, asyncio.Future[RunText]]],
 ) -> StatusDocument:
     reader: EventReader = store
@@ -336,12 +350,14 @@ async def _document(
                 built[run_id] = await kept.text()
             else:
                 built[run_id] = await running.get((job.id, run_id), kept.text)
-        elif running is None:
-            built[run_id] = await _built(job, reader, run_id)
         else:
-            built[run_id] = await running.get(
-                (job.id, run_id), functools.partial(_built, job, reader, run_id)
-            )
+            build = functools.partial(_built, job, reader, run_id)
+            if follow is not None and hasattr(reader, "run_rows_after"):
+                build = functools.partial(_followed, follow.of(job, run_id), build, reader)
+            if running is None:
+                built[run_id] = await build()
+            else:
+                built[run_id] = await running.get((job.id, run_id), build)
     return StatusDocument(
         head={
             "Name": req.name if req is not None else "",  # None: the caller names it

@@ -485,6 +485,24 @@ async def has_test_events(conn: AsyncConnection, job_id: int, run_id: int) -> bo
     return found.first() is not None
 
 
+async def run_rows_after(
+    conn: AsyncConnection, job_id: int, run_id: int, after: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """The run's test event rows with a ``sequence`` above ``after``, in ``sequence`` order, at
+    most ``limit``: each as the storage queues it (``TEST_COLUMNS``) with its ``sequence``
+    last. One writer at a time writes a job's events, one transaction after the other, so
+    its rows are committed in ``sequence`` order: reading on from the last one seen misses
+    none (what :class:`contest.job.status.RunFollower` relies on)."""
+    t = test_events
+    found = await conn.execute(
+        select(*(t.c[c] for c in TEST_COLUMNS), t.c.sequence)
+        .where(t.c.job_id == job_id, t.c.run_id == run_id, t.c.sequence > after)
+        .order_by(t.c.sequence)
+        .limit(limit)
+    )
+    return [tuple(r) for r in found]
+
+
 async def event_sequences(
     conn: AsyncConnection,
     job_id: int,

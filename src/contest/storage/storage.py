@@ -471,6 +471,17 @@ class Storage:
             "reading a run's events",
         )
 
+    async def run_rows_after(
+        self, job_id: int, run_id: int, after: int, limit: int = 20_000
+    ) -> list[tuple[Any, ...]]:
+        """The run's committed test event rows after sequence ``after``, in order, at most
+        ``limit`` (see :func:`events.run_rows_after`). It does not wait for this process's
+        queued writes (a busy job queues thousands): what they add is read the next time."""
+        return await self._read(
+            lambda c: ev.run_rows_after(c, job_id, run_id, after, limit),
+            "reading a run's new events",
+        )
+
     async def has_test_events(self, job_id: int, run_id: int) -> bool:
         """Whether run ``run_id`` of ``job_id`` has any committed test event (the job runner
         asks before a run starts: none of its events can be queued yet)."""
