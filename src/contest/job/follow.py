@@ -54,6 +54,7 @@ class RunFollower:
                     live.add(row[:-1])
                 if rows:
                     self._seen = rows[-1][-1]
+                    await live.take_queued()
                 if len(rows) < PAGE:
                     break
         if live.broken:

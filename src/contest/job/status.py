@@ -517,6 +517,14 @@ class LiveRunStatus:
         elif not self._working:
             self._start_work()
 
+    async def take_queued(self, per_turn: int = 5_000) -> None:
+        """Take the queued rows into the status ``per_turn`` at a time, letting the loop run
+        between (a follower's first ask queues a whole run's rows: taken at once, 120,000 of
+        them held the loop some 0.3 s)."""
+        while self._rows and not self._broken:
+            self._take(per_turn)
+            await asyncio.sleep(0)
+
     def _take(self, upto: int | None = None) -> None:
         """Take the queued rows (the first ``upto`` of them) into the status, in order."""
         rows = self._rows
