@@ -949,6 +949,28 @@ async def test_a_job_running_elsewhere_is_followed(
         await other.close()
 
 
+async def test_followers_nobody_asks_for_are_let_go(sql_store: Storage) -> None:
+    """A follower holds its run's status: one not asked for in ``idle`` seconds goes (and its
+    job is named, for its other kept statuses to go too), as do a job's when it is forgotten."""
+    job, events = random_case(random.Random(11))
+    other = SimpleNamespace(id=8, tests=job.tests)
+    followers = follow.Followers(idle=0.2)
+    try:
+        await asyncio.gather(*(sql_store.write_test_event(e) for e in events))
+        first = followers.of(job, 1)
+        await first.text(sql_store)
+        assert followers.of(job, 1) is first and len(followers) == 1
+        followers.of(other, 1)
+        assert followers.drop_idle() == set() and len(followers) == 2
+        await asyncio.sleep(0.25)
+        await first.text(sql_store)  # asked for: kept
+        assert followers.drop_idle() == {8} and len(followers) == 1
+        followers.forget(job.id)
+        assert len(followers) == 0 and followers.of(job, 1) is not first
+    finally:
+        await sql_store.reset()
+
+
 _TEXTS = hs.text(max_size=12) | hs.sampled_from(
     ["", "a", 'q"\\', "\u2028", "é", "\x01\n", "TMS", '"TMS"']
 )

@@ -73,7 +73,6 @@ class Followers:
 
     def of(self, job: Job, run_id: int) -> RunFollower:
         """The follower of run ``run_id`` of ``job`` (a new one the first time)."""
-        self._drop_idle()
         key = (job.id, run_id)
         follower = self._runs.get(key)
         if follower is None:
@@ -85,10 +84,14 @@ class Followers:
         for key in [k for k in self._runs if k[0] == job_id]:
             del self._runs[key]
 
-    def _drop_idle(self) -> None:
+    def drop_idle(self) -> set[int]:
+        """Let go of the followers nobody asked for in :attr:`idle` seconds; the IDs of their
+        jobs (whose other kept statuses can go too)."""
         now = time.monotonic()
-        for key in [k for k, f in self._runs.items() if now - f.used > self.idle]:
+        idle = [k for k, f in self._runs.items() if now - f.used > self.idle]
+        for key in idle:
             del self._runs[key]
+        return {job_id for job_id, _ in idle}
 
     def __len__(self) -> int:
         return len(self._runs)

@@ -506,6 +506,9 @@ class JobManager:
 
     async def status_document(self, job_id: int) -> StatusDocument:
         """ConTest's status document for ``job_id``, as the bytes to send."""
+        for idle in self._followers.drop_idle():  # jobs elsewhere nobody asks about any more
+            if idle not in self.jobs:
+                self._running_statuses.forget(idle)
         entry = self.jobs.get(job_id)
         if entry is not None and entry.task is not None and not entry.task.done():
             # the job running here is the one its descriptor would rebuild (which for a big one
