@@ -68,6 +68,19 @@ async def test_the_same_answers_as_the_engine(threaded: Storage, db_url: str) ->
     assert await threaded.list_jobs(states=[JobState.COMPLETED]) == [ids[1]]
 
 
+async def test_the_threads_connect_before_the_first_read(threaded: Storage) -> None:
+    """A server's first status answers do not wait for new connections: the reader's threads
+    each make theirs as the storage opens (ThreadReader.warm)."""
+    reader = threaded._reader
+    assert reader is not None
+    pool = reader.engine.pool
+    for _ in range(500):
+        if pool.checkedin() == 2:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert pool.checkedin() == 2  # type: ignore[attr-defined]
+
+
 async def test_a_state_written_is_listed_at_once(threaded: Storage) -> None:
     """A list after a state change sees it (the reader's own connection reads the committed
     database, after this process's queued state events, as the engine's reads do)."""

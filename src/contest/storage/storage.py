@@ -737,6 +737,7 @@ async def open_storage(
                 ),
                 read_threads,
             )
+            reader.warm()
         return Storage(engine, retry=policy, limits=lim, max_batch=max_batch, reader=reader)
     except BaseException:
         await engine.dispose()
