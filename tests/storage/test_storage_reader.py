@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contest.events import FrameworkEvent, FrameworkEventQuery
+from contest.events import FrameworkEvent, FrameworkEventQuery, TestEvent, TestEventHeader
 from contest.storage import (
     JobRequest,
     JobState,
@@ -21,6 +21,7 @@ from contest.storage import (
     open_storage,
 )
 from contest.storage.reader import ReadWaited, run_whole
+from contest.target import Target
 from contest.testing.databases import TcpProxy, open_empty_storage
 
 
@@ -49,6 +50,12 @@ async def test_the_same_answers_as_the_engine(threaded: Storage, db_url: str) ->
     await threaded.store_report(Report(ids[1], 1, "noop", True, {"a": [1, 2]}, 7.0))
     await threaded.store_report(Report(ids[1], 0, "final", False, "text", 8.0))
     await threaded.store_run_status(ids[1], 1, b"\x00saved status\xff" * 1000)
+    for i, name in enumerate(("TargetIn", "TargetOut", "TargetIn")):
+        await threaded.write_test_event(
+            TestEvent(
+                TestEventHeader(ids[1], 1, "t", "s1"), Target(f"T{i}"), name, {"n": i}, 9.0 + i
+            )
+        )
     engine = await open_storage(db_url, migrate_schema=False)  # reads on the AsyncEngine
     query = FrameworkEventQuery(job_id=ids[1])
     for read in (
@@ -60,9 +67,18 @@ async def test_the_same_answers_as_the_engine(threaded: Storage, db_url: str) ->
         lambda s: s.framework_events(query),
         lambda s: s.job_report(ids[1]),
         lambda s: s.stored_run_statuses(ids[1]),
+        lambda s: s.run_rows_after(ids[1], 1, 0, 100),
+        lambda s: s.run_rows_after(ids[1], 1, 0, 2),
     ):
         assert await read(threaded) == await read(engine)
     await engine.close()
+    rows = await threaded.run_rows_after(ids[1], 1, 0, 100)
+    assert [(r[5], r[7], r[-1] > 0) for r in rows] == [
+        ("T0", "TargetIn", True),
+        ("T1", "TargetOut", True),
+        ("T2", "TargetIn", True),
+    ]
+    assert await threaded.run_rows_after(ids[1], 1, rows[0][-1], 100) == rows[1:]
     got = await threaded.get_job(ids[1])
     assert got is not None and got.state is JobState.COMPLETED and got.state_time == 6.5
     assert await threaded.list_jobs(states=[JobState.COMPLETED]) == [ids[1]]
