@@ -34,6 +34,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,15 @@ from contest.storage import Storage, open_storage
 from contest.testing.databases import KINDS, Kind, server_available, temporary_database
 
 STATUS_BAR_S = {"sqlite": 0.300}
+
+
+def reachable(kinds: Iterable[Kind]) -> Iterator[Kind]:
+    """Of ``kinds``, those whose database server is up (the others are said, and skipped)."""
+    for kind in kinds:
+        if server_available(kind):
+            yield kind
+        else:
+            print(f"{kind}: server not reachable, skipped")
 
 
 def descriptor(targets: int, steps: int, step: str = "Noop", params: Any = None) -> str:
@@ -179,10 +189,7 @@ def main() -> int:
     ap.add_argument("--job-rounds", type=int, default=3, help="(c) and (d): best of this many jobs")
     args = ap.parse_args()
     failed = False
-    for kind in args.db:
-        if not server_available(kind):
-            print(f"{kind}: server not reachable, skipped")
-            continue
+    for kind in reachable(args.db):
         r = asyncio.run(one_database(kind, args))
         bar = storage_writer.BARS[kind]
         ok_ab = r["ratio"] >= bar

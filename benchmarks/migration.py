@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from sqlalchemy import text
@@ -29,7 +30,8 @@ from contest.storage.events import TEST_COLUMNS, EventCodec
 from contest.storage.limits import Limits
 from contest.storage.schema import test_events
 from contest.target import Target
-from contest.testing.databases import server_available, temporary_database
+from contest.testing.databases import temporary_database
+from jobs import reachable
 
 TARGETS, STEPS = 10_000, 5
 
@@ -78,10 +80,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=10, help="10,000 x 5 jobs' events (120,000 each)")
     ap.add_argument("--db", nargs="+", default=["sqlite", "mariadb", "postgresql"])
     args = ap.parse_args()
-    for kind in args.db:
-        if not server_available(kind):
-            print(f"{kind}: server not reachable")
-            continue
+    for kind in reachable(args.db):
         with temporary_database(kind) as url:
             took, read, count = asyncio.run(one(url, args.jobs))
         print(

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import httpx
 
-from contest.testing.databases import server_available, temporary_database
-from jobs import descriptor
+from contest.testing.databases import temporary_database
+from jobs import descriptor, reachable
 from perf import run_job, serve
 
 TARGET = "t000042"  # one of jobs.descriptor's targets
@@ -37,10 +37,7 @@ def main() -> int:
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--db", nargs="+", default=["sqlite", "mariadb", "postgresql"])
     args = ap.parse_args()
-    for kind in args.db:
-        if not server_available(kind):
-            print(f"{kind}: server not reachable")
-            continue
+    for kind in reachable(args.db):
         with temporary_database(kind) as url:
             for _ in range(args.jobs):
                 asyncio.run(run_job(url, descriptor(10_000, 5)))
