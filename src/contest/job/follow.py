@@ -22,7 +22,8 @@ from typing import Any
 from contest.job.model import Job
 from contest.job.status import LiveRunStatus, RunText, job_shape
 
-#: rows read per statement when catching up (a whole 10,000 x 5 run is 120,000)
+#: rows read per statement when catching up after the first read (which reads the whole run,
+#: as a status build does: 120,000 rows for a 10,000 x 5 run)
 PAGE = 20_000
 #: a follower nobody asked for in this long is dropped (its run's status is kept in memory)
 IDLE = 600.0

@@ -474,9 +474,10 @@ class Storage:
     async def run_rows_after(
         self, job_id: int, run_id: int, after: int, limit: int = 20_000
     ) -> list[tuple[Any, ...]]:
-        """The run's committed test event rows after sequence ``after``, in order, at most
-        ``limit`` (see :func:`events.run_rows_after`). It does not wait for this process's
-        queued writes (a busy job queues thousands): what they add is read the next time."""
+        """The run's committed test event rows after sequence ``after``, in order (all of them
+        for ``after`` 0, else at most ``limit``: see :func:`events.run_rows_after`). It does
+        not wait for this process's queued writes (a busy job queues thousands): what they add
+        is read the next time."""
         return await self._read(
             lambda c: ev.run_rows_after(c, job_id, run_id, after, limit),
             "reading a run's new events",
