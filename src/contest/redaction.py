@@ -249,8 +249,9 @@ class SecretLogFilter(logging.Filter):
             # not formattable: the handler says so when it formats it (logging's own report,
             # "--- Logging error ---"), instead of the caller's logging call raising here
             return True
-        if pattern.search(message):
-            record.msg = pattern.sub(REDACTED, message)
+        redacted = self.message(message)
+        if redacted is not message:
+            record.msg = redacted
             record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

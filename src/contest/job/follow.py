@@ -10,7 +10,7 @@ twenty pollers would take all of such a server's time. A :class:`RunFollower` fe
 kept status from the database instead: the rows committed after the last one it read, in
 their order (:meth:`contest.storage.Storage.run_rows_after`), so an ask costs what happened
 since the last one; the first ask reads the whole run once. The document is the same, to the
-byte, as the build from the events (``tests/jobs/test_status_follow.py``).
+byte, as the build from the events (``tests/jobs/test_status_fastpath.py``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii as _esc
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -492,7 +493,7 @@ async def run_rows_after(
     as the storage queues it (``TEST_COLUMNS``) with its ``sequence`` last; all of them for
     ``after`` 0, else at most ``limit``. One writer at a time writes a job's events, one
     transaction after the other, so its rows are committed in ``sequence`` order: reading on
-    from the last one seen misses none (what :class:`contest.job.status.RunFollower` relies
+    from the last one seen misses none (what :class:`contest.job.follow.RunFollower` relies
     on)."""
     t = test_events
     columns = (*(t.c[c] for c in TEST_COLUMNS), t.c.sequence)
@@ -514,12 +515,8 @@ async def run_rows_after(
         .order_by(t.c.test_name, t.c.step_label, t.c.target_id)
     )
     rows = [tuple(r) for r in found]
-    rows.sort(key=_last)
+    rows.sort(key=itemgetter(-1))
     return rows
-
-
-def _last(row: tuple[Any, ...]) -> Any:
-    return row[-1]
 
 
 async def event_sequences(
