@@ -206,6 +206,7 @@ class _Entry:
     lost: bool = False  # the lease was lost: this copy stops and writes nothing more
     ending: bool = False  # writing its final state (or pause), which deletes (lets go) the lease
     book: CheckpointBook = field(default_factory=CheckpointBook)  # its steps' checkpoints
+    extended: str | None = None  # its stored extended descriptor (what a status rebuilds from)
 
     def cancel(self, reason: str) -> None:
         if not self.scope.cancel.is_set():
@@ -446,7 +447,7 @@ class JobManager:
         )
         job.id = job_id
         job.requestor = requestor
-        self._launch(job, None)
+        self._launch(job, None, extended=built.extended_descriptor)
         return job_id
 
     async def stop(self, job_id: int) -> None:
@@ -566,9 +567,17 @@ class JobManager:
 
     # --- running jobs --------------------------------------------------------------------------
 
-    def _launch(self, job: Job, resume: PausePayload | None, epoch: int | None = None) -> None:
-        """Run ``job`` (from ``resume`` if given); ``epoch``: its lease is already claimed."""
-        entry = _Entry(job, Scope())
+    def _launch(
+        self,
+        job: Job,
+        resume: PausePayload | None,
+        epoch: int | None = None,
+        *,
+        extended: str | None = None,
+    ) -> None:
+        """Run ``job`` (from ``resume`` if given); ``epoch``: its lease is already claimed;
+        ``extended``: the extended descriptor it was built from, as stored."""
+        entry = _Entry(job, Scope(), extended=extended)
         self.jobs[job.id] = entry
         # the job, and every task it starts, runs under this manager's host policy
         entry.task = asyncio.get_running_loop().create_task(
@@ -763,6 +772,12 @@ class JobManager:
     def _forget(self, entry: _Entry) -> None:
         self._running_statuses.forget(entry.job.id)
         self._followers.forget(entry.job.id)
+        if entry.extended is not None:
+            # the job it ran is the one a status of it would rebuild: kept for those, the
+            # first status asked after the end does not rebuild a big job on the loop that runs
+            # the others (0.1-0.2 s at 10,000 targets: issue 17, benchmarks/perf.py's server
+            # section, whose pollers ask as the job ends)
+            self._keep_status_job(entry.job.id, (entry.extended, entry.job))
         entry.done.set()
         if self.jobs.get(entry.job.id) is entry:
             del self.jobs[entry.job.id]
@@ -1185,7 +1200,7 @@ class JobManager:
                         "targets resume in their step from its checkpoint, %d re-enter the "
                         "step they were in)", job_id, orphan.owner, _where(payload),
                         len(found.kept), interrupted)  # fmt: skip
-        self._launch(job, payload, orphan.epoch)
+        self._launch(job, payload, orphan.epoch, extended=req.extended_descriptor)
         return True
 
     async def _finish_cancel(self, job_id: int, owner: str | None) -> None:
@@ -1284,10 +1299,14 @@ class JobManager:
             with hostpolicy.using(hostpolicy.HostPolicy.unrestricted()):
                 job = await self._rebuild(req)
             cached = (req.extended_descriptor, job)
-        self._status_jobs[req.job_id] = cached  # most recently used last
+        self._keep_status_job(req.job_id, cached)
+        return cached[1]
+
+    def _keep_status_job(self, job_id: int, kept: tuple[str | None, Job]) -> None:
+        self._status_jobs.pop(job_id, None)
+        self._status_jobs[job_id] = kept  # most recently used last
         while len(self._status_jobs) > _STATUS_JOBS:
             del self._status_jobs[next(iter(self._status_jobs))]
-        return cached[1]
 
     async def _rebuild(self, req: JobRequest) -> Job:
         if not req.extended_descriptor:
