@@ -854,6 +854,33 @@ async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
     assert b'"InTime":"1970-01-01T00:00:01.5Z"' in want
 
 
+async def test_a_kept_status_broken_by_a_row_not_yet_taken_is_not_used(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status request takes no queued row itself (most get a shared text as it is): a row
+    that breaks the kept status is found by the text's build, and the document is built from
+    the events instead, shared or not."""
+    store = sql_store
+    job_id, req = await new_job_id(store)
+    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
+    name = job.tests[0].name
+    await store.write_framework_event(FrameworkEvent(job_id, RUN_STARTED, {"RunID": 1}))
+    header = TestEventHeader(job_id, 1, name, "a", 0)
+    await store.write_test_event(TestEvent(header, Target("T1"), TARGET_IN, None, 1.5))
+    want = await reference_document(job, req, store, monkeypatch)
+    for running in (None, statusdoc.RunningStatuses()):
+        live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
+        live.add((job_id, 1, name, 0, "a", "T1", "{not JSON", TARGET_IN, None, 1.5))
+        assert not live.given_up  # not taken yet
+        doc = await statusdoc.encoded_status_document(
+            job, req, store, running, {(job_id, 1): live}
+        )
+        assert live.given_up
+        assert b"".join(await doc.body()) + b"\n" == want
+        with pytest.raises(js.StatusGivenUp):
+            await live.text()
+
+
 # --- a run followed from the database (a process that does not write its events) ------------
 
 

@@ -455,6 +455,11 @@ class _Lane:
         self.per_target = per_target
 
 
+class StatusGivenUp(Exception):
+    """A kept status could not take one of its run's events (:attr:`LiveRunStatus.broken`): its
+    text is not to be used; the run's status is built from its events instead."""
+
+
 class LiveRunStatus:
     """The status of a run that this process is running, kept up to date from its events as
     they are written (:meth:`add` is the storage's tap, see
@@ -498,6 +503,13 @@ class LiveRunStatus:
     def broken(self) -> bool:
         """An event could not be taken: this status is not to be used."""
         self._take()
+        return self._broken
+
+    @property
+    def given_up(self) -> bool:
+        """:attr:`broken` as far as the rows taken so far tell (it takes none): a status request
+        that gets a shared text needs no row taken (:meth:`text` takes them, and raises
+        :class:`StatusGivenUp` if one breaks it)."""
         return self._broken
 
     def add(self, row: Sequence[Any]) -> None:
@@ -735,8 +747,11 @@ class LiveRunStatus:
     async def text(self) -> RunText:
         """The run's status JSON now, as the server sends it. The target statuses not written
         since they last changed are written a slice at a time, letting the loop run between
-        slices; the rest (those that changed meanwhile) and the joining is done at once."""
+        slices; the rest (those that changed meanwhile) and the joining is done at once. Raises
+        :class:`StatusGivenUp` if an event could not be taken."""
         self._take()
+        if self._broken:
+            raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
         last = self._last
         if last is not None and last[0] == self._changes:
             return last[1]  # nothing happened since: the same text (and its gzip fragment)
@@ -752,6 +767,8 @@ class LiveRunStatus:
         changes = self._changes
         with gc_paused():
             text = RunText(to_bytes(encode_run_status(self.status(), self._writer)))
+        if self._broken:  # broken by a row taken since (status() takes them)
+            raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
         self._last = (changes, text)
         return text
 

@@ -20,6 +20,7 @@ from contest.job.model import Job
 from contest.job.status import (
     LiveRunStatus,
     RunText,
+    StatusGivenUp,
     build_run_statuses,
     encode_run_status_off_loop,
     saved_run_blobs,
@@ -274,7 +275,7 @@ async def encoded_status_document(
     early: dict[int, tuple[LiveRunStatus, asyncio.Future[RunText]]] = {}
     if running is not None and live is not None:
         for (job_id, run_id), kept in list(live.items()):
-            if job_id == job.id and not kept.broken:
+            if job_id == job.id and not kept.given_up:
                 early[run_id] = (
                     kept,
                     asyncio.ensure_future(running.get((job_id, run_id), kept.text)),
@@ -341,23 +342,29 @@ async def _document(
             continue
         kept = live.get((job.id, run_id)) if live is not None else None
         asked = early.pop(run_id, None)
-        if kept is not None and not kept.broken:
+        if kept is not None and not kept.given_up:
             # shared between requests as a build is (RunningStatuses): a big run's text is
-            # still some milliseconds to join, and its gzip fragment more to compress
-            if asked is not None and asked[0] is kept:
-                built[run_id] = await asked[1]
-            elif running is None:
-                built[run_id] = await kept.text()
-            else:
-                built[run_id] = await running.get((job.id, run_id), kept.text)
+            # still some milliseconds to join, and its gzip fragment more to compress; the
+            # rows it has not taken yet are taken by the build, not by every request (most
+            # get the shared text as it is)
+            try:
+                if asked is not None and asked[0] is kept:
+                    built[run_id] = await asked[1]
+                elif running is None:
+                    built[run_id] = await kept.text()
+                else:
+                    built[run_id] = await running.get((job.id, run_id), kept.text)
+                continue
+            except StatusGivenUp:
+                if running is not None:
+                    running.forget(job.id)  # its shared text came from the kept status
+        build = functools.partial(_built, job, reader, run_id)
+        if follow is not None and hasattr(reader, "run_rows_after"):
+            build = functools.partial(_followed, follow.of(job, run_id), build, reader)
+        if running is None:
+            built[run_id] = await build()
         else:
-            build = functools.partial(_built, job, reader, run_id)
-            if follow is not None and hasattr(reader, "run_rows_after"):
-                build = functools.partial(_followed, follow.of(job, run_id), build, reader)
-            if running is None:
-                built[run_id] = await build()
-            else:
-                built[run_id] = await running.get((job.id, run_id), build)
+            built[run_id] = await running.get((job.id, run_id), build)
     return StatusDocument(
         head={
             "Name": req.name if req is not None else "",  # None: the caller names it
