@@ -513,20 +513,19 @@ class JobManager:
         entry = self.jobs.get(job_id)
         if entry is not None and entry.task is not None and not entry.task.done():
             # the job running here is the one its descriptor would rebuild (which for a big one
-            # takes a fraction of a second of the loop that runs it); its request is read
-            # beside the status's own reads (each waits for turns of the busy loop)
-            found, doc = await asyncio.gather(
-                self.store.get_job(job_id),
-                encoded_status_document(
-                    entry.job,
-                    None,
-                    self.store,
-                    self._running_statuses,
-                    self.runner.live,
-                    self._followers,
-                ),
+            # takes a fraction of a second of the loop that runs it), with its request's name;
+            # its request is not read again (with a big job's two descriptors, a few ms of the
+            # reader's thread per status ask, under twenty pollers: issue 17, perf.py's server
+            # section), and it is this instance's (submitted or taken over by it)
+            doc = await encoded_status_document(
+                entry.job,
+                None,
+                self.store,
+                self._running_statuses,
+                self.runner.live,
+                self._followers,
             )
-            return doc.named(self._status_request(job_id, found).name)
+            return doc.named(entry.job.name)
         req = self._status_request(job_id, await self.store.get_job(job_id))
         job = await self._status_job(req)
         if req.state not in ENDED_STATES:
