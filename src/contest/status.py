@@ -329,8 +329,13 @@ class StatusWriter:
             f'"TestStepLabel":{self.string(ss.step_label)},"Events":{_events_text(ss.events)},'
             '"TargetStatuses":'
         )
-        self._statuses_parts(ss.target_statuses, out)
+        self._step_statuses_parts(ss, out)
         out.append("}")
+
+    def _step_statuses_parts(self, ss: TestStepStatus, out: list[str]) -> None:
+        """A step's ``TargetStatuses`` into ``out`` (a writer kept across encodings of a running
+        run reuses those of a step that did not change: ``contest.job.status``)."""
+        self._statuses_parts(ss.target_statuses, out)
 
     def _test_parts(self, ts: TestStatus, out: list[str]) -> None:
         out.append(

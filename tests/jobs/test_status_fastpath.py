@@ -725,6 +725,60 @@ async def test_live_status_equals_the_build_from_the_database(
         await sql_store.reset()
 
 
+@pytest.mark.parametrize("seed", range(6))
+async def test_live_text_reuses_the_steps_that_did_not_change(seed: int) -> None:
+    """Targets going through three steps as a pipeline, the kept text asked for after every
+    few events: each time equal to the status built from all the events so far, while the
+    steps that did not change in between are reused as they were encoded (and a step error,
+    taken the slow way, makes none of them reusable until the next text)."""
+    rnd = random.Random(7000 + seed)
+    name, labels = "T", ["a", "b", "c"]
+    shape = [(name, [(f"step-{label}", label) for label in labels])]
+    live = js.LiveRunStatus(9, 1, shape)
+    targets = [f"t{i}" for i in range(40)]
+    rows: list[tuple[Any, ...]] = []
+    clock = [1_714_000_000.0]
+
+    def emit(label: str, tid: str, ev: str, payload: str | None = None) -> None:
+        clock[0] += rnd.random()
+        row = (9, 1, name, 0, label, tid, '{"ID":' + json.dumps(tid) + "}", ev, payload)
+        rows.append((*row, clock[0]))
+        live.add(rows[-1])
+
+    for tid in targets:
+        emit("", tid, TARGET_ACQUIRED)
+    # each target's next move, the targets taken in a random order: the first steps finish
+    # (and stay unchanged) while the later ones go on
+    place = dict.fromkeys(targets, 0)
+    reused = 0
+    while any(p < 2 * len(labels) for p in place.values()):
+        moving = [t for t, p in place.items() if p < 2 * len(labels)]
+        for _ in range(rnd.randint(1, 25)):
+            tid = rnd.choice(moving[: max(1, len(moving) // 2)])  # the front ones more
+            p = place[tid]
+            if p >= 2 * len(labels):
+                continue
+            label = labels[p // 2]
+            if p % 2 and rnd.random() < 0.05:
+                emit(label, tid, TARGET_ERR, json.dumps({"Error": f"boom {tid}"}))
+            else:
+                emit(label, tid, TARGET_OUT if p % 2 else TARGET_IN)
+            place[tid] = p + 1
+        live._take()  # the rows queued: the steps they change are marked
+        writer = live._writer
+        clean_before = sum(1 for _, per in live._tests[0].order if writer.clean(per))
+        text = await (await live.text()).text()
+        reused += clean_before
+        built = js.build_run_status(
+            9,
+            1,
+            shape,
+            [(r[2], r[3], r[4], Target(r[5]), r[7], js.decode_json(r[8]), r[9], 0) for r in rows],
+        )
+        assert text == js.run_status_bytes(built)
+    assert reused > 0  # some steps were reused as they were
+
+
 async def test_live_status_ignores_other_runs_and_unwatched(sql_store: Storage) -> None:
     job, events = random_case(random.Random(7))
     live = js.LiveRunStatus(job.id, 1, js.job_shape(job))
@@ -872,9 +926,7 @@ async def test_a_kept_status_broken_by_a_row_not_yet_taken_is_not_used(
         live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
         live.add((job_id, 1, name, 0, "a", "T1", "{not JSON", TARGET_IN, None, 1.5))
         assert not live.given_up  # not taken yet
-        doc = await statusdoc.encoded_status_document(
-            job, req, store, running, {(job_id, 1): live}
-        )
+        doc = await statusdoc.encoded_status_document(job, req, store, running, {(job_id, 1): live})
         assert live.given_up
         assert b"".join(await doc.body()) + b"\n" == want
         with pytest.raises(js.StatusGivenUp):

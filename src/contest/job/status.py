@@ -289,15 +289,18 @@ class _LiveTest:
         steps = [(ss.step_name, ss.step_label) for ss, _ in self.order]
         return _LiveTest(self.job_id, self.run_id, self.name, steps)
 
-    def unwritten(self, writer: StatusWriter) -> list[TargetStatus]:
-        """The target statuses of :meth:`status` whose text ``writer`` has not: each step's,
+    def unwritten(self, writer: _LiveWriter) -> list[TargetStatus]:
+        """The target statuses of :meth:`status` whose text ``writer`` has not: each step's
+        (but those of a step unchanged since the writer's last encoding: all written then),
         then the test's own that no step has (an acquired target no step saw yet, an acquire
         error; the others are a step's)."""
         unknown = writer.unknown
+        clean = writer.clean
         steps = [per_target for _, per_target in self.order]
         out: list[TargetStatus] = []
         for per_target in steps:
-            out += unknown(per_target.values())
+            if not clean(per_target):
+                out += unknown(per_target.values())
         own: list[TargetStatus] = []
         for entry in self.acquired:
             if isinstance(entry, tuple):
@@ -422,6 +425,45 @@ class _LiveTest:
         return ts
 
 
+class _LiveWriter(StatusWriter):
+    """The :class:`StatusWriter` of a :class:`LiveRunStatus`, which also keeps each step's
+    ``TargetStatuses`` as the parts of its last encoding, and reuses them when none of the step's
+    statuses changed since: a running run's text is made again at each status build (about
+    one a second under pollers), and most of a big run's steps are finished, or not begun
+    (issue 17: a build's loop work under twenty pollers, ``benchmarks/perf.py``'s server
+    section). The parts are the remembered texts themselves, so keeping them costs their
+    references, not the text again. ``tests/jobs/test_status_fastpath.py`` checks the text
+    against the build from the events at every cut of random runs."""
+
+    __slots__ = ("arrays", "dirty", "sources")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # id(a step's statuses by target) -> (that dict, its TargetStatuses parts)
+        self.arrays: dict[int, tuple[dict[str, TargetStatus], list[str]]] = {}
+        # ids of the steps' dicts whose statuses changed since the last encoding (the take
+        # marks them; anything else that changes a step clears ``arrays``)
+        self.dirty: set[int] = set()
+        # during an encoding: id(TestStepStatus) -> the step's dict it was made from
+        self.sources: dict[int, dict[str, TargetStatus]] = {}
+
+    def clean(self, per_target: dict[str, TargetStatus]) -> bool:
+        """Whether this step's statuses are kept from the last encoding and did not change."""
+        kept = self.arrays.get(id(per_target))
+        return kept is not None and kept[0] is per_target and id(per_target) not in self.dirty
+
+    def _step_statuses_parts(self, ss: TestStepStatus, out: list[str]) -> None:
+        source = self.sources.get(id(ss))
+        if source is None:
+            super()._step_statuses_parts(ss, out)
+        elif self.clean(source):
+            out += self.arrays[id(source)][1]
+        else:
+            start = len(out)
+            super()._step_statuses_parts(ss, out)
+            self.arrays[id(source)] = (source, out[start:])
+
+
 def _seed(writer: StatusWriter, target: Target, text: str) -> None:
     """Give ``writer`` the text of ``target`` read from ``text``, the target's JSON as the
     storage wrote it (:func:`contest.storage.events.encode_target`), where that is the text the
@@ -488,7 +530,7 @@ class LiveRunStatus:
         self._lanes: dict[str, dict[str, _Lane]] = {}
         self._make_lanes()
         self._targets: dict[str, Target] = {}  # target JSON -> its object (one per target)
-        self._writer = StatusWriter()
+        self._writer = _LiveWriter()
         self._changes = 0
         self._last: tuple[int, RunText] | None = None
         # rows queued by add() and not yet taken into the status (see _work)
@@ -560,8 +602,10 @@ class LiveRunStatus:
         lanes = self._lanes
         targets = self._targets
         ready = self._ready
-        # the writer's texts by status (StatusWriter.forget without a call per event)
+        # the writer's texts by status (StatusWriter.forget without a call per event), and the
+        # steps whose statuses changed (_LiveWriter.dirty)
         forget = self._writer.forgetter()
+        changed = self._writer.dirty.add
         in_, out, acquired = TARGET_IN, TARGET_OUT, TARGET_ACQUIRED
         for row in rows:
             try:
@@ -605,6 +649,7 @@ class LiveRunStatus:
                                     )
                                 else:
                                     forget(id(st), None)  # its text changes
+                                changed(id(per_target))
                                 if ev == in_:
                                     st.in_time = row[9]
                                 else:
@@ -614,7 +659,10 @@ class LiveRunStatus:
                 lives = by_name.get(row[2])
                 if lives is not None:
                     self._add(lives, row)
-                    forget = self._writer.forgetter()  # a new attempt has a new writer
+                    # any step's statuses may have changed; a new attempt has a new writer
+                    self._writer.arrays.clear()
+                    forget = self._writer.forgetter()
+                    changed = self._writer.dirty.add
             except Exception:
                 log.exception(
                     "job %d run %d: the kept status is given up", self.job_id, self.run_id
@@ -671,7 +719,7 @@ class LiveRunStatus:
                 fresh = lt.fresh()
                 fresh.attempt = attempt
                 self._tests[self._tests.index(lt)] = lives[i] = lt = fresh
-                self._writer = StatusWriter()
+                self._writer = _LiveWriter()
                 for text, known in self._targets.items():
                     _seed(self._writer, known, text)
                 self._make_lanes()
@@ -709,6 +757,23 @@ class LiveRunStatus:
             loop.call_soon(self._work, loop)
         else:
             self._working = False
+
+    def _encoded(self) -> str:
+        """:func:`encode_run_status` of :meth:`status`, each step's statuses that did not change
+        since the last time reused as they were joined then (see :class:`_LiveWriter`)."""
+        rs = self.status()  # takes the queued rows first: a new attempt has a new writer
+        writer = self._writer
+        writer.sources = {
+            id(ss): per_target
+            for ts, lt in zip(rs.test_statuses, self._tests, strict=True)
+            for ss, (_, per_target) in zip(ts.step_statuses, lt.order, strict=True)
+        }
+        try:
+            text = encode_run_status(rs, writer)
+        finally:
+            writer.sources = {}
+        writer.dirty.clear()  # (not after a failure: a step it did not get to stays dirty)
+        return text
 
     def status(self) -> RunStatus:
         """The run's status now (its target statuses are the live ones: encode it before the
@@ -766,7 +831,7 @@ class LiveRunStatus:
             await asyncio.sleep(0)
         changes = self._changes
         with gc_paused():
-            text = RunText(to_bytes(encode_run_status(self.status(), self._writer)))
+            text = RunText(to_bytes(self._encoded()))
         if self._broken:  # broken by a row taken since (status() takes them)
             raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
         self._last = (changes, text)
