@@ -21,7 +21,7 @@ slows both. Sections (``--skip`` any of them by name):
 ``server``    ``contest serve`` running a 10,000 x 5 job while 20 clients poll (half
               ``status`` of that job, half ``list``, each every ``--poll`` seconds, 1 s as
               ``contestcli --wait``): the API's 99th percentile, and the job's time against the
-              same job with nobody asking.
+              same job with nobody asking (best of two on each side, interleaved).
 ``small``     1,000 x 5 Echo on SQLite, submission to JobStateCompleted, in the job manager.
 ``go``        300 x 20 Echo on MariaDB through ``contest serve`` while a client polls status,
               against Go ConTest's figure on this machine (given in the issue: Go cannot be
@@ -599,10 +599,23 @@ def bench_server(clients: int, every: float) -> None:
                 return end - t0, latencies
 
     inside: list[tuple[int, int]] = []  # (answered within 0.25 s, all), as the server saw them
-    quiet, _ = asyncio.run(one(False))
-    busy, latencies = asyncio.run(one(True, aside=True))
-    busy_loop, latencies_loop = asyncio.run(one(True, aside=False))
-    quiet = min(quiet, asyncio.run(one(False))[0])
+    # Best of two on each side, interleaved: the same job alone varies by a fifth from one run
+    # to the next on this machine, and the best of two quiet runs against one busy run (as
+    # before) leaned the ratio up by that much. Every busy run's requests count for the p99.
+    quiets: list[float] = []
+    busies: list[float] = []
+    busy_loops: list[float] = []
+    latencies: list[float] = []
+    latencies_loop: list[float] = []
+    for _ in range(2):
+        quiets.append(asyncio.run(one(False))[0])
+        wall, lat = asyncio.run(one(True, aside=True))
+        busies.append(wall)
+        latencies += lat
+        wall, lat = asyncio.run(one(True, aside=False))
+        busy_loops.append(wall)
+        latencies_loop += lat
+    quiet = min(quiets)
     for how, lat in (("inflated aside", latencies), ("inflated on one loop", latencies_loop)):
         p99 = statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else float("nan")
         row(
@@ -615,22 +628,23 @@ def bench_server(clients: int, every: float) -> None:
             "<= 250 ms",
             p99 <= 0.250,
         )
-    within, total = inside[0][0] + inside[1][0], inside[0][1] + inside[1][1]
+    within, total = sum(w for w, _ in inside), sum(t for _, t in inside)
     row(
         "server",
-        "  the same requests as the server timed them (contest_http_request_seconds; both runs)",
+        "  the same requests as the server timed them (contest_http_request_seconds; all runs)",
         f"{within / max(total, 1):.1%} within 250 ms",
         f"{total} requests",
         "-",
         ">= 99% (p99)",
         within >= 0.99 * total,
     )
-    for how, wall in (("inflated aside", busy), ("inflated on one loop", busy_loop)):
+    for how, walls in (("inflated aside", busies), ("inflated on one loop", busy_loops)):
+        wall = min(walls)
         row(
             "server",
-            f"10,000 x 5 job while they poll, {how}",
+            f"10,000 x 5 job while they poll, {how} (best of 2, worst {max(walls):.2f})",
             f"{wall:.2f} s",
-            f"alone {quiet:.2f} s",
+            f"alone {quiet:.2f} s (worst {max(quiets):.2f})",
             f"{wall / quiet:.2f}x",
             "<= 1.2x",
             wall / quiet <= 1.2,
