@@ -84,7 +84,7 @@ def create_sync_engine(
     surl = aurl.set(drivername=f"{dialect}+{SYNC_DRIVERS[backend_name(aurl)]}")
     engine = sa_create_engine(surl, **kwargs)
     if backend_name(surl) == "sqlite":
-        _setup_sqlite(engine)
+        _setup_sqlite(engine, direct=True)
     return engine
 
 
@@ -126,7 +126,13 @@ def _engine_settings(
     return aurl, kwargs
 
 
-def _setup_sqlite(sync_engine: Engine) -> None:
+def _setup_sqlite(sync_engine: Engine, *, direct: bool = False) -> None:
+    """WAL and our own ``BEGIN`` on each connection of ``sync_engine``; ``direct``: its
+    connections are sqlite3's own (the reader's engine), so the ``BEGIN`` goes straight to
+    the driver: through SQLAlchemy's execution it was a third of a status read's time in the
+    reader's thread, and the reads of twenty pollers share the interpreter with the jobs
+    (issue 17, ``benchmarks/perf.py``'s server section)."""
+
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -140,5 +146,9 @@ def _setup_sqlite(sync_engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # "" : the caller issues its own BEGIN (Transactor.begin_write, in one trip)
         sql = conn.get_execution_options().get("contest_sqlite_begin", "BEGIN")
-        if sql:
+        if not sql:
+            return
+        if direct:
+            conn.connection.dbapi_connection.execute(sql)  # type: ignore[union-attr]
+        else:
             conn.exec_driver_sql(sql)
