@@ -56,6 +56,7 @@ from contest.resume import PausePayload
 from contest.signals import Scope
 from contest.status import RunStatus, TargetStatus, TestStatus, TestStepStatus
 from contest.storage import JobRequest, Storage, open_storage
+from contest.storage.events import decode_json
 from contest.target import Target
 from contest.testing.databases import (
     Kind,
@@ -773,7 +774,7 @@ async def test_live_text_reuses_the_steps_that_did_not_change(seed: int) -> None
             9,
             1,
             shape,
-            [(r[2], r[3], r[4], Target(r[5]), r[7], js.decode_json(r[8]), r[9], 0) for r in rows],
+            [(r[2], r[3], r[4], Target(r[5]), r[7], decode_json(r[8]), r[9], 0) for r in rows],
         )
         assert text == js.run_status_bytes(built)
     assert reused > 0  # some steps were reused as they were
@@ -888,16 +889,23 @@ async def test_running_status_is_kept_and_equals_the_build(
     await check_document(job, req, store, monkeypatch, [1, 2, 3] if sql else [])
 
 
-async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
-    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = sql_store
+async def one_target_in(store: Storage) -> tuple[int, JobRequest, Job, str]:
+    """A stored job of one Echo step "a", whose run 1 has T1 in that step (at 1.5 s): its ID,
+    request, job and test name."""
     job_id, req = await new_job_id(store)
     job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
     name = job.tests[0].name
     await store.write_framework_event(FrameworkEvent(job_id, RUN_STARTED, {"RunID": 1}))
     header = TestEventHeader(job_id, 1, name, "a", 0)
     await store.write_test_event(TestEvent(header, Target("T1"), TARGET_IN, None, 1.5))
+    return job_id, req, job, name
+
+
+async def test_a_kept_status_that_cannot_take_an_event_is_not_used(
+    sql_store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store
+    job_id, req, job, name = await one_target_in(store)
     live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
     live.add((job_id, 1, name, 0, "a", "T1", "{not JSON", TARGET_IN, None, 1.5))
     assert live.broken
@@ -915,12 +923,7 @@ async def test_a_kept_status_broken_by_a_row_not_yet_taken_is_not_used(
     that breaks the kept status is found by the text's build, and the document is built from
     the events instead, shared or not."""
     store = sql_store
-    job_id, req = await new_job_id(store)
-    job = job_of([bundle(Echo(), "a")], ListTM(["T1"]), job_id=job_id)
-    name = job.tests[0].name
-    await store.write_framework_event(FrameworkEvent(job_id, RUN_STARTED, {"RunID": 1}))
-    header = TestEventHeader(job_id, 1, name, "a", 0)
-    await store.write_test_event(TestEvent(header, Target("T1"), TARGET_IN, None, 1.5))
+    job_id, req, job, name = await one_target_in(store)
     want = await reference_document(job, req, store, monkeypatch)
     for running in (None, statusdoc.RunningStatuses()):
         live = js.LiveRunStatus(job_id, 1, js.job_shape(job))
