@@ -606,6 +606,7 @@ class LiveRunStatus:
         # steps whose statuses changed (_LiveWriter.dirty)
         forget = self._writer.forgetter()
         changed = self._writer.dirty.add
+        marked: object = None  # the step last marked (a step's rows come together)
         in_, out, acquired = TARGET_IN, TARGET_OUT, TARGET_ACQUIRED
         for row in rows:
             try:
@@ -649,7 +650,9 @@ class LiveRunStatus:
                                     )
                                 else:
                                     forget(id(st), None)  # its text changes
-                                changed(id(per_target))
+                                if per_target is not marked:
+                                    changed(id(per_target))
+                                    marked = per_target
                                 if ev == in_:
                                     st.in_time = row[9]
                                 else:
@@ -663,6 +666,7 @@ class LiveRunStatus:
                     self._writer.arrays.clear()
                     forget = self._writer.forgetter()
                     changed = self._writer.dirty.add
+                    marked = None
             except Exception:
                 log.exception(
                     "job %d run %d: the kept status is given up", self.job_id, self.run_id
