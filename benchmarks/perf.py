@@ -21,7 +21,7 @@ slows both. Sections (``--skip`` any of them by name):
 ``server``    ``contest serve`` running a 10,000 x 5 job while 20 clients poll (half
               ``status`` of that job, half ``list``, each every ``--poll`` seconds, 1 s as
               ``contestcli --wait``): the API's 99th percentile, and the job's time against the
-              same job with nobody asking (best of two on each side, interleaved).
+              same job with nobody asking (best of ``--repeat`` on each side, interleaved).
 ``small``     1,000 x 5 Echo on SQLite, submission to JobStateCompleted, in the job manager.
 ``go``        300 x 20 Echo on MariaDB through ``contest serve`` while a client polls status,
               against Go ConTest's figure on this machine (given in the issue: Go cannot be
@@ -557,7 +557,7 @@ async def served_within(c: httpx.AsyncClient, limit: float) -> tuple[int, int]:
     return within, total
 
 
-def bench_server(clients: int, every: float) -> None:
+def bench_server(clients: int, every: float, repeat: int) -> None:
     """The clients all run in this process, on one loop: inflating a 26 MB status answer there
     (10 a second) held up every other client's timing, the server's answers or not, and this
     process's loop was busy most of the time. So the clients are measured both ways: inflating
@@ -599,15 +599,16 @@ def bench_server(clients: int, every: float) -> None:
                 return end - t0, latencies
 
     inside: list[tuple[int, int]] = []  # (answered within 0.25 s, all), as the server saw them
-    # Best of two on each side, interleaved: the same job alone varies by a fifth from one run
-    # to the next on this machine, and the best of two quiet runs against one busy run (as
-    # before) leaned the ratio up by that much. Every busy run's requests count for the p99.
+    # Best of --repeat on each side, interleaved, as every other figure here: the same job
+    # alone varies by a fifth from one run to the next on this machine, and the best of two
+    # quiet runs against one busy run (as before) leaned the ratio up by that much. Every busy
+    # run's requests count for the p99.
     quiets: list[float] = []
     busies: list[float] = []
     busy_loops: list[float] = []
     latencies: list[float] = []
     latencies_loop: list[float] = []
-    for _ in range(2):
+    for _ in range(repeat):
         quiets.append(asyncio.run(one(False))[0])
         wall, lat = asyncio.run(one(True, aside=True))
         busies.append(wall)
@@ -642,7 +643,7 @@ def bench_server(clients: int, every: float) -> None:
         wall = min(walls)
         row(
             "server",
-            f"10,000 x 5 job while they poll, {how} (best of 2, worst {max(walls):.2f})",
+            f"10,000 x 5 job while they poll, {how} (best of {repeat}, worst {max(walls):.2f})",
             f"{wall:.2f} s",
             f"alone {quiet:.2f} s (worst {max(quiets):.2f})",
             f"{wall / quiet:.2f}x",
@@ -745,7 +746,7 @@ def main() -> int:
     if "status" not in skip:
         bench_status(args.repeat, args.big)
     if "server" not in skip:
-        bench_server(args.clients, args.poll)
+        bench_server(args.clients, args.poll, args.repeat)
     if "small" not in skip:
         bench_small(args.repeat)
     if "go" not in skip:
