@@ -762,6 +762,10 @@ class LiveRunStatus:
         else:
             self._working = False
 
+    def _check_kept(self) -> None:
+        if self._broken:
+            raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
+
     def _encoded(self) -> str:
         """:func:`encode_run_status` of :meth:`status`, each step's statuses that did not change
         since the last time reused as they were joined then (see :class:`_LiveWriter`)."""
@@ -819,8 +823,7 @@ class LiveRunStatus:
         slices; the rest (those that changed meanwhile) and the joining is done at once. Raises
         :class:`StatusGivenUp` if an event could not be taken."""
         self._take()
-        if self._broken:
-            raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
+        self._check_kept()
         last = self._last
         if last is not None and last[0] == self._changes:
             return last[1]  # nothing happened since: the same text (and its gzip fragment)
@@ -836,8 +839,7 @@ class LiveRunStatus:
         changes = self._changes
         with gc_paused():
             text = RunText(to_bytes(self._encoded()))
-        if self._broken:  # broken by a row taken since (status() takes them)
-            raise StatusGivenUp(f"job {self.job_id} run {self.run_id}: the kept status is given up")
+        self._check_kept()  # broken by a row taken since (status() takes them)
         self._last = (changes, text)
         return text
 
