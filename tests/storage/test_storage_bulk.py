@@ -100,3 +100,25 @@ async def test_a_row_refused_in_a_later_statement_takes_the_whole_batch_back(
     async with storage.engine.begin() as conn:  # a new connection works as before
         await insert(conn, rows[:-1])
     assert len(await _read(storage, 8)) == 200
+
+
+async def test_times_and_headers_of_every_kind_survive(storage: Storage) -> None:
+    """A row's time is written out apart from the other values on MariaDB, and a step's header
+    (job, run, test, attempt, label) is written once per distinct header: times outside the
+    usual range (which ``repr`` gives with an exponent), headers coming back after others, a
+    target ID or payload left out, all come back as they went in."""
+    times = [1796701636.9321508, 0.0, -3.5, 1e-5, 1.5e-4, 1e16, 1e20, 5e-324, 123.0]
+    labels = ["a", "b'c", "a"]  # the first header again after another
+    rows = [
+        (9, run, "t", attempt, label, None if i % 3 == 0 else f"id{i}", None, "E",
+         None if i % 2 else f"p{i}", when)
+        for run in (1, 2)
+        for attempt in (0, 1)
+        for label in labels
+        for i, when in enumerate(times)
+    ]  # fmt: skip
+    insert = bulk_insert(storage.engine.dialect, test_events.name, TEST_COLUMNS, header=5)
+    async with storage.engine.begin() as conn:
+        await insert(conn, rows)
+        await insert(conn, rows[::-1])  # a second batch: its headers' text already made
+    assert await _read(storage, 9) == [tuple(r) for r in rows + rows[::-1]]

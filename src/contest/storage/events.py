@@ -60,6 +60,8 @@ TEST_COLUMNS = (
     "payload",
     "emit_time",
 )
+#: the leading columns of a test event's row that its step's other events share
+TEST_HEADER = 5
 FRAMEWORK_COLUMNS = ("job_id", "event_name", "payload", "emit_time")
 
 
@@ -260,7 +262,7 @@ def make_flush(
     """The writer's flush: insert a batch's events, and move ``jobs.state`` along with them;
     ``ended(conn, job_ids)`` runs in the same transaction for the jobs whose last state in the
     batch is one they end in (``jobs.ENDED_STATES``)."""
-    insert_test = bulk_insert(dialect, test_events.name, TEST_COLUMNS)
+    insert_test = bulk_insert(dialect, test_events.name, TEST_COLUMNS, header=TEST_HEADER)
     insert_framework = bulk_insert(dialect, framework_events.name, FRAMEWORK_COLUMNS)
 
     async def flush(conn: AsyncConnection, items: list[Item]) -> None:
