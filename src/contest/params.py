@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import contest.templates as templates
@@ -76,6 +77,9 @@ def unregister_function(name: str) -> None:
 current_variables: contextvars.ContextVar[VariableStore | None] = contextvars.ContextVar(
     "contest_current_variables", default=None
 )
+
+
+_NO_FUNCTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _functions(target: Target | None, variables: VariableStore | None) -> dict[str, Any]:
@@ -172,10 +176,14 @@ class Param:
         tpl = self.template()
         if tpl.is_constant:
             return tpl.source
-        if variables is None:
-            variables = current_variables.get()
+        if tpl.calls_nothing:  # no function to give it (Template.execute's fast path)
+            funcs: Mapping[str, Any] = _NO_FUNCTIONS
+        else:
+            if variables is None:
+                variables = current_variables.get()
+            funcs = _functions(target, variables)
         try:
-            return tpl.execute(target, _functions(target, variables))
+            return tpl.execute(target, funcs)
         except templates.TemplateError as exc:
             raise ParameterError(str(exc)) from exc
 
