@@ -13,6 +13,7 @@ from contest.storage.events import TEST_COLUMNS
 from contest.storage.schema import test_events
 
 AWKWARD = ["it's", 'a "b"', "back\\slash", "\\'", "tab\there", "é ü 😀", "%s %(x)s", "''"]
+AWKWARD += ["line\nbreak\r\n", "\\N", "\\t", "", "\b\f\v", "end\\"]
 
 
 def _rows(job_id: int) -> list[tuple[object, ...]]:
