@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from contest.storage import Storage
 from contest.storage.bulk import bulk_insert
-from contest.storage.events import TEST_COLUMNS
+from contest.storage.events import TEST_COLUMNS, TEST_DEFAULTS
 from contest.storage.schema import test_events
 
 AWKWARD = ["it's", 'a "b"', "back\\slash", "\\'", "tab\there", "é ü 😀", "%s %(x)s", "''"]
@@ -123,3 +123,37 @@ async def test_times_and_headers_of_every_kind_survive(storage: Storage) -> None
         await insert(conn, rows)
         await insert(conn, rows[::-1])  # a second batch: its headers' text already made
     assert await _read(storage, 9) == [tuple(r) for r in rows + rows[::-1]]
+
+
+async def test_columns_left_at_their_default_come_back_as_the_database_fills_them(
+    storage: Storage,
+) -> None:
+    """On MariaDB a batch whose rows all hold a column's default (a first attempt, no
+    payload) leaves that column out of its ``INSERT``; every batch comes back as it went in,
+    whichever columns it could leave out: both, one, none."""
+    insert = bulk_insert(
+        storage.engine.dialect, test_events.name, TEST_COLUMNS, header=5, defaults=TEST_DEFAULTS
+    )
+    base = [(11, 1, "t", 0, f"s{i % 3}", f"id{i}", None, "E", None, 1.5 + i) for i in range(50)]
+    batches = [
+        base,  # both left out
+        [(*r[:3], 2, *r[4:]) for r in base],  # a second attempt: the payload only
+        [(*r[:8], '{"a":1}', r[9]) for r in base],  # payloads: the attempt only
+        [*base[:-1], (*base[-1][:8], "p", base[-1][9])],  # one payload: the attempt only
+        [(*r[:3], 1, *r[4:8], "q", r[9]) for r in base],  # neither
+    ]
+    async with storage.engine.begin() as conn:
+        for batch in batches:
+            await insert(conn, batch)
+    assert await _read(storage, 11) == [tuple(r) for batch in batches for r in batch]
+
+
+def test_the_defaults_left_out_are_the_schemas() -> None:
+    """What the writer leaves out is what the database fills in (schema.test_events)."""
+    for name, value in TEST_DEFAULTS.items():
+        column = test_events.c[name]
+        if value is None:
+            assert column.nullable and column.server_default is None, name
+        else:
+            assert column.server_default is not None
+            assert str(column.server_default.arg) == str(value), name

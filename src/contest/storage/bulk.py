@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -46,13 +47,20 @@ _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{n}
 
 
 def bulk_insert(
-    dialect: Dialect, table: str, columns: Sequence[str], *, header: int = 0
+    dialect: Dialect,
+    table: str,
+    columns: Sequence[str],
+    *,
+    header: int = 0,
+    defaults: Mapping[str, object] | None = None,
 ) -> BulkInsert:
     """A function inserting many rows (tuples in ``columns`` order) into ``table``.
 
     ``header``: how many leading columns repeat together from row to row (a test event's
     step: job, run, test, attempt, label); on MySQL their text is made once per distinct
-    header."""
+    header. ``defaults``: columns the database fills in when left out, with the value it puts
+    there (a column's server default, or NULL); on MySQL a batch whose rows all hold that value
+    leaves the column out."""
     q = dialect.identifier_preparer.quote
     cols = ", ".join(q(c) for c in columns)
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
@@ -68,7 +76,7 @@ def bulk_insert(
         return copy_rows
 
     if dialect.name in ("mysql", "mariadb") and dialect.driver == "aiomysql":
-        return _mysql_multirow(f"INSERT INTO {q(table)} ({cols}) VALUES ", header)
+        return _mysql_multirow(table, columns, q, header, defaults or {})
 
     ph = _PLACEHOLDER[dialect.paramstyle]
     marks = ", ".join(ph.format(n=i + 1) for i in range(len(columns)))
@@ -183,14 +191,28 @@ async def sqlite_execute(
     return out
 
 
-def _mysql_multirow(head: str, header: int) -> BulkInsert:
+def _mysql_multirow(
+    table: str, columns: Sequence[str], quote: Callable[[str], str], header: int,
+    defaults: Mapping[str, object],
+) -> BulkInsert:  # fmt: skip
     # the quoted form of each short string seen, kept from batch to batch (a job's names,
     # labels and targets come back in every batch: quoting them again was half of building a
     # batch), apart for each quoting mode of the connection, and bounded; with them, the text
-    # of each distinct header (the row's first ``header`` values), made once
+    # of each distinct header (the row's first ``header`` values), made once per set of
+    # columns left out
     kept: dict[bool, dict[str, str]] = {False: {}, True: {}}
-    headers: dict[bool, dict[tuple[Any, ...], str]] = {False: {}, True: {}}
-    held = [0]  # characters kept, all four
+    headers: dict[tuple[bool, tuple[int, ...]], dict[tuple[Any, ...], str]] = {}
+    held = [0]  # characters kept, all of them
+    # the columns a batch may leave out, by place, with the value the database fills in
+    omittable = [(columns.index(name), value) for name, value in defaults.items()]
+    heads: dict[tuple[int, ...], str] = {}
+
+    def head_of(omit: tuple[int, ...]) -> str:
+        head = heads.get(omit)
+        if head is None:
+            names = ", ".join(quote(c) for i, c in enumerate(columns) if i not in omit)
+            head = heads[omit] = f"INSERT INTO {quote(table)} ({names}) VALUES "
+        return head
 
     async def insert_rows(conn: AsyncConnection, rows: list[Row]) -> None:
         raw = await conn.get_raw_connection()
@@ -198,12 +220,24 @@ def _mysql_multirow(head: str, header: int) -> BulkInsert:
         escape = driver_conn.escape  # the connection's own quoting (honours NO_BACKSLASH_ESCAPES)
         no_backslash = bool(driver_conn.server_status & _NO_BACKSLASH_ESCAPES)
         if held[0] > _QUOTE_CACHE_MAX_CHARS:
-            for mode in (False, True):
-                kept[mode].clear()
-                headers[mode].clear()
+            for cache in kept.values():
+                cache.clear()
+            headers.clear()
             held[0] = 0
+        # Columns every row of the batch leaves at the database's default (a first attempt,
+        # no payload) are not sent: MariaDB parses every value of a multi-row INSERT and
+        # makes an item of it, which was a third of its work on a job's rows
+        omit = tuple(
+            i for i, value in omittable
+            if all(type(row[i]) is type(value) and row[i] == value for row in rows)
+        )  # fmt: skip
+        head = head_of(omit)
+        keep = [i for i in range(len(rows[0]) if rows else 0) if i not in omit]
+        in_header = [i for i in keep if i < header]
+        in_tail = [i for i in keep if i >= header]
+        tail_of = itemgetter(*in_tail) if len(in_tail) > 1 else None
         quoted = kept[no_backslash]
-        made = headers[no_backslash]
+        made = headers.setdefault((no_backslash, omit), {})
         last = [False]  # the statement just built is the batch's last
         literal = _mysql_literal(escape, quoted, held)
         lookup = quoted.get
@@ -211,29 +245,38 @@ def _mysql_multirow(head: str, header: int) -> BulkInsert:
         def statements() -> Iterator[str]:
             groups: list[str] = []
             size = len(head)
-            five = bool(rows) and len(rows[0]) - header == 5
+            arity = len(in_tail)
             for row in rows:
                 if header:
                     key = row[:header]
                     group = made.get(key)
                     if group is None:
-                        group = made[key] = "(" + "".join([literal(v) + "," for v in key])
+                        group = made[key] = "(" + "".join(
+                            [literal(row[i]) + "," for i in in_header]
+                        )
                         held[0] += len(group)
                 else:
                     group = "("
-                if five:
-                    # a test event's rest (target ID, target, name, payload, time), written
-                    # out: the loop and the join below cost a third more, and this text is
-                    # built on the event loop for every event stored
-                    a, b, c, d, e = row[header:]
-                    # a time's repr has no exponent in that range (literal() checks)
+                # a test event's rest (target ID, target, name, payload if any, time), written
+                # out: a loop and a join cost a third more, and this text is built on the
+                # event loop for every event stored; a time's repr has no exponent in that
+                # range (literal() checks)
+                if arity == 5:
+                    a, b, c, d, e = tail_of(row)  # type: ignore[misc]
                     when = f"{e!r}e0" if type(e) is float and 1e-4 < e < 1e16 else literal(e)
                     group = (
                         f"{group}{lookup(a) or literal(a)},{lookup(b) or literal(b)},"
                         f"{lookup(c) or literal(c)},{lookup(d) or literal(d)},{when})"
                     )
+                elif arity == 4:
+                    a, b, c, e = tail_of(row)  # type: ignore[misc]
+                    when = f"{e!r}e0" if type(e) is float and 1e-4 < e < 1e16 else literal(e)
+                    group = (
+                        f"{group}{lookup(a) or literal(a)},{lookup(b) or literal(b)},"
+                        f"{lookup(c) or literal(c)},{when})"
+                    )
                 else:
-                    group += ",".join([literal(v) for v in row[header:]]) + ")"
+                    group += ",".join([literal(row[i]) for i in in_tail]) + ")"
                 if groups and size + len(group) + 1 > _MYSQL_STATEMENT_CHARS:
                     yield head + ",".join(groups)
                     groups, size = [], len(head)

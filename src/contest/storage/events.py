@@ -62,6 +62,9 @@ TEST_COLUMNS = (
 )
 #: the leading columns of a test event's row that its step's other events share
 TEST_HEADER = 5
+#: the test event columns the database fills in when an INSERT leaves them out, with what it
+#: puts there (schema.test_events: a first attempt, no payload), as most batches hold
+TEST_DEFAULTS: dict[str, object] = {"test_attempt": 0, "payload": None}
 FRAMEWORK_COLUMNS = ("job_id", "event_name", "payload", "emit_time")
 
 
@@ -262,7 +265,9 @@ def make_flush(
     """The writer's flush: insert a batch's events, and move ``jobs.state`` along with them;
     ``ended(conn, job_ids)`` runs in the same transaction for the jobs whose last state in the
     batch is one they end in (``jobs.ENDED_STATES``)."""
-    insert_test = bulk_insert(dialect, test_events.name, TEST_COLUMNS, header=TEST_HEADER)
+    insert_test = bulk_insert(
+        dialect, test_events.name, TEST_COLUMNS, header=TEST_HEADER, defaults=TEST_DEFAULTS
+    )
     insert_framework = bulk_insert(dialect, framework_events.name, FRAMEWORK_COLUMNS)
 
     async def flush(conn: AsyncConnection, items: list[Item]) -> None:
