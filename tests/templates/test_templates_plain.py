@@ -22,7 +22,7 @@ class _Raising:
 
 
 class _Str(str):
-    pass
+    """A string of another type: Go's printing, not the plain path."""
 
 
 ROOTS: list[Any] = [
